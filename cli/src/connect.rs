@@ -1,0 +1,187 @@
+//! Finding the API server: resolve the endpoint, connect, and start the local
+//! default server in the background when it is not answering (only that one;
+//! a configured endpoint is never started).
+
+use std::{
+    fs::{self, File, OpenOptions},
+    io::{Read, Seek, SeekFrom},
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use skypilot_api::{Client, ClientError, Endpoint, identity::Identity};
+use skypilot_server::ServerConfig;
+use tonic_health::pb::health_check_response::ServingStatus;
+
+use crate::error::{CliError, CliResult};
+
+/// How long a started server gets to become healthy.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Lines of the server log shown when a start fails.
+const LOG_TAIL_LINES: usize = 20;
+
+/// The calling user.
+pub fn identity() -> CliResult<Identity> {
+    Identity::current()
+        .map_err(|err| CliError::new(format!("cannot read or create ~/.sky/user_hash: {err}")))
+}
+
+/// Connects to the configured server, starting the local default if needed.
+pub async fn connect() -> CliResult<Client> {
+    let endpoint = Endpoint::resolve()?;
+    connect_to(&endpoint, true).await
+}
+
+/// Connects to `endpoint`; with `autostart`, starts it if it is the local default.
+pub async fn connect_to(endpoint: &Endpoint, autostart: bool) -> CliResult<Client> {
+    let identity = identity()?;
+    match Client::connect(endpoint, &identity).await {
+        Err(ClientError::Unreachable { .. }) if autostart && endpoint.is_local_default() => {
+            start_background(endpoint, &BackgroundStart::local_default(endpoint)).await?;
+            Ok(Client::connect(endpoint, &identity).await?)
+        }
+        other => Ok(other?),
+    }
+}
+
+/// How to start a server in the background.
+pub struct BackgroundStart {
+    pub host: String,
+    pub port: u16,
+    pub deploy: bool,
+    pub data_dir: PathBuf,
+}
+
+impl BackgroundStart {
+    pub fn local_default(endpoint: &Endpoint) -> BackgroundStart {
+        BackgroundStart {
+            host: endpoint.host.clone(),
+            port: endpoint.port,
+            deploy: false,
+            data_dir: ServerConfig::default_data_dir(),
+        }
+    }
+}
+
+/// `~/.sky/api_server/server.log`: where a background server writes its log.
+pub fn server_log_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("server.log")
+}
+
+/// Starts `sky api start --foreground` detached, unless one is already
+/// answering at `endpoint`, and waits until it is healthy. A lock file keeps
+/// two CLIs from starting two servers at once.
+pub async fn start_background(endpoint: &Endpoint, start: &BackgroundStart) -> CliResult {
+    fs::create_dir_all(&start.data_dir)?;
+    let lock = File::create(start.data_dir.join(".start.lock"))?;
+    let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+        .await
+        .map_err(|err| CliError::new(format!("start lock: {err}")))??;
+    let identity = identity()?;
+    if healthy(endpoint, &identity).await {
+        return Ok(()); // another CLI started it meanwhile
+    }
+
+    let log_path = server_log_path(&start.data_dir);
+    eprintln!(
+        "Starting SkyPilot API server, view logs at {}",
+        log_path.display()
+    );
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)?;
+    let log_start = log.metadata()?.len();
+    let exe = std::env::current_exe()?;
+    let mut command = Command::new(exe);
+    command
+        .args([
+            "api",
+            "start",
+            "--foreground",
+            "--host",
+            &start.host,
+            "--port",
+            &start.port.to_string(),
+        ])
+        .arg("--data-dir")
+        .arg(&start.data_dir);
+    if start.deploy {
+        command.arg("--deploy");
+    }
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .map_err(|err| CliError::new(format!("cannot start the API server: {err}")))?;
+
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(2);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Err(start_failed(
+                &log_path,
+                log_start,
+                &format!("the server exited ({status})"),
+            ));
+        }
+        if healthy(endpoint, &identity).await {
+            break;
+        }
+        if started.elapsed() > START_TIMEOUT {
+            stop_child(&mut child);
+            return Err(start_failed(
+                &log_path,
+                log_start,
+                "the server did not become healthy in time",
+            ));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+    drop(lock);
+    eprintln!(
+        "\u{2713} SkyPilot API server started at {}",
+        endpoint.display()
+    );
+    Ok(())
+}
+
+async fn healthy(endpoint: &Endpoint, identity: &Identity) -> bool {
+    match Client::connect(endpoint, identity).await {
+        Ok(client) => matches!(client.health().await, Ok(ServingStatus::Serving)),
+        Err(_) => false,
+    }
+}
+
+fn stop_child(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn start_failed(log_path: &Path, from: u64, what: &str) -> CliError {
+    let tail = read_tail(log_path, from, LOG_TAIL_LINES).unwrap_or_default();
+    let mut message = format!("failed to start the SkyPilot API server: {what}.");
+    if !tail.trim().is_empty() {
+        message.push_str(&format!(
+            "\nLast lines of {}:\n{}",
+            log_path.display(),
+            tail.trim_end()
+        ));
+    }
+    CliError::new(message)
+}
+
+/// The last `lines` lines written to `path` after byte `from`.
+fn read_tail(path: &Path, from: u64, lines: usize) -> std::io::Result<String> {
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(from))?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    let all: Vec<&str> = text.lines().collect();
+    Ok(all[all.len().saturating_sub(lines)..].join("\n"))
+}

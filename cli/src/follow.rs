@@ -1,0 +1,110 @@
+//! Following a request: stream its log to stdout until it finishes, then
+//! report its outcome. Ctrl-C detaches: the request goes on, and the user is
+//! told how to follow or cancel it.
+
+use std::io::Write;
+
+use skypilot_api::{
+    Client,
+    client::request_metadata,
+    proto::{
+        google::longrunning::{Operation, operation},
+        skypilot::v1::StreamLogsRequest,
+    },
+};
+
+use crate::error::{CliError, CliResult, EXIT_DETACHED};
+
+/// Streams the log of `id` from `offset` to stdout. With `follow`, until the
+/// request is done. Ctrl-C detaches.
+pub async fn stream_log(
+    client: &Client,
+    id: &str,
+    follow: bool,
+    tail_lines: Option<i32>,
+) -> CliResult {
+    let request = StreamLogsRequest {
+        name: skypilot_api::client::operation_name(id),
+        follow,
+        tail_lines,
+        offset: None,
+    };
+    let copy = async {
+        let mut stream = client.stream_logs(request).await?;
+        let mut stdout = std::io::stdout();
+        while let Some(chunk) = stream.message().await.map_err(|s| client.stream_error(s))? {
+            stdout.write_all(&chunk.data)?;
+            stdout.flush()?;
+        }
+        Ok::<_, CliError>(())
+    };
+    tokio::select! {
+        result = copy => result,
+        _ = tokio::signal::ctrl_c() => Err(detached(id)),
+    }
+}
+
+/// Streams the request's log until it finishes and returns the finished
+/// operation; an error when it failed or was cancelled.
+pub async fn follow_to_end(client: &Client, id: &str) -> CliResult<Operation> {
+    stream_log(client, id, true, None).await?;
+    let wait = client.wait_operation(id, std::time::Duration::from_secs(3600));
+    let operation = tokio::select! {
+        result = wait => result?,
+        _ = tokio::signal::ctrl_c() => return Err(detached(id)),
+    };
+    outcome(operation)
+}
+
+/// The operation if it succeeded; its error otherwise.
+pub fn outcome(operation: Operation) -> CliResult<Operation> {
+    let metadata = request_metadata(&operation)?;
+    match &operation.result {
+        Some(operation::Result::Error(status)) => {
+            let what = match metadata.state() {
+                skypilot_api::proto::skypilot::v1::RequestState::Cancelled => "was cancelled",
+                _ => "failed",
+            };
+            Err(CliError::new(format!(
+                "Request {} ({}) {what}: {}",
+                metadata.request_id, metadata.request_name, status.message
+            )))
+        }
+        Some(operation::Result::Response(_)) => Ok(operation),
+        None => Err(CliError::new(format!(
+            "Request {} ({}) has not finished yet; follow it with: sky api logs {}",
+            metadata.request_id, metadata.request_name, metadata.request_id
+        ))),
+    }
+}
+
+/// The message printed when the user presses Ctrl-C while waiting.
+pub fn detached(id: &str) -> CliError {
+    let _ = std::io::stdout().flush();
+    CliError {
+        message: format!(
+            "\n\u{2699}\u{fe0e} Request will continue running asynchronously.\n\
+             \u{251c}\u{2500}\u{2500} View logs: sky api logs {id}\n\
+             \u{2514}\u{2500}\u{2500} To cancel the request, run: sky api cancel {id}"
+        ),
+        exit_code: EXIT_DETACHED,
+    }
+}
+
+/// Prints how to follow a request submitted with --async.
+pub fn print_submitted(operation: &Operation) -> CliResult {
+    let metadata = request_metadata(operation)?;
+    println!(
+        "Submitted {} request: {}",
+        metadata.request_name, metadata.request_id
+    );
+    eprintln!(
+        "\u{251c}\u{2500}\u{2500} Check logs with: sky api logs {}",
+        metadata.request_id
+    );
+    eprintln!(
+        "\u{2514}\u{2500}\u{2500} Or, cancel with: sky api cancel {}",
+        metadata.request_id
+    );
+    Ok(())
+}

@@ -1,0 +1,97 @@
+//! Terminal output helpers: SkyPilot-style tables, relative times, and the
+//! fields of a request shown to users.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use skypilot_api::proto::skypilot::v1::{RequestMetadata, RequestState};
+
+/// Left-aligned columns separated by two spaces, like SkyPilot's tables.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let mut text = String::new();
+        for (i, (cell, width)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                text.push_str(cell);
+            } else {
+                text.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(headers.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+/// "just now", "5 secs ago", "3 mins ago", "2 hrs ago", "4 days ago".
+pub fn ago(timestamp: Option<&prost_types::Timestamp>) -> String {
+    let Some(ts) = timestamp else {
+        return "-".into();
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let secs = (now - ts.seconds).max(0);
+    let (n, unit) = match secs {
+        0 => return "just now".into(),
+        1..=59 => (secs, "sec"),
+        60..=3599 => (secs / 60, "min"),
+        3600..=86399 => (secs / 3600, "hr"),
+        _ => (secs / 86400, "day"),
+    };
+    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+}
+
+/// SkyPilot's spelling of a request state.
+pub fn state(metadata: &RequestMetadata) -> &'static str {
+    match metadata.state() {
+        RequestState::Unspecified => "UNKNOWN",
+        RequestState::Pending => "PENDING",
+        RequestState::Running => "RUNNING",
+        RequestState::Succeeded => "SUCCEEDED",
+        RequestState::Failed => "FAILED",
+        RequestState::Cancelled => "CANCELLED",
+    }
+}
+
+/// Seconds since the epoch as a float, for JSON output.
+pub fn epoch_seconds(timestamp: Option<&prost_types::Timestamp>) -> Option<f64> {
+    timestamp.map(|ts| ts.seconds as f64 + f64::from(ts.nanos) / 1e9)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_columns_align_and_trailing_space_is_trimmed() {
+        let text = table(&["ID", "Name"], &[vec!["abc".into(), "sky.check".into()]]);
+        assert_eq!(text, "ID   Name\nabc  sky.check\n");
+    }
+
+    #[test]
+    fn relative_times_use_singular_and_plural() {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let at = |secs_ago: i64| prost_types::Timestamp {
+            seconds: now - secs_ago,
+            nanos: 0,
+        };
+        assert_eq!(ago(Some(&at(1))), "1 sec ago");
+        assert_eq!(ago(Some(&at(125))), "2 mins ago");
+        assert_eq!(ago(None), "-");
+    }
+}

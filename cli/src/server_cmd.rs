@@ -1,0 +1,270 @@
+//! `sky api start|stop` and `sky api logs --server-logs`: running the API
+//! server in this process, in the background, and stopping a local one.
+
+use std::{
+    fs::{self, File},
+    io::{Read, Seek, SeekFrom, Write},
+    path::PathBuf,
+    time::Duration,
+};
+
+use skypilot_api::{Endpoint, EndpointSource, proto::skypilot::v1::ServerMode};
+use skypilot_server::{Server, ServerConfig};
+
+use crate::{
+    connect::{BackgroundStart, server_log_path, start_background},
+    error::{CliError, CliResult},
+};
+
+/// Options of `sky api start`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StartArgs {
+    /// Address to listen on (default 127.0.0.1; 0.0.0.0 with --deploy).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Port to listen on (default 46580).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Run in this process instead of in the background.
+    #[arg(long)]
+    pub foreground: bool,
+    /// Run as a team deployment (listens on all interfaces by default).
+    #[arg(long)]
+    pub deploy: bool,
+    /// Where the server keeps its state (default ~/.sky/api_server).
+    #[arg(long, env = "SKYPILOT_API_SERVER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log format of the server.
+    #[arg(long, value_enum, default_value = "text", env = "SKYPILOT_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl StartArgs {
+    fn host(&self) -> String {
+        self.host
+            .clone()
+            .unwrap_or_else(|| if self.deploy { "0.0.0.0" } else { "127.0.0.1" }.into())
+    }
+
+    fn port(&self) -> CliResult<u16> {
+        match self.port {
+            Some(port) => Ok(port),
+            None => Ok(Endpoint::local_default()?.port),
+        }
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(ServerConfig::default_data_dir)
+    }
+}
+
+/// `sky api start --foreground`: serve until SIGTERM or SIGINT.
+pub fn run_foreground(args: &StartArgs) -> CliResult {
+    init_tracing(args.log_format);
+    let mut config = ServerConfig::local(args.data_dir());
+    config.host = args.host();
+    config.port = args.port()?;
+    config.mode = if args.deploy {
+        ServerMode::Deploy
+    } else {
+        ServerMode::Local
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| CliError::new(format!("cannot start the async runtime: {err}")))?;
+    runtime.block_on(async {
+        let server = Server::new(config)
+            .start()
+            .await
+            .map_err(|err| CliError::new(err.to_string()))?;
+        wait_for_stop_signal().await?;
+        server
+            .shutdown()
+            .await
+            .map_err(|err| CliError::new(err.to_string()))
+    })
+}
+
+async fn wait_for_stop_signal() -> CliResult {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+    Ok(())
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// `sky api start`: start in the background unless a server already answers.
+pub async fn start(args: &StartArgs) -> CliResult {
+    let port = args.port()?;
+    let host = args.host();
+    let connect_host = if host == "0.0.0.0" || host == "::" {
+        "127.0.0.1".to_string()
+    } else {
+        host.clone()
+    };
+    let endpoint = Endpoint::parse(
+        &format!("http://{}", join_host_port(&connect_host, port)),
+        EndpointSource::LocalDefault,
+    )
+    .map_err(|problem| CliError::new(format!("invalid --host/--port: {problem}")))?;
+    let identity = crate::connect::identity()?;
+    if skypilot_api::Client::connect(&endpoint, &identity)
+        .await
+        .is_ok()
+    {
+        println!(
+            "SkyPilot API server is already running at {}",
+            endpoint.display()
+        );
+        return Ok(());
+    }
+    let data_dir = args.data_dir();
+    start_background(
+        &endpoint,
+        &BackgroundStart {
+            host,
+            port,
+            deploy: args.deploy,
+            data_dir: data_dir.clone(),
+        },
+    )
+    .await?;
+    println!(
+        "\u{251c}\u{2500}\u{2500} SkyPilot API server: {}",
+        endpoint.display()
+    );
+    println!(
+        "\u{2514}\u{2500}\u{2500} View API server logs at: {}",
+        server_log_path(&data_dir).display()
+    );
+    Ok(())
+}
+
+fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// `sky api stop`: stops the local server through its pid file and waits
+/// until it has released its data directory.
+pub async fn stop() -> CliResult {
+    let endpoint = Endpoint::resolve()?;
+    if !endpoint.is_local_default() {
+        return Err(CliError::new(format!(
+            "Cannot stop the API server at {} ({}): `sky api stop` only stops the local API server.",
+            endpoint.display(),
+            endpoint.source
+        )));
+    }
+    let data_dir = ServerConfig::default_data_dir();
+    let lock_path = data_dir.join("server.lock");
+    let Ok(lock) = File::options().write(true).open(&lock_path) else {
+        println!("SkyPilot API server is not running.");
+        return Ok(());
+    };
+    if lock.try_lock().is_ok() {
+        println!("SkyPilot API server is not running.");
+        return Ok(());
+    }
+    let pid = fs::read_to_string(data_dir.join("server.pid"))
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .next()
+                .and_then(|line| line.trim().parse::<i32>().ok())
+        })
+        .filter(|pid| *pid > 0)
+        .ok_or_else(|| {
+            CliError::new(format!(
+                "the local API server holds {} but its pid file is missing",
+                lock_path.display()
+            ))
+        })?;
+    // SAFETY: kill(2) with a pid read from our own pid file and SIGTERM.
+    if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+        return Err(CliError::new(format!(
+            "cannot signal the API server (pid {pid}): {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    let released = tokio::task::spawn_blocking(move || lock.lock());
+    match tokio::time::timeout(Duration::from_secs(60), released).await {
+        Ok(Ok(Ok(()))) => {
+            println!("SkyPilot API server stopped.");
+            Ok(())
+        }
+        _ => Err(CliError::new(format!(
+            "the API server (pid {pid}) did not stop within 60 seconds"
+        ))),
+    }
+}
+
+/// Prints the local server's log (`--tail` lines), following it with `follow`.
+pub async fn print_server_log(follow: bool, tail: Option<u32>) -> CliResult {
+    let endpoint = Endpoint::resolve()?;
+    if !endpoint.is_local_default() {
+        return Err(CliError::new(format!(
+            "--server-logs shows the local API server's log; the API server at {} is remote: \
+             read its log where it runs (e.g. `kubectl logs`).",
+            endpoint.display()
+        )));
+    }
+    let path = server_log_path(&ServerConfig::default_data_dir());
+    let mut file = File::open(&path)
+        .map_err(|err| CliError::new(format!("cannot read {}: {err}", path.display())))?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    let lines: Vec<&str> = text.lines().collect();
+    let start = tail
+        .map(|t| lines.len().saturating_sub(t as usize))
+        .unwrap_or(0);
+    let mut stdout = std::io::stdout();
+    for line in &lines[start..] {
+        writeln!(stdout, "{line}")?;
+    }
+    if !follow {
+        return Ok(());
+    }
+    let mut offset = file.stream_position()?;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+        file.seek(SeekFrom::Start(offset))?;
+        let mut more = Vec::new();
+        file.read_to_end(&mut more)?;
+        offset += more.len() as u64;
+        stdout.write_all(&more)?;
+        stdout.flush()?;
+    }
+}

@@ -1,0 +1,43 @@
+//! Server settings, with the defaults a local server uses.
+
+use std::{path::PathBuf, time::Duration};
+
+use skypilot_api::{config::sky_dir, endpoint::DEFAULT_PORT, proto::skypilot::v1::ServerMode};
+
+use crate::ops::EngineConfig;
+
+/// How a server runs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where the store, operation logs, lock and pid files live.
+    pub data_dir: PathBuf,
+    pub host: String,
+    /// 0 picks a free port (tests).
+    pub port: u16,
+    pub mode: ServerMode,
+    pub engine: EngineConfig,
+    /// Finished operations are removed after this many hours; negative keeps them.
+    pub retention_hours: f64,
+    /// How long running operations get to finish at shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl ServerConfig {
+    /// `~/.sky/api_server`: the local server's data dir.
+    pub fn default_data_dir() -> PathBuf {
+        sky_dir().join("api_server")
+    }
+
+    /// A local server on loopback with its data in `data_dir`.
+    pub fn local(data_dir: PathBuf) -> ServerConfig {
+        ServerConfig {
+            data_dir,
+            host: "127.0.0.1".into(),
+            port: DEFAULT_PORT,
+            mode: ServerMode::Local,
+            engine: EngineConfig::default(),
+            retention_hours: 24.0,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! Conversions between the store's records and the wire's messages.
+
+use prost::Message;
+use skypilot_api::proto::{
+    google::longrunning::{Operation, operation},
+    skypilot::v1::RequestMetadata,
+};
+
+use super::status::rpc_status;
+use crate::store::OpRecord;
+
+/// The `google.longrunning.Operation` for a record.
+pub fn operation(record: &OpRecord) -> Operation {
+    let result = if !record.is_done() {
+        None
+    } else if let Some(error) = &record.error {
+        Some(operation::Result::Error(rpc_status(error)))
+    } else {
+        Some(operation::Result::Response(prost_types::Any {
+            type_url: record.response_type_url.clone(),
+            value: record.response.clone(),
+        }))
+    };
+    Operation {
+        name: format!("operations/{}", record.id),
+        metadata: Some(prost_types::Any {
+            type_url: "type.googleapis.com/skypilot.v1.RequestMetadata".into(),
+            value: metadata(record).encode_to_vec(),
+        }),
+        done: record.is_done(),
+        result,
+    }
+}
+
+/// The `RequestMetadata` for a record.
+pub fn metadata(record: &OpRecord) -> RequestMetadata {
+    RequestMetadata {
+        request_id: record.id.clone(),
+        request_name: record.kind.clone(),
+        state: record.state,
+        user_name: record.user_name.clone(),
+        user_id: record.user_id.clone(),
+        cluster_name: record.cluster.clone(),
+        schedule: record.schedule,
+        create_time: timestamp(record.created_ms),
+        start_time: timestamp(record.started_ms),
+        finish_time: timestamp(record.finished_ms),
+        status_message: record.status_message.clone(),
+        log_size: record.log_size,
+        retryable: record.error.as_ref().is_some_and(|e| e.retryable),
+    }
+}
+
+fn timestamp(ms: i64) -> Option<prost_types::Timestamp> {
+    (ms > 0).then(|| prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    })
+}

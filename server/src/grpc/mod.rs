@@ -1,0 +1,57 @@
+//! The gRPC layer: thin handlers that validate, convert, call the engine and
+//! convert back. No store access and no business logic here.
+
+mod caller;
+mod convert;
+mod infra;
+mod operations;
+mod requests;
+mod server_info;
+pub mod status;
+
+use std::sync::Arc;
+
+pub use caller::ApiVersionLayer;
+use skypilot_api::proto::{
+    google::longrunning::operations_server::OperationsServer,
+    skypilot::v1::{
+        ServerMode, infra_service_server::InfraServiceServer,
+        request_service_server::RequestServiceServer, server_service_server::ServerServiceServer,
+    },
+};
+
+use crate::{auth::Caller, ops::Engine};
+
+/// Largest request message the server decodes.
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// What every handler shares.
+pub struct Shared {
+    pub engine: Engine,
+    pub mode: ServerMode,
+    /// Identity assumed for calls that carry none (a local server's owner).
+    pub owner: Caller,
+}
+
+/// The application services, ready to add to a tonic router.
+pub struct Services {
+    pub operations: OperationsServer<operations::OperationsApi>,
+    pub requests: RequestServiceServer<requests::RequestsApi>,
+    pub server: ServerServiceServer<server_info::ServerApi>,
+    pub infra: InfraServiceServer<infra::InfraApi>,
+}
+
+impl Services {
+    pub fn new(shared: Arc<Shared>) -> Services {
+        Services {
+            operations: OperationsServer::new(operations::OperationsApi(shared.clone()))
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
+            requests: RequestServiceServer::new(requests::RequestsApi(shared.clone()))
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
+            server: ServerServiceServer::new(server_info::ServerApi(shared.clone()))
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
+            infra: InfraServiceServer::new(infra::InfraApi(shared))
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
+        }
+    }
+}

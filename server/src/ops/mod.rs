@@ -1,0 +1,448 @@
+//! The operation engine: accepts requests as durable operations, schedules
+//! them on the LONG and SHORT queues (one at a time per cluster), runs them
+//! through their `OperationKind`, and answers reads about them. Every state
+//! change is written to the store before anyone hears of it.
+
+mod drive;
+pub mod kind;
+mod live;
+pub mod log;
+mod queue;
+mod read;
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use skypilot_api::proto::skypilot::v1::RequestState;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+pub use kind::{BoxFuture, OpContext, OpOutput, OperationKind};
+use live::LiveOp;
+use log::LogDir;
+use queue::Queues;
+pub use read::{ListQuery, LogChunk};
+
+use crate::{
+    auth::Caller,
+    error::{Error, ErrorKind, Result},
+    store::{OpRecord, Store, StoredError},
+};
+
+/// Longest idempotency key accepted.
+const MAX_IDEMPOTENCY_KEY_CHARS: usize = 256;
+/// How many matches an ambiguous-prefix error lists.
+const AMBIGUOUS_MATCHES_SHOWN: usize = 5;
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Concurrent LONG operations (launch, exec, start ...).
+    pub long_workers: usize,
+    /// Concurrent SHORT operations (status, stop, cancel, check ...).
+    pub short_workers: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            long_workers: 8,
+            short_workers: 32,
+        }
+    }
+}
+
+/// A request to run an operation.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    /// The registered kind, e.g. "sky.check".
+    pub kind: String,
+    /// The encoded request message.
+    pub payload: Vec<u8>,
+    pub caller: Caller,
+    /// The cluster it acts on; empty for none.
+    pub cluster: String,
+    /// Empty for none.
+    pub idempotency_key: String,
+}
+
+/// Handle to the engine; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    logs: LogDir,
+    kinds: HashMap<&'static str, Arc<dyn OperationKind>>,
+    live: Mutex<HashMap<String, Arc<LiveOp>>>,
+    queues: Queues,
+    accepting: AtomicBool,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Engine {
+    /// Creates the engine over `store` and `logs`, then recovers the
+    /// operations a previous run left unfinished.
+    pub async fn start(
+        store: Store,
+        logs: LogDir,
+        kinds: Vec<Arc<dyn OperationKind>>,
+        config: &EngineConfig,
+    ) -> Result<Engine> {
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                store,
+                logs,
+                kinds: kinds.into_iter().map(|kind| (kind.name(), kind)).collect(),
+                live: Mutex::default(),
+                queues: Queues::new(config.long_workers, config.short_workers),
+                accepting: AtomicBool::new(true),
+                shutdown: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+            }),
+        };
+        engine.recover().await?;
+        Ok(engine)
+    }
+
+    /// The store behind the engine.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Accepts a request: stores it as PENDING (durably), queues it and
+    /// returns its record. With an idempotency key already used by the same
+    /// caller, returns that operation instead (or an error when the request differs).
+    pub async fn submit(&self, submission: Submission) -> Result<OpRecord> {
+        if !self.inner.accepting.load(Ordering::Acquire) {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                "the API server is shutting down; retry in a few seconds",
+            ));
+        }
+        let kind = self.kind(&submission.kind)?;
+        validate_idempotency_key(&submission.idempotency_key)?;
+
+        let record = OpRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            kind: submission.kind.clone(),
+            state: RequestState::Pending as i32,
+            user_name: submission.caller.name.clone(),
+            user_id: submission.caller.id.clone(),
+            cluster: submission.cluster.clone(),
+            schedule: kind.schedule() as i32,
+            created_ms: now_ms(),
+            payload: submission.payload.clone(),
+            idempotency_key: submission.idempotency_key.clone(),
+            ..Default::default()
+        };
+        if !submission.idempotency_key.is_empty()
+            && let Some(existing) = self.claim_idempotency_key(&submission, &record.id)?
+        {
+            return Ok(existing);
+        }
+        let log = self.inner.logs.open_writer(&record.id)?;
+        self.inner.store.put_op(&record)?;
+        self.inner.store.durable().await?;
+        tracing::debug!(id = %record.id, kind = %record.kind, "operation accepted");
+        self.enqueue(LiveOp::new(record.clone(), log));
+        Ok(record)
+    }
+
+    /// Binds the submission's idempotency key to `new_id`, or returns the
+    /// operation it already names.
+    fn claim_idempotency_key(
+        &self,
+        submission: &Submission,
+        new_id: &str,
+    ) -> Result<Option<OpRecord>> {
+        let store = &self.inner.store;
+        let key = &submission.idempotency_key;
+        let user = &submission.caller.id;
+        let Some(existing_id) = store.claim_idempotency_key(user, key, new_id)? else {
+            return Ok(None);
+        };
+        if store.get_op(&existing_id)?.is_none() {
+            // The operation the key named is gone (expired): reuse the key.
+            store.release_idempotency_key(user, key, &existing_id)?;
+            return self.claim_idempotency_key(submission, new_id);
+        }
+        let existing = self.get(&existing_id)?;
+        let same = existing.kind == submission.kind
+            && existing.payload == submission.payload
+            && existing.cluster == submission.cluster;
+        if !same {
+            return Err(Error::new(
+                ErrorKind::IdempotencyKeyReused,
+                format!(
+                    "idempotency_key {key:?} was already used for request {} ({}) with a \
+                     different request; use a new key for a new request",
+                    existing.id, existing.kind
+                ),
+            ));
+        }
+        Ok(Some(existing))
+    }
+
+    /// The latest record of an operation, by id or unique id prefix.
+    pub fn get(&self, id_or_prefix: &str) -> Result<OpRecord> {
+        let id = self.resolve(id_or_prefix)?;
+        if let Some(live) = self.live(&id) {
+            return Ok(live.snapshot());
+        }
+        self.inner
+            .store
+            .get_op(&id)?
+            .ok_or_else(|| not_found(id_or_prefix))
+    }
+
+    /// Cancels an operation: a PENDING one at once, a RUNNING one through its
+    /// cancellation token (the record turns CANCELLED when it stops).
+    pub async fn cancel(&self, id_or_prefix: &str) -> Result<OpRecord> {
+        let id = self.resolve(id_or_prefix)?;
+        let Some(live) = self.live(&id) else {
+            let record = self.get(&id)?;
+            return Err(Error::new(
+                ErrorKind::AlreadyDone,
+                format!("request {id} already finished ({})", state_name(&record)),
+            ));
+        };
+        let record = live
+            .transition(&self.inner.store, |record| {
+                if record.state() != RequestState::Pending {
+                    return false;
+                }
+                finish(record, Err(Error::cancelled()));
+                true
+            })
+            .await?;
+        live.cancel.cancel();
+        if record.is_done() {
+            self.forget(&id);
+        }
+        tracing::info!(id = %id, "operation cancelled");
+        Ok(record)
+    }
+
+    /// Deletes a finished operation and its log.
+    pub async fn delete(&self, id_or_prefix: &str) -> Result<()> {
+        let record = self.get(id_or_prefix)?;
+        if !record.is_done() {
+            return Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                format!(
+                    "request {} is still {}; cancel it first (sky api cancel {})",
+                    record.id,
+                    state_name(&record),
+                    record.id
+                ),
+            ));
+        }
+        self.inner.store.delete_op(&record)?;
+        self.inner.store.durable().await?;
+        self.inner.logs.remove(&record.id)?;
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for the operation to finish; returns it either way.
+    pub async fn wait(&self, id_or_prefix: &str, timeout: Duration) -> Result<OpRecord> {
+        let id = self.resolve(id_or_prefix)?;
+        if let Some(live) = self.live(&id) {
+            let mut changes = live.subscribe();
+            let finished = changes.wait_for(|record| record.is_done());
+            let _ = tokio::time::timeout(timeout, finished).await;
+        }
+        self.get(&id)
+    }
+
+    /// Removes finished operations older than `cutoff_ms` (and their logs);
+    /// returns how many were removed.
+    pub async fn remove_finished_before(&self, cutoff_ms: i64) -> Result<usize> {
+        let mut removed = 0;
+        for record in self.inner.store.ops_oldest_first() {
+            let record = record?;
+            if record.is_done() && record.finished_ms < cutoff_ms {
+                self.inner.store.delete_op(&record)?;
+                self.inner.logs.remove(&record.id)?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.inner.store.durable().await?;
+        }
+        Ok(removed)
+    }
+
+    /// Stops accepting work, lets running operations finish for up to
+    /// `grace`, leaves the rest recoverable, and flushes the store.
+    pub async fn shutdown(&self, grace: Duration) -> Result<()> {
+        self.inner.accepting.store(false, Ordering::Release);
+        self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        if tokio::time::timeout(grace, self.inner.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                running = self.live_count(),
+                "grace period over; unfinished operations resume at next start"
+            );
+        }
+        self.inner.store.flush_now()
+    }
+
+    /// Number of operations not finished yet.
+    pub fn live_count(&self) -> usize {
+        self.inner
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
+    /// The full id for an id or unique id prefix (with or without "operations/").
+    pub fn resolve(&self, id_or_prefix: &str) -> Result<String> {
+        let prefix = id_or_prefix
+            .strip_prefix("operations/")
+            .unwrap_or(id_or_prefix);
+        if prefix.is_empty() {
+            return Err(Error::invalid(
+                "name",
+                "empty request id; give an id or a unique prefix of one",
+            ));
+        }
+        if prefix.len() > 36 || !prefix.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return Err(Error::invalid(
+                "name",
+                format!("{prefix:?} is not a request id (ids look like 0193a1b2-...)"),
+            ));
+        }
+        let prefix = prefix.to_ascii_lowercase();
+        let matches = self
+            .inner
+            .store
+            .op_ids_with_prefix(&prefix, AMBIGUOUS_MATCHES_SHOWN + 1)?;
+        match matches.as_slice() {
+            [] => Err(not_found(&prefix)),
+            [only] => Ok(only.clone()),
+            several => {
+                let shown = several[..several.len().min(AMBIGUOUS_MATCHES_SHOWN)].join(", ");
+                let more = if several.len() > AMBIGUOUS_MATCHES_SHOWN {
+                    ", ..."
+                } else {
+                    ""
+                };
+                Err(Error::new(
+                    ErrorKind::AmbiguousId,
+                    format!(
+                        "request id prefix {prefix:?} matches several requests ({shown}{more}); \
+                         give more characters"
+                    ),
+                ))
+            }
+        }
+    }
+
+    fn kind(&self, name: &str) -> Result<Arc<dyn OperationKind>> {
+        self.inner
+            .kinds
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::internal(format!("no operation kind {name:?} is registered")))
+    }
+
+    fn live(&self, id: &str) -> Option<Arc<LiveOp>> {
+        self.inner
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    fn forget(&self, id: &str) {
+        self.inner
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+}
+
+/// Sets the terminal state, finish time and result of `record`.
+fn finish(record: &mut OpRecord, outcome: Result<OpOutput>) {
+    record.finished_ms = now_ms();
+    match outcome {
+        Ok(output) => {
+            record.set_state(RequestState::Succeeded);
+            record.response_type_url = output.type_url;
+            record.response = output.value;
+            record.status_message.clear();
+        }
+        Err(err) => {
+            let state = if err.kind == ErrorKind::Cancelled {
+                RequestState::Cancelled
+            } else {
+                RequestState::Failed
+            };
+            record.set_state(state);
+            record.status_message = err.message.clone();
+            record.error = Some(StoredError {
+                reason: err.kind.reason().to_string(),
+                retryable: err.kind.retryable(),
+                message: err.message,
+            });
+        }
+    }
+}
+
+fn validate_idempotency_key(key: &str) -> Result<()> {
+    if key.chars().count() > MAX_IDEMPOTENCY_KEY_CHARS {
+        return Err(Error::invalid(
+            "idempotency_key",
+            format!("longer than {MAX_IDEMPOTENCY_KEY_CHARS} characters"),
+        ));
+    }
+    if key.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "idempotency_key",
+            "contains control characters",
+        ));
+    }
+    Ok(())
+}
+
+fn not_found(id: &str) -> Error {
+    Error::not_found(format!(
+        "no request with id {id:?}; `sky api status -a` lists requests (finished ones are kept \
+         for a limited time)"
+    ))
+}
+
+/// SkyPilot's spelling of a request state.
+pub fn state_name(record: &OpRecord) -> &'static str {
+    match record.state() {
+        RequestState::Unspecified => "UNKNOWN",
+        RequestState::Pending => "PENDING",
+        RequestState::Running => "RUNNING",
+        RequestState::Succeeded => "SUCCEEDED",
+        RequestState::Failed => "FAILED",
+        RequestState::Cancelled => "CANCELLED",
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,210 @@
+//! Reads of operations: listing with SkyPilot's filters, a stream of
+//! snapshots that ends when the operation is done, and a log stream that
+//! follows a running operation and resumes from any byte offset.
+
+use futures_util::stream::{self, Stream};
+use tokio::sync::watch;
+
+use super::{
+    Engine,
+    log::{read_chunk, tail_offset},
+};
+use crate::{
+    error::{Error, Result},
+    store::OpRecord,
+};
+
+/// Which operations to list; newest first.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Only this user's operations.
+    pub user_id: Option<String>,
+    /// Only finished (true) or unfinished (false) operations.
+    pub done: Option<bool>,
+    /// Only operations on this cluster.
+    pub cluster: Option<String>,
+    /// Only operations older than this id (for paging).
+    pub before: Option<String>,
+    /// At most this many; 0 for no limit.
+    pub limit: usize,
+}
+
+impl ListQuery {
+    fn matches(&self, record: &OpRecord) -> bool {
+        self.user_id
+            .as_ref()
+            .is_none_or(|user| *user == record.user_id)
+            && self.done.is_none_or(|done| done == record.is_done())
+            && self
+                .cluster
+                .as_ref()
+                .is_none_or(|cluster| *cluster == record.cluster)
+            && self
+                .before
+                .as_ref()
+                .is_none_or(|before| record.id < *before)
+    }
+}
+
+/// A piece of an operation's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogChunk {
+    pub offset: u64,
+    pub data: Vec<u8>,
+}
+
+impl Engine {
+    /// Operations matching `query`, newest first.
+    pub fn list(&self, query: &ListQuery) -> Result<Vec<OpRecord>> {
+        let limit = if query.limit == 0 {
+            usize::MAX
+        } else {
+            query.limit
+        };
+        if query.done == Some(false) {
+            // Unfinished operations are all in memory: no store scan.
+            let mut records: Vec<_> = {
+                let live = self.inner.live.lock().unwrap_or_else(|p| p.into_inner());
+                live.values()
+                    .map(|op| op.snapshot())
+                    .filter(|r| query.matches(r))
+                    .collect()
+            };
+            records.sort_by(|a, b| b.id.cmp(&a.id));
+            records.truncate(limit);
+            return Ok(records);
+        }
+        let mut records = Vec::new();
+        for record in self.inner.store.ops_newest_first(query.before.as_deref()) {
+            let record = record?;
+            let record = match self.live(&record.id) {
+                Some(live) => live.snapshot(),
+                None => record,
+            };
+            if query.matches(&record) {
+                records.push(record);
+                if records.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(records)
+    }
+
+    /// Snapshots of an operation: the current one, then one per change; ends
+    /// after the snapshot that shows it done.
+    pub fn watch(&self, id_or_prefix: &str) -> Result<impl Stream<Item = OpRecord> + use<>> {
+        let id = self.resolve(id_or_prefix)?;
+        let changes = self.live(&id).map(|live| live.subscribe());
+        let first = self.get(&id)?;
+        let state = (Some(first), changes);
+        Ok(stream::unfold(state, |(pending, mut changes)| async move {
+            if let Some(record) = pending {
+                let done = record.is_done();
+                return Some((record, (None, if done { None } else { changes })));
+            }
+            let receiver = changes.as_mut()?;
+            receiver.changed().await.ok()?;
+            let record = receiver.borrow_and_update().clone();
+            let done = record.is_done();
+            Some((record, (None, if done { None } else { changes })))
+        }))
+    }
+
+    /// The operation's log from `offset` (or the last `tail_lines` lines, or
+    /// the start). With `follow`, keeps streaming until the operation is done.
+    pub fn logs(
+        &self,
+        id_or_prefix: &str,
+        follow: bool,
+        tail_lines: Option<u64>,
+        offset: Option<u64>,
+    ) -> Result<impl Stream<Item = Result<LogChunk>> + use<>> {
+        let id = self.resolve(id_or_prefix)?;
+        let path = self.inner.logs.path(&id);
+        let start = match (offset, tail_lines) {
+            (Some(offset), _) => offset,
+            (None, Some(lines)) => tail_offset(&path, lines)?,
+            (None, None) => 0,
+        };
+        let live = self.live(&id).filter(|_| follow);
+        let follower = live.map(|live| Follower {
+            growth: live.log.subscribe(),
+            state: live.subscribe(),
+        });
+        let state = LogCursor {
+            path,
+            offset: start,
+            follower,
+            finished: false,
+        };
+        Ok(stream::unfold(state, |mut cursor| async move {
+            if cursor.finished {
+                return None;
+            }
+            loop {
+                // Whether the operation was done *before* this read: if so,
+                // reaching the end of the file means the log is complete.
+                let done_before_read = cursor.follower.as_mut().is_none_or(|f| f.mark_seen());
+                let path = cursor.path.clone();
+                let offset = cursor.offset;
+                let chunk = tokio::task::spawn_blocking(move || read_chunk(&path, offset)).await;
+                let chunk = match chunk {
+                    Ok(Ok(chunk)) => chunk,
+                    Ok(Err(err)) => {
+                        cursor.finished = true;
+                        return Some((Err(Error::from(err)), cursor));
+                    }
+                    Err(err) => {
+                        cursor.finished = true;
+                        return Some((Err(Error::internal(format!("log reader: {err}"))), cursor));
+                    }
+                };
+                if !chunk.is_empty() {
+                    cursor.offset += chunk.len() as u64;
+                    return Some((
+                        Ok(LogChunk {
+                            offset,
+                            data: chunk,
+                        }),
+                        cursor,
+                    ));
+                }
+                if done_before_read {
+                    return None;
+                }
+                cursor.follower.as_mut()?.wait().await;
+            }
+        }))
+    }
+}
+
+struct LogCursor {
+    path: std::path::PathBuf,
+    offset: u64,
+    follower: Option<Follower>,
+    finished: bool,
+}
+
+/// What a following log reader waits on: the log growing or the state changing.
+struct Follower {
+    growth: watch::Receiver<u64>,
+    state: watch::Receiver<OpRecord>,
+}
+
+impl Follower {
+    /// Marks the current values as seen; returns whether the operation is done.
+    fn mark_seen(&mut self) -> bool {
+        self.growth.borrow_and_update();
+        self.state.borrow_and_update().is_done()
+    }
+
+    /// Waits for the log to grow or the state to change (or the operation to
+    /// be forgotten, which only happens once it is done).
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.growth.changed() => {}
+            _ = self.state.changed() => {}
+        }
+    }
+}

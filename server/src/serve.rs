@@ -1,0 +1,315 @@
+//! The server process: takes the data-dir lock, binds the port, opens the
+//! store, recovers the engine, serves gRPC (with health and reflection) and
+//! shuts down in order: NOT_SERVING, stop accepting, drain, flush.
+
+use std::{
+    fmt,
+    fs::{self, File},
+    io,
+    net::SocketAddr,
+    path::PathBuf,
+    sync::Arc,
+    time::Duration,
+};
+
+use futures_util::StreamExt;
+use skypilot_api::{identity::Identity, proto::FILE_DESCRIPTOR_SET};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic_health::{ServingStatus, server::HealthReporter};
+
+use crate::{
+    auth::Caller,
+    config::ServerConfig,
+    error::{Error, Result},
+    grpc::{ApiVersionLayer, Services, Shared},
+    kinds,
+    ops::{Engine, OperationKind, log::LogDir, now_ms},
+    store::Store,
+};
+
+/// Services whose health is reported besides the whole server ("").
+const HEALTH_SERVICES: &[&str] = &[
+    "",
+    "google.longrunning.Operations",
+    "skypilot.v1.RequestService",
+    "skypilot.v1.ServerService",
+    "skypilot.v1.InfraService",
+];
+
+/// Why the server could not start.
+#[derive(Debug)]
+pub enum StartError {
+    DataDir { dir: PathBuf, source: io::Error },
+    DataDirLocked { dir: PathBuf, pid: Option<String> },
+    PortInUse { host: String, port: u16 },
+    Bind { address: String, source: io::Error },
+    Store(Error),
+    Reflection(String),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::DataDir { dir, source } => {
+                write!(f, "cannot use data directory {}: {source}", dir.display())
+            }
+            StartError::DataDirLocked { dir, pid } => {
+                write!(
+                    f,
+                    "another API server is already running on data directory {}",
+                    dir.display()
+                )?;
+                if let Some(pid) = pid {
+                    write!(f, " (pid {pid})")?;
+                }
+                write!(
+                    f,
+                    "; stop it with `sky api stop` or choose another data directory"
+                )
+            }
+            StartError::PortInUse { host, port } => write!(
+                f,
+                "port {port} on {host} is already in use (another API server or program is \
+                 listening there); stop it or choose another port with --port"
+            ),
+            StartError::Bind { address, source } => {
+                write!(f, "cannot listen on {address}: {source}")
+            }
+            StartError::Store(err) => write!(f, "{err}"),
+            StartError::Reflection(err) => write!(f, "cannot set up server reflection: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// A server to start.
+pub struct Server {
+    config: ServerConfig,
+    extra_kinds: Vec<Arc<dyn OperationKind>>,
+}
+
+impl Server {
+    pub fn new(config: ServerConfig) -> Server {
+        Server {
+            config,
+            extra_kinds: Vec::new(),
+        }
+    }
+
+    /// Registers an operation kind besides the built-in ones.
+    pub fn with_kind(mut self, kind: Arc<dyn OperationKind>) -> Server {
+        self.extra_kinds.push(kind);
+        self
+    }
+
+    /// Starts serving; returns once the server answers health checks as SERVING.
+    pub async fn start(self) -> Result<RunningServer, StartError> {
+        let config = self.config;
+        let dir = config.data_dir.clone();
+        let dir_err = |source| StartError::DataDir {
+            dir: dir.clone(),
+            source,
+        };
+        fs::create_dir_all(&dir).map_err(dir_err)?;
+        let lock = lock_data_dir(&dir)?;
+
+        let address = format!("{}:{}", config.host, config.port);
+        let listener = TcpListener::bind(&address).await.map_err(|source| {
+            if source.kind() == io::ErrorKind::AddrInUse {
+                StartError::PortInUse {
+                    host: config.host.clone(),
+                    port: config.port,
+                }
+            } else {
+                StartError::Bind {
+                    address: address.clone(),
+                    source,
+                }
+            }
+        })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { address, source })?;
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        set_health(&health, ServingStatus::NotServing).await;
+
+        let store = Store::open(&dir.join("db")).map_err(StartError::Store)?;
+        let logs = LogDir::open(dir.join("logs")).map_err(dir_err)?;
+        let mut all_kinds = kinds::all();
+        all_kinds.extend(self.extra_kinds);
+        let engine = Engine::start(store, logs, all_kinds, &config.engine)
+            .await
+            .map_err(StartError::Store)?;
+
+        let owner = Identity::current()
+            .map(|me| Caller {
+                name: me.name,
+                id: me.id,
+            })
+            .unwrap_or_else(|_| Caller {
+                name: "unknown".into(),
+                id: "unknown".into(),
+            });
+        let services = Services::new(Arc::new(Shared {
+            engine: engine.clone(),
+            mode: config.mode,
+            owner,
+        }));
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|err| StartError::Reflection(err.to_string()))?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()
+            .map_err(|err| StartError::Reflection(err.to_string()))?;
+
+        let incoming = TcpListenerStream::new(listener).map(|stream| {
+            stream.inspect(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            })
+        });
+        let (stop_serving, stopped) = oneshot::channel::<()>();
+        let router = tonic::transport::Server::builder()
+            .layer(ApiVersionLayer)
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(services.operations)
+            .add_service(services.requests)
+            .add_service(services.server)
+            .add_service(services.infra);
+        let serve = tokio::spawn(async move {
+            router
+                .serve_with_incoming_shutdown(incoming, async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        let retention = tokio::spawn(retention_loop(engine.clone(), config.retention_hours));
+
+        fs::write(
+            dir.join("server.pid"),
+            format!("{}\n{local_addr}\n", std::process::id()),
+        )
+        .map_err(dir_err)?;
+        set_health(&health, ServingStatus::Serving).await;
+        tracing::info!(address = %local_addr, data_dir = %dir.display(), "API server is serving");
+        Ok(RunningServer {
+            local_addr,
+            engine,
+            health,
+            stop_serving,
+            serve,
+            retention,
+            grace: config.shutdown_grace,
+            data_dir: dir,
+            _lock: lock,
+        })
+    }
+}
+
+/// A running server.
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    engine: Engine,
+    health: HealthReporter,
+    stop_serving: oneshot::Sender<()>,
+    serve: JoinHandle<Result<(), tonic::transport::Error>>,
+    retention: JoinHandle<()>,
+    grace: Duration,
+    data_dir: PathBuf,
+    _lock: File,
+}
+
+impl RunningServer {
+    /// The address the server listens on (its port when started with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The engine, for embedding and tests.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Shuts down: NOT_SERVING, stop accepting, let running operations finish
+    /// within the grace period, flush the store, release the data dir.
+    pub async fn shutdown(self) -> Result<()> {
+        tracing::info!("API server shutting down");
+        set_health(&self.health, ServingStatus::NotServing).await;
+        let _ = self.stop_serving.send(());
+        self.retention.abort();
+        let drained = self.engine.shutdown(self.grace).await;
+        // Streams of operations that did not finish would hold connections
+        // open: give in-flight calls a moment, then stop serving regardless.
+        let mut serve = self.serve;
+        if tokio::time::timeout(Duration::from_secs(1), &mut serve)
+            .await
+            .is_err()
+        {
+            serve.abort();
+        }
+        let _ = fs::remove_file(self.data_dir.join("server.pid"));
+        tracing::info!("API server stopped");
+        drained
+    }
+}
+
+/// Takes the exclusive lock on `<dir>/server.lock`, held while the server runs.
+fn lock_data_dir(dir: &std::path::Path) -> Result<File, StartError> {
+    let path = dir.join("server.lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| StartError::DataDir {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => {
+            let pid = fs::read_to_string(dir.join("server.pid"))
+                .ok()
+                .and_then(|text| text.lines().next().map(str::to_string));
+            Err(StartError::DataDirLocked {
+                dir: dir.to_path_buf(),
+                pid,
+            })
+        }
+        Err(fs::TryLockError::Error(source)) => Err(StartError::DataDir {
+            dir: dir.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+async fn set_health(health: &HealthReporter, status: ServingStatus) {
+    for service in HEALTH_SERVICES {
+        health.set_service_status(*service, status).await;
+    }
+}
+
+/// Removes expired finished operations now and then.
+async fn retention_loop(engine: Engine, hours: f64) {
+    if hours < 0.0 {
+        return;
+    }
+    let keep_ms = (hours * 3_600_000.0) as i64;
+    let period = Duration::from_millis((keep_ms / 4).clamp(1_000, 600_000) as u64);
+    loop {
+        match engine.remove_finished_before(now_ms() - keep_ms).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "removed expired finished requests"),
+            Err(err) => tracing::warn!(error = %err, "could not remove expired requests"),
+        }
+        tokio::time::sleep(period).await;
+    }
+}

@@ -1,0 +1,393 @@
+//! A small typed client over the generated stubs: connects to an endpoint,
+//! sends the caller's identity, credentials and API version on every call,
+//! checks the server's API version, and turns statuses into `ClientError`.
+
+use std::{fmt, time::Duration};
+
+use prost::Message;
+use tonic::{
+    Code, Request, Response, Status,
+    metadata::{AsciiMetadataValue, MetadataMap},
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::Channel,
+};
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client};
+use tonic_types::StatusExt;
+
+use crate::{
+    endpoint::Endpoint,
+    identity::Identity,
+    proto::{
+        google::longrunning::{
+            CancelOperationRequest, GetOperationRequest, Operation, WaitOperationRequest,
+            operations_client::OperationsClient,
+        },
+        skypilot::v1::{
+            CheckRequest, GetServerInfoRequest, GetServerInfoResponse, ListRequestsRequest,
+            RequestMetadata, StreamLogsRequest, StreamLogsResponse, WatchOperationRequest,
+            WatchOperationResponse, infra_service_client::InfraServiceClient,
+            request_service_client::RequestServiceClient,
+            server_service_client::ServerServiceClient,
+        },
+    },
+    version::{API_VERSION, API_VERSION_HEADER, MIN_API_VERSION, USER_ID_HEADER, USER_NAME_HEADER},
+};
+
+/// Largest message the client accepts (log chunks are far smaller).
+const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// What went wrong talking to the server.
+#[derive(Debug, Clone)]
+pub enum ClientError {
+    /// Nothing answered at the endpoint.
+    Unreachable { endpoint: String, detail: String },
+    /// The server answered with an error status.
+    Status {
+        code: Code,
+        message: String,
+        reason: Option<String>,
+    },
+    /// Client and server API versions do not work together.
+    Incompatible(String),
+    /// A response the client could not understand.
+    Protocol(String),
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Unreachable { endpoint, detail } => write!(
+                f,
+                "could not connect to SkyPilot API server at {endpoint} ({detail}). \
+                 Check that the server is running and reachable, and that the endpoint is \
+                 right (`sky api info` shows where it comes from)."
+            ),
+            ClientError::Status { message, .. } => write!(f, "{message}"),
+            ClientError::Incompatible(message) | ClientError::Protocol(message) => {
+                write!(f, "{message}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl ClientError {
+    /// The gRPC code, for errors the server returned.
+    pub fn code(&self) -> Option<Code> {
+        match self {
+            ClientError::Status { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// The stable `ErrorInfo` reason, for errors the server returned.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            ClientError::Status { reason, .. } => reason.as_deref(),
+            _ => None,
+        }
+    }
+
+    fn from_status(status: Status, endpoint: &Endpoint) -> ClientError {
+        if status.code() == Code::Unavailable && is_transport_failure(&status) {
+            return ClientError::Unreachable {
+                endpoint: endpoint.display(),
+                detail: status.message().to_string(),
+            };
+        }
+        let reason = status
+            .get_error_details()
+            .error_info()
+            .map(|info| info.reason.clone());
+        ClientError::Status {
+            code: status.code(),
+            message: status.message().to_string(),
+            reason,
+        }
+    }
+}
+
+fn is_transport_failure(status: &Status) -> bool {
+    let message = status.message();
+    message.contains("transport error") || message.contains("tcp connect error")
+}
+
+/// Headers sent with every call.
+#[derive(Clone)]
+pub struct CallHeaders {
+    values: Vec<(&'static str, AsciiMetadataValue)>,
+}
+
+impl Interceptor for CallHeaders {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        for (name, value) in &self.values {
+            request.metadata_mut().insert(*name, value.clone());
+        }
+        Ok(request)
+    }
+}
+
+type Transport = InterceptedService<Channel, CallHeaders>;
+
+/// A connection to one API server.
+#[derive(Clone)]
+pub struct Client {
+    endpoint: Endpoint,
+    channel: Channel,
+    headers: CallHeaders,
+}
+
+impl Client {
+    /// Connects to `endpoint` as `identity`. Fails fast when nothing listens.
+    pub async fn connect(endpoint: &Endpoint, identity: &Identity) -> Result<Client, ClientError> {
+        let unreachable = |detail: String| ClientError::Unreachable {
+            endpoint: endpoint.display(),
+            detail,
+        };
+        let channel = Channel::from_shared(endpoint.uri())
+            .map_err(|err| unreachable(err.to_string()))?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .map_err(|err| unreachable(error_chain(&err)))?;
+        Ok(Client {
+            endpoint: endpoint.clone(),
+            channel,
+            headers: call_headers(endpoint, identity)?,
+        })
+    }
+
+    /// The endpoint this client talks to.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    fn operations(&self) -> OperationsClient<Transport> {
+        OperationsClient::with_interceptor(self.channel.clone(), self.headers.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    fn requests(&self) -> RequestServiceClient<Transport> {
+        RequestServiceClient::with_interceptor(self.channel.clone(), self.headers.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    fn server(&self) -> ServerServiceClient<Transport> {
+        ServerServiceClient::with_interceptor(self.channel.clone(), self.headers.clone())
+    }
+
+    fn infra(&self) -> InfraServiceClient<Transport> {
+        InfraServiceClient::with_interceptor(self.channel.clone(), self.headers.clone())
+    }
+
+    /// Checks the server's API version and unwraps the response.
+    fn accept<T>(&self, result: Result<Response<T>, Status>) -> Result<T, ClientError> {
+        let response = result.map_err(|status| ClientError::from_status(status, &self.endpoint))?;
+        check_server_version(response.metadata(), &self.endpoint)?;
+        Ok(response.into_inner())
+    }
+
+    /// `grpc.health.v1` status of the whole server.
+    pub async fn health(&self) -> Result<ServingStatus, ClientError> {
+        let mut health = health_client::HealthClient::new(self.channel.clone());
+        let response = health
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await;
+        let response =
+            response.map_err(|status| ClientError::from_status(status, &self.endpoint))?;
+        Ok(response.into_inner().status())
+    }
+
+    pub async fn server_info(&self) -> Result<GetServerInfoResponse, ClientError> {
+        self.accept(self.server().get_server_info(GetServerInfoRequest {}).await)
+    }
+
+    pub async fn list_requests(
+        &self,
+        request: ListRequestsRequest,
+    ) -> Result<Vec<Operation>, ClientError> {
+        Ok(self
+            .accept(self.requests().list_requests(request).await)?
+            .operations)
+    }
+
+    pub async fn get_operation(&self, name: &str) -> Result<Operation, ClientError> {
+        let request = GetOperationRequest {
+            name: operation_name(name),
+        };
+        self.accept(self.operations().get_operation(request).await)
+    }
+
+    pub async fn cancel_operation(&self, name: &str) -> Result<(), ClientError> {
+        let request = CancelOperationRequest {
+            name: operation_name(name),
+        };
+        self.accept(self.operations().cancel_operation(request).await)
+    }
+
+    /// Waits up to `timeout` for the operation to finish; returns it either way.
+    pub async fn wait_operation(
+        &self,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<Operation, ClientError> {
+        let request = WaitOperationRequest {
+            name: operation_name(name),
+            timeout: Some(prost_types::Duration {
+                seconds: timeout.as_secs() as i64,
+                nanos: timeout.subsec_nanos() as i32,
+            }),
+        };
+        self.accept(self.operations().wait_operation(request).await)
+    }
+
+    /// Streams snapshots of the operation until it is done.
+    pub async fn watch_operation(
+        &self,
+        name: &str,
+    ) -> Result<tonic::Streaming<WatchOperationResponse>, ClientError> {
+        let request = WatchOperationRequest {
+            name: operation_name(name),
+        };
+        self.accept(self.requests().watch_operation(request).await)
+    }
+
+    /// Streams the operation's log.
+    pub async fn stream_logs(
+        &self,
+        request: StreamLogsRequest,
+    ) -> Result<tonic::Streaming<StreamLogsResponse>, ClientError> {
+        self.accept(self.requests().stream_logs(request).await)
+    }
+
+    /// Submits `sky check`.
+    pub async fn check(&self, request: CheckRequest) -> Result<Operation, ClientError> {
+        self.accept(self.infra().check(request).await)
+    }
+
+    /// Maps a status received mid-stream to a `ClientError`.
+    pub fn stream_error(&self, status: Status) -> ClientError {
+        ClientError::from_status(status, &self.endpoint)
+    }
+}
+
+/// `operations/<id>` for an id, an id prefix or a full name.
+pub fn operation_name(id_or_name: &str) -> String {
+    if id_or_name.starts_with("operations/") {
+        id_or_name.to_string()
+    } else {
+        format!("operations/{id_or_name}")
+    }
+}
+
+/// The request metadata packed in an operation.
+pub fn request_metadata(operation: &Operation) -> Result<RequestMetadata, ClientError> {
+    let any = operation.metadata.as_ref().ok_or_else(|| {
+        ClientError::Protocol(format!("operation {} carries no metadata", operation.name))
+    })?;
+    RequestMetadata::decode(any.value.as_slice()).map_err(|err| {
+        ClientError::Protocol(format!(
+            "operation {} has unreadable metadata: {err}",
+            operation.name
+        ))
+    })
+}
+
+fn call_headers(endpoint: &Endpoint, identity: &Identity) -> Result<CallHeaders, ClientError> {
+    let ascii = |what: &str, value: &str| {
+        AsciiMetadataValue::try_from(value).map_err(|_| {
+            ClientError::Protocol(format!(
+                "{what} {value:?} contains characters headers cannot carry"
+            ))
+        })
+    };
+    let mut values = vec![
+        (
+            API_VERSION_HEADER,
+            ascii("API version", &API_VERSION.to_string())?,
+        ),
+        (USER_NAME_HEADER, ascii("user name", &identity.name)?),
+        (USER_ID_HEADER, ascii("user id", &identity.id)?),
+    ];
+    if let Some((user, pass)) = &endpoint.basic_auth {
+        let token = base64_encode(format!("{user}:{pass}").as_bytes());
+        values.push((
+            "authorization",
+            ascii("credentials", &format!("Basic {token}"))?,
+        ));
+    }
+    Ok(CallHeaders { values })
+}
+
+fn check_server_version(metadata: &MetadataMap, endpoint: &Endpoint) -> Result<(), ClientError> {
+    let Some(version) = metadata.get(API_VERSION_HEADER) else {
+        return Ok(());
+    };
+    let version: i32 = version
+        .to_str()
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if version < MIN_API_VERSION {
+        return Err(ClientError::Incompatible(format!(
+            "the API server at {} speaks API version {version}, but this client needs at least \
+             version {MIN_API_VERSION}: upgrade the API server (or use an older client)",
+            endpoint.display()
+        )));
+    }
+    Ok(())
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_the_standard_alphabet_with_padding() {
+        assert_eq!(base64_encode(b"skypilot:pass"), "c2t5cGlsb3Q6cGFzcw==");
+        assert_eq!(base64_encode(b"ab"), "YWI=");
+        assert_eq!(base64_encode(b"abc"), "YWJj");
+    }
+
+    #[test]
+    fn operation_names_accept_ids_and_full_names() {
+        assert_eq!(operation_name("0193"), "operations/0193");
+        assert_eq!(operation_name("operations/0193"), "operations/0193");
+    }
+}
