@@ -20,14 +20,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
 
     let descriptors = protox::compile(PROTOS, ["proto"])?;
-    fs::write(
-        out_dir.join("skypilot_descriptor.bin"),
-        descriptors.encode_to_vec(),
-    )?;
-    tonic_prost_build::configure()
-        .build_server(true)
-        .build_client(true)
-        .compile_fds(descriptors)?;
+    fs::write(out_dir.join("skypilot_descriptor.bin"), descriptors.encode_to_vec())?;
+    tonic_prost_build::configure().build_server(true).build_client(true).compile_fds(descriptors)?;
 
     println!("cargo:rustc-env=SKYPILOT_BUILD_COMMIT={}", source_commit());
     Ok(())

@@ -23,10 +23,9 @@ use crate::{
             operations_client::OperationsClient,
         },
         skypilot::v1::{
-            CheckRequest, GetServerInfoRequest, GetServerInfoResponse, ListRequestsRequest,
-            RequestMetadata, StreamLogsRequest, StreamLogsResponse, WatchOperationRequest,
-            WatchOperationResponse, infra_service_client::InfraServiceClient,
-            request_service_client::RequestServiceClient,
+            CheckRequest, GetServerInfoRequest, GetServerInfoResponse, ListRequestsRequest, RequestMetadata,
+            StreamLogsRequest, StreamLogsResponse, WatchOperationRequest, WatchOperationResponse,
+            infra_service_client::InfraServiceClient, request_service_client::RequestServiceClient,
             server_service_client::ServerServiceClient,
         },
     },
@@ -42,11 +41,7 @@ pub enum ClientError {
     /// Nothing answered at the endpoint.
     Unreachable { endpoint: String, detail: String },
     /// The server answered with an error status.
-    Status {
-        code: Code,
-        message: String,
-        reason: Option<String>,
-    },
+    Status { code: Code, message: String, reason: Option<String> },
     /// Client and server API versions do not work together.
     Incompatible(String),
     /// A response the client could not understand.
@@ -96,15 +91,8 @@ impl ClientError {
                 detail: status.message().to_string(),
             };
         }
-        let reason = status
-            .get_error_details()
-            .error_info()
-            .map(|info| info.reason.clone());
-        ClientError::Status {
-            code: status.code(),
-            message: status.message().to_string(),
-            reason,
-        }
+        let reason = status.get_error_details().error_info().map(|info| info.reason.clone());
+        ClientError::Status { code: status.code(), message: status.message().to_string(), reason }
     }
 }
 
@@ -141,10 +129,7 @@ pub struct Client {
 impl Client {
     /// Connects to `endpoint` as `identity`. Fails fast when nothing listens.
     pub async fn connect(endpoint: &Endpoint, identity: &Identity) -> Result<Client, ClientError> {
-        let unreachable = |detail: String| ClientError::Unreachable {
-            endpoint: endpoint.display(),
-            detail,
-        };
+        let unreachable = |detail: String| ClientError::Unreachable { endpoint: endpoint.display(), detail };
         let channel = Channel::from_shared(endpoint.uri())
             .map_err(|err| unreachable(err.to_string()))?
             .connect_timeout(Duration::from_secs(5))
@@ -152,11 +137,7 @@ impl Client {
             .connect()
             .await
             .map_err(|err| unreachable(error_chain(&err)))?;
-        Ok(Client {
-            endpoint: endpoint.clone(),
-            channel,
-            headers: call_headers(endpoint, identity)?,
-        })
+        Ok(Client { endpoint: endpoint.clone(), channel, headers: call_headers(endpoint, identity)? })
     }
 
     /// The endpoint this client talks to.
@@ -192,13 +173,8 @@ impl Client {
     /// `grpc.health.v1` status of the whole server.
     pub async fn health(&self) -> Result<ServingStatus, ClientError> {
         let mut health = health_client::HealthClient::new(self.channel.clone());
-        let response = health
-            .check(HealthCheckRequest {
-                service: String::new(),
-            })
-            .await;
-        let response =
-            response.map_err(|status| ClientError::from_status(status, &self.endpoint))?;
+        let response = health.check(HealthCheckRequest { service: String::new() }).await;
+        let response = response.map_err(|status| ClientError::from_status(status, &self.endpoint))?;
         Ok(response.into_inner().status())
     }
 
@@ -206,35 +182,22 @@ impl Client {
         self.accept(self.server().get_server_info(GetServerInfoRequest {}).await)
     }
 
-    pub async fn list_requests(
-        &self,
-        request: ListRequestsRequest,
-    ) -> Result<Vec<Operation>, ClientError> {
-        Ok(self
-            .accept(self.requests().list_requests(request).await)?
-            .operations)
+    pub async fn list_requests(&self, request: ListRequestsRequest) -> Result<Vec<Operation>, ClientError> {
+        Ok(self.accept(self.requests().list_requests(request).await)?.operations)
     }
 
     pub async fn get_operation(&self, name: &str) -> Result<Operation, ClientError> {
-        let request = GetOperationRequest {
-            name: operation_name(name),
-        };
+        let request = GetOperationRequest { name: operation_name(name) };
         self.accept(self.operations().get_operation(request).await)
     }
 
     pub async fn cancel_operation(&self, name: &str) -> Result<(), ClientError> {
-        let request = CancelOperationRequest {
-            name: operation_name(name),
-        };
+        let request = CancelOperationRequest { name: operation_name(name) };
         self.accept(self.operations().cancel_operation(request).await)
     }
 
     /// Waits up to `timeout` for the operation to finish; returns it either way.
-    pub async fn wait_operation(
-        &self,
-        name: &str,
-        timeout: Duration,
-    ) -> Result<Operation, ClientError> {
+    pub async fn wait_operation(&self, name: &str, timeout: Duration) -> Result<Operation, ClientError> {
         let request = WaitOperationRequest {
             name: operation_name(name),
             timeout: Some(prost_types::Duration {
@@ -250,9 +213,7 @@ impl Client {
         &self,
         name: &str,
     ) -> Result<tonic::Streaming<WatchOperationResponse>, ClientError> {
-        let request = WatchOperationRequest {
-            name: operation_name(name),
-        };
+        let request = WatchOperationRequest { name: operation_name(name) };
         self.accept(self.requests().watch_operation(request).await)
     }
 
@@ -286,39 +247,29 @@ pub fn operation_name(id_or_name: &str) -> String {
 
 /// The request metadata packed in an operation.
 pub fn request_metadata(operation: &Operation) -> Result<RequestMetadata, ClientError> {
-    let any = operation.metadata.as_ref().ok_or_else(|| {
-        ClientError::Protocol(format!("operation {} carries no metadata", operation.name))
-    })?;
+    let any = operation
+        .metadata
+        .as_ref()
+        .ok_or_else(|| ClientError::Protocol(format!("operation {} carries no metadata", operation.name)))?;
     RequestMetadata::decode(any.value.as_slice()).map_err(|err| {
-        ClientError::Protocol(format!(
-            "operation {} has unreadable metadata: {err}",
-            operation.name
-        ))
+        ClientError::Protocol(format!("operation {} has unreadable metadata: {err}", operation.name))
     })
 }
 
 fn call_headers(endpoint: &Endpoint, identity: &Identity) -> Result<CallHeaders, ClientError> {
     let ascii = |what: &str, value: &str| {
         AsciiMetadataValue::try_from(value).map_err(|_| {
-            ClientError::Protocol(format!(
-                "{what} {value:?} contains characters headers cannot carry"
-            ))
+            ClientError::Protocol(format!("{what} {value:?} contains characters headers cannot carry"))
         })
     };
     let mut values = vec![
-        (
-            API_VERSION_HEADER,
-            ascii("API version", &API_VERSION.to_string())?,
-        ),
+        (API_VERSION_HEADER, ascii("API version", &API_VERSION.to_string())?),
         (USER_NAME_HEADER, ascii("user name", &identity.name)?),
         (USER_ID_HEADER, ascii("user id", &identity.id)?),
     ];
     if let Some((user, pass)) = &endpoint.basic_auth {
         let token = base64_encode(format!("{user}:{pass}").as_bytes());
-        values.push((
-            "authorization",
-            ascii("credentials", &format!("Basic {token}"))?,
-        ));
+        values.push(("authorization", ascii("credentials", &format!("Basic {token}"))?));
     }
     Ok(CallHeaders { values })
 }
@@ -327,11 +278,7 @@ fn check_server_version(metadata: &MetadataMap, endpoint: &Endpoint) -> Result<(
     let Some(version) = metadata.get(API_VERSION_HEADER) else {
         return Ok(());
     };
-    let version: i32 = version
-        .to_str()
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let version: i32 = version.to_str().ok().and_then(|v| v.parse().ok()).unwrap_or(0);
     if version < MIN_API_VERSION {
         return Err(ClientError::Incompatible(format!(
             "the API server at {} speaks API version {version}, but this client needs at least \
@@ -357,11 +304,7 @@ fn base64_encode(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {

@@ -22,23 +22,10 @@ pub fn config_path() -> PathBuf {
 /// A problem with the config file; every variant names the file.
 #[derive(Debug)]
 pub enum ConfigError {
-    Read {
-        path: PathBuf,
-        source: io::Error,
-    },
-    Parse {
-        path: PathBuf,
-        message: String,
-    },
-    InvalidKey {
-        path: PathBuf,
-        key: String,
-        expected: &'static str,
-    },
-    Write {
-        path: PathBuf,
-        source: io::Error,
-    },
+    Read { path: PathBuf, source: io::Error },
+    Parse { path: PathBuf, message: String },
+    InvalidKey { path: PathBuf, key: String, expected: &'static str },
+    Write { path: PathBuf, source: io::Error },
 }
 
 impl fmt::Display for ConfigError {
@@ -47,16 +34,10 @@ impl fmt::Display for ConfigError {
             ConfigError::Read { path, source } => {
                 write!(f, "cannot read {}: {source}", path.display())
             }
-            ConfigError::Parse { path, message } => write!(
-                f,
-                "{} is not valid YAML: {message}. Fix or remove the file.",
-                path.display()
-            ),
-            ConfigError::InvalidKey {
-                path,
-                key,
-                expected,
-            } => write!(
+            ConfigError::Parse { path, message } => {
+                write!(f, "{} is not valid YAML: {message}. Fix or remove the file.", path.display())
+            }
+            ConfigError::InvalidKey { path, key, expected } => write!(
                 f,
                 "invalid `{key}` in {}: expected {expected}. Fix the key or remove it.",
                 path.display()
@@ -89,16 +70,11 @@ impl SkyConfig {
             Ok(text) => text,
             Err(err) if err.kind() == io::ErrorKind::NotFound => String::new(),
             Err(source) => {
-                return Err(ConfigError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                });
+                return Err(ConfigError::Read { path: path.to_path_buf(), source });
             }
         };
-        let value: Value = serde_yaml::from_str(&text).map_err(|err| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: err.to_string(),
-        })?;
+        let value: Value = serde_yaml::from_str(&text)
+            .map_err(|err| ConfigError::Parse { path: path.to_path_buf(), message: err.to_string() })?;
         let root = match value {
             Value::Null => Mapping::new(),
             Value::Mapping(map) => map,
@@ -110,10 +86,7 @@ impl SkyConfig {
                 });
             }
         };
-        Ok(SkyConfig {
-            path: path.to_path_buf(),
-            root,
-        })
+        Ok(SkyConfig { path: path.to_path_buf(), root })
     }
 
     /// The file this config was read from.
@@ -140,10 +113,8 @@ impl SkyConfig {
 
     /// Sets `api_server.<key>`, creating the section if needed.
     pub fn set_api_server(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
-        let entry = self
-            .root
-            .entry(Value::from("api_server"))
-            .or_insert_with(|| Value::Mapping(Mapping::new()));
+        let entry =
+            self.root.entry(Value::from("api_server")).or_insert_with(|| Value::Mapping(Mapping::new()));
         if entry.is_null() {
             *entry = Value::Mapping(Mapping::new());
         }
@@ -169,15 +140,11 @@ impl SkyConfig {
 
     /// Writes the config back atomically, readable only by its owner.
     pub fn save(&self) -> Result<(), ConfigError> {
-        let write_err = |source| ConfigError::Write {
-            path: self.path.clone(),
-            source,
-        };
+        let write_err = |source| ConfigError::Write { path: self.path.clone(), source };
         let text = if self.root.is_empty() {
             String::new()
         } else {
-            serde_yaml::to_string(&self.root)
-                .map_err(|err| write_err(io::Error::other(err.to_string())))?
+            serde_yaml::to_string(&self.root).map_err(|err| write_err(io::Error::other(err.to_string())))?
         };
         if let Some(parent) = self.path.parent() {
             fs::create_dir_all(parent).map_err(write_err)?;
@@ -189,11 +156,7 @@ impl SkyConfig {
     }
 
     fn invalid(&self, key: &str, expected: &'static str) -> ConfigError {
-        ConfigError::InvalidKey {
-            path: self.path.clone(),
-            key: key.to_string(),
-            expected,
-        }
+        ConfigError::InvalidKey { path: self.path.clone(), key: key.to_string(), expected }
     }
 }
 
@@ -210,26 +173,14 @@ mod tests {
     fn editing_api_server_keeps_other_keys() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("skyconfig.yaml");
-        fs::write(
-            &path,
-            "kubernetes:\n  context: dev\napi_server:\n  other: x\n",
-        )
-        .unwrap();
+        fs::write(&path, "kubernetes:\n  context: dev\napi_server:\n  other: x\n").unwrap();
         let mut config = SkyConfig::load_from(&path).unwrap();
-        config
-            .set_api_server("endpoint", "http://10.0.0.1:46580")
-            .unwrap();
+        config.set_api_server("endpoint", "http://10.0.0.1:46580").unwrap();
         config.save().unwrap();
 
         let reread = SkyConfig::load_from(&path).unwrap();
-        assert_eq!(
-            reread.api_server_str("endpoint").unwrap().as_deref(),
-            Some("http://10.0.0.1:46580")
-        );
-        assert_eq!(
-            reread.api_server_str("other").unwrap().as_deref(),
-            Some("x")
-        );
+        assert_eq!(reread.api_server_str("endpoint").unwrap().as_deref(), Some("http://10.0.0.1:46580"));
+        assert_eq!(reread.api_server_str("other").unwrap().as_deref(), Some("x"));
         let text = fs::read_to_string(&path).unwrap();
         assert!(text.contains("context: dev"), "{text}");
     }

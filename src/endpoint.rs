@@ -56,22 +56,14 @@ impl fmt::Debug for Endpoint {
 /// An endpoint that could not be used; names where it came from.
 #[derive(Debug)]
 pub enum EndpointError {
-    Invalid {
-        origin: String,
-        value: String,
-        problem: String,
-    },
+    Invalid { origin: String, value: String, problem: String },
     Config(ConfigError),
 }
 
 impl fmt::Display for EndpointError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            EndpointError::Invalid {
-                origin,
-                value,
-                problem,
-            } => write!(
+            EndpointError::Invalid { origin, value, problem } => write!(
                 f,
                 "invalid API server endpoint {value:?} in {origin}: {problem}. \
                  Expected http[s]://[user:password@]host[:port]."
@@ -95,24 +87,22 @@ impl Endpoint {
         if let Ok(value) = std::env::var(ENDPOINT_ENV)
             && !value.trim().is_empty()
         {
-            return Endpoint::parse(&value, EndpointSource::Env).map_err(|problem| {
-                EndpointError::Invalid {
-                    origin: ENDPOINT_ENV.into(),
-                    value,
-                    problem,
-                }
+            return Endpoint::parse(&value, EndpointSource::Env).map_err(|problem| EndpointError::Invalid {
+                origin: ENDPOINT_ENV.into(),
+                value,
+                problem,
             });
         }
         let config = SkyConfig::load()?;
         if let Some(value) = config.api_server_str("endpoint")? {
             let path = config.path().to_path_buf();
-            return Endpoint::parse(&value, EndpointSource::ConfigFile(path.clone())).map_err(
-                |problem| EndpointError::Invalid {
+            return Endpoint::parse(&value, EndpointSource::ConfigFile(path.clone())).map_err(|problem| {
+                EndpointError::Invalid {
                     origin: format!("api_server.endpoint of {}", path.display()),
                     value,
                     problem,
-                },
-            );
+                }
+            });
         }
         Endpoint::local_default()
     }
@@ -120,16 +110,13 @@ impl Endpoint {
     /// `http://127.0.0.1:46580`, or the port in `SKYPILOT_API_SERVER_LOCAL_PORT`.
     pub fn local_default() -> Result<Endpoint, EndpointError> {
         let port = match std::env::var(LOCAL_PORT_ENV) {
-            Ok(value) => value
-                .trim()
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or_else(|| EndpointError::Invalid {
+            Ok(value) => value.trim().parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
+                EndpointError::Invalid {
                     origin: LOCAL_PORT_ENV.into(),
                     value: value.clone(),
                     problem: "not a port number from 1 to 65535".into(),
-                })?,
+                }
+            })?,
             Err(_) => DEFAULT_PORT,
         };
         Ok(Endpoint {
@@ -153,9 +140,7 @@ impl Endpoint {
         };
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
         if !path.is_empty() {
-            return Err(format!(
-                "a path (/{path}) is not supported, give only the host and port"
-            ));
+            return Err(format!("a path (/{path}) is not supported, give only the host and port"));
         }
         let (userinfo, hostport) = match authority.rsplit_once('@') {
             Some((userinfo, hostport)) => (Some(userinfo), hostport),
@@ -176,13 +161,7 @@ impl Endpoint {
             None if tls => 443,
             None => 80,
         };
-        Ok(Endpoint {
-            tls,
-            host,
-            port,
-            basic_auth,
-            source,
-        })
+        Ok(Endpoint { tls, host, port, basic_auth, source })
     }
 
     /// The URI to connect to, without credentials.
@@ -215,9 +194,7 @@ impl Endpoint {
 
 fn split_host_port(hostport: &str) -> Result<(String, Option<u16>), String> {
     let (host, port) = if let Some(rest) = hostport.strip_prefix('[') {
-        let (host, after) = rest
-            .split_once(']')
-            .ok_or("an IPv6 address misses its ']'")?;
+        let (host, after) = rest.split_once(']').ok_or("an IPv6 address misses its ']'")?;
         match after.strip_prefix(':') {
             Some(port) => (host, Some(port)),
             None if after.is_empty() => (host, None),
@@ -232,10 +209,7 @@ fn split_host_port(hostport: &str) -> Result<(String, Option<u16>), String> {
     if host.is_empty() {
         return Err("the host is empty".into());
     }
-    if !host
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-._:".contains(c))
-    {
+    if !host.chars().all(|c| c.is_ascii_alphanumeric() || "-._:".contains(c)) {
         return Err(format!("{host:?} is not a valid host name"));
     }
     let port = port
@@ -286,10 +260,7 @@ mod tests {
     fn default_ports_follow_the_scheme() {
         assert_eq!(parse("https://api.example.com").unwrap().port, 443);
         assert_eq!(parse("http://api.example.com/").unwrap().port, 80);
-        assert_eq!(
-            parse("http://[::1]:9000").unwrap().uri(),
-            "http://[::1]:9000"
-        );
+        assert_eq!(parse("http://[::1]:9000").unwrap().uri(), "http://[::1]:9000");
     }
 
     #[test]

@@ -18,5 +18,4 @@ pub mod google {
 }
 
 /// Encoded `FileDescriptorSet` of every service, for server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/skypilot_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/skypilot_descriptor.bin"));

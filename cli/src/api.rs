@@ -43,10 +43,7 @@ pub async fn status(
             request_ids: ids,
         })
         .await?;
-    let metadata = operations
-        .iter()
-        .map(request_metadata)
-        .collect::<Result<Vec<_>, _>>()?;
+    let metadata = operations.iter().map(request_metadata).collect::<Result<Vec<_>, _>>()?;
     if format == Format::Json {
         let items: Vec<_> = metadata
             .iter()
@@ -64,10 +61,7 @@ pub async fn status(
                 })
             })
             .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&items).unwrap_or_default()
-        );
+        println!("{}", serde_json::to_string_pretty(&items).unwrap_or_default());
         return Ok(());
     }
     let mut headers = vec!["ID", "User", "Name", "Created", "Status"];
@@ -85,11 +79,7 @@ pub async fn status(
                 output::state(m).to_string(),
             ];
             if verbose {
-                row.push(if m.cluster_name.is_empty() {
-                    "-".into()
-                } else {
-                    m.cluster_name.clone()
-                });
+                row.push(if m.cluster_name.is_empty() { "-".into() } else { m.cluster_name.clone() });
                 row.push(m.status_message.clone());
             }
             row
@@ -100,12 +90,7 @@ pub async fn status(
 }
 
 /// `sky api logs`: a request's log, or with `--server-logs` the local server's log.
-pub async fn logs(
-    id: Option<String>,
-    follow: bool,
-    tail: Option<u32>,
-    server_logs: bool,
-) -> CliResult {
+pub async fn logs(id: Option<String>, follow: bool, tail: Option<u32>, server_logs: bool) -> CliResult {
     if server_logs {
         return crate::server_cmd::print_server_log(follow, tail).await;
     }
@@ -114,27 +99,16 @@ pub async fn logs(
         Some(id) => id,
         None => {
             let latest = client
-                .list_requests(ListRequestsRequest {
-                    include_finished: true,
-                    limit: 1,
-                    ..Default::default()
-                })
+                .list_requests(ListRequestsRequest { include_finished: true, limit: 1, ..Default::default() })
                 .await?;
-            let latest = latest
-                .first()
-                .ok_or_else(|| CliError::new("No requests found; nothing to show."))?;
+            let latest =
+                latest.first().ok_or_else(|| CliError::new("No requests found; nothing to show."))?;
             request_metadata(latest)?.request_id
         }
     };
     let operation = client.get_operation(&id).await?;
     let id = request_metadata(&operation)?.request_id;
-    follow::stream_log(
-        &client,
-        &id,
-        follow,
-        tail.map(|t| t.min(i32::MAX as u32) as i32),
-    )
-    .await?;
+    follow::stream_log(&client, &id, follow, tail.map(|t| t.min(i32::MAX as u32) as i32)).await?;
     if follow {
         follow::outcome(client.get_operation(&id).await?)?;
     }
@@ -151,16 +125,10 @@ pub async fn cancel(ids: Vec<String>, all: bool, all_users: bool, yes: bool) -> 
     let client = connect().await?;
     let ids = if ids.is_empty() {
         let active = client
-            .list_requests(ListRequestsRequest {
-                all_users,
-                include_finished: false,
-                ..Default::default()
-            })
+            .list_requests(ListRequestsRequest { all_users, include_finished: false, ..Default::default() })
             .await?;
-        let ids: Vec<String> = active
-            .iter()
-            .map(|op| request_metadata(op).map(|m| m.request_id))
-            .collect::<Result<_, _>>()?;
+        let ids: Vec<String> =
+            active.iter().map(|op| request_metadata(op).map(|m| m.request_id)).collect::<Result<_, _>>()?;
         if ids.is_empty() {
             println!("No requests need to be cancelled.");
             return Ok(());
@@ -184,11 +152,7 @@ pub async fn cancel(ids: Vec<String>, all: bool, all_users: bool, yes: bool) -> 
     if cancelled.is_empty() {
         println!("No requests need to be cancelled.");
     } else {
-        println!(
-            "Cancelled {} request(s): {}",
-            cancelled.len(),
-            cancelled.join(", ")
-        );
+        println!("Cancelled {} request(s): {}", cancelled.len(), cancelled.join(", "));
     }
     Ok(())
 }
@@ -209,21 +173,11 @@ pub async fn info(format: Format) -> CliResult {
             "api_version": info.api_version,
             "user": {"name": user.name, "id": user.id},
         });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
-        );
+        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
         return Ok(());
     }
-    println!(
-        "Using SkyPilot API server: {} ({})",
-        endpoint.display(),
-        endpoint.source
-    );
-    println!(
-        "\u{251c}\u{2500}\u{2500} Status: healthy, commit: {}, version: {}",
-        info.commit, info.version
-    );
+    println!("Using SkyPilot API server: {} ({})", endpoint.display(), endpoint.source);
+    println!("\u{251c}\u{2500}\u{2500} Status: healthy, commit: {}, version: {}", info.commit, info.version);
     println!("\u{2514}\u{2500}\u{2500} User: {} ({})", user.name, user.id);
     Ok(())
 }
@@ -235,15 +189,13 @@ pub async fn login(endpoint: Option<String>) -> CliResult {
         None => prompt("Enter your SkyPilot API server endpoint: ")?,
     };
     let mut config = SkyConfig::load()?;
-    let endpoint = Endpoint::parse(
-        &url,
-        EndpointSource::ConfigFile(config.path().to_path_buf()),
-    )
-    .map_err(|problem| {
-        CliError::new(format!(
-            "invalid endpoint {url:?}: {problem}. Expected http[s]://[user:password@]host[:port]."
-        ))
-    })?;
+    let endpoint = Endpoint::parse(&url, EndpointSource::ConfigFile(config.path().to_path_buf())).map_err(
+        |problem| {
+            CliError::new(format!(
+                "invalid endpoint {url:?}: {problem}. Expected http[s]://[user:password@]host[:port]."
+            ))
+        },
+    )?;
     let client = connect_to(&endpoint, false).await?;
     let info = client.server_info().await?;
     config.set_api_server("endpoint", url.trim().trim_end_matches('/'))?;

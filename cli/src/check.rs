@@ -6,12 +6,7 @@ use crate::{connect::connect, error::CliResult, follow};
 
 pub async fn check(infras: Vec<String>, run_async: bool) -> CliResult {
     let client = connect().await?;
-    let operation = client
-        .check(CheckRequest {
-            infras,
-            idempotency_key: String::new(),
-        })
-        .await?;
+    let operation = client.check(CheckRequest { infras, idempotency_key: String::new() }).await?;
     if run_async {
         return follow::print_submitted(&operation);
     }

@@ -24,8 +24,7 @@ const LOG_TAIL_LINES: usize = 20;
 
 /// The calling user.
 pub fn identity() -> CliResult<Identity> {
-    Identity::current()
-        .map_err(|err| CliError::new(format!("cannot read or create ~/.sky/user_hash: {err}")))
+    Identity::current().map_err(|err| CliError::new(format!("cannot read or create ~/.sky/user_hash: {err}")))
 }
 
 /// Connects to the configured server, starting the local default if needed.
@@ -85,27 +84,13 @@ pub async fn start_background(endpoint: &Endpoint, start: &BackgroundStart) -> C
     }
 
     let log_path = server_log_path(&start.data_dir);
-    eprintln!(
-        "Starting SkyPilot API server, view logs at {}",
-        log_path.display()
-    );
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)?;
+    eprintln!("Starting SkyPilot API server, view logs at {}", log_path.display());
+    let log = OpenOptions::new().create(true).append(true).open(&log_path)?;
     let log_start = log.metadata()?.len();
     let exe = std::env::current_exe()?;
     let mut command = Command::new(exe);
     command
-        .args([
-            "api",
-            "start",
-            "--foreground",
-            "--host",
-            &start.host,
-            "--port",
-            &start.port.to_string(),
-        ])
+        .args(["api", "start", "--foreground", "--host", &start.host, "--port", &start.port.to_string()])
         .arg("--data-dir")
         .arg(&start.data_dir);
     if start.deploy {
@@ -123,31 +108,20 @@ pub async fn start_background(endpoint: &Endpoint, start: &BackgroundStart) -> C
     let mut pause = Duration::from_millis(2);
     loop {
         if let Some(status) = child.try_wait()? {
-            return Err(start_failed(
-                &log_path,
-                log_start,
-                &format!("the server exited ({status})"),
-            ));
+            return Err(start_failed(&log_path, log_start, &format!("the server exited ({status})")));
         }
         if healthy(endpoint, &identity).await {
             break;
         }
         if started.elapsed() > START_TIMEOUT {
             stop_child(&mut child);
-            return Err(start_failed(
-                &log_path,
-                log_start,
-                "the server did not become healthy in time",
-            ));
+            return Err(start_failed(&log_path, log_start, "the server did not become healthy in time"));
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(50));
     }
     drop(lock);
-    eprintln!(
-        "\u{2713} SkyPilot API server started at {}",
-        endpoint.display()
-    );
+    eprintln!("\u{2713} SkyPilot API server started at {}", endpoint.display());
     Ok(())
 }
 
@@ -167,11 +141,7 @@ fn start_failed(log_path: &Path, from: u64, what: &str) -> CliError {
     let tail = read_tail(log_path, from, LOG_TAIL_LINES).unwrap_or_default();
     let mut message = format!("failed to start the SkyPilot API server: {what}.");
     if !tail.trim().is_empty() {
-        message.push_str(&format!(
-            "\nLast lines of {}:\n{}",
-            log_path.display(),
-            tail.trim_end()
-        ));
+        message.push_str(&format!("\nLast lines of {}:\n{}", log_path.display(), tail.trim_end()));
     }
     CliError::new(message)
 }

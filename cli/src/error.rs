@@ -17,10 +17,7 @@ pub struct CliError {
 
 impl CliError {
     pub fn new(message: impl Into<String>) -> CliError {
-        CliError {
-            message: message.into(),
-            exit_code: EXIT_FAILURE,
-        }
+        CliError { message: message.into(), exit_code: EXIT_FAILURE }
     }
 }
 

@@ -17,12 +17,7 @@ use crate::error::{CliError, CliResult, EXIT_DETACHED};
 
 /// Streams the log of `id` from `offset` to stdout. With `follow`, until the
 /// request is done. Ctrl-C detaches.
-pub async fn stream_log(
-    client: &Client,
-    id: &str,
-    follow: bool,
-    tail_lines: Option<i32>,
-) -> CliResult {
+pub async fn stream_log(client: &Client, id: &str, follow: bool, tail_lines: Option<i32>) -> CliResult {
     let request = StreamLogsRequest {
         name: skypilot_api::client::operation_name(id),
         follow,
@@ -94,17 +89,8 @@ pub fn detached(id: &str) -> CliError {
 /// Prints how to follow a request submitted with --async.
 pub fn print_submitted(operation: &Operation) -> CliResult {
     let metadata = request_metadata(operation)?;
-    println!(
-        "Submitted {} request: {}",
-        metadata.request_name, metadata.request_id
-    );
-    eprintln!(
-        "\u{251c}\u{2500}\u{2500} Check logs with: sky api logs {}",
-        metadata.request_id
-    );
-    eprintln!(
-        "\u{2514}\u{2500}\u{2500} Or, cancel with: sky api cancel {}",
-        metadata.request_id
-    );
+    println!("Submitted {} request: {}", metadata.request_name, metadata.request_id);
+    eprintln!("\u{251c}\u{2500}\u{2500} Check logs with: sky api logs {}", metadata.request_id);
+    eprintln!("\u{2514}\u{2500}\u{2500} Or, cancel with: sky api cancel {}", metadata.request_id);
     Ok(())
 }

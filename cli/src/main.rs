@@ -18,11 +18,7 @@ use error::CliResult;
 use server_cmd::StartArgs;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "sky",
-    version,
-    about = "SkyPilot: run AI workloads on any infra, through an API server."
-)]
+#[command(name = "sky", version, about = "SkyPilot: run AI workloads on any infra, through an API server.")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -119,9 +115,7 @@ enum ApiCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Api(ApiCommand::Start(args)) if args.foreground => {
-            server_cmd::run_foreground(&args)
-        }
+        Command::Api(ApiCommand::Start(args)) if args.foreground => server_cmd::run_foreground(&args),
         command => run_client(command),
     };
     match result {
@@ -134,36 +128,22 @@ fn main() -> ExitCode {
 }
 
 fn run_client(command: Command) -> CliResult {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
         match command {
             Command::Check { infras, run_async } => check::check(infras, run_async).await,
             Command::Api(api) => match api {
                 ApiCommand::Start(args) => server_cmd::start(&args).await,
                 ApiCommand::Stop => server_cmd::stop().await,
-                ApiCommand::Status {
-                    request_ids,
-                    all_status,
-                    all_users,
-                    verbose,
-                    limit,
-                    output,
-                } => api::status(request_ids, all_status, all_users, verbose, limit, output).await,
-                ApiCommand::Logs {
-                    request_id,
-                    follow: _,
-                    no_follow,
-                    tail,
-                    server_logs,
-                } => api::logs(request_id, !no_follow, tail, server_logs).await,
-                ApiCommand::Cancel {
-                    request_ids,
-                    all,
-                    all_users,
-                    yes,
-                } => api::cancel(request_ids, all, all_users, yes).await,
+                ApiCommand::Status { request_ids, all_status, all_users, verbose, limit, output } => {
+                    api::status(request_ids, all_status, all_users, verbose, limit, output).await
+                }
+                ApiCommand::Logs { request_id, follow: _, no_follow, tail, server_logs } => {
+                    api::logs(request_id, !no_follow, tail, server_logs).await
+                }
+                ApiCommand::Cancel { request_ids, all, all_users, yes } => {
+                    api::cancel(request_ids, all, all_users, yes).await
+                }
                 ApiCommand::Info { output } => api::info(output).await,
                 ApiCommand::Login { endpoint } => api::login(endpoint).await,
                 ApiCommand::Logout => api::logout(),

@@ -38,10 +38,7 @@ pub fn ago(timestamp: Option<&prost_types::Timestamp>) -> String {
     let Some(ts) = timestamp else {
         return "-".into();
     };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     let secs = (now - ts.seconds).max(0);
     let (n, unit) = match secs {
         0 => return "just now".into(),
@@ -82,14 +79,8 @@ mod tests {
 
     #[test]
     fn relative_times_use_singular_and_plural() {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64;
-        let at = |secs_ago: i64| prost_types::Timestamp {
-            seconds: now - secs_ago,
-            nanos: 0,
-        };
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+        let at = |secs_ago: i64| prost_types::Timestamp { seconds: now - secs_ago, nanos: 0 };
         assert_eq!(ago(Some(&at(1))), "1 sec ago");
         assert_eq!(ago(Some(&at(125))), "2 mins ago");
         assert_eq!(ago(None), "-");

@@ -47,9 +47,7 @@ pub enum LogFormat {
 
 impl StartArgs {
     fn host(&self) -> String {
-        self.host
-            .clone()
-            .unwrap_or_else(|| if self.deploy { "0.0.0.0" } else { "127.0.0.1" }.into())
+        self.host.clone().unwrap_or_else(|| if self.deploy { "0.0.0.0" } else { "127.0.0.1" }.into())
     }
 
     fn port(&self) -> CliResult<u16> {
@@ -60,9 +58,7 @@ impl StartArgs {
     }
 
     fn data_dir(&self) -> PathBuf {
-        self.data_dir
-            .clone()
-            .unwrap_or_else(ServerConfig::default_data_dir)
+        self.data_dir.clone().unwrap_or_else(ServerConfig::default_data_dir)
     }
 }
 
@@ -72,25 +68,15 @@ pub fn run_foreground(args: &StartArgs) -> CliResult {
     let mut config = ServerConfig::local(args.data_dir());
     config.host = args.host();
     config.port = args.port()?;
-    config.mode = if args.deploy {
-        ServerMode::Deploy
-    } else {
-        ServerMode::Local
-    };
+    config.mode = if args.deploy { ServerMode::Deploy } else { ServerMode::Local };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|err| CliError::new(format!("cannot start the async runtime: {err}")))?;
     runtime.block_on(async {
-        let server = Server::new(config)
-            .start()
-            .await
-            .map_err(|err| CliError::new(err.to_string()))?;
+        let server = Server::new(config).start().await.map_err(|err| CliError::new(err.to_string()))?;
         wait_for_stop_signal().await?;
-        server
-            .shutdown()
-            .await
-            .map_err(|err| CliError::new(err.to_string()))
+        server.shutdown().await.map_err(|err| CliError::new(err.to_string()))
     })
 }
 
@@ -109,10 +95,8 @@ fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -123,55 +107,30 @@ fn init_tracing(format: LogFormat) {
 pub async fn start(args: &StartArgs) -> CliResult {
     let port = args.port()?;
     let host = args.host();
-    let connect_host = if host == "0.0.0.0" || host == "::" {
-        "127.0.0.1".to_string()
-    } else {
-        host.clone()
-    };
+    let connect_host = if host == "0.0.0.0" || host == "::" { "127.0.0.1".to_string() } else { host.clone() };
     let endpoint = Endpoint::parse(
         &format!("http://{}", join_host_port(&connect_host, port)),
         EndpointSource::LocalDefault,
     )
     .map_err(|problem| CliError::new(format!("invalid --host/--port: {problem}")))?;
     let identity = crate::connect::identity()?;
-    if skypilot_api::Client::connect(&endpoint, &identity)
-        .await
-        .is_ok()
-    {
-        println!(
-            "SkyPilot API server is already running at {}",
-            endpoint.display()
-        );
+    if skypilot_api::Client::connect(&endpoint, &identity).await.is_ok() {
+        println!("SkyPilot API server is already running at {}", endpoint.display());
         return Ok(());
     }
     let data_dir = args.data_dir();
     start_background(
         &endpoint,
-        &BackgroundStart {
-            host,
-            port,
-            deploy: args.deploy,
-            data_dir: data_dir.clone(),
-        },
+        &BackgroundStart { host, port, deploy: args.deploy, data_dir: data_dir.clone() },
     )
     .await?;
-    println!(
-        "\u{251c}\u{2500}\u{2500} SkyPilot API server: {}",
-        endpoint.display()
-    );
-    println!(
-        "\u{2514}\u{2500}\u{2500} View API server logs at: {}",
-        server_log_path(&data_dir).display()
-    );
+    println!("\u{251c}\u{2500}\u{2500} SkyPilot API server: {}", endpoint.display());
+    println!("\u{2514}\u{2500}\u{2500} View API server logs at: {}", server_log_path(&data_dir).display());
     Ok(())
 }
 
 fn join_host_port(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
+    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
 }
 
 /// `sky api stop`: stops the local server through its pid file and waits
@@ -197,11 +156,7 @@ pub async fn stop() -> CliResult {
     }
     let pid = fs::read_to_string(data_dir.join("server.pid"))
         .ok()
-        .and_then(|text| {
-            text.lines()
-                .next()
-                .and_then(|line| line.trim().parse::<i32>().ok())
-        })
+        .and_then(|text| text.lines().next().and_then(|line| line.trim().parse::<i32>().ok()))
         .filter(|pid| *pid > 0)
         .ok_or_else(|| {
             CliError::new(format!(
@@ -222,9 +177,7 @@ pub async fn stop() -> CliResult {
             println!("SkyPilot API server stopped.");
             Ok(())
         }
-        _ => Err(CliError::new(format!(
-            "the API server (pid {pid}) did not stop within 60 seconds"
-        ))),
+        _ => Err(CliError::new(format!("the API server (pid {pid}) did not stop within 60 seconds"))),
     }
 }
 
@@ -239,14 +192,12 @@ pub async fn print_server_log(follow: bool, tail: Option<u32>) -> CliResult {
         )));
     }
     let path = server_log_path(&ServerConfig::default_data_dir());
-    let mut file = File::open(&path)
-        .map_err(|err| CliError::new(format!("cannot read {}: {err}", path.display())))?;
+    let mut file =
+        File::open(&path).map_err(|err| CliError::new(format!("cannot read {}: {err}", path.display())))?;
     let mut text = String::new();
     file.read_to_string(&mut text)?;
     let lines: Vec<&str> = text.lines().collect();
-    let start = tail
-        .map(|t| lines.len().saturating_sub(t as usize))
-        .unwrap_or(0);
+    let start = tail.map(|t| lines.len().saturating_sub(t as usize)).unwrap_or(0);
     let mut stdout = std::io::stdout();
     for line in &lines[start..] {
         writeln!(stdout, "{line}")?;

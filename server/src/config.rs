@@ -4,7 +4,7 @@ use std::{path::PathBuf, time::Duration};
 
 use skypilot_api::{config::sky_dir, endpoint::DEFAULT_PORT, proto::skypilot::v1::ServerMode};
 
-use crate::ops::EngineConfig;
+use crate::{auth::Caller, ops::EngineConfig};
 
 /// How a server runs.
 #[derive(Debug, Clone)]
@@ -20,6 +20,8 @@ pub struct ServerConfig {
     pub retention_hours: f64,
     /// How long running operations get to finish at shutdown.
     pub shutdown_grace: Duration,
+    /// Identity for calls that carry none; default: the user running the server.
+    pub owner: Option<Caller>,
 }
 
 impl ServerConfig {
@@ -38,6 +40,7 @@ impl ServerConfig {
             engine: EngineConfig::default(),
             retention_hours: 24.0,
             shutdown_grace: Duration::from_secs(10),
+            owner: None,
         }
     }
 }

@@ -73,18 +73,12 @@ impl ErrorKind {
 
     /// The kind for a stored reason string; unknown reasons read as `Internal`.
     pub fn from_reason(reason: &str) -> ErrorKind {
-        ErrorKind::ALL
-            .into_iter()
-            .find(|kind| kind.reason() == reason)
-            .unwrap_or(ErrorKind::Internal)
+        ErrorKind::ALL.into_iter().find(|kind| kind.reason() == reason).unwrap_or(ErrorKind::Internal)
     }
 
     /// Whether repeating the same request later may succeed.
     pub fn retryable(self) -> bool {
-        matches!(
-            self,
-            ErrorKind::Interrupted | ErrorKind::Unavailable | ErrorKind::ResourceExhausted
-        )
+        matches!(self, ErrorKind::Interrupted | ErrorKind::Unavailable | ErrorKind::ResourceExhausted)
     }
 }
 
@@ -97,18 +91,12 @@ pub struct Error {
 
 impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
-        Error {
-            kind,
-            message: message.into(),
-        }
+        Error { kind, message: message.into() }
     }
 
     /// A bad request field: names the field and the fix.
     pub fn invalid(field: &str, problem: impl fmt::Display) -> Error {
-        Error::new(
-            ErrorKind::InvalidArgument,
-            format!("invalid `{field}`: {problem}"),
-        )
+        Error::new(ErrorKind::InvalidArgument, format!("invalid `{field}`: {problem}"))
     }
 
     pub fn not_found(message: impl Into<String>) -> Error {

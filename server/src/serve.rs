@@ -55,18 +55,11 @@ impl fmt::Display for StartError {
                 write!(f, "cannot use data directory {}: {source}", dir.display())
             }
             StartError::DataDirLocked { dir, pid } => {
-                write!(
-                    f,
-                    "another API server is already running on data directory {}",
-                    dir.display()
-                )?;
+                write!(f, "another API server is already running on data directory {}", dir.display())?;
                 if let Some(pid) = pid {
                     write!(f, " (pid {pid})")?;
                 }
-                write!(
-                    f,
-                    "; stop it with `sky api stop` or choose another data directory"
-                )
+                write!(f, "; stop it with `sky api stop` or choose another data directory")
             }
             StartError::PortInUse { host, port } => write!(
                 f,
@@ -92,10 +85,7 @@ pub struct Server {
 
 impl Server {
     pub fn new(config: ServerConfig) -> Server {
-        Server {
-            config,
-            extra_kinds: Vec::new(),
-        }
+        Server { config, extra_kinds: Vec::new() }
     }
 
     /// Registers an operation kind besides the built-in ones.
@@ -108,30 +98,19 @@ impl Server {
     pub async fn start(self) -> Result<RunningServer, StartError> {
         let config = self.config;
         let dir = config.data_dir.clone();
-        let dir_err = |source| StartError::DataDir {
-            dir: dir.clone(),
-            source,
-        };
+        let dir_err = |source| StartError::DataDir { dir: dir.clone(), source };
         fs::create_dir_all(&dir).map_err(dir_err)?;
         let lock = lock_data_dir(&dir)?;
 
         let address = format!("{}:{}", config.host, config.port);
         let listener = TcpListener::bind(&address).await.map_err(|source| {
             if source.kind() == io::ErrorKind::AddrInUse {
-                StartError::PortInUse {
-                    host: config.host.clone(),
-                    port: config.port,
-                }
+                StartError::PortInUse { host: config.host.clone(), port: config.port }
             } else {
-                StartError::Bind {
-                    address: address.clone(),
-                    source,
-                }
+                StartError::Bind { address: address.clone(), source }
             }
         })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| StartError::Bind { address, source })?;
+        let local_addr = listener.local_addr().map_err(|source| StartError::Bind { address, source })?;
 
         let (health, health_service) = tonic_health::server::health_reporter();
         set_health(&health, ServingStatus::NotServing).await;
@@ -140,24 +119,15 @@ impl Server {
         let logs = LogDir::open(dir.join("logs")).map_err(dir_err)?;
         let mut all_kinds = kinds::all();
         all_kinds.extend(self.extra_kinds);
-        let engine = Engine::start(store, logs, all_kinds, &config.engine)
-            .await
-            .map_err(StartError::Store)?;
+        let engine =
+            Engine::start(store, logs, all_kinds, &config.engine).await.map_err(StartError::Store)?;
 
-        let owner = Identity::current()
-            .map(|me| Caller {
-                name: me.name,
-                id: me.id,
-            })
-            .unwrap_or_else(|_| Caller {
-                name: "unknown".into(),
-                id: "unknown".into(),
-            });
-        let services = Services::new(Arc::new(Shared {
-            engine: engine.clone(),
-            mode: config.mode,
-            owner,
-        }));
+        let owner = config.owner.clone().unwrap_or_else(|| {
+            Identity::current()
+                .map(|me| Caller { name: me.name, id: me.id })
+                .unwrap_or_else(|_| Caller { name: "unknown".into(), id: "unknown".into() })
+        });
+        let services = Services::new(Arc::new(Shared { engine: engine.clone(), mode: config.mode, owner }));
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -193,11 +163,8 @@ impl Server {
         });
         let retention = tokio::spawn(retention_loop(engine.clone(), config.retention_hours));
 
-        fs::write(
-            dir.join("server.pid"),
-            format!("{}\n{local_addr}\n", std::process::id()),
-        )
-        .map_err(dir_err)?;
+        fs::write(dir.join("server.pid"), format!("{}\n{local_addr}\n", std::process::id()))
+            .map_err(dir_err)?;
         set_health(&health, ServingStatus::Serving).await;
         tracing::info!(address = %local_addr, data_dir = %dir.display(), "API server is serving");
         Ok(RunningServer {
@@ -245,15 +212,14 @@ impl RunningServer {
         set_health(&self.health, ServingStatus::NotServing).await;
         let _ = self.stop_serving.send(());
         self.retention.abort();
+        let _ = self.retention.await;
         let drained = self.engine.shutdown(self.grace).await;
-        // Streams of operations that did not finish would hold connections
-        // open: give in-flight calls a moment, then stop serving regardless.
+        // In-flight calls end once the engine is down (streams end at
+        // shutdown); give them a moment, then stop serving regardless.
         let mut serve = self.serve;
-        if tokio::time::timeout(Duration::from_secs(1), &mut serve)
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(Duration::from_secs(2), &mut serve).await.is_err() {
             serve.abort();
+            let _ = serve.await;
         }
         let _ = fs::remove_file(self.data_dir.join("server.pid"));
         tracing::info!("API server stopped");
@@ -269,25 +235,16 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<File, StartError> {
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|source| StartError::DataDir {
-            dir: dir.to_path_buf(),
-            source,
-        })?;
+        .map_err(|source| StartError::DataDir { dir: dir.to_path_buf(), source })?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(fs::TryLockError::WouldBlock) => {
             let pid = fs::read_to_string(dir.join("server.pid"))
                 .ok()
                 .and_then(|text| text.lines().next().map(str::to_string));
-            Err(StartError::DataDirLocked {
-                dir: dir.to_path_buf(),
-                pid,
-            })
+            Err(StartError::DataDirLocked { dir: dir.to_path_buf(), pid })
         }
-        Err(fs::TryLockError::Error(source)) => Err(StartError::DataDir {
-            dir: dir.to_path_buf(),
-            source,
-        }),
+        Err(fs::TryLockError::Error(source)) => Err(StartError::DataDir { dir: dir.to_path_buf(), source }),
     }
 }
 

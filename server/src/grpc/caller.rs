@@ -36,9 +36,7 @@ pub fn caller<T>(request: &Request<T>, default: &Caller) -> Result<Caller, Statu
             .ok_or_else(|| {
                 Error::invalid(
                     name,
-                    format!(
-                        "must be 1 to {MAX_IDENTITY_CHARS} printable characters without spaces"
-                    ),
+                    format!("must be 1 to {MAX_IDENTITY_CHARS} printable characters without spaces"),
                 )
             })?;
         Ok(Some(value.to_string()))
@@ -112,7 +110,5 @@ where
 }
 
 fn stamp<B>(response: &mut http::Response<B>) {
-    response
-        .headers_mut()
-        .insert(API_VERSION_HEADER, HeaderValue::from(API_VERSION));
+    response.headers_mut().insert(API_VERSION_HEADER, HeaderValue::from(API_VERSION));
 }

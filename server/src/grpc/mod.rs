@@ -15,8 +15,8 @@ pub use caller::ApiVersionLayer;
 use skypilot_api::proto::{
     google::longrunning::operations_server::OperationsServer,
     skypilot::v1::{
-        ServerMode, infra_service_server::InfraServiceServer,
-        request_service_server::RequestServiceServer, server_service_server::ServerServiceServer,
+        ServerMode, infra_service_server::InfraServiceServer, request_service_server::RequestServiceServer,
+        server_service_server::ServerServiceServer,
     },
 };
 

@@ -41,10 +41,7 @@ impl Operations for OperationsApi {
         let mut query = parse_filter(&request.filter)?;
         if !request.page_token.is_empty() {
             query.before = Some(self.0.engine.resolve(&request.page_token).map_err(|_| {
-                Error::invalid(
-                    "page_token",
-                    "not a token from a previous ListOperations response",
-                )
+                Error::invalid("page_token", "not a token from a previous ListOperations response")
             })?);
         }
         query.limit = page_size + 1;
@@ -118,16 +115,13 @@ fn parse_filter(filter: &str) -> Result<ListQuery> {
         )
     };
     for term in split_and(filter) {
-        let (key, value) = term
-            .split_once('=')
-            .ok_or_else(|| bad(format!("{term:?} is not `key = value`")))?;
+        let (key, value) =
+            term.split_once('=').ok_or_else(|| bad(format!("{term:?} is not `key = value`")))?;
         let value = value.trim().trim_matches('"').to_string();
         match key.trim() {
             "done" => {
                 query.done = Some(
-                    value
-                        .parse()
-                        .map_err(|_| bad(format!("done must be true or false, not {value:?}")))?,
+                    value.parse().map_err(|_| bad(format!("done must be true or false, not {value:?}")))?,
                 )
             }
             "cluster" => query.cluster = Some(value),

@@ -4,8 +4,8 @@ use std::{pin::Pin, sync::Arc};
 
 use futures_util::{Stream, StreamExt};
 use skypilot_api::proto::skypilot::v1::{
-    ListRequestsRequest, ListRequestsResponse, StreamLogsRequest, StreamLogsResponse,
-    WatchOperationRequest, WatchOperationResponse, request_service_server::RequestService,
+    ListRequestsRequest, ListRequestsResponse, StreamLogsRequest, StreamLogsResponse, WatchOperationRequest,
+    WatchOperationResponse, request_service_server::RequestService,
 };
 use tonic::{Request, Response, Status};
 
@@ -24,15 +24,12 @@ impl RequestService for RequestsApi {
     ) -> Result<Response<ListRequestsResponse>, Status> {
         let caller = caller(&request, &self.0.owner)?;
         let request = request.into_inner();
-        let limit = usize::try_from(request.limit)
-            .map_err(|_| Error::invalid("limit", "must not be negative"))?;
+        let limit =
+            usize::try_from(request.limit).map_err(|_| Error::invalid("limit", "must not be negative"))?;
         let records = if !request.request_ids.is_empty() {
             // Named requests are shown whatever their owner or state.
-            let records: Result<Vec<_>, _> = request
-                .request_ids
-                .iter()
-                .map(|id| self.0.engine.get(id))
-                .collect();
+            let records: Result<Vec<_>, _> =
+                request.request_ids.iter().map(|id| self.0.engine.get(id)).collect();
             records?
         } else {
             self.0.engine.list(&ListQuery {
@@ -55,11 +52,8 @@ impl RequestService for RequestsApi {
         request: Request<WatchOperationRequest>,
     ) -> Result<Response<Self::WatchOperationStream>, Status> {
         let snapshots = self.0.engine.watch(&request.into_inner().name)?;
-        let stream = snapshots.map(|record| {
-            Ok(WatchOperationResponse {
-                operation: Some(convert::operation(&record)),
-            })
-        });
+        let stream = snapshots
+            .map(|record| Ok(WatchOperationResponse { operation: Some(convert::operation(&record)) }));
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -80,16 +74,10 @@ impl RequestService for RequestsApi {
             .map(u64::try_from)
             .transpose()
             .map_err(|_| Error::invalid("offset", "must not be negative"))?;
-        let chunks = self
-            .0
-            .engine
-            .logs(&request.name, request.follow, tail_lines, offset)?;
+        let chunks = self.0.engine.logs(&request.name, request.follow, tail_lines, offset)?;
         let stream = chunks.map(|chunk| {
             chunk
-                .map(|chunk| StreamLogsResponse {
-                    offset: chunk.offset as i64,
-                    data: chunk.data,
-                })
+                .map(|chunk| StreamLogsResponse { offset: chunk.offset as i64, data: chunk.data })
                 .map_err(Status::from)
         });
         Ok(Response::new(Box::pin(stream)))

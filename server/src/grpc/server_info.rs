@@ -27,10 +27,7 @@ impl ServerService for ServerApi {
             api_version: API_VERSION,
             min_api_version: MIN_API_VERSION,
             mode: self.0.mode as i32,
-            user: Some(User {
-                name: user.name,
-                id: user.id,
-            }),
+            user: Some(User { name: user.name, id: user.id }),
         }))
     }
 }

@@ -38,8 +38,7 @@ pub fn code(kind: ErrorKind) -> Code {
 
 impl From<Error> for Status {
     fn from(err: Error) -> Status {
-        let mut details =
-            ErrorDetails::with_error_info(err.kind.reason(), ERROR_DOMAIN, HashMap::new());
+        let mut details = ErrorDetails::with_error_info(err.kind.reason(), ERROR_DOMAIN, HashMap::new());
         if err.kind.retryable() {
             details.set_retry_info(Some(Duration::from_secs(1)));
         }

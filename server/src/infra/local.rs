@@ -15,29 +15,17 @@ pub struct HostResources {
 
 /// Reads the host's CPUs (those this process may use), memory and GPUs.
 pub fn host_resources() -> HostResources {
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let memory_gib = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|text| {
             text.lines()
                 .find_map(|line| line.strip_prefix("MemTotal:"))
-                .and_then(|rest| {
-                    rest.trim()
-                        .trim_end_matches("kB")
-                        .trim()
-                        .parse::<f64>()
-                        .ok()
-                })
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         })
         .map(|kib| kib / (1024.0 * 1024.0))
         .unwrap_or(0.0);
-    HostResources {
-        cpus,
-        memory_gib,
-        gpus: nvidia_gpus(),
-    }
+    HostResources { cpus, memory_gib, gpus: nvidia_gpus() }
 }
 
 /// GPU names from `nvidia-smi`, empty when it is absent or fails.
@@ -69,9 +57,6 @@ pub fn check() -> InfraStatus {
     InfraStatus {
         name: "local",
         enabled: true,
-        detail: format!(
-            "{} CPUs, {:.1} GiB memory, {gpus}",
-            host.cpus, host.memory_gib
-        ),
+        detail: format!("{} CPUs, {:.1} GiB memory, {gpus}", host.cpus, host.memory_gib),
     }
 }

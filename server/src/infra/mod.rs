@@ -26,19 +26,12 @@ pub fn select(names: &[String]) -> Result<Vec<&'static str>> {
         .iter()
         .map(|name| {
             let wanted = name.trim().to_ascii_lowercase();
-            INFRAS
-                .iter()
-                .copied()
-                .find(|known| *known == wanted)
-                .ok_or_else(|| {
-                    Error::invalid(
-                        "infras",
-                        format!(
-                            "unknown infra {name:?}; this server supports: {}",
-                            INFRAS.join(", ")
-                        ),
-                    )
-                })
+            INFRAS.iter().copied().find(|known| *known == wanted).ok_or_else(|| {
+                Error::invalid(
+                    "infras",
+                    format!("unknown infra {name:?}; this server supports: {}", INFRAS.join(", ")),
+                )
+            })
         })
         .collect()
 }
@@ -47,11 +40,7 @@ pub fn select(names: &[String]) -> Result<Vec<&'static str>> {
 pub fn check(name: &'static str) -> InfraStatus {
     match name {
         "local" => local::check(),
-        _ => InfraStatus {
-            name,
-            enabled: false,
-            detail: "not supported by this server".into(),
-        },
+        _ => InfraStatus { name, enabled: false, detail: "not supported by this server".into() },
     }
 }
 
@@ -62,10 +51,7 @@ mod tests {
     #[test]
     fn unknown_infra_names_are_refused_with_the_supported_list() {
         let err = select(&["aws".into()]).unwrap_err();
-        assert!(
-            err.message.contains("`infras`") && err.message.contains("local"),
-            "{err}"
-        );
+        assert!(err.message.contains("`infras`") && err.message.contains("local"), "{err}");
         assert_eq!(select(&["Local".into()]).unwrap(), ["local"]);
         assert_eq!(select(&[]).unwrap(), INFRAS);
     }

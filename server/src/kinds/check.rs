@@ -35,17 +35,12 @@ impl OperationKind for Check {
             let request: CheckRequest = ctx.request()?;
             let names = infra::select(&request.infras)?;
             ctx.log_line("Checking credentials to enable infra for SkyPilot.")?;
-            let statuses = tokio::task::spawn_blocking(move || {
-                names.into_iter().map(infra::check).collect::<Vec<_>>()
-            })
-            .await
-            .map_err(|err| crate::error::Error::internal(format!("infra check: {err}")))?;
+            let statuses =
+                tokio::task::spawn_blocking(move || names.into_iter().map(infra::check).collect::<Vec<_>>())
+                    .await
+                    .map_err(|err| crate::error::Error::internal(format!("infra check: {err}")))?;
             for status in &statuses {
-                let verdict = if status.enabled {
-                    "enabled [compute]"
-                } else {
-                    "disabled"
-                };
+                let verdict = if status.enabled { "enabled [compute]" } else { "disabled" };
                 ctx.log_line(&format!("  {}: {verdict}", display_name(status.name)))?;
                 ctx.log_line(&format!("    {}", status.detail))?;
             }
@@ -62,11 +57,7 @@ impl OperationKind for Check {
             let response = CheckResponse {
                 infras: statuses
                     .into_iter()
-                    .map(|s| InfraCheck {
-                        name: s.name.to_string(),
-                        enabled: s.enabled,
-                        reason: s.detail,
-                    })
+                    .map(|s| InfraCheck { name: s.name.to_string(), enabled: s.enabled, reason: s.detail })
                     .collect(),
             };
             Ok(OpOutput::message("skypilot.v1.CheckResponse", &response))
@@ -76,8 +67,5 @@ impl OperationKind for Check {
 
 fn display_name(infra: &str) -> String {
     let mut chars = infra.chars();
-    chars
-        .next()
-        .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
-        .unwrap_or_default()
+    chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
 }

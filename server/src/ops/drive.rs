@@ -22,15 +22,9 @@ impl Engine {
             (record.id, record.cluster)
         };
         let turn = (!cluster.is_empty()).then(|| self.inner.queues.join_cluster(&cluster, &id));
-        self.inner
-            .live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, live.clone());
+        self.inner.live.lock().unwrap_or_else(|p| p.into_inner()).insert(id, live.clone());
         let engine = self.clone();
-        self.inner
-            .tasks
-            .spawn(async move { engine.drive(live, turn).await });
+        self.inner.tasks.spawn(async move { engine.drive(live, turn).await });
     }
 
     async fn drive(&self, live: Arc<LiveOp>, mut turn: Option<ClusterTurn>) {
@@ -48,14 +42,8 @@ impl Engine {
             return; // cancelled while waiting
         }
         let Ok(kind) = self.kind(&record.kind) else {
-            self.conclude(
-                &live,
-                Err(Error::internal(format!(
-                    "unknown request kind {:?}",
-                    record.kind
-                ))),
-            )
-            .await;
+            self.conclude(&live, Err(Error::internal(format!("unknown request kind {:?}", record.kind))))
+                .await;
             return;
         };
         let schedule = Schedule::try_from(record.schedule).unwrap_or(Schedule::Short);
@@ -85,10 +73,7 @@ impl Engine {
         tracing::debug!(%id, kind = %record.kind, "operation running");
         let ctx = OpContext {
             id: id.clone(),
-            caller: Caller {
-                name: record.user_name.clone(),
-                id: record.user_id.clone(),
-            },
+            caller: Caller { name: record.user_name.clone(), id: record.user_id.clone() },
             cluster: record.cluster.clone(),
             payload: record.payload.clone(),
             cancel: live.cancel.clone(),
@@ -98,6 +83,7 @@ impl Engine {
             biased;
             outcome = kind.run(ctx) => outcome,
             _ = live.cancel.cancelled() => Err(Error::cancelled()),
+            _ = self.inner.halt.cancelled() => return, // stays RUNNING: recovered at next start
         };
         self.conclude(&live, outcome).await;
     }
@@ -136,10 +122,7 @@ impl Engine {
             .filter(|record| !matches!(record, Ok(record) if record.is_done()))
             .collect::<Result<_>>()?;
         for mut record in unfinished {
-            let resumable = self
-                .kind(&record.kind)
-                .map(|kind| kind.resumable())
-                .unwrap_or(false);
+            let resumable = self.kind(&record.kind).map(|kind| kind.resumable()).unwrap_or(false);
             if record.state() == RequestState::Running {
                 if resumable {
                     record.set_state(RequestState::Pending);

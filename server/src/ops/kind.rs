@@ -44,12 +44,8 @@ pub struct OpContext {
 impl OpContext {
     /// Decodes the request message.
     pub fn request<M: prost::Message + Default>(&self) -> Result<M> {
-        M::decode(self.payload.as_slice()).map_err(|err| {
-            Error::internal(format!(
-                "stored request of {} is unreadable: {err}",
-                self.id
-            ))
-        })
+        M::decode(self.payload.as_slice())
+            .map_err(|err| Error::internal(format!("stored request of {} is unreadable: {err}", self.id)))
     }
 
     /// Appends one line to the operation's log.
@@ -72,9 +68,6 @@ pub struct OpOutput {
 impl OpOutput {
     /// Packs `message`, whose full protobuf name is `full_name`.
     pub fn message<M: prost::Message>(full_name: &str, message: &M) -> OpOutput {
-        OpOutput {
-            type_url: format!("type.googleapis.com/{full_name}"),
-            value: message.encode_to_vec(),
-        }
+        OpOutput { type_url: format!("type.googleapis.com/{full_name}"), value: message.encode_to_vec() }
     }
 }

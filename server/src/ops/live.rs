@@ -23,12 +23,7 @@ pub struct LiveOp {
 impl LiveOp {
     pub fn new(record: OpRecord, log: OpLog) -> LiveOp {
         let (snapshots, _) = watch::channel(record.clone());
-        LiveOp {
-            record: Mutex::new(record),
-            snapshots,
-            cancel: CancellationToken::new(),
-            log: Arc::new(log),
-        }
+        LiveOp { record: Mutex::new(record), snapshots, cancel: CancellationToken::new(), log: Arc::new(log) }
     }
 
     /// The latest record, with the log size as of now.

@@ -32,16 +32,10 @@ impl LogDir {
 
     /// Opens (creating if needed) the log of operation `id` for appending.
     pub fn open_writer(&self, id: &str) -> io::Result<OpLog> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.path(id))?;
+        let file = OpenOptions::new().create(true).append(true).open(self.path(id))?;
         let len = file.metadata()?.len();
         let (len_tx, _) = watch::channel(len);
-        Ok(OpLog {
-            file: Mutex::new(file),
-            len: len_tx,
-        })
+        Ok(OpLog { file: Mutex::new(file), len: len_tx })
     }
 
     /// Current length of a log; 0 when it does not exist.

@@ -50,10 +50,7 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig {
-            long_workers: 8,
-            short_workers: 32,
-        }
+        EngineConfig { long_workers: 8, short_workers: 32 }
     }
 }
 
@@ -84,7 +81,11 @@ struct Inner {
     live: Mutex<HashMap<String, Arc<LiveOp>>>,
     queues: Queues,
     accepting: AtomicBool,
+    /// Fires at shutdown: queued operations stop waiting, streams end.
     shutdown: CancellationToken,
+    /// Fires when the shutdown grace period is over: running operations are
+    /// abandoned as they are (RUNNING), to be recovered at the next start.
+    halt: CancellationToken,
     tasks: TaskTracker,
 }
 
@@ -106,6 +107,7 @@ impl Engine {
                 queues: Queues::new(config.long_workers, config.short_workers),
                 accepting: AtomicBool::new(true),
                 shutdown: CancellationToken::new(),
+                halt: CancellationToken::new(),
                 tasks: TaskTracker::new(),
             }),
         };
@@ -159,11 +161,7 @@ impl Engine {
 
     /// Binds the submission's idempotency key to `new_id`, or returns the
     /// operation it already names.
-    fn claim_idempotency_key(
-        &self,
-        submission: &Submission,
-        new_id: &str,
-    ) -> Result<Option<OpRecord>> {
+    fn claim_idempotency_key(&self, submission: &Submission, new_id: &str) -> Result<Option<OpRecord>> {
         let store = &self.inner.store;
         let key = &submission.idempotency_key;
         let user = &submission.caller.id;
@@ -198,10 +196,7 @@ impl Engine {
         if let Some(live) = self.live(&id) {
             return Ok(live.snapshot());
         }
-        self.inner
-            .store
-            .get_op(&id)?
-            .ok_or_else(|| not_found(id_or_prefix))
+        self.inner.store.get_op(&id)?.ok_or_else(|| not_found(id_or_prefix))
     }
 
     /// Cancels an operation: a PENDING one at once, a RUNNING one through its
@@ -282,42 +277,32 @@ impl Engine {
     }
 
     /// Stops accepting work, lets running operations finish for up to
-    /// `grace`, leaves the rest recoverable, and flushes the store.
+    /// `grace`, leaves the rest recoverable, and closes the store.
     pub async fn shutdown(&self, grace: Duration) -> Result<()> {
         self.inner.accepting.store(false, Ordering::Release);
         self.inner.shutdown.cancel();
         self.inner.tasks.close();
-        if tokio::time::timeout(grace, self.inner.tasks.wait())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(grace, self.inner.tasks.wait()).await.is_err() {
             tracing::warn!(
                 running = self.live_count(),
-                "grace period over; unfinished operations resume at next start"
+                "grace period over; unfinished operations are recovered at the next start"
             );
+            self.inner.halt.cancel();
+            self.inner.tasks.wait().await;
         }
-        self.inner.store.flush_now()
+        self.inner.store.close()
     }
 
     /// Number of operations not finished yet.
     pub fn live_count(&self) -> usize {
-        self.inner
-            .live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .len()
+        self.inner.live.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// The full id for an id or unique id prefix (with or without "operations/").
     pub fn resolve(&self, id_or_prefix: &str) -> Result<String> {
-        let prefix = id_or_prefix
-            .strip_prefix("operations/")
-            .unwrap_or(id_or_prefix);
+        let prefix = id_or_prefix.strip_prefix("operations/").unwrap_or(id_or_prefix);
         if prefix.is_empty() {
-            return Err(Error::invalid(
-                "name",
-                "empty request id; give an id or a unique prefix of one",
-            ));
+            return Err(Error::invalid("name", "empty request id; give an id or a unique prefix of one"));
         }
         if prefix.len() > 36 || !prefix.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
             return Err(Error::invalid(
@@ -326,20 +311,13 @@ impl Engine {
             ));
         }
         let prefix = prefix.to_ascii_lowercase();
-        let matches = self
-            .inner
-            .store
-            .op_ids_with_prefix(&prefix, AMBIGUOUS_MATCHES_SHOWN + 1)?;
+        let matches = self.inner.store.op_ids_with_prefix(&prefix, AMBIGUOUS_MATCHES_SHOWN + 1)?;
         match matches.as_slice() {
             [] => Err(not_found(&prefix)),
             [only] => Ok(only.clone()),
             several => {
                 let shown = several[..several.len().min(AMBIGUOUS_MATCHES_SHOWN)].join(", ");
-                let more = if several.len() > AMBIGUOUS_MATCHES_SHOWN {
-                    ", ..."
-                } else {
-                    ""
-                };
+                let more = if several.len() > AMBIGUOUS_MATCHES_SHOWN { ", ..." } else { "" };
                 Err(Error::new(
                     ErrorKind::AmbiguousId,
                     format!(
@@ -360,20 +338,11 @@ impl Engine {
     }
 
     fn live(&self, id: &str) -> Option<Arc<LiveOp>> {
-        self.inner
-            .live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned()
+        self.inner.live.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
     }
 
     fn forget(&self, id: &str) {
-        self.inner
-            .live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+        self.inner.live.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
     }
 }
 
@@ -388,11 +357,8 @@ fn finish(record: &mut OpRecord, outcome: Result<OpOutput>) {
             record.status_message.clear();
         }
         Err(err) => {
-            let state = if err.kind == ErrorKind::Cancelled {
-                RequestState::Cancelled
-            } else {
-                RequestState::Failed
-            };
+            let state =
+                if err.kind == ErrorKind::Cancelled { RequestState::Cancelled } else { RequestState::Failed };
             record.set_state(state);
             record.status_message = err.message.clone();
             record.error = Some(StoredError {
@@ -412,10 +378,7 @@ fn validate_idempotency_key(key: &str) -> Result<()> {
         ));
     }
     if key.chars().any(char::is_control) {
-        return Err(Error::invalid(
-            "idempotency_key",
-            "contains control characters",
-        ));
+        return Err(Error::invalid("idempotency_key", "contains control characters"));
     }
     Ok(())
 }
@@ -441,8 +404,5 @@ pub fn state_name(record: &OpRecord) -> &'static str {
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

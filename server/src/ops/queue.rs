@@ -34,20 +34,14 @@ impl Queues {
             Schedule::Long => &self.long,
             Schedule::Short | Schedule::Unspecified => &self.short,
         };
-        semaphore
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("queue semaphores are never closed")
+        semaphore.clone().acquire_owned().await.expect("queue semaphores are never closed")
     }
 
     /// Puts `op_id` in line on `cluster`. Must be called in submission order.
     pub fn join_cluster(&self, cluster: &str, op_id: &str) -> ClusterTurn {
         let (release, done) = oneshot::channel();
         let mut tails = self.tails.lock().unwrap_or_else(|p| p.into_inner());
-        let previous = tails
-            .insert(cluster.to_string(), (op_id.to_string(), done))
-            .map(|(_, rx)| rx);
+        let previous = tails.insert(cluster.to_string(), (op_id.to_string(), done)).map(|(_, rx)| rx);
         ClusterTurn {
             cluster: cluster.to_string(),
             op_id: op_id.to_string(),
@@ -81,10 +75,7 @@ impl ClusterTurn {
 impl Drop for ClusterTurn {
     fn drop(&mut self) {
         let mut tails = self.tails.lock().unwrap_or_else(|p| p.into_inner());
-        if tails
-            .get(&self.cluster)
-            .is_some_and(|(last, _)| *last == self.op_id)
-        {
+        if tails.get(&self.cluster).is_some_and(|(last, _)| *last == self.op_id) {
             tails.remove(&self.cluster);
         }
     }

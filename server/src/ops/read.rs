@@ -4,6 +4,7 @@
 
 use futures_util::stream::{self, Stream};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::{
     Engine,
@@ -31,18 +32,10 @@ pub struct ListQuery {
 
 impl ListQuery {
     fn matches(&self, record: &OpRecord) -> bool {
-        self.user_id
-            .as_ref()
-            .is_none_or(|user| *user == record.user_id)
+        self.user_id.as_ref().is_none_or(|user| *user == record.user_id)
             && self.done.is_none_or(|done| done == record.is_done())
-            && self
-                .cluster
-                .as_ref()
-                .is_none_or(|cluster| *cluster == record.cluster)
-            && self
-                .before
-                .as_ref()
-                .is_none_or(|before| record.id < *before)
+            && self.cluster.as_ref().is_none_or(|cluster| *cluster == record.cluster)
+            && self.before.as_ref().is_none_or(|before| record.id < *before)
     }
 }
 
@@ -56,19 +49,12 @@ pub struct LogChunk {
 impl Engine {
     /// Operations matching `query`, newest first.
     pub fn list(&self, query: &ListQuery) -> Result<Vec<OpRecord>> {
-        let limit = if query.limit == 0 {
-            usize::MAX
-        } else {
-            query.limit
-        };
+        let limit = if query.limit == 0 { usize::MAX } else { query.limit };
         if query.done == Some(false) {
             // Unfinished operations are all in memory: no store scan.
             let mut records: Vec<_> = {
                 let live = self.inner.live.lock().unwrap_or_else(|p| p.into_inner());
-                live.values()
-                    .map(|op| op.snapshot())
-                    .filter(|r| query.matches(r))
-                    .collect()
+                live.values().map(|op| op.snapshot()).filter(|r| query.matches(r)).collect()
             };
             records.sort_by(|a, b| b.id.cmp(&a.id));
             records.truncate(limit);
@@ -97,17 +83,24 @@ impl Engine {
         let id = self.resolve(id_or_prefix)?;
         let changes = self.live(&id).map(|live| live.subscribe());
         let first = self.get(&id)?;
+        let shutdown = self.inner.shutdown.clone();
         let state = (Some(first), changes);
-        Ok(stream::unfold(state, |(pending, mut changes)| async move {
-            if let Some(record) = pending {
+        Ok(stream::unfold(state, move |(pending, mut changes)| {
+            let shutdown = shutdown.clone();
+            async move {
+                if let Some(record) = pending {
+                    let done = record.is_done();
+                    return Some((record, (None, if done { None } else { changes })));
+                }
+                let receiver = changes.as_mut()?;
+                tokio::select! {
+                    changed = receiver.changed() => changed.ok()?,
+                    _ = shutdown.cancelled() => return None,
+                }
+                let record = receiver.borrow_and_update().clone();
                 let done = record.is_done();
-                return Some((record, (None, if done { None } else { changes })));
+                Some((record, (None, if done { None } else { changes })))
             }
-            let receiver = changes.as_mut()?;
-            receiver.changed().await.ok()?;
-            let record = receiver.borrow_and_update().clone();
-            let done = record.is_done();
-            Some((record, (None, if done { None } else { changes })))
         }))
     }
 
@@ -128,16 +121,10 @@ impl Engine {
             (None, None) => 0,
         };
         let live = self.live(&id).filter(|_| follow);
-        let follower = live.map(|live| Follower {
-            growth: live.log.subscribe(),
-            state: live.subscribe(),
-        });
-        let state = LogCursor {
-            path,
-            offset: start,
-            follower,
-            finished: false,
-        };
+        let shutdown = self.inner.shutdown.clone();
+        let follower =
+            live.map(|live| Follower { growth: live.log.subscribe(), state: live.subscribe(), shutdown });
+        let state = LogCursor { path, offset: start, follower, finished: false };
         Ok(stream::unfold(state, |mut cursor| async move {
             if cursor.finished {
                 return None;
@@ -162,18 +149,14 @@ impl Engine {
                 };
                 if !chunk.is_empty() {
                     cursor.offset += chunk.len() as u64;
-                    return Some((
-                        Ok(LogChunk {
-                            offset,
-                            data: chunk,
-                        }),
-                        cursor,
-                    ));
+                    return Some((Ok(LogChunk { offset, data: chunk }), cursor));
                 }
                 if done_before_read {
                     return None;
                 }
-                cursor.follower.as_mut()?.wait().await;
+                if !cursor.follower.as_mut()?.wait().await {
+                    return None; // the server is shutting down
+                }
             }
         }))
     }
@@ -190,6 +173,7 @@ struct LogCursor {
 struct Follower {
     growth: watch::Receiver<u64>,
     state: watch::Receiver<OpRecord>,
+    shutdown: CancellationToken,
 }
 
 impl Follower {
@@ -200,11 +184,12 @@ impl Follower {
     }
 
     /// Waits for the log to grow or the state to change (or the operation to
-    /// be forgotten, which only happens once it is done).
-    async fn wait(&mut self) {
+    /// be forgotten, which only happens once it is done); false at shutdown.
+    async fn wait(&mut self) -> bool {
         tokio::select! {
-            _ = self.growth.changed() => {}
-            _ = self.state.changed() => {}
+            _ = self.growth.changed() => true,
+            _ = self.state.changed() => true,
+            _ = self.shutdown.cancelled() => false,
         }
     }
 }

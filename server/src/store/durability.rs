@@ -15,8 +15,10 @@ pub struct Flusher {
 }
 
 impl Flusher {
-    /// Starts the flushing task for `db`; it ends when every handle is dropped.
-    pub fn start(db: sled::Db) -> Flusher {
+    /// Starts the flushing task for the store's database; it ends when every
+    /// handle is dropped. It touches the database only while flushing, under
+    /// the read lock, so closing the store waits for a flush under way.
+    pub fn start(state: super::Shared) -> Flusher {
         let (requests, mut receiver) = mpsc::unbounded_channel::<Waiter>();
         tokio::spawn(async move {
             while let Some(first) = receiver.recv().await {
@@ -24,10 +26,16 @@ impl Flusher {
                 while let Ok(next) = receiver.try_recv() {
                     waiters.push(next);
                 }
-                let db = db.clone();
-                let result = match tokio::task::spawn_blocking(move || db.flush()).await {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err(err)) => Err(Error::from(err)),
+                let state = state.clone();
+                let flush = move || {
+                    let guard = state.read().unwrap_or_else(|p| p.into_inner());
+                    match guard.as_ref() {
+                        Some(open) => open.db.flush().map(|_| ()).map_err(Error::from),
+                        None => Err(super::closed()),
+                    }
+                };
+                let result = match tokio::task::spawn_blocking(flush).await {
+                    Ok(result) => result,
                     Err(err) => Err(Error::new(ErrorKind::Storage, format!("flush task: {err}"))),
                 };
                 for waiter in waiters {
@@ -41,10 +49,7 @@ impl Flusher {
     /// Returns once everything written before this call is on disk.
     pub async fn flush(&self) -> Result<()> {
         let (done, wait) = oneshot::channel();
-        self.requests
-            .send(done)
-            .map_err(|_| Error::new(ErrorKind::Unavailable, "the store is closed"))?;
-        wait.await
-            .map_err(|_| Error::new(ErrorKind::Unavailable, "the store is closed"))?
+        self.requests.send(done).map_err(|_| Error::new(ErrorKind::Unavailable, "the store is closed"))?;
+        wait.await.map_err(|_| Error::new(ErrorKind::Unavailable, "the store is closed"))?
     }
 }

@@ -4,7 +4,10 @@
 mod durability;
 mod record;
 
-use std::path::Path;
+use std::{
+    path::Path,
+    sync::{Arc, RwLock, RwLockReadGuard},
+};
 
 use prost::Message;
 pub use record::{OpRecord, StoredError, is_terminal};
@@ -16,12 +19,20 @@ use durability::Flusher;
 pub const SCHEMA_VERSION: u32 = 1;
 const SCHEMA_KEY: &[u8] = b"schema_version";
 
-/// The server's durable state.
-#[derive(Clone)]
-pub struct Store {
+/// The open database and its trees; gone once the store is closed.
+struct Open {
     db: sled::Db,
     ops: sled::Tree,
     idempotency: sled::Tree,
+}
+
+type Shared = Arc<RwLock<Option<Open>>>;
+
+/// The server's durable state. Clones share one database; `close` releases
+/// it for all of them at once (so a server can be restarted in-process).
+#[derive(Clone)]
+pub struct Store {
+    state: Shared,
     flusher: Flusher,
 }
 
@@ -34,49 +45,27 @@ impl Store {
             .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(|err| {
-                Error::new(
-                    ErrorKind::Storage,
-                    format!("cannot open store at {}: {err}", dir.display()),
-                )
+                Error::new(ErrorKind::Storage, format!("cannot open store at {}: {err}", dir.display()))
             })?;
-        let meta = db.open_tree("meta")?;
-        match meta.get(SCHEMA_KEY)? {
-            None => {
-                meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
-            }
-            Some(raw) => {
-                let found = <[u8; 4]>::try_from(raw.as_ref())
-                    .map(u32::from_be_bytes)
-                    .map_err(|_| {
-                        Error::new(
-                            ErrorKind::Storage,
-                            format!(
-                                "store at {} has an unreadable schema version",
-                                dir.display()
-                            ),
-                        )
-                    })?;
-                if found > SCHEMA_VERSION {
-                    return Err(Error::new(
-                        ErrorKind::Storage,
-                        format!(
-                            "store at {} was written by a newer server (schema {found}, this \
-                             server reads up to {SCHEMA_VERSION}): upgrade the server",
-                            dir.display()
-                        ),
-                    ));
-                }
-            }
-        }
+        check_schema(&db, dir)?;
         let ops = db.open_tree("ops")?;
         let idempotency = db.open_tree("idempotency")?;
-        let flusher = Flusher::start(db.clone());
-        Ok(Store {
-            db,
-            ops,
-            idempotency,
-            flusher,
-        })
+        let state: Shared = Arc::new(RwLock::new(Some(Open { db, ops, idempotency })));
+        let flusher = Flusher::start(state.clone());
+        Ok(Store { state, flusher })
+    }
+
+    fn open_state(&self) -> Result<RwLockReadGuard<'_, Option<Open>>> {
+        let guard = self.state.read().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            return Err(closed());
+        }
+        Ok(guard)
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Open) -> Result<T>) -> Result<T> {
+        let guard = self.open_state()?;
+        f(guard.as_ref().expect("checked open"))
     }
 
     /// Returns once every write made so far is on disk.
@@ -84,57 +73,53 @@ impl Store {
         self.flusher.flush().await
     }
 
-    /// Flushes synchronously (at shutdown).
-    pub fn flush_now(&self) -> Result<()> {
-        self.db.flush()?;
+    /// Flushes and closes the database; every clone sees a closed store after.
+    pub fn close(&self) -> Result<()> {
+        let mut guard = self.state.write().unwrap_or_else(|p| p.into_inner());
+        let Some(open) = guard.take() else {
+            return Ok(());
+        };
+        open.db.flush()?;
         Ok(())
     }
 
     /// Inserts or replaces an operation record (not yet durable).
     pub fn put_op(&self, record: &OpRecord) -> Result<()> {
-        self.ops
-            .insert(record.id.as_bytes(), record.encode_to_vec())?;
-        Ok(())
+        self.with(|open| {
+            open.ops.insert(record.id.as_bytes(), record.encode_to_vec())?;
+            Ok(())
+        })
     }
 
     pub fn get_op(&self, id: &str) -> Result<Option<OpRecord>> {
-        self.ops
-            .get(id.as_bytes())?
-            .map(|raw| decode(id.as_bytes(), &raw))
-            .transpose()
+        self.with(|open| open.ops.get(id.as_bytes())?.map(|raw| decode(id.as_bytes(), &raw)).transpose())
     }
 
     /// Ids that start with `prefix`, at most `limit` of them, oldest first.
     pub fn op_ids_with_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<String>> {
-        self.ops
-            .scan_prefix(prefix.as_bytes())
-            .keys()
-            .take(limit)
-            .map(|key| Ok(String::from_utf8_lossy(&key?).into_owned()))
-            .collect()
+        self.with(|open| {
+            open.ops
+                .scan_prefix(prefix.as_bytes())
+                .keys()
+                .take(limit)
+                .map(|key| Ok(String::from_utf8_lossy(&key?).into_owned()))
+                .collect()
+        })
     }
 
     /// Every record, newest first, starting strictly before `before` when given.
-    pub fn ops_newest_first(
-        &self,
-        before: Option<&str>,
-    ) -> impl Iterator<Item = Result<OpRecord>> + use<> {
-        let range = match before {
-            Some(id) => self.ops.range(..id.as_bytes().to_vec()),
-            None => self.ops.range::<Vec<u8>, _>(..),
-        };
-        range.rev().map(|item| {
-            let (key, raw) = item?;
-            decode(&key, &raw)
-        })
+    pub fn ops_newest_first(&self, before: Option<&str>) -> impl Iterator<Item = Result<OpRecord>> + use<> {
+        let ops = self.with(|open| Ok(open.ops.clone()));
+        let iter = ops.map(|ops| match before {
+            Some(id) => ops.range(..id.as_bytes().to_vec()),
+            None => ops.range::<Vec<u8>, _>(..),
+        });
+        records(iter.map(|range| range.rev()))
     }
 
     /// Every record, oldest first.
     pub fn ops_oldest_first(&self) -> impl Iterator<Item = Result<OpRecord>> + use<> {
-        self.ops.iter().map(|item| {
-            let (key, raw) = item?;
-            decode(&key, &raw)
-        })
+        records(self.with(|open| Ok(open.ops.iter())))
     }
 
     /// Removes a record and its idempotency key (not yet durable).
@@ -142,51 +127,86 @@ impl Store {
         if !record.idempotency_key.is_empty() {
             self.release_idempotency_key(&record.user_id, &record.idempotency_key, &record.id)?;
         }
-        self.ops.remove(record.id.as_bytes())?;
-        Ok(())
+        self.with(|open| {
+            open.ops.remove(record.id.as_bytes())?;
+            Ok(())
+        })
     }
 
     /// Unbinds `(user_id, key)` if it still names `op_id`.
     pub fn release_idempotency_key(&self, user_id: &str, key: &str, op_id: &str) -> Result<()> {
         let index_key = idempotency_index_key(user_id, key);
-        // A failed swap means the key names another operation now: keep it.
-        let _ =
-            self.idempotency
-                .compare_and_swap(index_key, Some(op_id.as_bytes()), None::<&[u8]>)?;
-        Ok(())
+        self.with(|open| {
+            // A failed swap means the key names another operation now: keep it.
+            let _ = open.idempotency.compare_and_swap(index_key, Some(op_id.as_bytes()), None::<&[u8]>)?;
+            Ok(())
+        })
     }
 
     /// Binds `(user_id, key)` to `op_id` unless it is already bound; returns the
     /// operation id it was bound to before, if any.
-    pub fn claim_idempotency_key(
-        &self,
-        user_id: &str,
-        key: &str,
-        op_id: &str,
-    ) -> Result<Option<String>> {
+    pub fn claim_idempotency_key(&self, user_id: &str, key: &str, op_id: &str) -> Result<Option<String>> {
         let index_key = idempotency_index_key(user_id, key);
-        match self
-            .idempotency
-            .compare_and_swap(index_key, None::<&[u8]>, Some(op_id.as_bytes()))?
-        {
-            Ok(()) => Ok(None),
-            Err(existing) => Ok(existing
-                .current
-                .map(|id| String::from_utf8_lossy(&id).into_owned())),
-        }
-    }
-
-    /// The operation an idempotency key is bound to, if any.
-    pub fn idempotency_key_owner(&self, user_id: &str, key: &str) -> Result<Option<String>> {
-        Ok(self
-            .idempotency
-            .get(idempotency_index_key(user_id, key))?
-            .map(|id| String::from_utf8_lossy(&id).into_owned()))
+        self.with(|open| {
+            let swap = open.idempotency.compare_and_swap(index_key, None::<&[u8]>, Some(op_id.as_bytes()))?;
+            Ok(swap
+                .err()
+                .and_then(|existing| existing.current)
+                .map(|id| String::from_utf8_lossy(&id).into_owned()))
+        })
     }
 
     /// Number of stored operation records.
-    pub fn op_count(&self) -> usize {
-        self.ops.len()
+    pub fn op_count(&self) -> Result<usize> {
+        self.with(|open| Ok(open.ops.len()))
+    }
+}
+
+fn closed() -> Error {
+    Error::new(ErrorKind::Unavailable, "the store is closed (the server is shutting down)")
+}
+
+/// Decodes every item of a sled iterator, or yields the error that kept it from starting.
+fn records<I>(iter: Result<I>) -> impl Iterator<Item = Result<OpRecord>> + use<I>
+where
+    I: Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
+{
+    let (items, error) = match iter {
+        Ok(items) => (Some(items), None),
+        Err(err) => (None, Some(Err(err))),
+    };
+    error.into_iter().chain(items.into_iter().flatten().map(|item| {
+        let (key, raw) = item?;
+        decode(&key, &raw)
+    }))
+}
+
+fn check_schema(db: &sled::Db, dir: &Path) -> Result<()> {
+    let meta = db.open_tree("meta")?;
+    match meta.get(SCHEMA_KEY)? {
+        None => {
+            meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+            Ok(())
+        }
+        Some(raw) => {
+            let found = <[u8; 4]>::try_from(raw.as_ref()).map(u32::from_be_bytes).map_err(|_| {
+                Error::new(
+                    ErrorKind::Storage,
+                    format!("store at {} has an unreadable schema version", dir.display()),
+                )
+            })?;
+            if found > SCHEMA_VERSION {
+                return Err(Error::new(
+                    ErrorKind::Storage,
+                    format!(
+                        "store at {} was written by a newer server (schema {found}, this server reads \
+                         up to {SCHEMA_VERSION}): upgrade the server",
+                        dir.display()
+                    ),
+                ));
+            }
+            Ok(())
+        }
     }
 }
 
@@ -198,10 +218,7 @@ fn decode(key: &[u8], raw: &[u8]) -> Result<OpRecord> {
     OpRecord::decode(raw).map_err(|err| {
         Error::new(
             ErrorKind::Storage,
-            format!(
-                "stored operation {} is unreadable: {err}",
-                String::from_utf8_lossy(key)
-            ),
+            format!("stored operation {} is unreadable: {err}", String::from_utf8_lossy(key)),
         )
     })
 }
@@ -227,6 +244,7 @@ mod tests {
             let store = Store::open(dir.path()).unwrap();
             store.put_op(&record("a1")).unwrap();
             store.durable().await.unwrap();
+            store.close().unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.get_op("a1").unwrap().unwrap().kind, "sky.check");
@@ -239,15 +257,9 @@ mod tests {
         for id in ["a", "b", "c"] {
             store.put_op(&record(id)).unwrap();
         }
-        let ids: Vec<_> = store
-            .ops_newest_first(None)
-            .map(|r| r.unwrap().id)
-            .collect();
+        let ids: Vec<_> = store.ops_newest_first(None).map(|r| r.unwrap().id).collect();
         assert_eq!(ids, ["c", "b", "a"]);
-        let ids: Vec<_> = store
-            .ops_newest_first(Some("c"))
-            .map(|r| r.unwrap().id)
-            .collect();
+        let ids: Vec<_> = store.ops_newest_first(Some("c")).map(|r| r.unwrap().id).collect();
         assert_eq!(ids, ["b", "a"]);
     }
 
@@ -256,13 +268,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.claim_idempotency_key("u", "k", "op1").unwrap(), None);
-        assert_eq!(
-            store
-                .claim_idempotency_key("u", "k", "op2")
-                .unwrap()
-                .as_deref(),
-            Some("op1")
-        );
+        assert_eq!(store.claim_idempotency_key("u", "k", "op2").unwrap().as_deref(), Some("op1"));
         assert_eq!(store.claim_idempotency_key("v", "k", "op3").unwrap(), None);
     }
 
@@ -271,10 +277,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path()).unwrap();
-            let meta = store.db.open_tree("meta").unwrap();
-            meta.insert(SCHEMA_KEY, &(SCHEMA_VERSION + 1).to_be_bytes())
+            store
+                .with(|open| {
+                    let meta = open.db.open_tree("meta")?;
+                    meta.insert(SCHEMA_KEY, &(SCHEMA_VERSION + 1).to_be_bytes())?;
+                    Ok(())
+                })
                 .unwrap();
-            store.flush_now().unwrap();
+            store.close().unwrap();
         }
         let err = Store::open(dir.path()).err().unwrap();
         assert!(err.message.contains("newer server"), "{err}");

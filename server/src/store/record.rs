@@ -71,8 +71,5 @@ impl OpRecord {
 
 /// Whether `state` is final.
 pub fn is_terminal(state: RequestState) -> bool {
-    matches!(
-        state,
-        RequestState::Succeeded | RequestState::Failed | RequestState::Cancelled
-    )
+    matches!(state, RequestState::Succeeded | RequestState::Failed | RequestState::Cancelled)
 }

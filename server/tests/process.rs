@@ -1,0 +1,165 @@
+//! The server process: health states, reflection, the data-dir lock, a busy
+//! port, API version checks and oversized or malformed requests.
+
+mod common;
+
+use common::{TestServer, test_config};
+use skypilot_api::{
+    proto::skypilot::v1::{CheckRequest, GetServerInfoRequest, server_service_client::ServerServiceClient},
+    version::API_VERSION_HEADER,
+};
+use skypilot_server::{Server, StartError};
+use tokio_stream::StreamExt;
+use tonic::{Code, Request};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+use tonic_reflection::pb::v1::{
+    ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+    server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+};
+use tonic_types::StatusExt;
+
+#[tokio::test]
+async fn health_is_serving_once_started_and_not_serving_while_shutting_down() {
+    let mut server = TestServer::start().await;
+    let mut health = HealthClient::new(server.channel().await);
+    let status = health.check(HealthCheckRequest { service: String::new() }).await.unwrap();
+    assert_eq!(status.into_inner().status(), ServingStatus::Serving);
+    let named = HealthCheckRequest { service: "skypilot.v1.RequestService".into() };
+    assert_eq!(health.check(named).await.unwrap().into_inner().status(), ServingStatus::Serving);
+
+    let mut updates = health.watch(HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
+    assert_eq!(updates.message().await.unwrap().unwrap().status(), ServingStatus::Serving);
+    let running = server.server.take().unwrap();
+    let shutdown = tokio::spawn(running.shutdown());
+    assert_eq!(updates.message().await.unwrap().unwrap().status(), ServingStatus::NotServing);
+    shutdown.await.unwrap().unwrap();
+}
+
+async fn reflected_services(server: &TestServer) -> Vec<String> {
+    let mut reflection = ServerReflectionClient::new(server.channel().await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses =
+        reflection.server_reflection_info(tokio_stream::iter(vec![request])).await.unwrap().into_inner();
+    let response = responses.next().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("unexpected reflection answer: {response:?}")
+    };
+    list.service.into_iter().map(|s| s.name).collect()
+}
+
+#[tokio::test]
+async fn reflection_lists_every_service_and_resolves_their_files() {
+    let server = TestServer::start().await;
+    let services = reflected_services(&server).await;
+    for expected in [
+        "google.longrunning.Operations",
+        "skypilot.v1.RequestService",
+        "skypilot.v1.ServerService",
+        "skypilot.v1.InfraService",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(services.iter().any(|s| s == expected), "{expected} missing from {services:?}");
+    }
+
+    let mut reflection = ServerReflectionClient::new(server.channel().await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::FileContainingSymbol("skypilot.v1.InfraService".into())),
+    };
+    let mut responses =
+        reflection.server_reflection_info(tokio_stream::iter(vec![request])).await.unwrap().into_inner();
+    let response = responses.next().await.unwrap().unwrap();
+    let Some(MessageResponse::FileDescriptorResponse(files)) = response.message_response else {
+        panic!("unexpected reflection answer: {response:?}")
+    };
+    assert!(!files.file_descriptor_proto.is_empty());
+
+    use tonic_reflection::pb::v1alpha::{
+        ServerReflectionRequest as AlphaRequest,
+        server_reflection_client::ServerReflectionClient as AlphaClient,
+        server_reflection_request::MessageRequest as AlphaMessage,
+    };
+    let mut alpha = AlphaClient::new(server.channel().await);
+    let request = AlphaRequest {
+        host: String::new(),
+        message_request: Some(AlphaMessage::ListServices(String::new())),
+    };
+    let mut responses =
+        alpha.server_reflection_info(tokio_stream::iter(vec![request])).await.unwrap().into_inner();
+    assert!(responses.next().await.unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_data_dir_is_refused() {
+    let server = TestServer::start().await;
+    let err = Server::new(server.config.clone()).start().await.err().expect("second server refused");
+    assert!(matches!(err, StartError::DataDirLocked { .. }), "{err}");
+    assert!(err.to_string().contains("already running on data directory"), "{err}");
+}
+
+#[tokio::test]
+async fn a_busy_port_is_reported_as_such() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(&dir);
+    config.port = taken.local_addr().unwrap().port();
+    let err = Server::new(config).start().await.err().expect("busy port refused");
+    assert!(matches!(err, StartError::PortInUse { .. }), "{err}");
+    assert!(err.to_string().contains("already in use"), "{err}");
+}
+
+#[tokio::test]
+async fn an_old_client_is_told_to_upgrade_and_responses_carry_the_api_version() {
+    let server = TestServer::start().await;
+    let mut raw = ServerServiceClient::new(server.channel().await);
+    let response = raw.get_server_info(GetServerInfoRequest {}).await.unwrap();
+    assert!(response.metadata().get(API_VERSION_HEADER).is_some());
+
+    let mut request = Request::new(GetServerInfoRequest {});
+    request.metadata_mut().insert(API_VERSION_HEADER, "0".parse().unwrap());
+    let status = raw.get_server_info(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(status.message().contains("upgrade the client"), "{}", status.message());
+    assert_eq!(status.get_error_details().error_info().unwrap().reason, "CLIENT_TOO_OLD");
+}
+
+#[tokio::test]
+async fn oversized_and_malformed_requests_get_clear_errors() {
+    let server = TestServer::start().await;
+    let client = server.client().await;
+    let huge = CheckRequest { infras: vec![], idempotency_key: "k".repeat(5 * 1024 * 1024) };
+    let err = client.check(huge).await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::OutOfRange), "{err}");
+
+    let long_key = CheckRequest { infras: vec![], idempotency_key: "k".repeat(300) };
+    let err = client.check(long_key).await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::InvalidArgument));
+    assert!(err.to_string().contains("`idempotency_key`"), "{err}");
+
+    let mut raw = ServerServiceClient::new(server.channel().await);
+    let mut request = Request::new(GetServerInfoRequest {});
+    request.metadata_mut().insert("x-skypilot-user", "two words".parse().unwrap());
+    let status = raw.get_server_info(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("x-skypilot-user"), "{}", status.message());
+}
+
+#[tokio::test]
+async fn server_info_reports_versions_mode_and_the_caller() {
+    let server = TestServer::start().await;
+    let info = server.client().await.server_info().await.unwrap();
+    assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
+    assert!(info.api_version >= info.min_api_version);
+    let user = info.user.unwrap();
+    assert_eq!((user.name.as_str(), user.id.as_str()), ("alice", "a11ce000"));
+
+    // A call without identity (e.g. from grpcurl) is the server owner's.
+    let mut raw = ServerServiceClient::new(server.channel().await);
+    let info = raw.get_server_info(GetServerInfoRequest {}).await.unwrap().into_inner();
+    assert_eq!(info.user.unwrap().name, "owner");
+}
