@@ -276,7 +276,7 @@ async fn list_requests_shows_the_callers_active_requests_unless_asked_for_more()
         ops.iter().map(|op| request_metadata(op).unwrap().request_id).collect()
     };
     let active = alice.list_requests(ListRequestsRequest::default()).await.unwrap();
-    assert_eq!(ids(active), [running.id.clone()]);
+    assert_eq!(ids(active), vec![running.id.clone()]);
     let mine = alice.list_requests(ListRequestsRequest { include_finished: true, ..Default::default() });
     assert_eq!(ids(mine.await.unwrap()), [done.id.clone(), running.id.clone()]);
     let everyone = alice
@@ -292,7 +292,7 @@ async fn list_requests_shows_the_callers_active_requests_unless_asked_for_more()
         })
         .await
         .unwrap();
-    assert_eq!(ids(on_dev), [running.id.clone()]);
+    assert_eq!(ids(on_dev), vec![running.id.clone()]);
     let limited = alice
         .list_requests(ListRequestsRequest {
             include_finished: true,

@@ -71,6 +71,10 @@ impl OpLog {
         *self.len.borrow()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// A receiver that changes whenever the log grows.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.len.subscribe()

@@ -10,13 +10,15 @@ use std::{
 use skypilot_api::proto::skypilot::v1::Schedule;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
+/// For each cluster: the last operation in line and the receiver that fires
+/// when it is done.
+type Tails = Arc<Mutex<HashMap<String, (String, oneshot::Receiver<()>)>>>;
+
 /// The two queues and the per-cluster turn chains.
 pub struct Queues {
     long: Arc<Semaphore>,
     short: Arc<Semaphore>,
-    /// For each cluster: the last operation in line and the receiver that
-    /// fires when it is done.
-    tails: Arc<Mutex<HashMap<String, (String, oneshot::Receiver<()>)>>>,
+    tails: Tails,
 }
 
 impl Queues {
@@ -58,7 +60,7 @@ pub struct ClusterTurn {
     op_id: String,
     previous: Option<oneshot::Receiver<()>>,
     _release: oneshot::Sender<()>,
-    tails: Arc<Mutex<HashMap<String, (String, oneshot::Receiver<()>)>>>,
+    tails: Tails,
 }
 
 impl ClusterTurn {

@@ -1,0 +1,327 @@
+//! The real `sky` binary with a temporary HOME: auto-start, `sky api
+//! info|status|logs|cancel|stop|login|logout`, `sky check`, and endpoint
+//! resolution (environment > config file > local default).
+
+use std::{
+    fs,
+    net::TcpListener,
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+use skypilot_server::{RunningServer, Server, ServerConfig};
+use tempfile::TempDir;
+
+/// A temporary HOME whose local default server listens on its own port.
+struct Home {
+    dir: TempDir,
+    port: u16,
+}
+
+impl Home {
+    fn new() -> Home {
+        Home { dir: tempfile::tempdir().unwrap(), port: free_port() }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.path().join(".sky/skyconfig.yaml")
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.path().join(".sky/api_server")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sky"));
+        command
+            .args(args)
+            .env("HOME", self.path())
+            .env("USER", "tester")
+            .env("SKYPILOT_API_SERVER_LOCAL_PORT", self.port.to_string())
+            .env_remove("SKYPILOT_API_SERVER_ENDPOINT")
+            .env_remove("SKYPILOT_API_SERVER_DATA_DIR")
+            .env_remove("RUST_LOG");
+        command
+    }
+
+    fn sky(&self, args: &[&str]) -> Run {
+        Run::from(self.command(args).output().unwrap())
+    }
+
+    fn sky_with_env(&self, args: &[&str], key: &str, value: &str) -> Run {
+        Run::from(self.command(args).env(key, value).output().unwrap())
+    }
+
+    fn local_server_running(&self) -> bool {
+        self.data_dir().join("server.pid").exists()
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        if self.local_server_running() {
+            let _ = self.command(&["api", "stop"]).output();
+        }
+    }
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    #[track_caller]
+    fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    #[track_caller]
+    fn fails(self) -> Run {
+        assert_ne!(self.code, 0, "unexpected success; stdout:\n{}", self.stdout);
+        assert!(!self.stderr.trim().is_empty(), "a failure must say why");
+        self
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A server started in this test process (not the local default).
+async fn remote_server() -> (RunningServer, TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::local(dir.path().join("data"));
+    config.port = 0;
+    let server = Server::new(config).start().await.unwrap();
+    (server, dir)
+}
+
+#[test]
+fn the_first_command_starts_a_local_server_that_api_info_describes() {
+    let home = Home::new();
+    let first = home.sky(&["api", "info"]).ok();
+    assert!(first.stderr.contains("SkyPilot API server started"), "{}", first.stderr);
+    let endpoint = format!("http://127.0.0.1:{}", home.port);
+    assert!(
+        first.stdout.contains(&format!("Using SkyPilot API server: {endpoint} (local default)")),
+        "{}",
+        first.stdout
+    );
+    assert!(first.stdout.contains("\u{251c}\u{2500}\u{2500} Status: healthy, commit: "), "{}", first.stdout);
+    let user_hash = fs::read_to_string(home.path().join(".sky/user_hash")).unwrap();
+    assert!(first.stdout.contains(&format!("\u{2514}\u{2500}\u{2500} User: tester ({})", user_hash.trim())));
+
+    let second = home.sky(&["api", "info", "-o", "json"]).ok();
+    assert!(!second.stderr.contains("Starting"), "started twice: {}", second.stderr);
+    let info: serde_json::Value = serde_json::from_str(&second.stdout).unwrap();
+    assert_eq!(info["endpoint"], endpoint);
+    assert_eq!(info["endpoint_source"], "local default");
+    assert_eq!(info["user"]["name"], "tester");
+}
+
+#[test]
+fn check_runs_through_the_local_server_and_shows_in_status_and_logs() {
+    let home = Home::new();
+    let check = home.sky(&["check"]).ok();
+    assert!(check.stdout.contains("Local: enabled"), "{}", check.stdout);
+
+    let status = home.sky(&["api", "status", "-a"]).ok();
+    let header = status.stdout.lines().next().unwrap();
+    for column in ["ID", "User", "Name", "Created", "Status"] {
+        assert!(header.contains(column), "{header}");
+    }
+    let row = status.stdout.lines().find(|l| l.contains("sky.check")).expect("check listed");
+    assert!(row.contains("tester") && row.contains("SUCCEEDED"), "{row}");
+    let id = row.split_whitespace().next().unwrap().to_string();
+
+    // Active-only by default: the finished check is not listed.
+    let active = home.sky(&["api", "status"]).ok();
+    assert!(!active.stdout.contains(&id), "{}", active.stdout);
+
+    let json = home.sky(&["api", "status", "-a", "-o", "json"]).ok();
+    let rows: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(rows[0]["request_id"], id.as_str());
+    assert_eq!(rows[0]["status"], "SUCCEEDED");
+
+    let logs = home.sky(&["api", "logs", &id[..13], "--no-follow"]).ok();
+    assert!(logs.stdout.contains("Enabled infra"), "{}", logs.stdout);
+    let tail = home.sky(&["api", "logs", &id, "--tail", "1"]).ok();
+    assert_eq!(tail.stdout.lines().count(), 1, "{}", tail.stdout);
+    let latest = home.sky(&["api", "logs"]).ok();
+    assert!(latest.stdout.contains("Checking credentials"), "{}", latest.stdout);
+
+    let server_log = home.sky(&["api", "logs", "--server-logs", "--no-follow"]).ok();
+    assert!(server_log.stdout.contains("API server is serving"), "{}", server_log.stdout);
+
+    let submitted = home.sky(&["check", "--async"]).ok();
+    assert!(submitted.stdout.starts_with("Submitted sky.check request: "), "{}", submitted.stdout);
+}
+
+#[test]
+fn unknown_ids_and_missing_arguments_fail_with_a_reason() {
+    let home = Home::new();
+    let logs = home.sky(&["api", "logs", "ffffffff"]).fails();
+    assert!(logs.stderr.contains("no request with id"), "{}", logs.stderr);
+    home.sky(&["api", "cancel", "ffffffff"]).fails();
+    let bad = home.sky(&["api", "status", "zz!"]).fails();
+    assert!(bad.stderr.contains("not a request id"), "{}", bad.stderr);
+    let none = home.sky(&["api", "cancel"]).fails();
+    assert!(none.stderr.contains("-a/--all"), "{}", none.stderr);
+    let nothing = home.sky(&["api", "cancel", "-a", "-y"]).ok();
+    assert!(nothing.stdout.contains("No requests need to be cancelled."), "{}", nothing.stdout);
+}
+
+#[test]
+fn api_stop_stops_the_local_server() {
+    let home = Home::new();
+    home.sky(&["api", "start"]).ok();
+    assert!(home.local_server_running());
+    let again = home.sky(&["api", "start"]).ok();
+    assert!(again.stdout.contains("already running"), "{}", again.stdout);
+    let stop = home.sky(&["api", "stop"]).ok();
+    assert!(stop.stdout.contains("SkyPilot API server stopped."), "{}", stop.stdout);
+    assert!(!home.local_server_running());
+    let twice = home.sky(&["api", "stop"]).ok();
+    assert!(twice.stdout.contains("not running"), "{}", twice.stdout);
+}
+
+#[test]
+fn concurrent_first_commands_start_one_server() {
+    let home = Home::new();
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            home.command(&["api", "info"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let runs: Vec<Run> = children.into_iter().map(|c| Run::from(c.wait_with_output().unwrap())).collect();
+    let starts = runs.iter().filter(|r| r.stderr.contains("Starting SkyPilot API server")).count();
+    for run in runs {
+        run.ok();
+    }
+    assert_eq!(starts, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_endpoint_comes_from_the_environment_then_the_config_file_then_the_default() {
+    let (server, _data) = remote_server().await;
+    let url = format!("http://{}", server.local_addr());
+    let home = Home::new();
+    fs::create_dir_all(home.config_path().parent().unwrap()).unwrap();
+    fs::write(home.config_path(), format!("api_server:\n  endpoint: {url}\n")).unwrap();
+
+    let from_env = tokio::task::block_in_place(|| {
+        home.sky_with_env(&["api", "info", "-o", "json"], "SKYPILOT_API_SERVER_ENDPOINT", &url)
+    })
+    .ok();
+    let info: serde_json::Value = serde_json::from_str(&from_env.stdout).unwrap();
+    assert_eq!(info["endpoint_source"], "from SKYPILOT_API_SERVER_ENDPOINT");
+
+    let from_file = tokio::task::block_in_place(|| home.sky(&["api", "info", "-o", "json"])).ok();
+    let info: serde_json::Value = serde_json::from_str(&from_file.stdout).unwrap();
+    assert_eq!(info["endpoint"], url.as_str());
+    assert_eq!(info["endpoint_source"], format!("from {}", home.config_path().display()));
+    assert!(!home.local_server_running(), "a configured endpoint must not start a local server");
+
+    fs::remove_file(home.config_path()).unwrap();
+    let default = tokio::task::block_in_place(|| home.sky(&["api", "info", "-o", "json"])).ok();
+    let info: serde_json::Value = serde_json::from_str(&default.stdout).unwrap();
+    assert_eq!(info["endpoint_source"], "local default");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_checks_the_server_and_saves_the_endpoint_and_logout_removes_it() {
+    let (server, _data) = remote_server().await;
+    let url = format!("http://{}", server.local_addr());
+    let home = Home::new();
+    fs::create_dir_all(home.config_path().parent().unwrap()).unwrap();
+    fs::write(home.config_path(), "kubernetes:\n  allowed_contexts: [dev]\n").unwrap();
+
+    let login = tokio::task::block_in_place(|| home.sky(&["api", "login", "-e", &url])).ok();
+    assert!(login.stdout.contains(&format!("Logged into SkyPilot API server at: {url}")), "{}", login.stdout);
+    assert!(login.stdout.contains("User: tester"), "{}", login.stdout);
+    let text = fs::read_to_string(home.config_path()).unwrap();
+    assert!(text.contains("allowed_contexts") && text.contains(&url), "{text}");
+    let mode = fs::metadata(home.config_path()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    let logout = tokio::task::block_in_place(|| home.sky(&["api", "logout"])).ok();
+    assert!(logout.stdout.contains("Logged out of SkyPilot API server at: "), "{}", logout.stdout);
+    let text = fs::read_to_string(home.config_path()).unwrap();
+    assert!(text.contains("allowed_contexts") && !text.contains("api_server"), "{text}");
+    server.shutdown().await.unwrap();
+}
+
+#[test]
+fn login_to_an_unreachable_endpoint_fails_and_changes_nothing() {
+    let home = Home::new();
+    fs::create_dir_all(home.config_path().parent().unwrap()).unwrap();
+    fs::write(home.config_path(), "foo: bar\n").unwrap();
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let login = home.sky(&["api", "login", "-e", &url]).fails();
+    assert!(login.stderr.contains("could not connect") && login.stderr.contains(&url), "{}", login.stderr);
+    assert_eq!(fs::read_to_string(home.config_path()).unwrap(), "foo: bar\n");
+    assert!(!home.local_server_running());
+}
+
+#[test]
+fn an_unreachable_configured_endpoint_is_never_started() {
+    let home = Home::new();
+    let url = format!("http://user:secret@127.0.0.1:{}", free_port());
+    let info = home.sky_with_env(&["api", "info"], "SKYPILOT_API_SERVER_ENDPOINT", &url).fails();
+    assert!(info.stderr.contains("could not connect"), "{}", info.stderr);
+    assert!(info.stderr.contains("user:****@127.0.0.1"), "{}", info.stderr);
+    assert!(!info.stderr.contains("secret"), "password printed: {}", info.stderr);
+    assert!(!home.local_server_running());
+}
+
+#[test]
+fn malformed_endpoints_and_config_files_name_their_source() {
+    let home = Home::new();
+    let env = home.sky_with_env(&["api", "info"], "SKYPILOT_API_SERVER_ENDPOINT", "127.0.0.1:46580").fails();
+    assert!(env.stderr.contains("SKYPILOT_API_SERVER_ENDPOINT"), "{}", env.stderr);
+
+    fs::create_dir_all(home.config_path().parent().unwrap()).unwrap();
+    fs::write(home.config_path(), "api_server:\n  endpoint: ftp://host\n").unwrap();
+    let file = home.sky(&["api", "status"]).fails();
+    assert!(
+        file.stderr.contains("api_server.endpoint") && file.stderr.contains("skyconfig.yaml"),
+        "{}",
+        file.stderr
+    );
+
+    fs::write(home.config_path(), "api_server: [oops\n").unwrap();
+    let yaml = home.sky(&["api", "info"]).fails();
+    assert!(
+        yaml.stderr.contains("skyconfig.yaml") && yaml.stderr.contains("not valid YAML"),
+        "{}",
+        yaml.stderr
+    );
+
+    fs::remove_file(home.config_path()).unwrap();
+    let port = home.sky_with_env(&["api", "info"], "SKYPILOT_API_SERVER_LOCAL_PORT", "99999").fails();
+    assert!(port.stderr.contains("SKYPILOT_API_SERVER_LOCAL_PORT"), "{}", port.stderr);
+    assert!(!home.local_server_running());
+}
