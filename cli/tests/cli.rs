@@ -325,3 +325,18 @@ fn malformed_endpoints_and_config_files_name_their_source() {
     assert!(port.stderr.contains("SKYPILOT_API_SERVER_LOCAL_PORT"), "{}", port.stderr);
     assert!(!home.local_server_running());
 }
+
+#[test]
+fn a_server_that_fails_to_start_shows_the_end_of_its_log() {
+    let home = Home::new();
+    // A file where the store's directory should be: the server cannot open it.
+    fs::create_dir_all(home.data_dir()).unwrap();
+    fs::write(home.data_dir().join("db"), "not a database").unwrap();
+    let run = home.sky(&["api", "info"]).fails();
+    assert!(run.stderr.contains("failed to start the SkyPilot API server"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("Last lines of") && run.stderr.contains("cannot open store"),
+        "{}",
+        run.stderr
+    );
+}

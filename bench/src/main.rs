@@ -1,0 +1,119 @@
+//! `sky-bench [--quick]`: starts a real local API server with the `sky`
+//! binary next to this one (in a temporary HOME, on a free loopback port) and
+//! prints one `name: value unit` line per figure. `--quick` runs few
+//! iterations, to check that every figure is produced.
+
+mod process;
+
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use process::{Sky, median};
+use skypilot_api::{Client, Endpoint, EndpointSource, identity::Identity, proto::skypilot::v1::CheckRequest};
+
+struct Plan {
+    cold_starts: usize,
+    cli_runs: usize,
+    short_ops: usize,
+    clients: usize,
+}
+
+fn main() {
+    let quick = std::env::args().any(|arg| arg == "--quick");
+    let plan = if quick {
+        Plan { cold_starts: 3, cli_runs: 5, short_ops: 640, clients: 64 }
+    } else {
+        Plan { cold_starts: 11, cli_runs: 31, short_ops: 20_000, clients: 64 }
+    };
+    let sky = Sky::new(sky_binary());
+    println!("mode: {}", if quick { "quick" } else { "full" });
+    println!("cpus: {} count", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+
+    // Cold start: `sky api start` returns once the server reports SERVING.
+    let mut starts = Vec::new();
+    for _ in 0..plan.cold_starts {
+        let run = sky.run(&["api", "start"]);
+        starts.push(run.wall);
+        sky.run(&["api", "stop"]);
+    }
+    println!("cold_start_median: {:.1} ms", ms(median(&mut starts)));
+
+    sky.run(&["api", "start"]);
+    let pid = sky.server_pid();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let client = connect(&sky).await;
+        for _ in 0..10 {
+            let op = client.check(CheckRequest::default()).await.expect("check");
+            client.wait_operation(&op.name, Duration::from_secs(60)).await.expect("wait");
+        }
+    });
+    std::thread::sleep(Duration::from_millis(200)); // let the server settle before sampling
+    println!("idle_server_rss: {:.1} MB", process::rss_mb(pid));
+
+    let mut walls = Vec::new();
+    let mut peak = 0.0f64;
+    for _ in 0..plan.cli_runs {
+        let run = sky.run(&["api", "status"]);
+        walls.push(run.wall);
+        peak = peak.max(run.max_rss_mb);
+    }
+    println!("cli_api_status_median: {:.1} ms", ms(median(&mut walls)));
+    println!("cli_api_status_peak_rss: {:.1} MB", peak);
+
+    let (elapsed, done) = runtime.block_on(short_ops(&sky, plan.short_ops, plan.clients));
+    println!("short_ops_completed: {done} count");
+    println!("short_ops_per_second: {:.0} ops/s", done as f64 / elapsed.as_secs_f64());
+    println!("server_rss_after_load: {:.1} MB", process::rss_mb(pid));
+
+    sky.run(&["api", "stop"]);
+}
+
+/// Submits `total` `sky check` requests from `clients` concurrent clients, each
+/// waiting for its request to finish before the next; returns the time taken.
+async fn short_ops(sky: &Sky, total: usize, clients: usize) -> (Duration, usize) {
+    let per_client = total.div_ceil(clients);
+    let mut connected = Vec::new();
+    for _ in 0..clients {
+        connected.push(Arc::new(connect(sky).await));
+    }
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for client in connected {
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0;
+            for _ in 0..per_client {
+                let op = client.check(CheckRequest::default()).await.expect("submit");
+                let op = client.wait_operation(&op.name, Duration::from_secs(60)).await.expect("wait");
+                assert!(op.done, "operation did not finish");
+                done += 1;
+            }
+            done
+        }));
+    }
+    let mut done = 0;
+    for task in tasks {
+        done += task.await.expect("client task");
+    }
+    (started.elapsed(), done)
+}
+
+async fn connect(sky: &Sky) -> Client {
+    let endpoint = Endpoint::parse(&sky.endpoint(), EndpointSource::Env).expect("endpoint");
+    let me = Identity { name: "bench".into(), id: "be0c0000".into() };
+    Client::connect(&endpoint, &me).await.expect("connect")
+}
+
+fn sky_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("own path");
+    let sky = exe.with_file_name("sky");
+    assert!(sky.exists(), "{} not found: build it first (cargo build --release)", sky.display());
+    sky
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
