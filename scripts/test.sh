@@ -11,8 +11,9 @@ fi
 
 cargo fmt --all --check
 cargo clippy --locked --all-targets -- -D warnings
-cargo nextest run --locked --no-fail-fast
 
 # The benchmark must run and print every figure (debug build: figures are not meaningful).
 cargo build --locked --bin sky --bin sky-bench
 target/debug/sky-bench --quick
+
+cargo nextest run --locked --no-fail-fast
