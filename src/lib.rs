@@ -7,6 +7,7 @@ pub mod config;
 pub mod endpoint;
 pub mod identity;
 pub mod proto;
+pub mod task;
 pub mod version;
 
 pub use client::{Client, ClientError};

@@ -1,0 +1,183 @@
+//! SkyPilot task YAML: parsing into a `TaskSpec`, with errors that name the
+//! field path (or the line and column for malformed YAML), command-line
+//! overrides, and the checks shared by the CLI and the server.
+
+mod parse;
+mod values;
+
+use std::fmt;
+
+pub use parse::parse_task_yaml;
+pub use values::{Accelerators, Amount, parse_accelerators, parse_amount};
+
+use crate::proto::skypilot::v1::TaskSpec;
+
+/// A task that cannot be used; the message names the field and the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskError(pub String);
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TaskError {}
+
+pub(crate) fn err<T>(message: impl Into<String>) -> Result<T, TaskError> {
+    Err(TaskError(message.into()))
+}
+
+/// Command-line settings that override the YAML (SkyPilot's task options).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub name: Option<String>,
+    pub workdir: Option<String>,
+    pub num_nodes: Option<i32>,
+    pub cpus: Option<String>,
+    pub memory: Option<String>,
+    pub gpus: Option<String>,
+    pub infra: Option<String>,
+    /// `KEY=VALUE` pairs (from --env and --env-file), later ones win.
+    pub envs: Vec<(String, String)>,
+    pub secrets: Vec<(String, String)>,
+}
+
+impl Overrides {
+    /// Applies the overrides, then checks that no env or secret is still
+    /// required (declared `null`) and that the resources are well-formed.
+    pub fn apply(&self, mut task: TaskSpec, required: &[String]) -> Result<TaskSpec, TaskError> {
+        if let Some(name) = &self.name {
+            task.name = name.clone();
+        }
+        if let Some(workdir) = &self.workdir {
+            task.workdir = workdir.clone();
+        }
+        if let Some(nodes) = self.num_nodes {
+            task.num_nodes = nodes;
+        }
+        let resources = task.resources.get_or_insert_with(Default::default);
+        if let Some(cpus) = &self.cpus {
+            resources.cpus = cpus.clone();
+        }
+        if let Some(memory) = &self.memory {
+            resources.memory = memory.clone();
+        }
+        if let Some(gpus) = &self.gpus {
+            resources.accelerators = gpus.clone();
+        }
+        if let Some(infra) = &self.infra {
+            resources.infra = infra.clone();
+        }
+        for (key, value) in &self.envs {
+            task.envs.insert(key.clone(), value.clone());
+        }
+        for (key, value) in &self.secrets {
+            task.secrets.insert(key.clone(), value.clone());
+        }
+        for key in required {
+            if !task.envs.contains_key(key) && !task.secrets.contains_key(key) {
+                return err(format!(
+                    "`envs.{key}` is required (declared null in the task YAML): pass it with --env {key}=VALUE"
+                ));
+            }
+        }
+        validate(&task)?;
+        Ok(task)
+    }
+}
+
+/// Checks a task as the server receives it.
+pub fn validate(task: &TaskSpec) -> Result<(), TaskError> {
+    if task.num_nodes < 1 {
+        return err(format!("`num_nodes` must be at least 1, not {}", task.num_nodes));
+    }
+    let resources = task.resources.clone().unwrap_or_default();
+    if !resources.infra.is_empty() {
+        let infra = resources.infra.split('/').next().unwrap_or_default().to_ascii_lowercase();
+        if infra != "local" {
+            return err(format!(
+                "`resources.infra`: {:?} is not available on this API server (available: local)",
+                resources.infra
+            ));
+        }
+    }
+    if !resources.cpus.is_empty() {
+        parse_amount(&resources.cpus).map_err(|e| TaskError(format!("`resources.cpus`: {e}")))?;
+    }
+    if !resources.memory.is_empty() {
+        parse_amount(&resources.memory).map_err(|e| TaskError(format!("`resources.memory`: {e}")))?;
+    }
+    if !resources.accelerators.is_empty() {
+        parse_accelerators(&resources.accelerators)
+            .map_err(|e| TaskError(format!("`resources.accelerators`: {e}")))?;
+    }
+    for (key, _) in task.envs.iter().chain(&task.secrets) {
+        if !is_env_name(key) {
+            return err(format!("`envs.{key}`: not a valid environment variable name"));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `name` can be an environment variable name.
+pub fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Parses `KEY=VALUE` or `KEY` (taking VALUE from `lookup`), as `--env` does.
+pub fn parse_env_arg(
+    arg: &str,
+    flag: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<(String, String), TaskError> {
+    let (key, value) = match arg.split_once('=') {
+        Some((key, value)) => (key.to_string(), value.to_string()),
+        None => {
+            let value = lookup(arg).ok_or_else(|| {
+                TaskError(format!(
+                    "{flag} {arg}: {arg} is not set in your environment; use {flag} {arg}=VALUE"
+                ))
+            })?;
+            (arg.to_string(), value)
+        }
+    };
+    if !is_env_name(&key) {
+        return err(format!("{flag} {arg}: {key:?} is not a valid environment variable name"));
+    }
+    Ok((key, value))
+}
+
+/// Parses a dotenv file's `KEY=VALUE` lines (blank lines and `#` comments skipped).
+pub fn parse_env_file(text: &str, path: &str) -> Result<Vec<(String, String)>, TaskError> {
+    let mut pairs = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((key, value)) = line.split_once('=') else {
+            return err(format!("{path}:{}: expected KEY=VALUE", number + 1));
+        };
+        let key = key.trim();
+        if !is_env_name(key) {
+            return err(format!("{path}:{}: {key:?} is not a valid variable name", number + 1));
+        }
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+            .unwrap_or(value);
+        pairs.push((key.to_string(), value.to_string()));
+    }
+    Ok(pairs)
+}
+
+/// A task that runs one shell command (an ENTRYPOINT that is not a YAML file).
+pub fn command_task(command: &str) -> TaskSpec {
+    TaskSpec { run: command.to_string(), num_nodes: 1, ..Default::default() }
+}
