@@ -23,9 +23,12 @@ use crate::{
             operations_client::OperationsClient,
         },
         skypilot::v1::{
-            CheckRequest, GetServerInfoRequest, GetServerInfoResponse, ListRequestsRequest, RequestMetadata,
-            StreamLogsRequest, StreamLogsResponse, WatchOperationRequest, WatchOperationResponse,
-            infra_service_client::InfraServiceClient, request_service_client::RequestServiceClient,
+            AutostopRequest, CancelJobsRequest, CheckRequest, Cluster, ClusterActionRequest, ExecRequest,
+            GetServerInfoRequest, GetServerInfoResponse, Job, LaunchRequest, ListClustersRequest,
+            ListJobsRequest, ListRequestsRequest, RequestMetadata, StreamLogsRequest, StreamLogsResponse,
+            TailJobLogsRequest, TailJobLogsResponse, WatchOperationRequest, WatchOperationResponse,
+            cluster_service_client::ClusterServiceClient, infra_service_client::InfraServiceClient,
+            job_service_client::JobServiceClient, request_service_client::RequestServiceClient,
             server_service_client::ServerServiceClient,
         },
     },
@@ -163,6 +166,16 @@ impl Client {
         InfraServiceClient::with_interceptor(self.channel.clone(), self.headers.clone())
     }
 
+    fn clusters(&self) -> ClusterServiceClient<Transport> {
+        ClusterServiceClient::with_interceptor(self.channel.clone(), self.headers.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    fn jobs(&self) -> JobServiceClient<Transport> {
+        JobServiceClient::with_interceptor(self.channel.clone(), self.headers.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
     /// Checks the server's API version and unwraps the response.
     fn accept<T>(&self, result: Result<Response<T>, Status>) -> Result<T, ClientError> {
         let response = result.map_err(|status| ClientError::from_status(status, &self.endpoint))?;
@@ -228,6 +241,58 @@ impl Client {
     /// Submits `sky check`.
     pub async fn check(&self, request: CheckRequest) -> Result<Operation, ClientError> {
         self.accept(self.infra().check(request).await)
+    }
+
+    /// Submits `sky launch`.
+    pub async fn launch(&self, request: LaunchRequest) -> Result<Operation, ClientError> {
+        self.accept(self.clusters().launch(request).await)
+    }
+
+    /// Submits `sky exec`.
+    pub async fn exec(&self, request: ExecRequest) -> Result<Operation, ClientError> {
+        self.accept(self.clusters().exec(request).await)
+    }
+
+    /// Submits `sky stop`, `sky start` or `sky down` (`action` is "stop", "start" or "down").
+    pub async fn cluster_action(&self, action: &str, cluster: &str) -> Result<Operation, ClientError> {
+        let request =
+            ClusterActionRequest { cluster_name: cluster.to_string(), idempotency_key: String::new() };
+        let mut clusters = self.clusters();
+        let result = match action {
+            "stop" => clusters.stop(request).await,
+            "start" => clusters.start(request).await,
+            "down" => clusters.down(request).await,
+            other => return Err(ClientError::Protocol(format!("unknown cluster action {other:?}"))),
+        };
+        self.accept(result)
+    }
+
+    /// Submits `sky autostop`.
+    pub async fn autostop(&self, request: AutostopRequest) -> Result<Operation, ClientError> {
+        self.accept(self.clusters().autostop(request).await)
+    }
+
+    /// `sky status`.
+    pub async fn list_clusters(&self, request: ListClustersRequest) -> Result<Vec<Cluster>, ClientError> {
+        Ok(self.accept(self.clusters().list_clusters(request).await)?.clusters)
+    }
+
+    /// `sky queue`.
+    pub async fn list_jobs(&self, request: ListJobsRequest) -> Result<Vec<Job>, ClientError> {
+        Ok(self.accept(self.jobs().list_jobs(request).await)?.jobs)
+    }
+
+    /// Submits `sky cancel`.
+    pub async fn cancel_jobs(&self, request: CancelJobsRequest) -> Result<Operation, ClientError> {
+        self.accept(self.jobs().cancel_jobs(request).await)
+    }
+
+    /// Streams a job's log (`sky logs`).
+    pub async fn tail_job_logs(
+        &self,
+        request: TailJobLogsRequest,
+    ) -> Result<tonic::Streaming<TailJobLogsResponse>, ClientError> {
+        self.accept(self.jobs().tail_job_logs(request).await)
     }
 
     /// Maps a status received mid-stream to a `ClientError`.

@@ -15,9 +15,20 @@ use skypilot_api::{
 
 use crate::error::{CliError, CliResult, EXIT_DETACHED};
 
-/// Streams the log of `id` from `offset` to stdout. With `follow`, until the
+/// Streams the log of request `id` to stdout. With `follow`, until the
 /// request is done. Ctrl-C detaches.
 pub async fn stream_log(client: &Client, id: &str, follow: bool, tail_lines: Option<i32>) -> CliResult {
+    stream_log_to(client, id, follow, tail_lines, &mut std::io::stdout()).await
+}
+
+/// Streams the log of request `id` to `out`.
+pub async fn stream_log_to(
+    client: &Client,
+    id: &str,
+    follow: bool,
+    tail_lines: Option<i32>,
+    out: &mut (dyn Write + Send),
+) -> CliResult {
     let request = StreamLogsRequest {
         name: skypilot_api::client::operation_name(id),
         follow,
@@ -26,10 +37,9 @@ pub async fn stream_log(client: &Client, id: &str, follow: bool, tail_lines: Opt
     };
     let copy = async {
         let mut stream = client.stream_logs(request).await?;
-        let mut stdout = std::io::stdout();
         while let Some(chunk) = stream.message().await.map_err(|s| client.stream_error(s))? {
-            stdout.write_all(&chunk.data)?;
-            stdout.flush()?;
+            out.write_all(&chunk.data)?;
+            out.flush()?;
         }
         Ok::<_, CliError>(())
     };
@@ -39,10 +49,19 @@ pub async fn stream_log(client: &Client, id: &str, follow: bool, tail_lines: Opt
     }
 }
 
-/// Streams the request's log until it finishes and returns the finished
-/// operation; an error when it failed or was cancelled.
+/// Streams the request's log to stdout until it finishes and returns the
+/// finished operation; an error when it failed or was cancelled.
 pub async fn follow_to_end(client: &Client, id: &str) -> CliResult<Operation> {
-    stream_log(client, id, true, None).await?;
+    follow_to_end_on(client, id, &mut std::io::stdout()).await
+}
+
+/// Like `follow_to_end`, writing the request's log to `out`.
+pub async fn follow_to_end_on(
+    client: &Client,
+    id: &str,
+    out: &mut (dyn Write + Send),
+) -> CliResult<Operation> {
+    stream_log_to(client, id, true, None, out).await?;
     let wait = client.wait_operation(id, std::time::Duration::from_secs(3600));
     let operation = tokio::select! {
         result = wait => result?,

@@ -3,17 +3,20 @@
 
 mod api;
 mod check;
+mod clusters_cmd;
 mod connect;
 mod error;
 mod follow;
 mod output;
 mod server_cmd;
+mod task_args;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 use api::Format;
+use clusters_cmd::{ExecArgs, LaunchArgs};
 use error::CliResult;
 use server_cmd::StartArgs;
 
@@ -26,6 +29,88 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Launch a cluster (or reuse one) and run a task on it.
+    Launch(LaunchArgs),
+    /// Run a task as a job on an existing cluster (no setup).
+    Exec(ExecArgs),
+    /// Show clusters.
+    Status {
+        /// Cluster names or glob patterns.
+        clusters: Vec<String>,
+        /// Show every user's clusters.
+        #[arg(short = 'u', long = "all-users")]
+        all_users: bool,
+        /// Show more details.
+        #[arg(short, long)]
+        verbose: bool,
+        /// Query the infra for the latest status (always current on the local infra).
+        #[arg(short, long)]
+        refresh: bool,
+    },
+    /// Show the job queue of clusters.
+    Queue {
+        /// Clusters (default: all of yours).
+        clusters: Vec<String>,
+        /// Show only pending and running jobs.
+        #[arg(short = 's', long = "skip-finished")]
+        skip_finished: bool,
+        /// Show every user's jobs.
+        #[arg(short = 'u', long = "all-users")]
+        all_users: bool,
+    },
+    /// Stream a job's output (the latest job by default).
+    Logs {
+        cluster: String,
+        job_id: Option<i64>,
+        /// Keep streaming until the job ends (default).
+        #[arg(long, overrides_with = "no_follow")]
+        follow: bool,
+        /// Print what is there and return.
+        #[arg(long)]
+        no_follow: bool,
+        /// Start with the last N lines.
+        #[arg(long)]
+        tail: Option<u32>,
+        /// Only print the job's status; the exit code tells it too.
+        #[arg(long)]
+        status: bool,
+    },
+    /// Cancel jobs on a cluster.
+    Cancel {
+        cluster: String,
+        job_ids: Vec<i64>,
+        /// Cancel all of the cluster's unfinished jobs.
+        #[arg(short, long)]
+        all: bool,
+        /// Do not ask for confirmation.
+        #[arg(short, long)]
+        yes: bool,
+    },
+    /// Stop clusters (their jobs are cancelled; files are kept).
+    Stop(ClusterSelection),
+    /// Start stopped clusters.
+    Start(ClusterSelection),
+    /// Tear clusters down.
+    Down(ClusterSelection),
+    /// Stop (or tear down) clusters after they have been idle for a while.
+    Autostop {
+        clusters: Vec<String>,
+        /// Every cluster of yours.
+        #[arg(short, long)]
+        all: bool,
+        /// Idle minutes before autostop.
+        #[arg(short = 'i', long = "idle-minutes")]
+        idle_minutes: Option<i32>,
+        /// Tear down instead of stopping.
+        #[arg(long)]
+        down: bool,
+        /// Turn autostop off.
+        #[arg(long)]
+        cancel: bool,
+        /// Do not ask for confirmation.
+        #[arg(short, long)]
+        yes: bool,
+    },
     /// Manage the SkyPilot API server and its requests.
     #[command(subcommand)]
     Api(ApiCommand),
@@ -37,6 +122,19 @@ enum Command {
         #[arg(long = "async")]
         run_async: bool,
     },
+}
+
+/// Which clusters a command acts on.
+#[derive(Debug, clap::Args)]
+struct ClusterSelection {
+    /// Cluster names or glob patterns.
+    clusters: Vec<String>,
+    /// Every cluster of yours.
+    #[arg(short, long)]
+    all: bool,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    yes: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,7 +219,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("{err}");
+            if !err.message.is_empty() {
+                eprintln!("{err}");
+            }
             ExitCode::from(err.exit_code)
         }
     }
@@ -132,6 +232,26 @@ fn run_client(command: Command) -> CliResult {
     runtime.block_on(async move {
         match command {
             Command::Check { infras, run_async } => check::check(infras, run_async).await,
+            Command::Launch(args) => clusters_cmd::launch(args).await,
+            Command::Exec(args) => clusters_cmd::exec(args).await,
+            Command::Status { clusters, all_users, verbose, refresh: _ } => {
+                clusters_cmd::status(clusters, all_users, verbose).await
+            }
+            Command::Queue { clusters, skip_finished, all_users } => {
+                clusters_cmd::queue(clusters, skip_finished, all_users).await
+            }
+            Command::Logs { cluster, job_id, follow: _, no_follow, tail, status } => {
+                clusters_cmd::logs(cluster, job_id, !no_follow, tail, status).await
+            }
+            Command::Cancel { cluster, job_ids, all, yes } => {
+                clusters_cmd::cancel(cluster, job_ids, all, yes).await
+            }
+            Command::Stop(s) => clusters_cmd::cluster_action("stop", s.clusters, s.all, s.yes).await,
+            Command::Start(s) => clusters_cmd::cluster_action("start", s.clusters, s.all, s.yes).await,
+            Command::Down(s) => clusters_cmd::cluster_action("down", s.clusters, s.all, s.yes).await,
+            Command::Autostop { clusters, all, idle_minutes, down, cancel, yes: _ } => {
+                clusters_cmd::autostop(clusters, all, idle_minutes, down, cancel).await
+            }
             Command::Api(api) => match api {
                 ApiCommand::Start(args) => server_cmd::start(&args).await,
                 ApiCommand::Stop => server_cmd::stop().await,

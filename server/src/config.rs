@@ -20,6 +20,8 @@ pub struct ServerConfig {
     pub retention_hours: f64,
     /// How long running operations get to finish at shutdown.
     pub shutdown_grace: Duration,
+    /// How often idle clusters are checked against their autostop setting.
+    pub autostop_check_interval: Duration,
     /// Identity for calls that carry none; default: the user running the server.
     pub owner: Option<Caller>,
 }
@@ -40,6 +42,7 @@ impl ServerConfig {
             engine: EngineConfig::default(),
             retention_hours: 24.0,
             shutdown_grace: Duration::from_secs(10),
+            autostop_check_interval: Duration::from_secs(10),
             owner: None,
         }
     }

@@ -8,6 +8,7 @@
 //! - `serve`: the server process (data-dir lock, port, health, shutdown).
 
 pub mod auth;
+pub mod clusters;
 pub mod config;
 pub mod error;
 pub mod grpc;

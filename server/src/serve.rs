@@ -20,9 +20,11 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
     auth::Caller,
+    clusters::{Clusters, autostop_loop},
     config::ServerConfig,
     error::{Error, Result},
     grpc::{ApiVersionLayer, Services, Shared},
+    infra::local::{LocalInfra, host_resources},
     kinds,
     ops::{Engine, OperationKind, log::LogDir, now_ms},
     store::Store,
@@ -35,6 +37,8 @@ const HEALTH_SERVICES: &[&str] = &[
     "skypilot.v1.RequestService",
     "skypilot.v1.ServerService",
     "skypilot.v1.InfraService",
+    "skypilot.v1.ClusterService",
+    "skypilot.v1.JobService",
 ];
 
 /// Why the server could not start.
@@ -117,17 +121,25 @@ impl Server {
 
         let store = Store::open(&dir.join("db")).map_err(StartError::Store)?;
         let logs = LogDir::open(dir.join("logs")).map_err(dir_err)?;
-        let mut all_kinds = kinds::all();
+        let infra = Arc::new(LocalInfra::new(dir.join("clusters")));
+        let clusters =
+            Clusters::open(store.clone(), infra, host_resources()).await.map_err(StartError::Store)?;
+        let mut all_kinds = kinds::all(&clusters);
         all_kinds.extend(self.extra_kinds);
         let engine =
-            Engine::start(store, logs, all_kinds, &config.engine).await.map_err(StartError::Store)?;
+            Engine::start(store.clone(), logs, all_kinds, &config.engine).await.map_err(StartError::Store)?;
 
         let owner = config.owner.clone().unwrap_or_else(|| {
             Identity::current()
                 .map(|me| Caller { name: me.name, id: me.id })
                 .unwrap_or_else(|_| Caller { name: "unknown".into(), id: "unknown".into() })
         });
-        let services = Services::new(Arc::new(Shared { engine: engine.clone(), mode: config.mode, owner }));
+        let services = Services::new(Arc::new(Shared {
+            engine: engine.clone(),
+            clusters: clusters.clone(),
+            mode: config.mode,
+            owner,
+        }));
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -153,7 +165,9 @@ impl Server {
             .add_service(services.operations)
             .add_service(services.requests)
             .add_service(services.server)
-            .add_service(services.infra);
+            .add_service(services.infra)
+            .add_service(services.clusters)
+            .add_service(services.jobs);
         let serve = tokio::spawn(async move {
             router
                 .serve_with_incoming_shutdown(incoming, async {
@@ -162,6 +176,8 @@ impl Server {
                 .await
         });
         let retention = tokio::spawn(retention_loop(engine.clone(), config.retention_hours));
+        let autostop =
+            tokio::spawn(autostop_loop(clusters.clone(), engine.clone(), config.autostop_check_interval));
 
         fs::write(dir.join("server.pid"), format!("{}\n{local_addr}\n", std::process::id()))
             .map_err(dir_err)?;
@@ -170,6 +186,9 @@ impl Server {
         Ok(RunningServer {
             local_addr,
             engine,
+            clusters,
+            store,
+            autostop,
             health,
             stop_serving,
             serve,
@@ -185,6 +204,9 @@ impl Server {
 pub struct RunningServer {
     local_addr: SocketAddr,
     engine: Engine,
+    clusters: Clusters,
+    store: Store,
+    autostop: JoinHandle<()>,
     health: HealthReporter,
     stop_serving: oneshot::Sender<()>,
     serve: JoinHandle<Result<(), tonic::transport::Error>>,
@@ -200,6 +222,11 @@ impl RunningServer {
         self.local_addr
     }
 
+    /// The clusters and jobs layer, for embedding and tests.
+    pub fn clusters(&self) -> &Clusters {
+        &self.clusters
+    }
+
     /// The engine, for embedding and tests.
     pub fn engine(&self) -> &Engine {
         &self.engine
@@ -213,7 +240,12 @@ impl RunningServer {
         let _ = self.stop_serving.send(());
         self.retention.abort();
         let _ = self.retention.await;
+        self.autostop.abort();
+        let _ = self.autostop.await;
         let drained = self.engine.shutdown(self.grace).await;
+        // Job processes keep running; they are reconciled at the next start.
+        self.clusters.shutdown().await;
+        let closed = self.store.close();
         // In-flight calls end once the engine is down (streams end at
         // shutdown); give them a moment, then stop serving regardless.
         let mut serve = self.serve;
@@ -223,7 +255,7 @@ impl RunningServer {
         }
         let _ = fs::remove_file(self.data_dir.join("server.pid"));
         tracing::info!("API server stopped");
-        drained
+        drained.and(closed)
     }
 }
 

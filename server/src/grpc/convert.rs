@@ -57,3 +57,42 @@ fn timestamp(ms: i64) -> Option<prost_types::Timestamp> {
         nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
     })
 }
+
+/// The wire `Cluster` for a record.
+pub fn cluster(record: &crate::store::ClusterRecord) -> skypilot_api::proto::skypilot::v1::Cluster {
+    skypilot_api::proto::skypilot::v1::Cluster {
+        name: record.name.clone(),
+        infra: "local".into(),
+        status: record.status,
+        num_nodes: record.num_nodes,
+        cpus: record.cpus,
+        memory_gib: record.memory_gib,
+        accelerators: record.accelerators.clone(),
+        autostop_idle_minutes: record.autostop_idle_minutes,
+        autostop_down: record.autostop_down,
+        launched_at: timestamp(record.launched_ms),
+        user_name: record.user_name.clone(),
+        user_id: record.user_id.clone(),
+        idle_since: timestamp(record.idle_since_ms),
+    }
+}
+
+/// The wire `Job` for a record (its task, with envs and secrets, stays inside).
+pub fn job(record: &crate::store::JobRecord) -> skypilot_api::proto::skypilot::v1::Job {
+    let accelerators = if record.gpus > 0 { format!("GPU:{}", record.gpus) } else { String::new() };
+    skypilot_api::proto::skypilot::v1::Job {
+        job_id: record.job_id,
+        cluster_name: record.cluster.clone(),
+        name: record.name.clone(),
+        status: record.status,
+        user_name: record.user_name.clone(),
+        user_id: record.user_id.clone(),
+        submitted_at: timestamp(record.submitted_ms),
+        started_at: timestamp(record.started_ms),
+        ended_at: timestamp(record.ended_ms),
+        cpus: record.cpus,
+        accelerators,
+        exit_code: record.exit_code,
+        message: record.message.clone(),
+    }
+}

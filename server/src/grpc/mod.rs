@@ -2,6 +2,7 @@
 //! convert back. No store access and no business logic here.
 
 mod caller;
+mod clusters;
 mod convert;
 mod infra;
 mod operations;
@@ -15,12 +16,13 @@ pub use caller::ApiVersionLayer;
 use skypilot_api::proto::{
     google::longrunning::operations_server::OperationsServer,
     skypilot::v1::{
-        ServerMode, infra_service_server::InfraServiceServer, request_service_server::RequestServiceServer,
+        ServerMode, cluster_service_server::ClusterServiceServer, infra_service_server::InfraServiceServer,
+        job_service_server::JobServiceServer, request_service_server::RequestServiceServer,
         server_service_server::ServerServiceServer,
     },
 };
 
-use crate::{auth::Caller, ops::Engine};
+use crate::{auth::Caller, clusters::Clusters, ops::Engine};
 
 /// Largest request message the server decodes.
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
@@ -28,6 +30,7 @@ pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 /// What every handler shares.
 pub struct Shared {
     pub engine: Engine,
+    pub clusters: Clusters,
     pub mode: ServerMode,
     /// Identity assumed for calls that carry none (a local server's owner).
     pub owner: Caller,
@@ -39,6 +42,8 @@ pub struct Services {
     pub requests: RequestServiceServer<requests::RequestsApi>,
     pub server: ServerServiceServer<server_info::ServerApi>,
     pub infra: InfraServiceServer<infra::InfraApi>,
+    pub clusters: ClusterServiceServer<clusters::ClustersApi>,
+    pub jobs: JobServiceServer<clusters::JobsApi>,
 }
 
 impl Services {
@@ -50,7 +55,11 @@ impl Services {
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
             server: ServerServiceServer::new(server_info::ServerApi(shared.clone()))
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
-            infra: InfraServiceServer::new(infra::InfraApi(shared))
+            infra: InfraServiceServer::new(infra::InfraApi(shared.clone()))
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
+            clusters: ClusterServiceServer::new(clusters::ClustersApi(shared.clone()))
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
+            jobs: JobServiceServer::new(clusters::JobsApi(shared))
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
         }
     }

@@ -60,3 +60,92 @@ pub fn check() -> InfraStatus {
         detail: format!("{} CPUs, {:.1} GiB memory, {gpus}", host.cpus, host.memory_gib),
     }
 }
+
+/// Clusters on this host: a cluster is a folder with one home folder per node
+/// (`node-<rank>`, holding `sky_workdir` and file mounts) and a `jobs` folder
+/// with each job's scripts, log and exit codes.
+#[derive(Debug, Clone)]
+pub struct LocalInfra {
+    root: std::path::PathBuf,
+}
+
+impl LocalInfra {
+    pub fn new(root: std::path::PathBuf) -> LocalInfra {
+        LocalInfra { root }
+    }
+
+    fn cluster_dir(&self, cluster: &str) -> std::path::PathBuf {
+        self.root.join(cluster)
+    }
+}
+
+impl super::Infra for LocalInfra {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn provision(&self, cluster: &str, num_nodes: i32) -> std::io::Result<()> {
+        for rank in 0..num_nodes {
+            std::fs::create_dir_all(self.node_home(cluster, rank).join("sky_workdir"))?;
+        }
+        std::fs::create_dir_all(self.cluster_dir(cluster).join("jobs"))
+    }
+
+    fn sync_files(
+        &self,
+        cluster: &str,
+        num_nodes: i32,
+        workdir: &str,
+        file_mounts: &std::collections::HashMap<String, String>,
+    ) -> std::io::Result<()> {
+        for rank in 0..num_nodes {
+            let home = self.node_home(cluster, rank);
+            if !workdir.is_empty() {
+                copy_tree(std::path::Path::new(workdir), &home.join("sky_workdir"))?;
+            }
+            for (dest, source) in file_mounts {
+                let dest = home.join(super::node_relative_path(dest).map_err(std::io::Error::other)?);
+                copy_tree(std::path::Path::new(source), &dest)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn node_home(&self, cluster: &str, rank: i32) -> std::path::PathBuf {
+        self.cluster_dir(cluster).join(format!("node-{rank}"))
+    }
+
+    fn job_dir(&self, cluster: &str, job_id: i64) -> std::path::PathBuf {
+        self.cluster_dir(cluster).join("jobs").join(job_id.to_string())
+    }
+
+    fn teardown(&self, cluster: &str) -> std::io::Result<()> {
+        match std::fs::remove_dir_all(self.cluster_dir(cluster)) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Copies a file or a folder (recursively, symlinks as links) to `dest`.
+fn copy_tree(source: &std::path::Path, dest: &std::path::Path) -> std::io::Result<()> {
+    let meta = std::fs::symlink_metadata(source)
+        .map_err(|err| std::io::Error::new(err.kind(), format!("{}: {err}", source.display())))?;
+    if meta.is_dir() {
+        std::fs::create_dir_all(dest)?;
+        for entry in std::fs::read_dir(source)? {
+            let entry = entry?;
+            copy_tree(&entry.path(), &dest.join(entry.file_name()))?;
+        }
+    } else if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(source)?;
+        let _ = std::fs::remove_file(dest);
+        std::os::unix::fs::symlink(target, dest)?;
+    } else {
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::copy(source, dest)?;
+    }
+    Ok(())
+}

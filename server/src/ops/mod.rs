@@ -277,7 +277,7 @@ impl Engine {
     }
 
     /// Stops accepting work, lets running operations finish for up to
-    /// `grace`, leaves the rest recoverable, and closes the store.
+    /// `grace`, leaves the rest recoverable, and flushes the store.
     pub async fn shutdown(&self, grace: Duration) -> Result<()> {
         self.inner.accepting.store(false, Ordering::Release);
         self.inner.shutdown.cancel();
@@ -290,7 +290,7 @@ impl Engine {
             self.inner.halt.cancel();
             self.inner.tasks.wait().await;
         }
-        self.inner.store.close()
+        self.inner.store.durable().await
     }
 
     /// Number of operations not finished yet.

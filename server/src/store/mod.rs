@@ -10,7 +10,7 @@ use std::{
 };
 
 use prost::Message;
-pub use record::{OpRecord, StoredError, is_terminal};
+pub use record::{ClusterRecord, JobRecord, NodeProcess, OpRecord, StoredError, is_terminal};
 
 use crate::error::{Error, ErrorKind, Result};
 use durability::Flusher;
@@ -24,6 +24,17 @@ struct Open {
     db: sled::Db,
     ops: sled::Tree,
     idempotency: sled::Tree,
+    clusters: sled::Tree,
+    jobs: sled::Tree,
+}
+
+/// The trees that hold typed records besides operations.
+#[derive(Debug, Clone, Copy)]
+pub enum Table {
+    /// Cluster name -> `ClusterRecord`.
+    Clusters,
+    /// Cluster name, NUL, big-endian job id -> `JobRecord`.
+    Jobs,
 }
 
 type Shared = Arc<RwLock<Option<Open>>>;
@@ -50,7 +61,9 @@ impl Store {
         check_schema(&db, dir)?;
         let ops = db.open_tree("ops")?;
         let idempotency = db.open_tree("idempotency")?;
-        let state: Shared = Arc::new(RwLock::new(Some(Open { db, ops, idempotency })));
+        let clusters = db.open_tree("clusters")?;
+        let jobs = db.open_tree("jobs")?;
+        let state: Shared = Arc::new(RwLock::new(Some(Open { db, ops, idempotency, clusters, jobs })));
         let flusher = Flusher::start(state.clone());
         Ok(Store { state, flusher })
     }
@@ -156,10 +169,72 @@ impl Store {
         })
     }
 
+    /// Inserts or replaces a record in `table` (not yet durable).
+    pub fn put<M: Message>(&self, table: Table, key: &[u8], record: &M) -> Result<()> {
+        self.with(|open| {
+            open.table(table).insert(key, record.encode_to_vec())?;
+            Ok(())
+        })
+    }
+
+    pub fn get<M: Message + Default>(&self, table: Table, key: &[u8]) -> Result<Option<M>> {
+        self.with(|open| open.table(table).get(key)?.map(|raw| decode_as(key, &raw)).transpose())
+    }
+
+    /// Every record in `table` whose key starts with `prefix`, in key order.
+    pub fn scan<M: Message + Default>(&self, table: Table, prefix: &[u8]) -> Result<Vec<M>> {
+        self.with(|open| {
+            open.table(table)
+                .scan_prefix(prefix)
+                .map(|item| {
+                    let (key, raw) = item?;
+                    decode_as(&key, &raw)
+                })
+                .collect()
+        })
+    }
+
+    /// Removes one record from `table`.
+    pub fn delete(&self, table: Table, key: &[u8]) -> Result<()> {
+        self.with(|open| {
+            open.table(table).remove(key)?;
+            Ok(())
+        })
+    }
+
+    /// Removes every record in `table` whose key starts with `prefix`.
+    pub fn remove_prefix(&self, table: Table, prefix: &[u8]) -> Result<()> {
+        self.with(|open| {
+            let tree = open.table(table);
+            for key in tree.scan_prefix(prefix).keys() {
+                tree.remove(key?)?;
+            }
+            Ok(())
+        })
+    }
+
     /// Number of stored operation records.
     pub fn op_count(&self) -> Result<usize> {
         self.with(|open| Ok(open.ops.len()))
     }
+}
+
+impl Open {
+    fn table(&self, table: Table) -> &sled::Tree {
+        match table {
+            Table::Clusters => &self.clusters,
+            Table::Jobs => &self.jobs,
+        }
+    }
+}
+
+fn decode_as<M: Message + Default>(key: &[u8], raw: &[u8]) -> Result<M> {
+    M::decode(raw).map_err(|err| {
+        Error::new(
+            ErrorKind::Storage,
+            format!("stored record {} is unreadable: {err}", String::from_utf8_lossy(key)),
+        )
+    })
 }
 
 fn closed() -> Error {

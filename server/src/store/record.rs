@@ -73,3 +73,101 @@ impl OpRecord {
 pub fn is_terminal(state: RequestState) -> bool {
     matches!(state, RequestState::Succeeded | RequestState::Failed | RequestState::Cancelled)
 }
+
+/// A cluster as stored.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ClusterRecord {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(enumeration = "skypilot_api::proto::skypilot::v1::ClusterStatus", tag = "2")]
+    pub status: i32,
+    #[prost(int32, tag = "3")]
+    pub num_nodes: i32,
+    /// Per node.
+    #[prost(double, tag = "4")]
+    pub cpus: f64,
+    #[prost(double, tag = "5")]
+    pub memory_gib: f64,
+    /// "NAME:COUNT" per node, or empty.
+    #[prost(string, tag = "6")]
+    pub accelerators: String,
+    /// Host GPU indices held, `gpus_per_node` per node in rank order.
+    #[prost(uint32, repeated, tag = "7")]
+    pub gpu_indices: Vec<u32>,
+    /// -1 when autostop is off.
+    #[prost(int32, tag = "8")]
+    pub autostop_idle_minutes: i32,
+    #[prost(bool, tag = "9")]
+    pub autostop_down: bool,
+    #[prost(int64, tag = "10")]
+    pub launched_ms: i64,
+    #[prost(string, tag = "11")]
+    pub user_name: String,
+    #[prost(string, tag = "12")]
+    pub user_id: String,
+    /// When the cluster last became idle; 0 while it has active jobs.
+    #[prost(int64, tag = "13")]
+    pub idle_since_ms: i64,
+    /// The id the next job gets.
+    #[prost(int64, tag = "14")]
+    pub next_job_id: i64,
+    #[prost(string, repeated, tag = "15")]
+    pub ports: Vec<String>,
+}
+
+/// A job as stored.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct JobRecord {
+    #[prost(int64, tag = "1")]
+    pub job_id: i64,
+    #[prost(string, tag = "2")]
+    pub cluster: String,
+    #[prost(string, tag = "3")]
+    pub name: String,
+    #[prost(enumeration = "skypilot_api::proto::skypilot::v1::JobStatus", tag = "4")]
+    pub status: i32,
+    #[prost(string, tag = "5")]
+    pub user_name: String,
+    #[prost(string, tag = "6")]
+    pub user_id: String,
+    #[prost(int64, tag = "7")]
+    pub submitted_ms: i64,
+    #[prost(int64, tag = "8")]
+    pub started_ms: i64,
+    #[prost(int64, tag = "9")]
+    pub ended_ms: i64,
+    /// CPUs per node the job holds while it runs.
+    #[prost(double, tag = "10")]
+    pub cpus: f64,
+    /// GPUs per node the job holds while it runs.
+    #[prost(uint32, tag = "11")]
+    pub gpus: u32,
+    #[prost(int32, optional, tag = "12")]
+    pub exit_code: Option<i32>,
+    #[prost(string, tag = "13")]
+    pub message: String,
+    /// The encoded `TaskSpec`.
+    #[prost(bytes = "vec", tag = "14")]
+    pub task: Vec<u8>,
+    /// Whether setup runs before the job's run commands.
+    #[prost(bool, tag = "15")]
+    pub run_setup: bool,
+    /// The processes of the current phase, one per node.
+    #[prost(message, repeated, tag = "16")]
+    pub processes: Vec<NodeProcess>,
+    /// Host GPU indices the job holds (all nodes).
+    #[prost(uint32, repeated, tag = "17")]
+    pub gpu_indices: Vec<u32>,
+}
+
+/// A job's process on one node.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct NodeProcess {
+    #[prost(int32, tag = "1")]
+    pub rank: i32,
+    #[prost(uint32, tag = "2")]
+    pub pid: u32,
+    /// Process start time (clock ticks since boot), to tell a reused pid apart.
+    #[prost(uint64, tag = "3")]
+    pub start_ticks: u64,
+}

@@ -1,0 +1,219 @@
+//! The job queue of each cluster: submission with ids from 1, FIFO
+//! scheduling that starts a job only when the CPUs and GPUs it asks for are
+//! free on the cluster, cancellation, and reconciliation after a restart.
+
+use prost::Message;
+use skypilot_api::{
+    proto::skypilot::v1::{ClusterStatus, JobStatus, TaskSpec},
+    task::{parse_accelerators, parse_amount},
+};
+
+use super::{Clusters, DEFAULT_JOB_CPUS, is_job_done, job_prefix, run::Phase};
+use crate::{
+    auth::Caller,
+    error::{Error, ErrorKind, Result},
+    infra::process,
+    ops::now_ms,
+    store::{JobRecord, Table},
+};
+
+impl Clusters {
+    /// Queues `task` as the cluster's next job; returns its id.
+    pub(super) async fn submit_job(
+        &self,
+        cluster_name: &str,
+        task: &TaskSpec,
+        run_setup: bool,
+        caller: &Caller,
+    ) -> Result<i64> {
+        let resources = task.resources.clone().unwrap_or_default();
+        let cpus = if resources.cpus.is_empty() {
+            DEFAULT_JOB_CPUS
+        } else {
+            parse_amount(&resources.cpus).map_err(|e| Error::invalid("task.resources.cpus", e))?.value
+        };
+        let gpus = parse_accelerators(&resources.accelerators).map(|a| a.count).unwrap_or(0);
+        let _lock = self.inner.jobs_lock.lock().await;
+        let mut cluster = self.get(cluster_name)?;
+        let job_id = cluster.next_job_id.max(1);
+        cluster.next_job_id = job_id + 1;
+        cluster.idle_since_ms = 0;
+        self.inner.store.put(Table::Clusters, cluster.name.as_bytes(), &cluster)?;
+        let job = JobRecord {
+            job_id,
+            cluster: cluster_name.to_string(),
+            name: task.name.clone(),
+            status: JobStatus::Pending as i32,
+            user_name: caller.name.clone(),
+            user_id: caller.id.clone(),
+            submitted_ms: now_ms(),
+            cpus,
+            gpus,
+            task: task.encode_to_vec(),
+            run_setup,
+            ..Default::default()
+        };
+        self.save_job(&job).await?;
+        self.schedule_locked(cluster_name).await?;
+        Ok(job_id)
+    }
+
+    /// Starts pending jobs in id order while they fit; the first that does
+    /// not fit waits, and so do all after it (FIFO). Call with `jobs_lock` held.
+    pub(super) async fn schedule_locked(&self, cluster_name: &str) -> Result<()> {
+        let Ok(cluster) = self.get(cluster_name) else { return Ok(()) };
+        if cluster.status() != ClusterStatus::Up {
+            return Ok(());
+        }
+        let jobs: Vec<JobRecord> = self.inner.store.scan(Table::Jobs, &job_prefix(cluster_name))?;
+        let active = |job: &&JobRecord| matches!(job.status(), JobStatus::SettingUp | JobStatus::Running);
+        let mut used_cpus: f64 = jobs.iter().filter(active).map(|j| j.cpus).sum();
+        let mut used_gpus: Vec<u32> =
+            jobs.iter().filter(active).flat_map(|j| j.gpu_indices.clone()).collect();
+        let gpus_per_node = parse_accelerators(&cluster.accelerators).map(|a| a.count).unwrap_or(0) as usize;
+        for mut job in jobs.into_iter().filter(|j| j.status() == JobStatus::Pending) {
+            let free_gpus: Vec<u32> = cluster
+                .gpu_indices
+                .iter()
+                .take(gpus_per_node) // node 0's share; every node has the same layout
+                .copied()
+                .filter(|i| !used_gpus.contains(i))
+                .collect();
+            if used_cpus + job.cpus > cluster.cpus + 1e-9 || job.gpus as usize > free_gpus.len() {
+                break;
+            }
+            used_cpus += job.cpus;
+            job.gpu_indices = free_gpus[..job.gpus as usize].to_vec();
+            used_gpus.extend(job.gpu_indices.iter().copied());
+            let phase = if job.run_setup && has_setup(&job) { Phase::Setup } else { Phase::Run };
+            self.start_phase(&cluster, job, phase).await?;
+        }
+        Ok(())
+    }
+
+    /// `sky cancel`: cancels the given jobs (all unfinished with `all`, the
+    /// latest unfinished when neither). Returns the ids cancelled.
+    pub async fn cancel_jobs(&self, cluster_name: &str, ids: &[i64], all: bool) -> Result<Vec<i64>> {
+        self.get(cluster_name)?;
+        let _lock = self.inner.jobs_lock.lock().await;
+        let jobs: Vec<JobRecord> = self.inner.store.scan(Table::Jobs, &job_prefix(cluster_name))?;
+        let targets: Vec<JobRecord> = if all {
+            jobs.into_iter().filter(|j| !is_job_done(j.status())).collect()
+        } else if ids.is_empty() {
+            let latest = jobs.into_iter().rev().find(|j| !is_job_done(j.status())).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::FailedPrecondition,
+                    format!("cluster {cluster_name:?} has no unfinished job to cancel"),
+                )
+            })?;
+            vec![latest]
+        } else {
+            let mut chosen = Vec::new();
+            for id in ids {
+                let job = self.job(cluster_name, *id)?;
+                if is_job_done(job.status()) {
+                    return Err(Error::new(
+                        ErrorKind::AlreadyDone,
+                        format!(
+                            "job {id} on cluster {cluster_name:?} already finished ({})",
+                            job_status_name(job.status())
+                        ),
+                    ));
+                }
+                chosen.push(job);
+            }
+            chosen
+        };
+        let mut cancelled = Vec::new();
+        for job in targets {
+            cancelled.push(job.job_id);
+            self.end_job_locked(job, JobStatus::Cancelled, None, "cancelled by user").await?;
+        }
+        self.schedule_locked(cluster_name).await?;
+        Ok(cancelled)
+    }
+
+    /// Cancels every unfinished job of a cluster (stop, down).
+    pub(super) async fn kill_all_jobs(&self, cluster_name: &str, reason: &str) -> Result<()> {
+        let _lock = self.inner.jobs_lock.lock().await;
+        let jobs: Vec<JobRecord> = self.inner.store.scan(Table::Jobs, &job_prefix(cluster_name))?;
+        for job in jobs.into_iter().filter(|j| !is_job_done(j.status())) {
+            self.end_job_locked(job, JobStatus::Cancelled, None, reason).await?;
+        }
+        Ok(())
+    }
+
+    /// Records the end of a job, kills whatever of it still runs, and marks
+    /// the cluster idle when it was its last active job. Call with `jobs_lock` held.
+    pub(super) async fn end_job_locked(
+        &self,
+        mut job: JobRecord,
+        status: JobStatus,
+        exit_code: Option<i32>,
+        message: &str,
+    ) -> Result<()> {
+        for process in &job.processes {
+            process::kill_group(process.pid, process.start_ticks);
+        }
+        job.set_status(status);
+        job.exit_code = exit_code;
+        job.message = message.to_string();
+        job.ended_ms = now_ms();
+        job.processes.clear();
+        job.gpu_indices.clear();
+        let cluster_name = job.cluster.clone();
+        self.save_job(&job).await?;
+        let jobs: Vec<JobRecord> = self.inner.store.scan(Table::Jobs, &job_prefix(&cluster_name))?;
+        if jobs.iter().all(|j| is_job_done(j.status()))
+            && let Ok(mut cluster) = self.get(&cluster_name)
+            && cluster.idle_since_ms == 0
+            && cluster.status() == ClusterStatus::Up
+        {
+            cluster.idle_since_ms = now_ms();
+            self.save_cluster(&cluster).await?;
+        }
+        Ok(())
+    }
+
+    /// After a restart: watch the processes of jobs that were running, and
+    /// schedule pending jobs.
+    pub(super) async fn recover(&self) -> Result<()> {
+        let _lock = self.inner.jobs_lock.lock().await;
+        let jobs: Vec<JobRecord> = self.inner.store.scan(Table::Jobs, b"")?;
+        let mut clusters = Vec::new();
+        for job in jobs {
+            if !clusters.contains(&job.cluster) {
+                clusters.push(job.cluster.clone());
+            }
+            let phase = match job.status() {
+                JobStatus::SettingUp => Phase::Setup,
+                JobStatus::Running => Phase::Run,
+                _ => continue,
+            };
+            tracing::info!(cluster = %job.cluster, job_id = job.job_id, "watching job again after restart");
+            self.watch_phase(job, phase);
+        }
+        for cluster in clusters {
+            self.schedule_locked(&cluster).await?;
+        }
+        Ok(())
+    }
+}
+
+fn has_setup(job: &JobRecord) -> bool {
+    TaskSpec::decode(job.task.as_slice()).map(|t| !t.setup.trim().is_empty()).unwrap_or(false)
+}
+
+/// SkyPilot's spelling of a job status.
+pub fn job_status_name(status: JobStatus) -> &'static str {
+    match status {
+        JobStatus::Unspecified => "UNKNOWN",
+        JobStatus::Pending => "PENDING",
+        JobStatus::SettingUp => "SETTING_UP",
+        JobStatus::Running => "RUNNING",
+        JobStatus::Succeeded => "SUCCEEDED",
+        JobStatus::Failed => "FAILED",
+        JobStatus::FailedSetup => "FAILED_SETUP",
+        JobStatus::Cancelled => "CANCELLED",
+    }
+}

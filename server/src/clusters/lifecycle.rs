@@ -1,0 +1,286 @@
+//! Cluster lifecycle: launch (create or reuse, then submit the task as a
+//! job), exec, stop, start, down and autostop settings.
+
+use skypilot_api::{
+    proto::skypilot::v1::{ClusterStatus, LaunchRequest, LaunchResponse, TaskSpec},
+    task::{parse_accelerators, parse_amount},
+};
+
+use super::{Clusters, DEFAULT_CLUSTER_CPUS, DEFAULT_JOB_CPUS};
+use crate::{
+    auth::Caller,
+    error::{Error, ErrorKind, Result},
+    ops::now_ms,
+    store::{ClusterRecord, Table},
+};
+
+/// What a launch will do, for `--dryrun` and the request log.
+pub struct LaunchPlan {
+    pub summary: String,
+}
+
+/// Per-node resources a task asks for: (CPUs, GiB, accelerators, GPUs).
+fn task_resources(task: &TaskSpec, default_cpus: f64) -> Result<(f64, f64, String, u32)> {
+    let resources = task.resources.clone().unwrap_or_default();
+    let invalid = |field: &str, e: String| Error::invalid(&format!("task.resources.{field}"), e);
+    let cpus = if resources.cpus.is_empty() {
+        default_cpus
+    } else {
+        parse_amount(&resources.cpus).map_err(|e| invalid("cpus", e))?.value
+    };
+    let memory = if resources.memory.is_empty() {
+        0.0
+    } else {
+        parse_amount(&resources.memory).map_err(|e| invalid("memory", e))?.value
+    };
+    let gpus = if resources.accelerators.is_empty() {
+        0
+    } else {
+        parse_accelerators(&resources.accelerators).map_err(|e| invalid("accelerators", e))?.count
+    };
+    Ok((cpus, memory, resources.accelerators, gpus))
+}
+
+fn gpus_per_node(cluster: &ClusterRecord) -> u32 {
+    parse_accelerators(&cluster.accelerators).map(|a| a.count).unwrap_or(0)
+}
+
+impl Clusters {
+    /// `sky launch`: creates the cluster (or reuses a compatible one, starting
+    /// it if stopped), copies files, and submits the task as a job.
+    pub async fn launch(
+        &self,
+        request: &LaunchRequest,
+        caller: &Caller,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<LaunchResponse> {
+        let task = request.task.clone().unwrap_or_default();
+        let name = request.cluster_name.clone();
+        let (cpus, memory, accelerators, gpus) = task_resources(&task, DEFAULT_CLUSTER_CPUS)?;
+        let existing: Option<ClusterRecord> = self.inner.store.get(Table::Clusters, name.as_bytes())?;
+        let mut cluster = match existing {
+            Some(cluster) => {
+                self.check_fits(&cluster, &task)?;
+                if cluster.status() == ClusterStatus::Stopped && !request.dryrun {
+                    progress(&format!("Restarting stopped cluster '{name}'."));
+                    self.start(&name).await?
+                } else {
+                    progress(&format!("Reusing existing cluster '{name}' ({}).", status_name(&cluster)));
+                    cluster
+                }
+            }
+            None => {
+                let mut cluster = ClusterRecord {
+                    name: name.clone(),
+                    status: ClusterStatus::Init as i32,
+                    num_nodes: task.num_nodes.max(1),
+                    cpus,
+                    memory_gib: memory,
+                    accelerators,
+                    autostop_idle_minutes: -1,
+                    launched_ms: now_ms(),
+                    user_name: caller.name.clone(),
+                    user_id: caller.id.clone(),
+                    next_job_id: 1,
+                    ports: task.resources.clone().unwrap_or_default().ports,
+                    ..Default::default()
+                };
+                cluster.gpu_indices = self.reserve(&cluster, gpus)?;
+                if request.dryrun {
+                    cluster
+                } else {
+                    progress(&format!(
+                        "Launching a new cluster '{name}': {} node(s), {} CPU(s){}{} per node, on local.",
+                        cluster.num_nodes,
+                        cluster.cpus,
+                        if memory > 0.0 { format!(", {memory} GiB memory") } else { String::new() },
+                        if cluster.accelerators.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", {}", cluster.accelerators)
+                        },
+                    ));
+                    self.save_cluster(&cluster).await?;
+                    self.inner.infra.provision(&name, cluster.num_nodes)?;
+                    cluster.status = ClusterStatus::Up as i32;
+                    cluster.idle_since_ms = now_ms();
+                    self.save_cluster(&cluster).await?;
+                    progress(&format!("\u{2713} Cluster launched: {name}."));
+                    cluster
+                }
+            }
+        };
+        if request.dryrun {
+            return Ok(LaunchResponse {
+                cluster_name: name.clone(),
+                job_id: 0,
+                summary: format!(
+                    "Dry run: would run task '{}' on cluster '{name}' ({} node(s), {} CPU(s) per node).",
+                    if task.name.is_empty() { "-" } else { &task.name },
+                    cluster.num_nodes,
+                    cluster.cpus
+                ),
+            });
+        }
+        self.sync_files(&cluster, &task, progress)?;
+
+        let task_autostop =
+            task.resources.as_ref().and_then(|r| r.autostop_idle_minutes.map(|m| (m, r.autostop_down)));
+        let autostop = match (request.idle_minutes_to_autostop, request.down) {
+            (Some(minutes), down) => Some((minutes, down)),
+            (None, true) => Some((0, true)),
+            (None, false) => task_autostop,
+        };
+        if let Some((minutes, down)) = autostop {
+            cluster = self.set_autostop(&name, minutes, down).await?;
+            let action = if cluster.autostop_down { "tear down" } else { "stop" };
+            progress(&format!("Autostop set: {action} '{name}' after {minutes} idle minute(s)."));
+        }
+        let job_id = self.submit_job(&name, &task, !request.no_setup, caller).await?;
+        progress(&format!("\u{2699}\u{fe0e} Job submitted, ID: {job_id}"));
+        Ok(LaunchResponse { cluster_name: name, job_id, summary: String::new() })
+    }
+
+    /// `sky exec`: submits the task as a job on an UP cluster (no setup).
+    pub async fn exec(
+        &self,
+        name: &str,
+        task: &TaskSpec,
+        caller: &Caller,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<i64> {
+        let cluster = self.get(name)?;
+        if cluster.status() != ClusterStatus::Up {
+            return Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                format!("cluster {name:?} is {}; start it first: sky start {name}", status_name(&cluster)),
+            ));
+        }
+        self.check_fits(&cluster, task)?;
+        self.sync_files(&cluster, task, progress)?;
+        let job_id = self.submit_job(name, task, false, caller).await?;
+        progress(&format!("\u{2699}\u{fe0e} Job submitted, ID: {job_id}"));
+        Ok(job_id)
+    }
+
+    /// Checks that a task's per-node needs fit an existing cluster.
+    fn check_fits(&self, cluster: &ClusterRecord, task: &TaskSpec) -> Result<()> {
+        let (cpus, memory, _, gpus) = task_resources(task, DEFAULT_JOB_CPUS)?;
+        let name = &cluster.name;
+        let mismatch = |what: String| {
+            Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                format!(
+                    "the task does not fit cluster {name:?}: {what}. Launch it on another cluster \
+                     (-c NEW_NAME), or tear this one down first (sky down {name})."
+                ),
+            ))
+        };
+        if task.num_nodes > cluster.num_nodes {
+            return mismatch(format!(
+                "it asks for {} nodes, the cluster has {}",
+                task.num_nodes, cluster.num_nodes
+            ));
+        }
+        if cpus > cluster.cpus + 1e-9 {
+            return mismatch(format!("it asks for {cpus} CPUs per node, the cluster has {}", cluster.cpus));
+        }
+        if memory > 0.0 && memory > cluster.memory_gib + 1e-9 {
+            return mismatch(format!(
+                "it asks for {memory} GiB memory per node, the cluster has {} GiB",
+                cluster.memory_gib
+            ));
+        }
+        if gpus > gpus_per_node(cluster) {
+            return mismatch(format!(
+                "it asks for {gpus} GPU(s) per node, the cluster has {}",
+                if cluster.accelerators.is_empty() { "none" } else { &cluster.accelerators }
+            ));
+        }
+        Ok(())
+    }
+
+    fn sync_files(
+        &self,
+        cluster: &ClusterRecord,
+        task: &TaskSpec,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<()> {
+        if task.workdir.is_empty() && task.file_mounts.is_empty() {
+            return Ok(());
+        }
+        if !task.workdir.is_empty() {
+            progress(&format!(
+                "Syncing workdir {} to ~/sky_workdir on {} node(s).",
+                task.workdir, cluster.num_nodes
+            ));
+        }
+        self.inner
+            .infra
+            .sync_files(&cluster.name, cluster.num_nodes, &task.workdir, &task.file_mounts)
+            .map_err(|err| Error::invalid("task.workdir/file_mounts", format!("cannot copy files: {err}")))
+    }
+
+    /// `sky stop`: cancels the cluster's jobs and releases its resources.
+    pub async fn stop(&self, name: &str) -> Result<ClusterRecord> {
+        let mut cluster = self.get(name)?;
+        if cluster.status() == ClusterStatus::Stopped {
+            return Ok(cluster);
+        }
+        self.kill_all_jobs(name, "cluster was stopped").await?;
+        cluster = self.get(name)?;
+        cluster.status = ClusterStatus::Stopped as i32;
+        cluster.gpu_indices.clear();
+        cluster.idle_since_ms = 0;
+        self.save_cluster(&cluster).await?;
+        Ok(cluster)
+    }
+
+    /// `sky start`: takes a stopped cluster's resources back.
+    pub async fn start(&self, name: &str) -> Result<ClusterRecord> {
+        let mut cluster = self.get(name)?;
+        if cluster.status() != ClusterStatus::Stopped {
+            return Ok(cluster);
+        }
+        cluster.gpu_indices = self.reserve(&cluster, gpus_per_node(&cluster))?;
+        self.inner.infra.provision(name, cluster.num_nodes)?;
+        cluster.status = ClusterStatus::Up as i32;
+        cluster.idle_since_ms = now_ms();
+        self.save_cluster(&cluster).await?;
+        Ok(cluster)
+    }
+
+    /// `sky down`: cancels the jobs, removes the nodes and forgets the cluster.
+    pub async fn down(&self, name: &str) -> Result<ClusterRecord> {
+        let mut cluster = self.get(name)?;
+        self.kill_all_jobs(name, "cluster was torn down").await?;
+        self.inner.infra.teardown(name)?;
+        self.inner.store.remove_prefix(Table::Jobs, &super::job_prefix(name))?;
+        self.inner.store.delete(Table::Clusters, name.as_bytes())?;
+        self.inner.store.durable().await?;
+        cluster.status = ClusterStatus::Unspecified as i32;
+        Ok(cluster)
+    }
+
+    /// `sky autostop`: `minutes` < 0 turns it off.
+    pub async fn set_autostop(&self, name: &str, minutes: i32, down: bool) -> Result<ClusterRecord> {
+        let mut cluster = self.get(name)?;
+        cluster.autostop_idle_minutes = minutes.max(-1);
+        cluster.autostop_down = down && minutes >= 0;
+        if cluster.idle_since_ms != 0 {
+            cluster.idle_since_ms = now_ms(); // setting autostop restarts the idle clock
+        }
+        self.save_cluster(&cluster).await?;
+        Ok(cluster)
+    }
+}
+
+/// SkyPilot's spelling of a cluster status.
+pub fn status_name(cluster: &ClusterRecord) -> &'static str {
+    match cluster.status() {
+        ClusterStatus::Unspecified => "TERMINATED",
+        ClusterStatus::Init => "INIT",
+        ClusterStatus::Up => "UP",
+        ClusterStatus::Stopped => "STOPPED",
+    }
+}

@@ -1,0 +1,252 @@
+//! Clusters and their jobs, written once above the `Infra` trait: launching,
+//! stopping, starting and tearing down clusters; a FIFO job queue per cluster
+//! that respects what each job asks for; job processes and their logs;
+//! autostop. Cluster and job records live in the store.
+
+mod autostop;
+mod jobs;
+mod lifecycle;
+mod logs;
+mod run;
+
+use std::sync::Arc;
+
+use skypilot_api::proto::skypilot::v1::{ClusterStatus, JobStatus};
+use tokio::sync::{Mutex, watch};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+pub use autostop::autostop_loop;
+pub use lifecycle::LaunchPlan;
+pub use logs::JobLogChunk;
+
+use crate::{
+    error::{Error, ErrorKind, Result},
+    infra::{Infra, local::HostResources},
+    store::{ClusterRecord, JobRecord, Store, Table},
+};
+
+/// CPUs a job holds on each node when its task names none (as SkyPilot).
+pub const DEFAULT_JOB_CPUS: f64 = 0.5;
+/// CPUs each node of a new cluster gets when the task names none.
+pub const DEFAULT_CLUSTER_CPUS: f64 = 1.0;
+
+/// Handle to the cluster and job layer; cheap to clone.
+#[derive(Clone)]
+pub struct Clusters {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    infra: Arc<dyn Infra>,
+    host: HostResources,
+    /// Serializes job state changes and scheduling decisions.
+    jobs_lock: Mutex<()>,
+    /// Bumped on every job state change, for log followers.
+    job_changes: watch::Sender<u64>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Clusters {
+    /// Creates the layer and reconciles jobs left by an earlier run: running
+    /// processes are watched again, pending jobs are scheduled.
+    pub async fn open(store: Store, infra: Arc<dyn Infra>, host: HostResources) -> Result<Clusters> {
+        let (job_changes, _) = watch::channel(0);
+        let clusters = Clusters {
+            inner: Arc::new(Inner {
+                store,
+                infra,
+                host,
+                jobs_lock: Mutex::new(()),
+                job_changes,
+                shutdown: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+            }),
+        };
+        clusters.recover().await?;
+        Ok(clusters)
+    }
+
+    /// Stops watching jobs (their processes keep running, to be reconciled at
+    /// the next start) and ends log streams.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+
+    /// A cluster by name.
+    pub fn get(&self, name: &str) -> Result<ClusterRecord> {
+        self.inner.store.get(Table::Clusters, name.as_bytes())?.ok_or_else(|| {
+            Error::not_found(format!("cluster {name:?} does not exist; `sky status` lists clusters"))
+        })
+    }
+
+    /// Clusters whose name matches one of `patterns` (globs; all when empty),
+    /// of `user_id` only when given.
+    pub fn list(&self, patterns: &[String], user_id: Option<&str>) -> Result<Vec<ClusterRecord>> {
+        let all: Vec<ClusterRecord> = self.inner.store.scan(Table::Clusters, b"")?;
+        Ok(all
+            .into_iter()
+            .filter(|c| patterns.is_empty() || patterns.iter().any(|p| glob_match(p, &c.name)))
+            .filter(|c| user_id.is_none_or(|user| user == c.user_id))
+            .collect())
+    }
+
+    /// A cluster's jobs, newest first.
+    pub fn jobs(&self, cluster: &str, skip_finished: bool, user_id: Option<&str>) -> Result<Vec<JobRecord>> {
+        self.get(cluster)?;
+        let mut jobs: Vec<JobRecord> = self.inner.store.scan(Table::Jobs, &job_prefix(cluster))?;
+        jobs.retain(|job| !(skip_finished && is_job_done(job.status())));
+        jobs.retain(|job| user_id.is_none_or(|user| user == job.user_id));
+        jobs.reverse();
+        Ok(jobs)
+    }
+
+    fn job(&self, cluster: &str, job_id: i64) -> Result<JobRecord> {
+        self.inner.store.get(Table::Jobs, &job_key(cluster, job_id))?.ok_or_else(|| {
+            Error::not_found(format!(
+                "job {job_id} does not exist on cluster {cluster:?}; `sky queue {cluster}` lists its jobs"
+            ))
+        })
+    }
+
+    async fn save_cluster(&self, cluster: &ClusterRecord) -> Result<()> {
+        self.inner.store.put(Table::Clusters, cluster.name.as_bytes(), cluster)?;
+        self.inner.store.durable().await
+    }
+
+    async fn save_job(&self, job: &JobRecord) -> Result<()> {
+        self.inner.store.put(Table::Jobs, &job_key(&job.cluster, job.job_id), job)?;
+        self.inner.store.durable().await?;
+        self.inner.job_changes.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    /// What UP or INIT clusters other than `except` hold: (CPUs, GiB, GPU indices).
+    fn held(&self, except: &str) -> Result<(f64, f64, Vec<u32>)> {
+        let mut cpus = 0.0;
+        let mut memory = 0.0;
+        let mut gpus = Vec::new();
+        for cluster in self.list(&[], None)? {
+            if cluster.name == except || cluster.status() == ClusterStatus::Stopped {
+                continue;
+            }
+            cpus += cluster.cpus * f64::from(cluster.num_nodes);
+            memory += cluster.memory_gib * f64::from(cluster.num_nodes);
+            gpus.extend(cluster.gpu_indices.iter().copied());
+        }
+        Ok((cpus, memory, gpus))
+    }
+
+    /// Checks that `cluster`'s resources fit the host beside the other
+    /// clusters; returns the GPU indices it can hold.
+    fn reserve(&self, cluster: &ClusterRecord, gpus_per_node: u32) -> Result<Vec<u32>> {
+        let (cpus, memory, gpus_held) = self.held(&cluster.name)?;
+        let host = &self.inner.host;
+        let nodes = f64::from(cluster.num_nodes);
+        let exhausted = |what: String| Err(Error::new(ErrorKind::ResourceExhausted, what));
+        let free_cpus = host.cpus as f64 - cpus;
+        if cluster.cpus * nodes > free_cpus + 1e-9 {
+            return exhausted(format!(
+                "asked for {} CPU(s) x {} node(s), but the host has {} CPUs and other clusters hold {cpus}: \
+                 {free_cpus} free. Use fewer CPUs (--cpus) or stop other clusters (sky stop).",
+                cluster.cpus, cluster.num_nodes, host.cpus
+            ));
+        }
+        let free_memory = host.memory_gib - memory;
+        if cluster.memory_gib * nodes > free_memory + 1e-9 {
+            return exhausted(format!(
+                "asked for {:.1} GiB memory x {} node(s), but only {free_memory:.1} GiB of the host's {:.1} GiB are free",
+                cluster.memory_gib, cluster.num_nodes, host.memory_gib
+            ));
+        }
+        let wanted = gpus_per_node as usize * cluster.num_nodes as usize;
+        let free: Vec<u32> = (0..host.gpus.len() as u32).filter(|i| !gpus_held.contains(i)).collect();
+        if wanted > free.len() {
+            return exhausted(format!(
+                "asked for {} GPU(s) x {} node(s) ({}), but the host has {} GPU(s) and {} are free",
+                gpus_per_node,
+                cluster.num_nodes,
+                cluster.accelerators,
+                host.gpus.len(),
+                free.len()
+            ));
+        }
+        Ok(free[..wanted].to_vec())
+    }
+}
+
+/// `cluster NUL job_id(big endian)`: jobs of a cluster sort by id.
+fn job_key(cluster: &str, job_id: i64) -> Vec<u8> {
+    let mut key = job_prefix(cluster);
+    key.extend_from_slice(&job_id.to_be_bytes());
+    key
+}
+
+fn job_prefix(cluster: &str) -> Vec<u8> {
+    let mut key = cluster.as_bytes().to_vec();
+    key.push(0);
+    key
+}
+
+/// Whether a job has ended.
+pub fn is_job_done(status: JobStatus) -> bool {
+    matches!(status, JobStatus::Succeeded | JobStatus::Failed | JobStatus::FailedSetup | JobStatus::Cancelled)
+}
+
+/// Shell-style glob: `*` any run, `?` one character.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    fn matches(p: &[char], n: &[char]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some('*'), _) => matches(&p[1..], n) || (!n.is_empty() && matches(p, &n[1..])),
+            (Some('?'), Some(_)) => matches(&p[1..], &n[1..]),
+            (Some(a), Some(b)) if a == b => matches(&p[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    matches(&p, &n)
+}
+
+/// Checks a cluster name as SkyPilot does.
+pub fn validate_cluster_name(name: &str) -> Result<()> {
+    let valid = name.len() <= 63
+        && name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.ends_with('-');
+    if !valid {
+        return Err(Error::invalid(
+            "cluster_name",
+            format!(
+                "{name:?} is not a valid cluster name: use up to 63 lowercase letters, digits and \
+                 dashes, starting with a letter"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_like_the_shell() {
+        assert!(glob_match("*", "dev"));
+        assert!(glob_match("dev-*", "dev-1"));
+        assert!(!glob_match("dev-*", "prod-1"));
+        assert!(glob_match("d?v", "dev"));
+    }
+
+    #[test]
+    fn cluster_names_follow_skypilot_rules() {
+        assert!(validate_cluster_name("my-cluster-1").is_ok());
+        for bad in ["", "My", "1abc", "a_b", "trailing-"] {
+            assert!(validate_cluster_name(bad).is_err(), "{bad}");
+        }
+    }
+}

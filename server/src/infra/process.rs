@@ -1,0 +1,192 @@
+//! Detached job processes: each runs in its own process group (so it outlives
+//! the API server), appends its output to a log file and writes its exit code
+//! to a file when it ends. The server waits on its own children directly and
+//! watches processes it recovered after a restart through /proc.
+
+use std::{
+    io,
+    os::unix::process::CommandExt as _,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+/// How often a recovered (not our child) process is checked.
+const RECOVERED_POLL: Duration = Duration::from_millis(200);
+/// Time between SIGTERM and SIGKILL when killing a job.
+const KILL_GRACE: Duration = Duration::from_secs(3);
+
+/// Runs `bash SCRIPT`, appending its output (each line prefixed with PREFIX
+/// when given) to LOG, then writes the exit code to EXIT atomically.
+const WRAPPER: &str = r#"set -o pipefail
+script="$1"; log="$2"; exit_file="$3"; prefix="$4"
+if [ -n "$prefix" ]; then
+  bash "$script" 2>&1 | sed -u "s/^/$prefix/" >> "$log"
+else
+  bash "$script" >> "$log" 2>&1
+fi
+code=$?
+echo "$code" > "$exit_file.tmp" && mv "$exit_file.tmp" "$exit_file"
+"#;
+
+/// One command to run on one node.
+#[derive(Debug, Clone)]
+pub struct NodeCommand {
+    pub script: String,
+    pub script_file: PathBuf,
+    pub log: PathBuf,
+    pub exit_file: PathBuf,
+    /// Prefix for every output line (multi-node jobs), e.g. "(worker1, rank=1) ".
+    pub prefix: String,
+    pub cwd: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+/// A started process.
+pub struct Spawned {
+    pub pid: u32,
+    pub start_ticks: u64,
+    child: Option<tokio::process::Child>,
+}
+
+impl Spawned {
+    /// A process started by an earlier run of the server.
+    pub fn recovered(pid: u32, start_ticks: u64) -> Spawned {
+        Spawned { pid, start_ticks, child: None }
+    }
+}
+
+/// Starts `command` detached, in its own process group.
+pub fn spawn(command: &NodeCommand) -> io::Result<Spawned> {
+    std::fs::write(&command.script_file, &command.script)?;
+    let _ = std::fs::remove_file(&command.exit_file);
+    let mut process = tokio::process::Command::new("bash");
+    process
+        .arg("-c")
+        .arg(WRAPPER)
+        .arg("sky-job")
+        .arg(&command.script_file)
+        .arg(&command.log)
+        .arg(&command.exit_file)
+        .arg(&command.prefix)
+        .current_dir(&command.cwd)
+        .envs(command.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(false);
+    process.as_std_mut().process_group(0);
+    let child = process.spawn()?;
+    let pid = child.id().ok_or_else(|| io::Error::other("the job process exited before it was seen"))?;
+    let start_ticks = start_ticks(pid).unwrap_or(0);
+    Ok(Spawned { pid, start_ticks, child: Some(child) })
+}
+
+/// Waits until the process ends; returns the exit code it wrote, or None
+/// when it was killed before writing one.
+pub async fn wait(mut process: Spawned, exit_file: &Path) -> Option<i32> {
+    match process.child.as_mut() {
+        Some(child) => {
+            let _ = child.wait().await;
+        }
+        None => {
+            while is_alive(process.pid, process.start_ticks) && !exit_file.exists() {
+                tokio::time::sleep(RECOVERED_POLL).await;
+            }
+            // The wrapper writes the file just before it exits.
+            while is_alive(process.pid, process.start_ticks) {
+                tokio::time::sleep(RECOVERED_POLL).await;
+            }
+        }
+    }
+    read_exit_code(exit_file)
+}
+
+/// The exit code in `exit_file`, if the process wrote one.
+pub fn read_exit_code(exit_file: &Path) -> Option<i32> {
+    std::fs::read_to_string(exit_file).ok().and_then(|text| text.trim().parse().ok())
+}
+
+/// Terminates the process group of `pid` (SIGTERM, then SIGKILL after a grace period).
+pub fn kill_group(pid: u32, start_ticks: u64) {
+    if !is_alive(pid, start_ticks) {
+        return;
+    }
+    signal_group(pid, libc::SIGTERM);
+    tokio::spawn(async move {
+        tokio::time::sleep(KILL_GRACE).await;
+        signal_group(pid, libc::SIGKILL);
+    });
+}
+
+fn signal_group(pid: u32, signal: i32) {
+    let Ok(pgid) = i32::try_from(pid) else { return };
+    // SAFETY: kill(2) on a process group this server created; a vanished group is harmless.
+    unsafe {
+        libc::kill(-pgid, signal);
+    }
+}
+
+/// Whether `pid` is the same live process that started at `start_ticks`.
+pub fn is_alive(pid: u32, start_ticks: u64) -> bool {
+    match self::start_ticks(pid) {
+        Some(ticks) => start_ticks == 0 || ticks == start_ticks,
+        None => false,
+    }
+}
+
+/// When `pid` started (clock ticks since boot), from /proc; None if it is gone
+/// or is a zombie.
+pub fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_detached_process_logs_and_reports_its_exit_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let command = NodeCommand {
+            script: "echo hello $GREETING_NAME\nexit 3\n".into(),
+            script_file: dir.path().join("run.sh"),
+            log: dir.path().join("run.log"),
+            exit_file: dir.path().join("exit"),
+            prefix: "(worker1, rank=1) ".into(),
+            cwd: dir.path().to_path_buf(),
+            env: vec![("GREETING_NAME".into(), "sky".into())],
+        };
+        let process = spawn(&command).unwrap();
+        assert!(process.start_ticks > 0);
+        assert_eq!(wait(process, &command.exit_file).await, Some(3));
+        assert_eq!(std::fs::read_to_string(&command.log).unwrap(), "(worker1, rank=1) hello sky\n");
+    }
+
+    #[tokio::test]
+    async fn killing_the_group_ends_the_process_without_an_exit_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let command = NodeCommand {
+            script: "sleep 30\n".into(),
+            script_file: dir.path().join("run.sh"),
+            log: dir.path().join("run.log"),
+            exit_file: dir.path().join("exit"),
+            prefix: String::new(),
+            cwd: dir.path().to_path_buf(),
+            env: vec![],
+        };
+        let process = spawn(&command).unwrap();
+        let (pid, ticks) = (process.pid, process.start_ticks);
+        kill_group(pid, ticks);
+        let code = wait(process, &command.exit_file).await;
+        assert!(code.is_none() || code != Some(0), "{code:?}");
+        assert!(!is_alive(pid, ticks));
+    }
+}
