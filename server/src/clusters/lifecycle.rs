@@ -258,6 +258,7 @@ impl Clusters {
         self.inner.store.remove_prefix(Table::Jobs, &super::job_prefix(name))?;
         self.inner.store.delete(Table::Clusters, name.as_bytes())?;
         self.inner.store.durable().await?;
+        self.inner.cluster_changes.send_modify(|n| *n += 1);
         cluster.status = ClusterStatus::Unspecified as i32;
         Ok(cluster)
     }

@@ -44,6 +44,8 @@ struct Inner {
     jobs_lock: Mutex<()>,
     /// Bumped on every job state change, for log followers.
     job_changes: watch::Sender<u64>,
+    /// Bumped on every cluster change.
+    cluster_changes: watch::Sender<u64>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -53,6 +55,7 @@ impl Clusters {
     /// processes are watched again, pending jobs are scheduled.
     pub async fn open(store: Store, infra: Arc<dyn Infra>, host: HostResources) -> Result<Clusters> {
         let (job_changes, _) = watch::channel(0);
+        let (cluster_changes, _) = watch::channel(0);
         let clusters = Clusters {
             inner: Arc::new(Inner {
                 store,
@@ -60,6 +63,7 @@ impl Clusters {
                 host,
                 jobs_lock: Mutex::new(()),
                 job_changes,
+                cluster_changes,
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
             }),
@@ -114,7 +118,14 @@ impl Clusters {
 
     async fn save_cluster(&self, cluster: &ClusterRecord) -> Result<()> {
         self.inner.store.put(Table::Clusters, cluster.name.as_bytes(), cluster)?;
-        self.inner.store.durable().await
+        self.inner.store.durable().await?;
+        self.inner.cluster_changes.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    /// A receiver that changes whenever a cluster record changes or is removed.
+    pub fn subscribe_cluster_changes(&self) -> watch::Receiver<u64> {
+        self.inner.cluster_changes.subscribe()
     }
 
     async fn save_job(&self, job: &JobRecord) -> Result<()> {

@@ -1,0 +1,380 @@
+//! Clusters and jobs end to end: the real `sky` binary against a server
+//! started in this test process (port 0, temporary data dir, a short autostop
+//! check interval), with a temporary HOME.
+
+use std::{
+    fs,
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use skypilot_api::proto::skypilot::v1::ClusterStatus;
+use skypilot_server::{RunningServer, Server, ServerConfig};
+use tempfile::TempDir;
+
+struct Env {
+    server: Option<RunningServer>,
+    data: TempDir,
+    home: TempDir,
+    work: TempDir,
+    endpoint: String,
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    #[track_caller]
+    fn code(self, expected: i32) -> Run {
+        assert_eq!(self.code, expected, "stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+fn config(data: &Path) -> ServerConfig {
+    let mut config = ServerConfig::local(data.join("api_server"));
+    config.port = 0;
+    config.autostop_check_interval = Duration::from_millis(50);
+    config.shutdown_grace = Duration::from_millis(200);
+    config
+}
+
+impl Env {
+    async fn start() -> Env {
+        let data = tempfile::tempdir().unwrap();
+        let server = Server::new(config(data.path())).start().await.unwrap();
+        let endpoint = format!("http://{}", server.local_addr());
+        Env {
+            server: Some(server),
+            data,
+            home: tempfile::tempdir().unwrap(),
+            work: tempfile::tempdir().unwrap(),
+            endpoint,
+        }
+    }
+
+    /// Stops the server (job processes keep running) and starts a new one on
+    /// the same data dir.
+    async fn restart(&mut self) {
+        self.server.take().unwrap().shutdown().await.unwrap();
+        let server = Server::new(config(self.data.path())).start().await.unwrap();
+        self.endpoint = format!("http://{}", server.local_addr());
+        self.server = Some(server);
+    }
+
+    fn server(&self) -> &RunningServer {
+        self.server.as_ref().unwrap()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sky"));
+        command
+            .args(args)
+            .current_dir(self.work.path())
+            .env("HOME", self.home.path())
+            .env("USER", "tester")
+            .env("SKYPILOT_API_SERVER_ENDPOINT", &self.endpoint)
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn sky(&self, args: &[&str]) -> Run {
+        let output = tokio::task::block_in_place(|| self.command(args).output().unwrap());
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.work.path().join(name);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).unwrap();
+        }
+        fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Follows a job's log until a line containing `needle` appears.
+    fn wait_for_line(&self, cluster: &str, job: &str, needle: &str) {
+        tokio::task::block_in_place(|| {
+            let mut child = self.command(&["logs", cluster, job]).stdout(Stdio::piped()).spawn().unwrap();
+            let stdout = BufReader::new(child.stdout.take().unwrap());
+            let found = stdout.lines().any(|line| line.unwrap().contains(needle));
+            let _ = child.kill();
+            let _ = child.wait();
+            assert!(found, "job {job} on {cluster} ended without printing {needle:?}");
+        });
+    }
+
+    /// Waits (on cluster change events) until `check` holds for the cluster's status.
+    async fn wait_for_cluster(&self, name: &str, check: impl Fn(Option<ClusterStatus>) -> bool) {
+        let clusters = self.server().clusters();
+        let mut changes = clusters.subscribe_cluster_changes();
+        let wait = async {
+            loop {
+                let status = clusters.get(name).ok().map(|c| c.status());
+                if check(status) {
+                    return;
+                }
+                changes.changed().await.unwrap();
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), wait).await.expect("cluster state reached");
+    }
+}
+
+/// Waits until process `pid` has exited, through a pidfd (no polling).
+fn wait_for_exit(pid: i32) -> bool {
+    // SAFETY: pidfd_open on a pid; the returned descriptor is closed below.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+    if fd < 0 {
+        return true; // already gone
+    }
+    let mut poll = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd.
+    let ready = unsafe { libc::poll(&mut poll, 1, 10_000) };
+    // SAFETY: closing the descriptor opened above.
+    unsafe { libc::close(fd) };
+    ready == 1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launch_streams_the_output_and_exits_with_the_jobs_exit_code() {
+    let env = Env::start().await;
+    let run = env
+        .sky(&["launch", "-c", "hello", "-y", "--cpus", "0.5", "echo hello from $SKYPILOT_NODE_RANK"])
+        .ok();
+    assert!(run.stdout.contains("hello from 0"), "{}", run.stdout);
+    assert!(run.stderr.contains("Job finished (status: SUCCEEDED)"), "{}", run.stderr);
+
+    let failed = env.sky(&["exec", "hello", "echo before; exit 3"]).code(3);
+    assert!(failed.stdout.contains("before"), "{}", failed.stdout);
+    let status = env.sky(&["logs", "hello", "2", "--status"]).code(100);
+    assert!(status.stdout.contains("Job 2: FAILED"), "{}", status.stdout);
+    env.sky(&["logs", "hello", "1", "--status"]).ok();
+
+    let queue = env.sky(&["queue", "hello"]).ok();
+    let header = queue.stdout.lines().nth(1).unwrap();
+    for column in ["ID", "NAME", "USER", "SUBMITTED", "STARTED", "DURATION", "RESOURCES", "STATUS"] {
+        assert!(header.contains(column), "{header}");
+    }
+    let status = env.sky(&["status"]).ok();
+    let header = status.stdout.lines().nth(1).unwrap();
+    for column in ["NAME", "INFRA", "RESOURCES", "STATUS", "AUTOSTOP", "LAUNCHED"] {
+        assert!(header.contains(column), "{header}");
+    }
+    let row = status.stdout.lines().find(|l| l.starts_with("hello")).unwrap();
+    assert!(row.contains("local") && row.contains("UP"), "{row}");
+
+    let detached = env.sky(&["exec", "hello", "-d", "echo detached"]).ok();
+    assert!(detached.stderr.contains("sky logs hello 3"), "{}", detached.stderr);
+    let logs = env.sky(&["logs", "hello", "3"]).ok();
+    assert!(logs.stdout.contains("detached"), "{}", logs.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_of_a_multi_node_task_knows_its_rank_and_the_node_ips() {
+    let env = Env::start().await;
+    env.write(
+        "mn.yaml",
+        "num_nodes: 2\nresources:\n  cpus: 0.5\nrun: echo \"rank=$SKYPILOT_NODE_RANK of $SKYPILOT_NUM_NODES ips=$(echo $SKYPILOT_NODE_IPS)\"\n",
+    );
+    let run = env.sky(&["launch", "-c", "mn", "-y", "mn.yaml"]).ok();
+    assert!(run.stdout.contains("(head, rank=0) rank=0 of 2 ips=127.0.0.1 127.0.0.1"), "{}", run.stdout);
+    assert!(run.stdout.contains("(worker1, rank=1) rank=1 of 2"), "{}", run.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envs_secrets_workdir_and_file_mounts_reach_the_job_and_secrets_are_not_shown() {
+    let env = Env::start().await;
+    env.write("project/train.py", "print('training')\n");
+    env.write("data/input.txt", "mounted data\n");
+    env.write(
+        "task.yaml",
+        "name: envs\nworkdir: project\nresources:\n  cpus: 0.5\nenvs:\n  LR: 0.1\n  MODEL: null\n\
+         secrets:\n  TOKEN: null\nfile_mounts:\n  ~/inputs/input.txt: data/input.txt\n\
+         run: |\n  echo lr=$LR model=$MODEL\n  echo token-length=${#TOKEN}\n  cat train.py\n  cat ~/inputs/input.txt\n",
+    );
+    let missing = env.sky(&["launch", "-c", "envs", "-y", "task.yaml"]).code(1);
+    assert!(missing.stderr.contains("envs.MODEL"), "{}", missing.stderr);
+
+    let secret = "s3cr3t-value-123";
+    let run = env
+        .sky(&[
+            "launch",
+            "-c",
+            "envs",
+            "-y",
+            "task.yaml",
+            "--env",
+            "MODEL=tiny",
+            "--secret",
+            &format!("TOKEN={secret}"),
+        ])
+        .ok();
+    for expected in
+        ["lr=0.1 model=tiny", &format!("token-length={}", secret.len()), "print('training')", "mounted data"]
+    {
+        assert!(run.stdout.contains(expected), "missing {expected:?} in {}", run.stdout);
+    }
+    for listing in [
+        env.sky(&["queue", "envs"]).ok(),
+        env.sky(&["status", "-v"]).ok(),
+        env.sky(&["api", "status", "-a", "-v"]).ok(),
+        env.sky(&["api", "status", "-a", "-o", "json"]).ok(),
+    ] {
+        assert!(!listing.stdout.contains(secret), "secret shown: {}", listing.stdout);
+    }
+    assert!(!run.stderr.contains(secret), "secret in the request log: {}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_setup_ends_the_job_failed_setup_without_running_it() {
+    let env = Env::start().await;
+    env.write("setup.yaml", "resources:\n  cpus: 0.5\nsetup: echo installing; exit 7\nrun: echo never\n");
+    let run = env.sky(&["launch", "-c", "fs", "-y", "setup.yaml"]).code(7);
+    assert!(run.stdout.contains("installing") && !run.stdout.contains("never"), "{}", run.stdout);
+    assert!(run.stderr.contains("FAILED_SETUP"), "{}", run.stderr);
+    let queue = env.sky(&["queue", "fs"]).ok();
+    assert!(queue.stdout.contains("FAILED_SETUP"), "{}", queue.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_wait_in_fifo_order_for_the_cpus_they_ask_for() {
+    let env = Env::start().await;
+    let order = env.work.path().join("order.txt");
+    let release = env.work.path().join("release");
+    env.sky(&["launch", "-c", "q", "-y", "--cpus", "1", "-d", "true"]).ok();
+    let first = format!(
+        "echo 1 >> {o}; echo started; while [ ! -f {r} ]; do sleep 0.05; done",
+        o = order.display(),
+        r = release.display()
+    );
+    env.sky(&["exec", "q", "-d", "--cpus", "1", &first]).ok();
+    env.sky(&["exec", "q", "-d", "--cpus", "1", &format!("echo 2 >> {}", order.display())]).ok();
+    env.sky(&["exec", "q", "-d", "--cpus", "1", &format!("echo 3 >> {}", order.display())]).ok();
+    env.wait_for_line("q", "2", "started");
+
+    let queue = env.sky(&["queue", "q"]).ok();
+    let status_of = |id: &str| {
+        queue.stdout.lines().find(|l| l.split_whitespace().next() == Some(id)).unwrap().to_string()
+    };
+    assert!(status_of("2").contains("RUNNING"), "{}", queue.stdout);
+    assert!(status_of("3").contains("PENDING") && status_of("4").contains("PENDING"), "{}", queue.stdout);
+
+    fs::write(&release, "").unwrap();
+    env.sky(&["logs", "q", "4"]).ok();
+    assert_eq!(fs::read_to_string(&order).unwrap(), "1\n2\n3\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_running_job_kills_its_process_group() {
+    let env = Env::start().await;
+    let pid_file = env.work.path().join("pid");
+    env.sky(&[
+        "launch",
+        "-c",
+        "c",
+        "-y",
+        "--cpus",
+        "0.5",
+        "-d",
+        &format!("echo $$ > {}; echo started; sleep 300", pid_file.display()),
+    ])
+    .ok();
+    env.wait_for_line("c", "1", "started");
+    let pid: i32 = fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+
+    let cancel = env.sky(&["cancel", "c", "1", "-y"]).ok();
+    assert!(cancel.stdout.contains("Cancelled job(s) 1"), "{}", cancel.stdout);
+    assert!(tokio::task::block_in_place(|| wait_for_exit(pid)), "job process {pid} still running");
+    let queue = env.sky(&["queue", "c"]).ok();
+    assert!(queue.stdout.contains("CANCELLED"), "{}", queue.stdout);
+
+    let again = env.sky(&["cancel", "c", "1", "-y"]).code(1);
+    assert!(again.stderr.contains("already finished"), "{}", again.stderr);
+    let none = env.sky(&["cancel", "c"]).code(1);
+    assert!(none.stderr.contains("-a/--all"), "{}", none.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_start_and_down_change_the_cluster_and_bad_requests_say_why() {
+    let env = Env::start().await;
+    env.sky(&["launch", "-c", "dev-1", "-y", "--cpus", "0.5", "true"]).ok();
+    env.sky(&["launch", "-c", "dev-2", "-y", "--cpus", "0.5", "true"]).ok();
+
+    env.sky(&["stop", "dev-*", "-y"]).ok();
+    let status = env.sky(&["status"]).ok();
+    assert_eq!(status.stdout.matches("STOPPED").count(), 2, "{}", status.stdout);
+    let exec = env.sky(&["exec", "dev-1", "echo hi"]).code(1);
+    assert!(exec.stderr.contains("sky start dev-1"), "{}", exec.stderr);
+
+    env.sky(&["start", "dev-1", "-y"]).ok();
+    env.sky(&["exec", "dev-1", "echo back"]).ok();
+    env.sky(&["down", "dev-1", "dev-2", "-y"]).ok();
+    assert!(env.sky(&["status"]).ok().stdout.contains("No existing clusters."));
+    assert!(!env.data.path().join("api_server/clusters/dev-1").exists());
+
+    let unknown = env.sky(&["exec", "nope", "echo"]).code(1);
+    assert!(unknown.stderr.contains("does not exist"), "{}", unknown.stderr);
+    let down = env.sky(&["down", "nope", "-y"]).code(1);
+    assert!(down.stderr.contains("not found"), "{}", down.stderr);
+    let big = env.sky(&["launch", "-c", "big", "-y", "--cpus", "1000", "true"]).code(1);
+    assert!(big.stderr.contains("asked for 1000 CPU(s)"), "{}", big.stderr);
+    env.write("bad.yaml", "name: x\nresources:\n  region: us-east-1\n");
+    let bad = env.sky(&["launch", "-c", "bad", "-y", "bad.yaml"]).code(1);
+    assert!(bad.stderr.contains("resources.region"), "{}", bad.stderr);
+    env.write("broken.yaml", "run: [unclosed\n");
+    let broken = env.sky(&["launch", "-c", "bad", "-y", "broken.yaml"]).code(1);
+    assert!(broken.stderr.contains("line 2"), "{}", broken.stderr);
+    assert!(env.sky(&["status"]).ok().stdout.contains("No existing clusters."));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autostop_stops_an_idle_cluster_and_autodown_tears_one_down() {
+    let env = Env::start().await;
+    env.sky(&["launch", "-c", "idle", "-y", "--cpus", "0.5", "true"]).ok();
+    env.sky(&["autostop", "idle", "-i", "0"]).ok();
+    env.wait_for_cluster("idle", |s| s == Some(ClusterStatus::Stopped)).await;
+
+    env.sky(&["launch", "-c", "once", "-y", "--cpus", "0.5", "--down", "echo done"]).ok();
+    env.wait_for_cluster("once", |s| s.is_none()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_keep_running_across_a_server_restart_and_end_right_afterwards() {
+    let mut env = Env::start().await;
+    let release = env.work.path().join("release");
+    env.sky(&[
+        "launch",
+        "-c",
+        "r",
+        "-y",
+        "--cpus",
+        "0.5",
+        "-d",
+        &format!("echo before; while [ ! -f {} ]; do sleep 0.05; done; echo after", release.display()),
+    ])
+    .ok();
+    env.wait_for_line("r", "1", "before");
+
+    env.restart().await;
+    fs::write(&release, "").unwrap();
+    let logs = env.sky(&["logs", "r", "1"]).ok();
+    assert_eq!(logs.stdout, "before\nafter\n");
+    let queue = env.sky(&["queue", "r"]).ok();
+    assert!(queue.stdout.contains("SUCCEEDED"), "{}", queue.stdout);
+}
