@@ -3,6 +3,7 @@
 //! prints one `name: value unit` line per figure. `--quick` runs few
 //! iterations, to check that every figure is produced.
 
+mod jobs;
 mod process;
 
 use std::{
@@ -19,14 +20,23 @@ struct Plan {
     cli_runs: usize,
     short_ops: usize,
     clients: usize,
+    exec_samples: usize,
+    queued_jobs: usize,
 }
 
 fn main() {
     let quick = std::env::args().any(|arg| arg == "--quick");
     let plan = if quick {
-        Plan { cold_starts: 3, cli_runs: 5, short_ops: 640, clients: 64 }
+        Plan { cold_starts: 3, cli_runs: 5, short_ops: 640, clients: 64, exec_samples: 3, queued_jobs: 20 }
     } else {
-        Plan { cold_starts: 11, cli_runs: 31, short_ops: 20_000, clients: 64 }
+        Plan {
+            cold_starts: 11,
+            cli_runs: 31,
+            short_ops: 20_000,
+            clients: 64,
+            exec_samples: 21,
+            queued_jobs: 200,
+        }
     };
     let sky = Sky::new(sky_binary());
     println!("mode: {}", if quick { "quick" } else { "full" });
@@ -69,6 +79,39 @@ fn main() {
     println!("short_ops_per_second: {:.0} ops/s", done as f64 / elapsed.as_secs_f64());
     println!("server_rss_after_load: {:.1} MB", process::rss_mb(pid));
 
+    sky.run(&["launch", "-c", "bench", "-y", "--cpus", "1", "-d", "true"]);
+    let mut starts = Vec::new();
+    let mut walls = Vec::new();
+    let mut status_peak = 0.0f64;
+    for _ in 0..plan.cli_runs {
+        let run = sky.run(&["status"]);
+        walls.push(run.wall);
+        status_peak = status_peak.max(run.max_rss_mb);
+    }
+    println!("cli_status_median: {:.1} ms", ms(median(&mut walls)));
+    println!("cli_status_peak_rss: {:.1} MB", status_peak);
+    let mut walls = Vec::new();
+    let mut queue_peak = 0.0f64;
+    for _ in 0..plan.cli_runs {
+        let run = sky.run(&["queue", "bench"]);
+        walls.push(run.wall);
+        queue_peak = queue_peak.max(run.max_rss_mb);
+    }
+    println!("cli_queue_median: {:.1} ms", ms(median(&mut walls)));
+    println!("cli_queue_peak_rss: {:.1} MB", queue_peak);
+    runtime.block_on(async {
+        let client = connect(&sky).await;
+        for _ in 0..plan.exec_samples {
+            starts.push(jobs::exec_to_start(&client, "bench").await);
+        }
+    });
+    println!("exec_to_job_start_median: {:.1} ms", ms(median(&mut starts)));
+    let (elapsed, rss_peak) = runtime.block_on(jobs::queue_many(&sky, pid, "bench", plan.queued_jobs));
+    println!("queued_jobs_finished: {} count", plan.queued_jobs);
+    println!("queued_jobs_seconds: {:.2} s", elapsed.as_secs_f64());
+    println!("server_rss_peak_queued_jobs: {rss_peak:.1} MB");
+
+    sky.run(&["down", "bench", "-y"]);
     sky.run(&["api", "stop"]);
 }
 
@@ -101,7 +144,7 @@ async fn short_ops(sky: &Sky, total: usize, clients: usize) -> (Duration, usize)
     (started.elapsed(), done)
 }
 
-async fn connect(sky: &Sky) -> Client {
+pub(crate) async fn connect(sky: &Sky) -> Client {
     let endpoint = Endpoint::parse(&sky.endpoint(), EndpointSource::Env).expect("endpoint");
     let me = Identity { name: "bench".into(), id: "be0c0000".into() };
     Client::connect(&endpoint, &me).await.expect("connect")

@@ -316,6 +316,9 @@ async fn stop_start_and_down_change_the_cluster_and_bad_requests_say_why() {
     env.sky(&["launch", "-c", "dev-1", "-y", "--cpus", "0.5", "true"]).ok();
     env.sky(&["launch", "-c", "dev-2", "-y", "--cpus", "0.5", "true"]).ok();
 
+    let bigger = env.sky(&["launch", "-c", "dev-1", "-y", "--cpus", "1", "true"]).code(1);
+    assert!(bigger.stderr.contains("does not fit cluster"), "{}", bigger.stderr);
+
     env.sky(&["stop", "dev-*", "-y"]).ok();
     let status = env.sky(&["status"]).ok();
     assert_eq!(status.stdout.matches("STOPPED").count(), 2, "{}", status.stdout);
