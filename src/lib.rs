@@ -6,6 +6,7 @@ pub mod client;
 pub mod config;
 pub mod endpoint;
 pub mod identity;
+pub mod names;
 pub mod proto;
 pub mod task;
 pub mod version;

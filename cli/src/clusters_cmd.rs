@@ -6,12 +6,12 @@ use prost::Message;
 use skypilot_api::{
     Client,
     client::request_metadata,
+    names,
     proto::{
         google::longrunning::{Operation, operation},
         skypilot::v1::{
-            AutostopRequest, CancelJobsRequest, Cluster, ClusterStatus, ExecRequest, ExecResponse, Job,
-            JobStatus, LaunchRequest, LaunchResponse, ListClustersRequest, ListJobsRequest,
-            TailJobLogsRequest,
+            AutostopRequest, CancelJobsRequest, Cluster, ExecRequest, ExecResponse, Job, JobStatus,
+            LaunchRequest, LaunchResponse, ListClustersRequest, ListJobsRequest, TailJobLogsRequest,
         },
     },
 };
@@ -156,7 +156,7 @@ async fn after_submit(client: &Client, cluster: &str, job_id: i64, detach: bool)
     );
     let job = tail(client, cluster, job_id, true, None).await?;
     let Some(job) = job else { return Ok(()) };
-    let status = job_status_name(job.status());
+    let status = names::job_status(job.status());
     match job.status() {
         JobStatus::Succeeded => {
             eprintln!("\u{2713} Job finished (status: {status}).");
@@ -236,7 +236,7 @@ pub async fn status(clusters: Vec<String>, all_users: bool, verbose: bool) -> Cl
             row.extend([
                 c.infra.clone(),
                 resources(c),
-                cluster_status_name(c.status()).into(),
+                names::cluster_status(c.status()).into(),
                 autostop_column(c),
                 ago(c.launched_at.as_ref()),
             ]);
@@ -300,7 +300,7 @@ pub async fn queue(clusters: Vec<String>, skip_finished: bool, all_users: bool) 
                     ago(j.started_at.as_ref()),
                     duration(j),
                     job_resources(j),
-                    job_status_name(j.status()).to_string(),
+                    names::job_status(j.status()).to_string(),
                 ]
             })
             .collect();
@@ -368,7 +368,7 @@ pub async fn logs(
                 exit_code: job_exit::NOT_FOUND,
             });
         };
-        println!("Job {}: {}", job.job_id, job_status_name(job.status()));
+        println!("Job {}: {}", job.job_id, names::job_status(job.status()));
         let code = match job.status() {
             JobStatus::Succeeded => job_exit::SUCCEEDED,
             JobStatus::Failed | JobStatus::FailedSetup => job_exit::FAILED,
@@ -519,26 +519,4 @@ fn confirm(question: &str) -> CliResult<bool> {
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;
     Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "" | "y" | "yes"))
-}
-
-pub fn cluster_status_name(status: ClusterStatus) -> &'static str {
-    match status {
-        ClusterStatus::Unspecified => "TERMINATED",
-        ClusterStatus::Init => "INIT",
-        ClusterStatus::Up => "UP",
-        ClusterStatus::Stopped => "STOPPED",
-    }
-}
-
-pub fn job_status_name(status: JobStatus) -> &'static str {
-    match status {
-        JobStatus::Unspecified => "UNKNOWN",
-        JobStatus::Pending => "PENDING",
-        JobStatus::SettingUp => "SETTING_UP",
-        JobStatus::Running => "RUNNING",
-        JobStatus::Succeeded => "SUCCEEDED",
-        JobStatus::Failed => "FAILED",
-        JobStatus::FailedSetup => "FAILED_SETUP",
-        JobStatus::Cancelled => "CANCELLED",
-    }
 }

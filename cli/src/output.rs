@@ -3,7 +3,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use skypilot_api::proto::skypilot::v1::{RequestMetadata, RequestState};
+use skypilot_api::proto::skypilot::v1::RequestMetadata;
 
 /// Left-aligned columns separated by two spaces, like SkyPilot's tables.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
@@ -50,16 +50,9 @@ pub fn ago(timestamp: Option<&prost_types::Timestamp>) -> String {
     format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
 }
 
-/// SkyPilot's spelling of a request state.
+/// SkyPilot's spelling of a request's state.
 pub fn state(metadata: &RequestMetadata) -> &'static str {
-    match metadata.state() {
-        RequestState::Unspecified => "UNKNOWN",
-        RequestState::Pending => "PENDING",
-        RequestState::Running => "RUNNING",
-        RequestState::Succeeded => "SUCCEEDED",
-        RequestState::Failed => "FAILED",
-        RequestState::Cancelled => "CANCELLED",
-    }
+    skypilot_api::names::request_state(metadata.state())
 }
 
 /// Seconds since the epoch as a float, for JSON output.

@@ -2,13 +2,17 @@
 //! info|status|logs|cancel|stop|login|logout`, `sky check`, and endpoint
 //! resolution (environment > config file > local default).
 
+mod common;
+
 use std::{
     fs,
     net::TcpListener,
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::Command,
 };
+
+use common::Run;
 
 use skypilot_server::{RunningServer, Server, ServerConfig};
 use tempfile::TempDir;
@@ -67,37 +71,6 @@ impl Drop for Home {
         if self.local_server_running() {
             let _ = self.command(&["api", "stop"]).output();
         }
-    }
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl From<Output> for Run {
-    fn from(output: Output) -> Run {
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    }
-}
-
-impl Run {
-    #[track_caller]
-    fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
-        self
-    }
-
-    #[track_caller]
-    fn fails(self) -> Run {
-        assert_ne!(self.code, 0, "unexpected success; stdout:\n{}", self.stdout);
-        assert!(!self.stderr.trim().is_empty(), "a failure must say why");
-        self
     }
 }
 

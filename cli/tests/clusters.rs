@@ -2,6 +2,8 @@
 //! started in this test process (port 0, temporary data dir, a short autostop
 //! check interval), with a temporary HOME.
 
+mod common;
+
 use std::{
     fs,
     io::{BufRead, BufReader},
@@ -10,6 +12,7 @@ use std::{
     time::Duration,
 };
 
+use common::Run;
 use skypilot_api::proto::skypilot::v1::ClusterStatus;
 use skypilot_server::{RunningServer, Server, ServerConfig};
 use tempfile::TempDir;
@@ -20,26 +23,6 @@ struct Env {
     home: TempDir,
     work: TempDir,
     endpoint: String,
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    #[track_caller]
-    fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
-        self
-    }
-
-    #[track_caller]
-    fn code(self, expected: i32) -> Run {
-        assert_eq!(self.code, expected, "stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
-        self
-    }
 }
 
 fn config(data: &Path) -> ServerConfig {
@@ -90,12 +73,7 @@ impl Env {
     }
 
     fn sky(&self, args: &[&str]) -> Run {
-        let output = tokio::task::block_in_place(|| self.command(args).output().unwrap());
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        Run::from(tokio::task::block_in_place(|| self.command(args).output().unwrap()))
     }
 
     fn write(&self, name: &str, text: &str) -> PathBuf {

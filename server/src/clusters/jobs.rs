@@ -116,7 +116,7 @@ impl Clusters {
                         ErrorKind::AlreadyDone,
                         format!(
                             "job {id} on cluster {cluster_name:?} already finished ({})",
-                            job_status_name(job.status())
+                            skypilot_api::names::job_status(job.status())
                         ),
                     ));
                 }
@@ -202,18 +202,4 @@ impl Clusters {
 
 fn has_setup(job: &JobRecord) -> bool {
     TaskSpec::decode(job.task.as_slice()).map(|t| !t.setup.trim().is_empty()).unwrap_or(false)
-}
-
-/// SkyPilot's spelling of a job status.
-pub fn job_status_name(status: JobStatus) -> &'static str {
-    match status {
-        JobStatus::Unspecified => "UNKNOWN",
-        JobStatus::Pending => "PENDING",
-        JobStatus::SettingUp => "SETTING_UP",
-        JobStatus::Running => "RUNNING",
-        JobStatus::Succeeded => "SUCCEEDED",
-        JobStatus::Failed => "FAILED",
-        JobStatus::FailedSetup => "FAILED_SETUP",
-        JobStatus::Cancelled => "CANCELLED",
-    }
 }

@@ -276,12 +276,7 @@ impl Clusters {
     }
 }
 
-/// SkyPilot's spelling of a cluster status.
+/// SkyPilot's spelling of a cluster's status.
 pub fn status_name(cluster: &ClusterRecord) -> &'static str {
-    match cluster.status() {
-        ClusterStatus::Unspecified => "TERMINATED",
-        ClusterStatus::Init => "INIT",
-        ClusterStatus::Up => "UP",
-        ClusterStatus::Stopped => "STOPPED",
-    }
+    skypilot_api::names::cluster_status(cluster.status())
 }

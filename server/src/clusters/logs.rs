@@ -8,7 +8,7 @@ use futures_util::stream::{self, Stream};
 use super::{Clusters, is_job_done, job_prefix};
 use crate::{
     error::{Error, Result},
-    ops::log::{read_chunk, tail_offset},
+    ops::log::{read_chunk_async, tail_offset},
     store::{JobRecord, Table},
 };
 
@@ -85,17 +85,12 @@ impl Clusters {
                     }
                 };
                 let done = is_job_done(job.status()) || !cursor.follow;
-                let path = cursor.path.clone();
                 let offset = cursor.offset;
-                let chunk = match tokio::task::spawn_blocking(move || read_chunk(&path, offset)).await {
-                    Ok(Ok(chunk)) => chunk,
-                    Ok(Err(err)) => {
-                        cursor.finished = true;
-                        return Some((Err(Error::from(err)), cursor));
-                    }
+                let chunk = match read_chunk_async(cursor.path.clone(), offset).await {
+                    Ok(chunk) => chunk,
                     Err(err) => {
                         cursor.finished = true;
-                        return Some((Err(Error::internal(format!("log reader: {err}"))), cursor));
+                        return Some((Err(err), cursor));
                     }
                 };
                 if !chunk.is_empty() {

@@ -178,16 +178,8 @@ impl JobService for JobsApi {
     ) -> Result<Response<Self::TailJobLogsStream>, Status> {
         let request = request.into_inner();
         validate_cluster_name(&request.cluster_name)?;
-        let tail_lines = request
-            .tail_lines
-            .map(u64::try_from)
-            .transpose()
-            .map_err(|_| Error::invalid("tail_lines", "must not be negative"))?;
-        let offset = request
-            .offset
-            .map(u64::try_from)
-            .transpose()
-            .map_err(|_| Error::invalid("offset", "must not be negative"))?;
+        let tail_lines = super::non_negative(request.tail_lines, "tail_lines")?;
+        let offset = super::non_negative(request.offset, "offset")?;
         if request.job_id < 0 {
             return Err(Error::invalid("job_id", "must not be negative (0 means the latest job)").into());
         }

@@ -27,6 +27,16 @@ use crate::{auth::Caller, clusters::Clusters, ops::Engine};
 /// Largest request message the server decodes.
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 
+/// An optional request field that must not be negative, as u64.
+pub(crate) fn non_negative<T: TryInto<u64>>(
+    value: Option<T>,
+    field: &str,
+) -> Result<Option<u64>, crate::error::Error> {
+    value
+        .map(|v| v.try_into().map_err(|_| crate::error::Error::invalid(field, "must not be negative")))
+        .transpose()
+}
+
 /// What every handler shares.
 pub struct Shared {
     pub engine: Engine,

@@ -64,16 +64,8 @@ impl RequestService for RequestsApi {
         request: Request<StreamLogsRequest>,
     ) -> Result<Response<Self::StreamLogsStream>, Status> {
         let request = request.into_inner();
-        let tail_lines = request
-            .tail_lines
-            .map(u64::try_from)
-            .transpose()
-            .map_err(|_| Error::invalid("tail_lines", "must not be negative"))?;
-        let offset = request
-            .offset
-            .map(u64::try_from)
-            .transpose()
-            .map_err(|_| Error::invalid("offset", "must not be negative"))?;
+        let tail_lines = super::non_negative(request.tail_lines, "tail_lines")?;
+        let offset = super::non_negative(request.offset, "offset")?;
         let chunks = self.0.engine.logs(&request.name, request.follow, tail_lines, offset)?;
         let stream = chunks.map(|chunk| {
             chunk

@@ -95,6 +95,14 @@ pub fn read_chunk(path: &Path, offset: u64) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// `read_chunk` on a blocking thread.
+pub async fn read_chunk_async(path: PathBuf, offset: u64) -> crate::error::Result<Vec<u8>> {
+    match tokio::task::spawn_blocking(move || read_chunk(&path, offset)).await {
+        Ok(result) => Ok(result?),
+        Err(err) => Err(crate::error::Error::internal(format!("log reader: {err}"))),
+    }
+}
+
 /// The offset at which the last `lines` lines of `path` start.
 pub fn tail_offset(path: &Path, lines: u64) -> io::Result<u64> {
     let mut file = match File::open(path) {

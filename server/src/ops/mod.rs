@@ -390,16 +390,9 @@ fn not_found(id: &str) -> Error {
     ))
 }
 
-/// SkyPilot's spelling of a request state.
+/// SkyPilot's spelling of a request's state.
 pub fn state_name(record: &OpRecord) -> &'static str {
-    match record.state() {
-        RequestState::Unspecified => "UNKNOWN",
-        RequestState::Pending => "PENDING",
-        RequestState::Running => "RUNNING",
-        RequestState::Succeeded => "SUCCEEDED",
-        RequestState::Failed => "FAILED",
-        RequestState::Cancelled => "CANCELLED",
-    }
+    skypilot_api::names::request_state(record.state())
 }
 
 /// Milliseconds since the Unix epoch.

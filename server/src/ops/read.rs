@@ -8,12 +8,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     Engine,
-    log::{read_chunk, tail_offset},
+    log::{read_chunk_async, tail_offset},
 };
-use crate::{
-    error::{Error, Result},
-    store::OpRecord,
-};
+use crate::{error::Result, store::OpRecord};
 
 /// Which operations to list; newest first.
 #[derive(Debug, Clone, Default)]
@@ -133,18 +130,12 @@ impl Engine {
                 // Whether the operation was done *before* this read: if so,
                 // reaching the end of the file means the log is complete.
                 let done_before_read = cursor.follower.as_mut().is_none_or(|f| f.mark_seen());
-                let path = cursor.path.clone();
                 let offset = cursor.offset;
-                let chunk = tokio::task::spawn_blocking(move || read_chunk(&path, offset)).await;
-                let chunk = match chunk {
-                    Ok(Ok(chunk)) => chunk,
-                    Ok(Err(err)) => {
-                        cursor.finished = true;
-                        return Some((Err(Error::from(err)), cursor));
-                    }
+                let chunk = match read_chunk_async(cursor.path.clone(), offset).await {
+                    Ok(chunk) => chunk,
                     Err(err) => {
                         cursor.finished = true;
-                        return Some((Err(Error::internal(format!("log reader: {err}"))), cursor));
+                        return Some((Err(err), cursor));
                     }
                 };
                 if !chunk.is_empty() {
