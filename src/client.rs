@@ -26,10 +26,11 @@ use crate::{
             AutostopRequest, CancelJobsRequest, CheckRequest, Cluster, ClusterActionRequest, ExecRequest,
             GetServerInfoRequest, GetServerInfoResponse, Job, LaunchRequest, ListClustersRequest,
             ListJobsRequest, ListRequestsRequest, RequestMetadata, StreamLogsRequest, StreamLogsResponse,
-            TailJobLogsRequest, TailJobLogsResponse, WatchOperationRequest, WatchOperationResponse,
-            cluster_service_client::ClusterServiceClient, infra_service_client::InfraServiceClient,
-            job_service_client::JobServiceClient, request_service_client::RequestServiceClient,
-            server_service_client::ServerServiceClient,
+            TailJobLogsRequest, TailJobLogsResponse, UserInfo, WatchOperationRequest, WatchOperationResponse,
+            WhoAmIRequest, cluster_service_client::ClusterServiceClient,
+            infra_service_client::InfraServiceClient, job_service_client::JobServiceClient,
+            request_service_client::RequestServiceClient, server_service_client::ServerServiceClient,
+            user_service_client::UserServiceClient,
         },
     },
     version::{API_VERSION, API_VERSION_HEADER, MIN_API_VERSION, USER_ID_HEADER, USER_NAME_HEADER},
@@ -176,8 +177,19 @@ impl Client {
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
     }
 
+    /// The user and token management stubs; pass their results to `accept`.
+    pub fn users(&self) -> UserServiceClient<Transport> {
+        UserServiceClient::with_interceptor(self.channel.clone(), self.headers.clone())
+    }
+
+    /// The calling user as the server sees them, with their role.
+    pub async fn who_am_i(&self) -> Result<UserInfo, ClientError> {
+        let response = self.accept(self.users().who_am_i(WhoAmIRequest {}).await)?;
+        response.user.ok_or_else(|| ClientError::Protocol("WhoAmI answered without a user".into()))
+    }
+
     /// Checks the server's API version and unwraps the response.
-    fn accept<T>(&self, result: Result<Response<T>, Status>) -> Result<T, ClientError> {
+    pub fn accept<T>(&self, result: Result<Response<T>, Status>) -> Result<T, ClientError> {
         let response = result.map_err(|status| ClientError::from_status(status, &self.endpoint))?;
         check_server_version(response.metadata(), &self.endpoint)?;
         Ok(response.into_inner())
@@ -332,8 +344,10 @@ fn call_headers(endpoint: &Endpoint, identity: &Identity) -> Result<CallHeaders,
         (USER_NAME_HEADER, ascii("user name", &identity.name)?),
         (USER_ID_HEADER, ascii("user id", &identity.id)?),
     ];
-    if let Some((user, pass)) = &endpoint.basic_auth {
-        let token = base64_encode(format!("{user}:{pass}").as_bytes());
+    if let Some(token) = &endpoint.token {
+        values.push(("authorization", ascii("the service-account token", &format!("Bearer {token}"))?));
+    } else if let Some((user, pass)) = &endpoint.basic_auth {
+        let token = crate::base64::encode(format!("{user}:{pass}").as_bytes());
         values.push(("authorization", ascii("credentials", &format!("Basic {token}"))?));
     }
     Ok(CallHeaders { values })
@@ -365,33 +379,9 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
-fn base64_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_the_standard_alphabet_with_padding() {
-        assert_eq!(base64_encode(b"skypilot:pass"), "c2t5cGlsb3Q6cGFzcw==");
-        assert_eq!(base64_encode(b"ab"), "YWI=");
-        assert_eq!(base64_encode(b"abc"), "YWJj");
-    }
 
     #[test]
     fn operation_names_accept_ids_and_full_names() {

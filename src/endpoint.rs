@@ -10,6 +10,8 @@ use crate::config::{ConfigError, SkyConfig};
 pub const DEFAULT_PORT: u16 = 46580;
 /// Environment variable naming the endpoint; it overrides the config file.
 pub const ENDPOINT_ENV: &str = "SKYPILOT_API_SERVER_ENDPOINT";
+/// Environment variable holding a service-account token.
+pub const TOKEN_ENV: &str = "SKYPILOT_SERVICE_ACCOUNT_TOKEN";
 /// Environment variable that moves the local default server to another port
 /// (so that tests and side-by-side installs do not collide).
 pub const LOCAL_PORT_ENV: &str = "SKYPILOT_API_SERVER_LOCAL_PORT";
@@ -44,6 +46,8 @@ pub struct Endpoint {
     pub port: u16,
     /// HTTP basic credentials from `http://user:pass@host:port`.
     pub basic_auth: Option<(String, String)>,
+    /// A service-account token, sent as a bearer token (it wins over basic credentials).
+    pub token: Option<String>,
     pub source: EndpointSource,
 }
 
@@ -84,6 +88,15 @@ impl From<ConfigError> for EndpointError {
 impl Endpoint {
     /// Resolves the endpoint from the environment, the config file, or the default.
     pub fn resolve() -> Result<Endpoint, EndpointError> {
+        let mut endpoint = Endpoint::resolve_address()?;
+        endpoint.token = match std::env::var(TOKEN_ENV) {
+            Ok(token) if !token.trim().is_empty() => Some(token.trim().to_string()),
+            _ => SkyConfig::load()?.api_server_str("service_account_token")?,
+        };
+        Ok(endpoint)
+    }
+
+    fn resolve_address() -> Result<Endpoint, EndpointError> {
         if let Ok(value) = std::env::var(ENDPOINT_ENV)
             && !value.trim().is_empty()
         {
@@ -124,6 +137,7 @@ impl Endpoint {
             host: "127.0.0.1".into(),
             port,
             basic_auth: None,
+            token: None,
             source: EndpointSource::LocalDefault,
         })
     }
@@ -161,7 +175,7 @@ impl Endpoint {
             None if tls => 443,
             None => 80,
         };
-        Ok(Endpoint { tls, host, port, basic_auth, source })
+        Ok(Endpoint { tls, host, port, basic_auth, token: None, source })
     }
 
     /// The URI to connect to, without credentials.

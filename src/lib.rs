@@ -2,6 +2,7 @@
 //! caller identity, and a small typed client shared by the `sky` CLI, the
 //! server (for the identity of a local server's owner) and the tests.
 
+pub mod base64;
 pub mod client;
 pub mod config;
 pub mod endpoint;

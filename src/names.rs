@@ -35,3 +35,10 @@ pub fn job_status(status: JobStatus) -> &'static str {
         JobStatus::Cancelled => "CANCELLED",
     }
 }
+
+pub fn role(role: crate::proto::skypilot::v1::Role) -> &'static str {
+    match role {
+        crate::proto::skypilot::v1::Role::Admin => "admin",
+        _ => "user",
+    }
+}

@@ -162,7 +162,8 @@ pub async fn info(format: Format) -> CliResult {
     let endpoint = Endpoint::resolve()?;
     let client = connect_to(&endpoint, true).await?;
     let info = client.server_info().await?;
-    let user = info.user.unwrap_or_default();
+    let user = client.who_am_i().await?;
+    let role = skypilot_api::names::role(user.role());
     if format == Format::Json {
         let value = json!({
             "endpoint": endpoint.display(),
@@ -171,36 +172,41 @@ pub async fn info(format: Format) -> CliResult {
             "version": info.version,
             "commit": info.commit,
             "api_version": info.api_version,
-            "user": {"name": user.name, "id": user.id},
+                        "user": {"name": user.name, "id": user.id, "role": role},
         });
         println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
         return Ok(());
     }
     println!("Using SkyPilot API server: {} ({})", endpoint.display(), endpoint.source);
     println!("\u{251c}\u{2500}\u{2500} Status: healthy, commit: {}, version: {}", info.commit, info.version);
-    println!("\u{2514}\u{2500}\u{2500} User: {} ({})", user.name, user.id);
+    println!("\u{2514}\u{2500}\u{2500} User: {} ({}), role: {role}", user.name, user.id);
     Ok(())
 }
 
 /// `sky api login`.
-pub async fn login(endpoint: Option<String>) -> CliResult {
+pub async fn login(endpoint: Option<String>, token: Option<String>) -> CliResult {
     let url = match endpoint {
         Some(url) => url,
         None => prompt("Enter your SkyPilot API server endpoint: ")?,
     };
     let mut config = SkyConfig::load()?;
-    let endpoint = Endpoint::parse(&url, EndpointSource::ConfigFile(config.path().to_path_buf())).map_err(
-        |problem| {
+    let mut endpoint = Endpoint::parse(&url, EndpointSource::ConfigFile(config.path().to_path_buf()))
+        .map_err(|problem| {
             CliError::new(format!(
                 "invalid endpoint {url:?}: {problem}. Expected http[s]://[user:password@]host[:port]."
             ))
-        },
-    )?;
+        })?;
+    endpoint.token = token.clone().filter(|t| !t.trim().is_empty());
     let client = connect_to(&endpoint, false).await?;
-    let info = client.server_info().await?;
+    let user = client.who_am_i().await?;
     config.set_api_server("endpoint", url.trim().trim_end_matches('/'))?;
+    match &endpoint.token {
+        Some(token) => config.set_api_server("service_account_token", token)?,
+        None => {
+            config.remove_api_server("service_account_token");
+        }
+    }
     config.save()?;
-    let user = info.user.unwrap_or_default();
     println!("Logged into SkyPilot API server at: {}", endpoint.display());
     println!("\u{2514}\u{2500}\u{2500} User: {} ({})", user.name, user.id);
     if std::env::var_os(ENDPOINT_ENV).is_some() {
@@ -215,6 +221,7 @@ pub async fn login(endpoint: Option<String>) -> CliResult {
 /// `sky api logout`.
 pub fn logout() -> CliResult {
     let mut config = SkyConfig::load()?;
+    config.remove_api_server("service_account_token");
     let Some(previous) = config.remove_api_server("endpoint") else {
         println!(
             "Not logged in to any SkyPilot API server ({} has no api_server.endpoint).",

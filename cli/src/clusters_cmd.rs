@@ -419,14 +419,15 @@ pub async fn cancel(cluster: String, job_ids: Vec<i64>, all: bool, yes: bool) ->
 }
 
 /// `sky stop|start|down`: every matching cluster (names or globs), one request each.
-pub async fn cluster_action(action: &str, patterns: Vec<String>, all: bool, yes: bool) -> CliResult {
+pub async fn cluster_action(action: &str, selection: crate::ClusterSelection) -> CliResult {
+    let crate::ClusterSelection { clusters: patterns, all, all_users, yes } = selection;
     if patterns.is_empty() && !all {
         return Err(CliError::new(format!(
             "Specify the clusters to {action} (names or glob patterns), or use -a/--all."
         )));
     }
     let client = connect().await?;
-    let names = matching_clusters(&client, &patterns).await?;
+    let names = matching_clusters(&client, &patterns, all_users).await?;
     if names.is_empty() {
         println!("No clusters to {action}.");
         return Ok(());
@@ -478,7 +479,7 @@ pub async fn autostop(
         return Err(CliError::new("Specify -i/--idle-minutes MINUTES, --down, or --cancel."));
     }
     let client = connect().await?;
-    let names = matching_clusters(&client, &patterns).await?;
+    let names = matching_clusters(&client, &patterns, false).await?;
     for name in names {
         let request = AutostopRequest {
             cluster_name: name,
@@ -496,10 +497,9 @@ pub async fn autostop(
 
 /// Cluster names matching `patterns` (all when empty); an exact name that
 /// matches nothing is an error.
-async fn matching_clusters(client: &Client, patterns: &[String]) -> CliResult<Vec<String>> {
-    let clusters = client
-        .list_clusters(ListClustersRequest { cluster_names: patterns.to_vec(), all_users: false })
-        .await?;
+async fn matching_clusters(client: &Client, patterns: &[String], all_users: bool) -> CliResult<Vec<String>> {
+    let clusters =
+        client.list_clusters(ListClustersRequest { cluster_names: patterns.to_vec(), all_users }).await?;
     let names: Vec<String> = clusters.into_iter().map(|c| c.name).collect();
     let missing: Vec<&String> =
         patterns.iter().filter(|p| !p.contains(['*', '?']) && !names.contains(p)).collect();

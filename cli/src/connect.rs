@@ -50,6 +50,7 @@ pub struct BackgroundStart {
     pub host: String,
     pub port: u16,
     pub deploy: bool,
+    pub insecure_no_auth: bool,
     pub data_dir: PathBuf,
 }
 
@@ -59,6 +60,7 @@ impl BackgroundStart {
             host: endpoint.host.clone(),
             port: endpoint.port,
             deploy: false,
+            insecure_no_auth: false,
             data_dir: ServerConfig::default_data_dir(),
         }
     }
@@ -95,6 +97,9 @@ pub async fn start_background(endpoint: &Endpoint, start: &BackgroundStart) -> C
         .arg(&start.data_dir);
     if start.deploy {
         command.arg("--deploy");
+    }
+    if start.insecure_no_auth {
+        command.arg("--insecure-no-auth");
     }
     let mut child = command
         .stdin(Stdio::null())

@@ -10,6 +10,7 @@ mod follow;
 mod output;
 mod server_cmd;
 mod task_args;
+mod users_cmd;
 
 use std::process::ExitCode;
 
@@ -114,6 +115,12 @@ enum Command {
     /// Manage the SkyPilot API server and its requests.
     #[command(subcommand)]
     Api(ApiCommand),
+    /// Manage the users of a team deployment.
+    #[command(subcommand)]
+    Users(users_cmd::UsersCommand),
+    /// Manage service-account tokens.
+    #[command(subcommand)]
+    Tokens(users_cmd::TokensCommand),
     /// Check which infras are usable.
     Check {
         /// Infras to check (default: all).
@@ -126,12 +133,15 @@ enum Command {
 
 /// Which clusters a command acts on.
 #[derive(Debug, clap::Args)]
-struct ClusterSelection {
-    /// Cluster names or glob patterns.
+pub struct ClusterSelection {
+    /// Cluster names or glob patterns (matching only your clusters unless -u).
     clusters: Vec<String>,
     /// Every cluster of yours.
     #[arg(short, long)]
     all: bool,
+    /// Match every user's clusters.
+    #[arg(short = 'u', long = "all-users")]
+    all_users: bool,
     /// Do not ask for confirmation.
     #[arg(short, long)]
     yes: bool,
@@ -205,6 +215,9 @@ enum ApiCommand {
         /// Endpoint, e.g. http://user:password@host:46580.
         #[arg(short, long)]
         endpoint: Option<String>,
+        /// A service-account token (sky_...) to log in with.
+        #[arg(long)]
+        token: Option<String>,
     },
     /// Forget the saved API server endpoint.
     Logout,
@@ -233,6 +246,8 @@ fn run_client(command: Command) -> CliResult {
         match command {
             Command::Check { infras, run_async } => check::check(infras, run_async).await,
             Command::Launch(args) => clusters_cmd::launch(args).await,
+            Command::Users(command) => users_cmd::users(command).await,
+            Command::Tokens(command) => users_cmd::tokens(command).await,
             Command::Exec(args) => clusters_cmd::exec(args).await,
             Command::Status { clusters, all_users, verbose, refresh: _ } => {
                 clusters_cmd::status(clusters, all_users, verbose).await
@@ -246,9 +261,9 @@ fn run_client(command: Command) -> CliResult {
             Command::Cancel { cluster, job_ids, all, yes } => {
                 clusters_cmd::cancel(cluster, job_ids, all, yes).await
             }
-            Command::Stop(s) => clusters_cmd::cluster_action("stop", s.clusters, s.all, s.yes).await,
-            Command::Start(s) => clusters_cmd::cluster_action("start", s.clusters, s.all, s.yes).await,
-            Command::Down(s) => clusters_cmd::cluster_action("down", s.clusters, s.all, s.yes).await,
+            Command::Stop(s) => clusters_cmd::cluster_action("stop", s).await,
+            Command::Start(s) => clusters_cmd::cluster_action("start", s).await,
+            Command::Down(s) => clusters_cmd::cluster_action("down", s).await,
             Command::Autostop { clusters, all, idle_minutes, down, cancel, yes: _ } => {
                 clusters_cmd::autostop(clusters, all, idle_minutes, down, cancel).await
             }
@@ -265,7 +280,7 @@ fn run_client(command: Command) -> CliResult {
                     api::cancel(request_ids, all, all_users, yes).await
                 }
                 ApiCommand::Info { output } => api::info(output).await,
-                ApiCommand::Login { endpoint } => api::login(endpoint).await,
+                ApiCommand::Login { endpoint, token } => api::login(endpoint, token).await,
                 ApiCommand::Logout => api::logout(),
             },
         }

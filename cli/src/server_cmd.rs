@@ -28,9 +28,12 @@ pub struct StartArgs {
     /// Run in this process instead of in the background.
     #[arg(long)]
     pub foreground: bool,
-    /// Run as a team deployment (listens on all interfaces by default).
+    /// Run as a team deployment: credentials required, listens on all interfaces by default.
     #[arg(long)]
     pub deploy: bool,
+    /// Serve without authentication even beyond loopback (dangerous).
+    #[arg(long)]
+    pub insecure_no_auth: bool,
     /// Where the server keeps its state (default ~/.sky/api_server).
     #[arg(long, env = "SKYPILOT_API_SERVER_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -69,6 +72,9 @@ pub fn run_foreground(args: &StartArgs) -> CliResult {
     config.host = args.host();
     config.port = args.port()?;
     config.mode = if args.deploy { ServerMode::Deploy } else { ServerMode::Local };
+    config.require_auth = args.deploy && !args.insecure_no_auth;
+    config.insecure_no_auth = args.insecure_no_auth;
+    config.initial_basic_auth = std::env::var("SKYPILOT_INITIAL_BASIC_AUTH").ok().filter(|v| !v.is_empty());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -119,11 +125,14 @@ pub async fn start(args: &StartArgs) -> CliResult {
         return Ok(());
     }
     let data_dir = args.data_dir();
-    start_background(
-        &endpoint,
-        &BackgroundStart { host, port, deploy: args.deploy, data_dir: data_dir.clone() },
-    )
-    .await?;
+    let start = BackgroundStart {
+        host,
+        port,
+        deploy: args.deploy,
+        insecure_no_auth: args.insecure_no_auth,
+        data_dir: data_dir.clone(),
+    };
+    start_background(&endpoint, &start).await?;
     println!("\u{251c}\u{2500}\u{2500} SkyPilot API server: {}", endpoint.display());
     println!("\u{2514}\u{2500}\u{2500} View API server logs at: {}", server_log_path(&data_dir).display());
     Ok(())

@@ -22,6 +22,13 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// How often idle clusters are checked against their autostop setting.
     pub autostop_check_interval: Duration,
+    /// Authenticate every call but health and reflection (a team deployment).
+    pub require_auth: bool,
+    /// Allow listening beyond loopback without authentication.
+    pub insecure_no_auth: bool,
+    /// The first admin, "USER:PASSWORD" or a file holding that
+    /// (`SKYPILOT_INITIAL_BASIC_AUTH`); a random password is made without it.
+    pub initial_basic_auth: Option<String>,
     /// Identity for calls that carry none; default: the user running the server.
     pub owner: Option<Caller>,
 }
@@ -43,6 +50,9 @@ impl ServerConfig {
             retention_hours: 24.0,
             shutdown_grace: Duration::from_secs(10),
             autostop_check_interval: Duration::from_secs(10),
+            require_auth: false,
+            insecure_no_auth: false,
+            initial_basic_auth: None,
             owner: None,
         }
     }

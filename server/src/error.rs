@@ -11,6 +11,12 @@ pub enum ErrorKind {
     InvalidArgument,
     /// No operation (or other resource) with that id.
     NotFound,
+    /// No valid credentials: the message says how to log in.
+    Unauthenticated,
+    /// Valid credentials, but not allowed to do this.
+    PermissionDenied,
+    /// Already exists (a user name, for instance).
+    AlreadyExists,
     /// An id prefix matches more than one operation.
     AmbiguousId,
     /// An idempotency key was reused with a different request.
@@ -36,9 +42,12 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    const ALL: [ErrorKind; 13] = [
+    const ALL: [ErrorKind; 16] = [
         ErrorKind::InvalidArgument,
         ErrorKind::NotFound,
+        ErrorKind::Unauthenticated,
+        ErrorKind::PermissionDenied,
+        ErrorKind::AlreadyExists,
         ErrorKind::AmbiguousId,
         ErrorKind::IdempotencyKeyReused,
         ErrorKind::AlreadyDone,
@@ -57,6 +66,9 @@ impl ErrorKind {
         match self {
             ErrorKind::InvalidArgument => "INVALID_ARGUMENT",
             ErrorKind::NotFound => "NOT_FOUND",
+            ErrorKind::Unauthenticated => "UNAUTHENTICATED",
+            ErrorKind::PermissionDenied => "PERMISSION_DENIED",
+            ErrorKind::AlreadyExists => "ALREADY_EXISTS",
             ErrorKind::AmbiguousId => "AMBIGUOUS_ID",
             ErrorKind::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             ErrorKind::AlreadyDone => "ALREADY_DONE",

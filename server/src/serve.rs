@@ -19,7 +19,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
-    auth::Caller,
+    auth::{Accounts, AuthLayer, Caller},
     clusters::{Clusters, autostop_loop},
     config::ServerConfig,
     error::{Error, Result},
@@ -39,6 +39,7 @@ const HEALTH_SERVICES: &[&str] = &[
     "skypilot.v1.InfraService",
     "skypilot.v1.ClusterService",
     "skypilot.v1.JobService",
+    "skypilot.v1.UserService",
 ];
 
 /// Why the server could not start.
@@ -50,6 +51,7 @@ pub enum StartError {
     Bind { address: String, source: io::Error },
     Store(Error),
     Reflection(String),
+    Insecure { host: String },
 }
 
 impl fmt::Display for StartError {
@@ -75,6 +77,11 @@ impl fmt::Display for StartError {
             }
             StartError::Store(err) => write!(f, "{err}"),
             StartError::Reflection(err) => write!(f, "cannot set up server reflection: {err}"),
+            StartError::Insecure { host } => write!(
+                f,
+                "refusing to listen on {host} without authentication: use --deploy (credentials \
+                 required), a loopback address, or --insecure-no-auth if you really mean it"
+            ),
         }
     }
 }
@@ -106,6 +113,16 @@ impl Server {
         fs::create_dir_all(&dir).map_err(dir_err)?;
         let lock = lock_data_dir(&dir)?;
 
+        if !config.require_auth && !config.insecure_no_auth && !is_loopback(&config.host) {
+            return Err(StartError::Insecure { host: config.host.clone() });
+        }
+        if !config.require_auth && !is_loopback(&config.host) {
+            tracing::warn!(
+                host = %config.host,
+                "AUTHENTICATION IS OFF on a non-loopback address: anyone who reaches this port can run \
+                 commands as anyone"
+            );
+        }
         let address = format!("{}:{}", config.host, config.port);
         let listener = TcpListener::bind(&address).await.map_err(|source| {
             if source.kind() == io::ErrorKind::AddrInUse {
@@ -129,14 +146,27 @@ impl Server {
         let engine =
             Engine::start(store.clone(), logs, all_kinds, &config.engine).await.map_err(StartError::Store)?;
 
+        let accounts = config.require_auth.then(|| Arc::new(Accounts::new(store.clone())));
+        if let Some(accounts) = &accounts {
+            let generated =
+                accounts.bootstrap(config.initial_basic_auth.as_deref()).map_err(StartError::Store)?;
+            if let Some(password) = generated {
+                tracing::warn!(
+                    "created the initial admin user 'admin' with password {password} (shown only now: \
+                     change it with `sky users set-password`)"
+                );
+            }
+            store.durable().await.map_err(StartError::Store)?;
+        }
         let owner = config.owner.clone().unwrap_or_else(|| {
             Identity::current()
-                .map(|me| Caller { name: me.name, id: me.id })
-                .unwrap_or_else(|_| Caller { name: "unknown".into(), id: "unknown".into() })
+                .map(|me| Caller::local(me.name, me.id))
+                .unwrap_or_else(|_| Caller::local("unknown", "unknown"))
         });
         let services = Services::new(Arc::new(Shared {
             engine: engine.clone(),
             clusters: clusters.clone(),
+            accounts: accounts.clone(),
             mode: config.mode,
             owner,
         }));
@@ -159,6 +189,7 @@ impl Server {
         let (stop_serving, stopped) = oneshot::channel::<()>();
         let router = tonic::transport::Server::builder()
             .layer(ApiVersionLayer)
+            .layer(AuthLayer::new(accounts.clone()))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -167,7 +198,8 @@ impl Server {
             .add_service(services.server)
             .add_service(services.infra)
             .add_service(services.clusters)
-            .add_service(services.jobs);
+            .add_service(services.jobs)
+            .add_service(services.users);
         let serve = tokio::spawn(async move {
             router
                 .serve_with_incoming_shutdown(incoming, async {
@@ -257,6 +289,10 @@ impl RunningServer {
         tracing::info!("API server stopped");
         drained.and(closed)
     }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Takes the exclusive lock on `<dir>/server.lock`, held while the server runs.

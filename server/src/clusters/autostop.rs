@@ -39,7 +39,7 @@ pub async fn autostop_loop(clusters: Clusters, engine: Engine, interval: Duratio
             let submission = Submission {
                 kind: kind.to_string(),
                 payload: request.encode_to_vec(),
-                caller: Caller { name: cluster.user_name.clone(), id: cluster.user_id.clone() },
+                caller: Caller::owner(&cluster.user_name, &cluster.user_id),
                 cluster: cluster.name.clone(),
                 idempotency_key: String::new(),
             };

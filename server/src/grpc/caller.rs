@@ -20,9 +20,13 @@ use crate::{
 /// Longest user name or id accepted in a header.
 const MAX_IDENTITY_CHARS: usize = 128;
 
-/// The caller as the client presents itself, or `default` (the server's
-/// owner) when the call carries no identity, as from `grpcurl`.
+/// The caller: as authenticated by `AuthLayer` on a deployed server;
+/// otherwise (a local server) as the client presents itself, or `default`
+/// (the server's owner) when the call carries no identity, as from `grpcurl`.
 pub fn caller<T>(request: &Request<T>, default: &Caller) -> Result<Caller, Status> {
+    if let Some(authenticated) = request.extensions().get::<Caller>() {
+        return Ok(authenticated.clone());
+    }
     let header = |name: &str| -> Result<Option<String>, Status> {
         let Some(value) = request.metadata().get(name) else {
             return Ok(None);
@@ -41,10 +45,10 @@ pub fn caller<T>(request: &Request<T>, default: &Caller) -> Result<Caller, Statu
             })?;
         Ok(Some(value.to_string()))
     };
-    Ok(Caller {
-        name: header(USER_NAME_HEADER)?.unwrap_or_else(|| default.name.clone()),
-        id: header(USER_ID_HEADER)?.unwrap_or_else(|| default.id.clone()),
-    })
+    Ok(Caller::local(
+        header(USER_NAME_HEADER)?.unwrap_or_else(|| default.name.clone()),
+        header(USER_ID_HEADER)?.unwrap_or_else(|| default.id.clone()),
+    ))
 }
 
 /// Refuses clients older than `MIN_API_VERSION` and stamps every response

@@ -49,6 +49,14 @@ impl ClustersApi {
         Ok(Response::new(convert::operation(&record)))
     }
 
+    /// Checks that the cluster exists and that the caller may change it.
+    fn ensure_may_manage(&self, caller: &Caller, cluster: &str) -> Result<(), Status> {
+        validate_cluster_name(cluster)?;
+        let record = self.0.clusters.get(cluster)?;
+        caller.ensure_may_manage(&record.user_id, &record.user_name, &format!("cluster {cluster:?}"))?;
+        Ok(())
+    }
+
     async fn action(
         &self,
         kind: &str,
@@ -56,8 +64,7 @@ impl ClustersApi {
     ) -> Result<Response<Operation>, Status> {
         let caller = caller(&request, &self.0.owner)?;
         let request = request.into_inner();
-        validate_cluster_name(&request.cluster_name)?;
-        self.0.clusters.get(&request.cluster_name)?;
+        self.ensure_may_manage(&caller, &request.cluster_name)?;
         let payload = request.encode_to_vec();
         self.submit(kind, &request.cluster_name, caller, &request.idempotency_key, payload).await
     }
@@ -84,6 +91,9 @@ impl ClusterService for ClustersApi {
             request.cluster_name = generated_cluster_name(&caller.name);
         }
         validate_launch(&request)?;
+        if self.0.clusters.get(&request.cluster_name).is_ok() {
+            self.ensure_may_manage(&caller, &request.cluster_name)?;
+        }
         let cluster = request.cluster_name.clone();
         let key = request.idempotency_key.clone();
         self.submit(kinds::LAUNCH, &cluster, caller, &key, request.encode_to_vec()).await
@@ -93,7 +103,7 @@ impl ClusterService for ClustersApi {
         let caller = caller(&request, &self.0.owner)?;
         let request = request.into_inner();
         validate_exec(&request)?;
-        self.0.clusters.get(&request.cluster_name)?;
+        self.ensure_may_manage(&caller, &request.cluster_name)?;
         let cluster = request.cluster_name.clone();
         let key = request.idempotency_key.clone();
         self.submit(kinds::EXEC, &cluster, caller, &key, request.encode_to_vec()).await
@@ -114,7 +124,6 @@ impl ClusterService for ClustersApi {
     async fn autostop(&self, request: Request<AutostopRequest>) -> Result<Response<Operation>, Status> {
         let caller = caller(&request, &self.0.owner)?;
         let request = request.into_inner();
-        validate_cluster_name(&request.cluster_name)?;
         if !request.cancel && request.idle_minutes < 0 {
             return Err(Error::invalid(
                 "idle_minutes",
@@ -122,7 +131,7 @@ impl ClusterService for ClustersApi {
             )
             .into());
         }
-        self.0.clusters.get(&request.cluster_name)?;
+        self.ensure_may_manage(&caller, &request.cluster_name)?;
         let cluster = request.cluster_name.clone();
         let key = request.idempotency_key.clone();
         self.submit(kinds::AUTOSTOP, &cluster, caller, &key, request.encode_to_vec()).await
@@ -159,14 +168,13 @@ impl JobService for JobsApi {
     async fn cancel_jobs(&self, request: Request<CancelJobsRequest>) -> Result<Response<Operation>, Status> {
         let caller = caller(&request, &self.0.owner)?;
         let request = request.into_inner();
-        validate_cluster_name(&request.cluster_name)?;
-        self.0.clusters.get(&request.cluster_name)?;
+        let api = ClustersApi(self.0.clone());
+        api.ensure_may_manage(&caller, &request.cluster_name)?;
         if request.job_ids.iter().any(|id| *id < 1) {
             return Err(Error::invalid("job_ids", "job ids start at 1").into());
         }
         let cluster = request.cluster_name.clone();
         let key = request.idempotency_key.clone();
-        let api = ClustersApi(self.0.clone());
         api.submit(kinds::CANCEL, &cluster, caller, &key, request.encode_to_vec()).await
     }
 

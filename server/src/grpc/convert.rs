@@ -51,7 +51,7 @@ pub fn metadata(record: &OpRecord) -> RequestMetadata {
     }
 }
 
-fn timestamp(ms: i64) -> Option<prost_types::Timestamp> {
+pub fn timestamp(ms: i64) -> Option<prost_types::Timestamp> {
     (ms > 0).then(|| prost_types::Timestamp {
         seconds: ms.div_euclid(1000),
         nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,

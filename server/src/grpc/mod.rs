@@ -9,6 +9,7 @@ mod operations;
 mod requests;
 mod server_info;
 pub mod status;
+mod users;
 
 use std::sync::Arc;
 
@@ -18,11 +19,15 @@ use skypilot_api::proto::{
     skypilot::v1::{
         ServerMode, cluster_service_server::ClusterServiceServer, infra_service_server::InfraServiceServer,
         job_service_server::JobServiceServer, request_service_server::RequestServiceServer,
-        server_service_server::ServerServiceServer,
+        server_service_server::ServerServiceServer, user_service_server::UserServiceServer,
     },
 };
 
-use crate::{auth::Caller, clusters::Clusters, ops::Engine};
+use crate::{
+    auth::{Accounts, Caller},
+    clusters::Clusters,
+    ops::Engine,
+};
 
 /// Largest request message the server decodes.
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
@@ -41,6 +46,8 @@ pub(crate) fn non_negative<T: TryInto<u64>>(
 pub struct Shared {
     pub engine: Engine,
     pub clusters: Clusters,
+    /// Users and tokens of a deployed server; None for a local one.
+    pub accounts: Option<Arc<Accounts>>,
     pub mode: ServerMode,
     /// Identity assumed for calls that carry none (a local server's owner).
     pub owner: Caller,
@@ -54,6 +61,7 @@ pub struct Services {
     pub infra: InfraServiceServer<infra::InfraApi>,
     pub clusters: ClusterServiceServer<clusters::ClustersApi>,
     pub jobs: JobServiceServer<clusters::JobsApi>,
+    pub users: UserServiceServer<users::UsersApi>,
 }
 
 impl Services {
@@ -69,7 +77,9 @@ impl Services {
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
             clusters: ClusterServiceServer::new(clusters::ClustersApi(shared.clone()))
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
-            jobs: JobServiceServer::new(clusters::JobsApi(shared))
+            jobs: JobServiceServer::new(clusters::JobsApi(shared.clone()))
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
+            users: UserServiceServer::new(users::UsersApi(shared))
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
         }
     }

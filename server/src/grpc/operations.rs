@@ -8,7 +8,7 @@ use skypilot_api::proto::google::longrunning::{
 };
 use tonic::{Request, Response, Status};
 
-use super::{Shared, convert};
+use super::{Shared, caller::caller, convert};
 use crate::{
     error::{Error, Result},
     ops::ListQuery,
@@ -70,7 +70,11 @@ impl Operations for OperationsApi {
         &self,
         request: Request<DeleteOperationRequest>,
     ) -> Result<Response<()>, Status> {
-        self.0.engine.delete(&request.into_inner().name).await?;
+        let caller = caller(&request, &self.0.owner)?;
+        let name = request.into_inner().name;
+        let record = self.0.engine.get(&name)?;
+        caller.ensure_may_manage(&record.user_id, &record.user_name, &format!("request {}", record.id))?;
+        self.0.engine.delete(&record.id).await?;
         Ok(Response::new(()))
     }
 
@@ -78,7 +82,11 @@ impl Operations for OperationsApi {
         &self,
         request: Request<CancelOperationRequest>,
     ) -> Result<Response<()>, Status> {
-        self.0.engine.cancel(&request.into_inner().name).await?;
+        let caller = caller(&request, &self.0.owner)?;
+        let name = request.into_inner().name;
+        let record = self.0.engine.get(&name)?;
+        caller.ensure_may_manage(&record.user_id, &record.user_name, &format!("request {}", record.id))?;
+        self.0.engine.cancel(&record.id).await?;
         Ok(Response::new(()))
     }
 

@@ -22,6 +22,9 @@ pub fn code(kind: ErrorKind) -> Code {
     match kind {
         ErrorKind::InvalidArgument => Code::InvalidArgument,
         ErrorKind::NotFound => Code::NotFound,
+        ErrorKind::Unauthenticated => Code::Unauthenticated,
+        ErrorKind::PermissionDenied => Code::PermissionDenied,
+        ErrorKind::AlreadyExists => Code::AlreadyExists,
         ErrorKind::AmbiguousId => Code::InvalidArgument,
         ErrorKind::IdempotencyKeyReused => Code::AlreadyExists,
         ErrorKind::AlreadyDone => Code::FailedPrecondition,

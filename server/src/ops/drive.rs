@@ -73,7 +73,7 @@ impl Engine {
         tracing::debug!(%id, kind = %record.kind, "operation running");
         let ctx = OpContext {
             id: id.clone(),
-            caller: Caller { name: record.user_name.clone(), id: record.user_id.clone() },
+            caller: Caller::owner(&record.user_name, &record.user_id),
             cluster: record.cluster.clone(),
             payload: record.payload.clone(),
             cancel: live.cancel.clone(),

@@ -10,7 +10,9 @@ use std::{
 };
 
 use prost::Message;
-pub use record::{ClusterRecord, JobRecord, NodeProcess, OpRecord, StoredError, is_terminal};
+pub use record::{
+    ClusterRecord, JobRecord, NodeProcess, OpRecord, StoredError, TokenRecord, UserRecord, is_terminal,
+};
 
 use crate::error::{Error, ErrorKind, Result};
 use durability::Flusher;
@@ -26,6 +28,8 @@ struct Open {
     idempotency: sled::Tree,
     clusters: sled::Tree,
     jobs: sled::Tree,
+    users: sled::Tree,
+    tokens: sled::Tree,
 }
 
 /// The trees that hold typed records besides operations.
@@ -35,6 +39,10 @@ pub enum Table {
     Clusters,
     /// Cluster name, NUL, big-endian job id -> `JobRecord`.
     Jobs,
+    /// User name -> `UserRecord`.
+    Users,
+    /// SHA-256 of the token (hex) -> `TokenRecord`.
+    Tokens,
 }
 
 type Shared = Arc<RwLock<Option<Open>>>;
@@ -63,7 +71,10 @@ impl Store {
         let idempotency = db.open_tree("idempotency")?;
         let clusters = db.open_tree("clusters")?;
         let jobs = db.open_tree("jobs")?;
-        let state: Shared = Arc::new(RwLock::new(Some(Open { db, ops, idempotency, clusters, jobs })));
+        let users = db.open_tree("users")?;
+        let tokens = db.open_tree("tokens")?;
+        let state: Shared =
+            Arc::new(RwLock::new(Some(Open { db, ops, idempotency, clusters, jobs, users, tokens })));
         let flusher = Flusher::start(state.clone());
         Ok(Store { state, flusher })
     }
@@ -194,6 +205,19 @@ impl Store {
         })
     }
 
+    /// Every record in `table` with its key.
+    pub fn scan_with_keys<M: Message + Default>(&self, table: Table) -> Result<Vec<(Vec<u8>, M)>> {
+        self.with(|open| {
+            open.table(table)
+                .iter()
+                .map(|item| {
+                    let (key, raw) = item?;
+                    Ok((key.to_vec(), decode_as(&key, &raw)?))
+                })
+                .collect()
+        })
+    }
+
     /// Removes one record from `table`.
     pub fn delete(&self, table: Table, key: &[u8]) -> Result<()> {
         self.with(|open| {
@@ -224,6 +248,8 @@ impl Open {
         match table {
             Table::Clusters => &self.clusters,
             Table::Jobs => &self.jobs,
+            Table::Users => &self.users,
+            Table::Tokens => &self.tokens,
         }
     }
 }

@@ -171,3 +171,35 @@ pub struct NodeProcess {
     #[prost(uint64, tag = "3")]
     pub start_ticks: u64,
 }
+
+/// A user of a deployed server.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct UserRecord {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "2")]
+    pub id: String,
+    #[prost(enumeration = "skypilot_api::proto::skypilot::v1::Role", tag = "3")]
+    pub role: i32,
+    /// Argon2id PHC string.
+    #[prost(string, tag = "4")]
+    pub password_hash: String,
+    #[prost(int64, tag = "5")]
+    pub created_ms: i64,
+}
+
+/// A service-account token, stored under the SHA-256 of its secret.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TokenRecord {
+    #[prost(string, tag = "1")]
+    pub token_id: String,
+    #[prost(string, tag = "2")]
+    pub name: String,
+    #[prost(string, tag = "3")]
+    pub user_name: String,
+    #[prost(int64, tag = "4")]
+    pub created_ms: i64,
+    /// 0: never expires.
+    #[prost(int64, tag = "5")]
+    pub expires_ms: i64,
+}

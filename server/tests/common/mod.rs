@@ -117,7 +117,7 @@ pub fn test_config(dir: &TempDir) -> ServerConfig {
     config.port = 0;
     config.shutdown_grace = Duration::from_millis(200);
     config.engine = EngineConfig { long_workers: 2, short_workers: 8 };
-    config.owner = Some(Caller { name: "owner".into(), id: "0000beef".into() });
+    config.owner = Some(Caller::local("owner", "0000beef"));
     config
 }
 
@@ -183,7 +183,7 @@ impl TestServer {
             .submit(Submission {
                 kind: kind.into(),
                 payload: cluster.as_bytes().to_vec(),
-                caller: Caller { name: "alice".into(), id: "a11ce000".into() },
+                caller: Caller::local("alice", "a11ce000"),
                 cluster: cluster.into(),
                 idempotency_key: key.into(),
             })

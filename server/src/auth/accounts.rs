@@ -1,0 +1,335 @@
+//! The users and service-account tokens of a deployed server: argon2id
+//! password hashes and SHA-256 token digests in the store (never the secrets
+//! themselves), credential checks with a short cache for verified passwords,
+//! and a slow-down for sources that keep failing.
+
+use std::{
+    collections::HashMap,
+    io::Read,
+    net::IpAddr,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use sha2::{Digest, Sha256};
+use skypilot_api::proto::skypilot::v1::Role;
+
+use super::Caller;
+use crate::{
+    error::{Error, ErrorKind, Result},
+    ops::now_ms,
+    store::{Store, Table, TokenRecord, UserRecord},
+};
+
+/// How long a verified password stays verified without hashing it again.
+const VERIFIED_FOR: Duration = Duration::from_secs(300);
+/// Failures from one source before its answers slow down.
+const FREE_FAILURES: u32 = 3;
+/// The longest slow-down.
+const MAX_DELAY: Duration = Duration::from_secs(5);
+const LOGIN_HINT: &str = "log in with `sky api login -e http://USER:PASSWORD@HOST:PORT`, or set \
+                          SKYPILOT_SERVICE_ACCOUNT_TOKEN to a token from `sky tokens create`";
+
+pub struct Accounts {
+    store: Store,
+    /// SHA-256 of a verified `authorization` header -> who and until when.
+    verified: Mutex<HashMap<Vec<u8>, (Caller, Instant)>>,
+    /// Failed attempts per source.
+    failures: Mutex<HashMap<IpAddr, u32>>,
+}
+
+impl Accounts {
+    pub fn new(store: Store) -> Accounts {
+        Accounts { store, verified: Mutex::default(), failures: Mutex::default() }
+    }
+
+    /// Creates the first admin when there is no user: from `initial`
+    /// ("user:password", or a file holding that), else "admin" with a random
+    /// password, which is returned so that it can be shown once.
+    pub fn bootstrap(&self, initial: Option<&str>) -> Result<Option<String>> {
+        if !self.store.scan::<UserRecord>(Table::Users, b"")?.is_empty() {
+            return Ok(None);
+        }
+        let (name, password, generated) = match initial {
+            Some(value) => {
+                let text = match std::fs::read_to_string(value.trim()) {
+                    Ok(contents) => contents,
+                    Err(_) => value.to_string(),
+                };
+                let (name, password) = text.trim().split_once(':').ok_or_else(|| {
+                    Error::invalid(
+                        "SKYPILOT_INITIAL_BASIC_AUTH",
+                        "must be USER:PASSWORD or a file holding that",
+                    )
+                })?;
+                (name.to_string(), password.to_string(), false)
+            }
+            None => ("admin".to_string(), random_hex(12), true),
+        };
+        self.create_user(&name, &password, Role::Admin)?;
+        Ok(generated.then_some(password))
+    }
+
+    /// Checks an `authorization` header; `peer` failures are slowed down.
+    pub async fn authenticate(&self, header: Option<&str>, peer: Option<IpAddr>) -> Result<Caller> {
+        let result = self.check(header).await;
+        match (&result, peer) {
+            (Ok(_), Some(peer)) => {
+                self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&peer);
+            }
+            (Err(_), Some(peer)) => {
+                let failures = {
+                    let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+                    let count = map.entry(peer).or_insert(0);
+                    *count = count.saturating_add(1);
+                    *count
+                };
+                if failures > FREE_FAILURES {
+                    let delay =
+                        Duration::from_millis(100 << (failures - FREE_FAILURES).min(10)).min(MAX_DELAY);
+                    tokio::time::sleep(delay).await;
+                }
+            }
+            _ => {}
+        }
+        result
+    }
+
+    async fn check(&self, header: Option<&str>) -> Result<Caller> {
+        let unauthenticated =
+            |why: &str| Error::new(ErrorKind::Unauthenticated, format!("{why}; {LOGIN_HINT}"));
+        let header = header.map(str::trim).filter(|h| !h.is_empty());
+        let Some(header) = header else {
+            return Err(unauthenticated("this API server requires credentials"));
+        };
+        let digest = sha256(header.as_bytes());
+        if let Some((caller, until)) = self.verified.lock().unwrap_or_else(|p| p.into_inner()).get(&digest)
+            && *until > Instant::now()
+        {
+            return Ok(caller.clone());
+        }
+        let (scheme, value) = header.split_once(' ').unwrap_or((header, ""));
+        let caller = match scheme.to_ascii_lowercase().as_str() {
+            "basic" => {
+                let decoded = skypilot_api::base64::decode(value.trim())
+                    .and_then(|bytes| String::from_utf8(bytes).ok())
+                    .ok_or_else(|| unauthenticated("malformed basic credentials"))?;
+                let (name, password) =
+                    decoded.split_once(':').ok_or_else(|| unauthenticated("malformed basic credentials"))?;
+                let user = self.user(name).map_err(|_| unauthenticated("wrong user name or password"))?;
+                let hash = user.password_hash.clone();
+                let password = password.to_string();
+                let valid = tokio::task::spawn_blocking(move || {
+                    Argon2::default().verify_password(password.as_bytes(), hash.as_str()).is_ok()
+                })
+                .await
+                .unwrap_or(false);
+                if !valid {
+                    return Err(unauthenticated("wrong user name or password"));
+                }
+                let caller = caller_of(&user);
+                self.verified
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(digest, (caller.clone(), Instant::now() + VERIFIED_FOR));
+                caller
+            }
+            "bearer" => {
+                let secret = value.trim();
+                let key = hex(&sha256(secret.as_bytes()));
+                let token: TokenRecord = self
+                    .store
+                    .get(Table::Tokens, key.as_bytes())?
+                    .ok_or_else(|| unauthenticated("unknown or revoked token"))?;
+                if token.expires_ms > 0 && token.expires_ms <= now_ms() {
+                    return Err(unauthenticated(&format!("token {} has expired", token.token_id)));
+                }
+                let user = self
+                    .user(&token.user_name)
+                    .map_err(|_| unauthenticated("the token's user no longer exists"))?;
+                caller_of(&user)
+            }
+            _ => return Err(unauthenticated("malformed authorization header (expected Basic or Bearer)")),
+        };
+        Ok(caller)
+    }
+
+    fn forget_verified(&self) {
+        self.verified.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    pub fn user(&self, name: &str) -> Result<UserRecord> {
+        self.store
+            .get(Table::Users, name.as_bytes())?
+            .ok_or_else(|| Error::not_found(format!("no user named {name:?}; `sky users list` lists users")))
+    }
+
+    pub fn users(&self) -> Result<Vec<UserRecord>> {
+        self.store.scan(Table::Users, b"")
+    }
+
+    pub fn create_user(&self, name: &str, password: &str, role: Role) -> Result<UserRecord> {
+        validate_user_name(name)?;
+        validate_password(password)?;
+        if self.store.get::<UserRecord>(Table::Users, name.as_bytes())?.is_some() {
+            return Err(Error::new(ErrorKind::AlreadyExists, format!("user {name:?} already exists")));
+        }
+        let user = UserRecord {
+            name: name.to_string(),
+            id: random_hex(4),
+            role: normal_role(role) as i32,
+            password_hash: hash_password(password)?,
+            created_ms: now_ms(),
+        };
+        self.store.put(Table::Users, name.as_bytes(), &user)?;
+        Ok(user)
+    }
+
+    /// Deletes a user; `owns` lists what they still own (refused when any).
+    pub fn delete_user(&self, name: &str, owns: &[String]) -> Result<()> {
+        let user = self.user(name)?;
+        if user.role() == Role::Admin && self.admins()? <= 1 {
+            return Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                format!("{name} is the last admin; make another admin first"),
+            ));
+        }
+        if !owns.is_empty() {
+            return Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                format!(
+                    "{name} still owns cluster(s): {}; tear them down first (sky down ... -u)",
+                    owns.join(", ")
+                ),
+            ));
+        }
+        self.store.delete(Table::Users, name.as_bytes())?;
+        for (key, token) in self.store.scan_with_keys::<TokenRecord>(Table::Tokens)? {
+            if token.user_name == name {
+                self.store.delete(Table::Tokens, &key)?;
+            }
+        }
+        self.forget_verified();
+        Ok(())
+    }
+
+    pub fn set_role(&self, name: &str, role: Role) -> Result<UserRecord> {
+        let mut user = self.user(name)?;
+        let role = normal_role(role);
+        if user.role() == Role::Admin && role != Role::Admin && self.admins()? <= 1 {
+            return Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                format!("{name} is the last admin; make another admin first"),
+            ));
+        }
+        user.role = role as i32;
+        self.store.put(Table::Users, name.as_bytes(), &user)?;
+        self.forget_verified();
+        Ok(user)
+    }
+
+    pub fn set_password(&self, name: &str, password: &str) -> Result<()> {
+        validate_password(password)?;
+        let mut user = self.user(name)?;
+        user.password_hash = hash_password(password)?;
+        self.store.put(Table::Users, name.as_bytes(), &user)?;
+        self.forget_verified();
+        Ok(())
+    }
+
+    /// Creates a token; returns its record and the secret (shown once).
+    pub fn create_token(
+        &self,
+        user_name: &str,
+        name: &str,
+        expires_in_seconds: i64,
+    ) -> Result<(TokenRecord, String)> {
+        self.user(user_name)?;
+        if expires_in_seconds < 0 {
+            return Err(Error::invalid("expires_in_seconds", "must not be negative (0: never expires)"));
+        }
+        let secret = format!("sky_{}", random_hex(32));
+        let record = TokenRecord {
+            token_id: random_hex(4),
+            name: if name.is_empty() { "token".into() } else { name.to_string() },
+            user_name: user_name.to_string(),
+            created_ms: now_ms(),
+            expires_ms: if expires_in_seconds == 0 { 0 } else { now_ms() + expires_in_seconds * 1000 },
+        };
+        self.store.put(Table::Tokens, hex(&sha256(secret.as_bytes())).as_bytes(), &record)?;
+        Ok((record, secret))
+    }
+
+    /// Tokens of `user_name`, or of everyone.
+    pub fn tokens(&self, user_name: Option<&str>) -> Result<Vec<TokenRecord>> {
+        let all: Vec<TokenRecord> = self.store.scan(Table::Tokens, b"")?;
+        Ok(all.into_iter().filter(|t| user_name.is_none_or(|u| u == t.user_name)).collect())
+    }
+
+    /// Revokes a token; `caller` must own it or be an admin.
+    pub fn revoke_token(&self, caller: &Caller, token_id: &str) -> Result<()> {
+        for (key, token) in self.store.scan_with_keys::<TokenRecord>(Table::Tokens)? {
+            if token.token_id == token_id {
+                if token.user_name != caller.name {
+                    caller.ensure_admin("revoke other users' tokens")?;
+                }
+                return self.store.delete(Table::Tokens, &key);
+            }
+        }
+        Err(Error::not_found(format!("no token with id {token_id:?}; `sky tokens list` lists tokens")))
+    }
+
+    fn admins(&self) -> Result<usize> {
+        Ok(self.users()?.iter().filter(|u| u.role() == Role::Admin).count())
+    }
+}
+
+fn caller_of(user: &UserRecord) -> Caller {
+    Caller { name: user.name.clone(), id: user.id.clone(), role: normal_role(user.role()) }
+}
+
+fn normal_role(role: Role) -> Role {
+    if role == Role::Admin { Role::Admin } else { Role::User }
+}
+
+fn validate_user_name(name: &str) -> Result<()> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c));
+    if !valid {
+        return Err(Error::invalid("name", "use 1 to 64 letters, digits, '-', '_', '.' or '@'"));
+    }
+    Ok(())
+}
+
+fn validate_password(password: &str) -> Result<()> {
+    if password.chars().count() < 8 {
+        return Err(Error::invalid("password", "must be at least 8 characters"));
+    }
+    Ok(())
+}
+
+fn hash_password(password: &str) -> Result<String> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|hash| hash.to_string())
+        .map_err(|err| Error::internal(format!("cannot hash the password: {err}")))
+}
+
+fn sha256(bytes: &[u8]) -> Vec<u8> {
+    Sha256::digest(bytes).to_vec()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `n` random bytes as hex.
+fn random_hex(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .expect("/dev/urandom is readable");
+    hex(&bytes)
+}

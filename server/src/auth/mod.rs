@@ -1,0 +1,60 @@
+//! Who is calling and what they may do. A local server trusts the identity
+//! the client presents (user name and stable id headers) and treats it as an
+//! admin, as SkyPilot's local server does. A deployed server authenticates
+//! every call but health checks and reflection (HTTP basic credentials or a
+//! service-account token, see `accounts`) through `AuthLayer`.
+
+mod accounts;
+mod layer;
+
+pub use accounts::Accounts;
+pub use layer::AuthLayer;
+pub use skypilot_api::proto::skypilot::v1::Role;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// The user on whose behalf a request runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub name: String,
+    pub id: String,
+    pub role: Role,
+}
+
+impl Caller {
+    /// A user of a local server: trusted, and an admin of it.
+    pub fn local(name: impl Into<String>, id: impl Into<String>) -> Caller {
+        Caller { name: name.into(), id: id.into(), role: Role::Admin }
+    }
+
+    /// The owner recorded on a request, cluster or job.
+    pub fn owner(name: impl Into<String>, id: impl Into<String>) -> Caller {
+        Caller { name: name.into(), id: id.into(), role: Role::User }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// Refuses unless the caller owns the thing (`owner_id`) or is an admin.
+    pub fn ensure_may_manage(&self, owner_id: &str, owner_name: &str, what: &str) -> Result<()> {
+        if self.is_admin() || self.id == owner_id {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!("{what} belongs to {owner_name}; only its owner or an admin may change it"),
+        ))
+    }
+
+    /// Refuses unless the caller is an admin.
+    pub fn ensure_admin(&self, action: &str) -> Result<()> {
+        if self.is_admin() {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!("only admins may {action}; {} is a user", self.name),
+        ))
+    }
+}
