@@ -313,3 +313,66 @@ fn a_server_that_fails_to_start_shows_the_end_of_its_log() {
         run.stderr
     );
 }
+
+#[test]
+fn a_deployed_server_takes_basic_and_token_logins_and_keeps_secrets_out_of_its_log() {
+    let home = Home::new();
+    let admin_password = "deploy-admin-password-9";
+    let start = home
+        .command(&["api", "start", "--deploy", "--host", "127.0.0.1"])
+        .env("SKYPILOT_INITIAL_BASIC_AUTH", format!("admin:{admin_password}"))
+        .output()
+        .unwrap();
+    Run::from(start).ok();
+    let endpoint = format!("http://127.0.0.1:{}", home.port);
+
+    let anonymous = home.sky(&["api", "status"]).fails();
+    assert!(anonymous.stderr.contains("sky api login"), "{}", anonymous.stderr);
+
+    let with_password = format!("http://admin:{admin_password}@127.0.0.1:{}", home.port);
+    let login = home.sky(&["api", "login", "-e", &with_password]).ok();
+    assert!(
+        login.stdout.contains("Logged into SkyPilot API server at: http://admin:****@127.0.0.1"),
+        "{}",
+        login.stdout
+    );
+    assert!(!login.stdout.contains(admin_password));
+    let info = home.sky(&["api", "info"]).ok();
+    assert!(info.stdout.contains("User: admin (") && info.stdout.contains("role: admin"), "{}", info.stdout);
+    assert!(!info.stdout.contains(admin_password), "{}", info.stdout);
+
+    let bob_password = "bob-password-77";
+    home.sky(&["users", "create", "bob", "--password", bob_password]).ok();
+    let users = home.sky(&["users", "list"]).ok();
+    assert!(users.stdout.contains("bob") && users.stdout.contains("admin"), "{}", users.stdout);
+    let token = home.sky(&["tokens", "create", "--name", "ci"]).ok().stdout.trim().to_string();
+    assert!(token.starts_with("sky_"), "{token}");
+    home.sky(&["api", "logout"]).ok();
+    assert!(!fs::read_to_string(home.config_path()).unwrap_or_default().contains("api_server"));
+
+    let login = home.sky(&["api", "login", "-e", &endpoint, "--token", &token]).ok();
+    assert!(login.stdout.contains("User: admin"), "{}", login.stdout);
+    let saved = fs::read_to_string(home.config_path()).unwrap();
+    assert!(saved.contains("service_account_token"), "{saved}");
+    home.sky(&["api", "status"]).ok();
+    let by_env =
+        home.sky_with_env(&["api", "info"], "SKYPILOT_SERVICE_ACCOUNT_TOKEN", "sky_not_a_real_token").fails();
+    assert!(by_env.stderr.contains("unknown or revoked token"), "{}", by_env.stderr);
+    home.sky(&["api", "logout"]).ok();
+
+    let bob = format!("http://bob:{bob_password}@127.0.0.1:{}", home.port);
+    let denied = home
+        .sky_with_env(
+            &["users", "create", "eve", "--password", "eve-password-1"],
+            "SKYPILOT_API_SERVER_ENDPOINT",
+            &bob,
+        )
+        .fails();
+    assert!(denied.stderr.contains("only admins"), "{}", denied.stderr);
+
+    home.sky(&["api", "stop"]).ok();
+    let log = fs::read_to_string(home.data_dir().join("server.log")).unwrap();
+    for secret in [admin_password, bob_password, token.as_str()] {
+        assert!(!log.contains(secret), "{secret} found in the server log");
+    }
+}

@@ -1,0 +1,266 @@
+//! A deployed server: every RPC but health and reflection needs credentials
+//! (basic or a service-account token); users, roles and ownership rules.
+
+use std::time::Duration;
+
+use skypilot_api::{
+    Client, ClientError, Endpoint, EndpointSource,
+    identity::Identity,
+    proto::{
+        google::longrunning::{GetOperationRequest, operations_client::OperationsClient},
+        skypilot::v1::{
+            CheckRequest, ClusterStatus, CreateTokenRequest, CreateUserRequest, DeleteUserRequest,
+            GetServerInfoRequest, LaunchRequest, ListClustersRequest, ListJobsRequest, ListRequestsRequest,
+            Resources, RevokeTokenRequest, Role, SetPasswordRequest, SetRoleRequest, TaskSpec,
+            cluster_service_client::ClusterServiceClient, job_service_client::JobServiceClient,
+            request_service_client::RequestServiceClient, server_service_client::ServerServiceClient,
+        },
+    },
+};
+use skypilot_server::{RunningServer, Server, ServerConfig};
+use tempfile::TempDir;
+use tonic::{Code, transport::Channel};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+const ADMIN: &str = "root";
+const ADMIN_PASSWORD: &str = "root-password-1";
+
+async fn deployed() -> (RunningServer, TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::local(dir.path().join("api_server"));
+    config.port = 0;
+    config.require_auth = true;
+    config.initial_basic_auth = Some(format!("{ADMIN}:{ADMIN_PASSWORD}"));
+    config.shutdown_grace = Duration::from_millis(200);
+    (Server::new(config).start().await.unwrap(), dir)
+}
+
+fn endpoint(server: &RunningServer, userinfo: &str) -> Endpoint {
+    let url = format!("http://{userinfo}{}", server.local_addr());
+    Endpoint::parse(&url, EndpointSource::Env).unwrap()
+}
+
+async fn client(server: &RunningServer, user: &str, password: &str) -> Client {
+    let me = Identity { name: "ignored".into(), id: "ignored".into() };
+    Client::connect(&endpoint(server, &format!("{user}:{password}@")), &me).await.unwrap()
+}
+
+async fn token_client(server: &RunningServer, token: &str) -> Client {
+    let mut endpoint = endpoint(server, "");
+    endpoint.token = Some(token.to_string());
+    let me = Identity { name: "ignored".into(), id: "ignored".into() };
+    Client::connect(&endpoint, &me).await.unwrap()
+}
+
+async fn channel(server: &RunningServer) -> Channel {
+    Channel::from_shared(format!("http://{}", server.local_addr())).unwrap().connect().await.unwrap()
+}
+
+fn assert_unauthenticated<T: std::fmt::Debug>(result: Result<T, tonic::Status>) {
+    let status = result.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert!(status.message().contains("sky api login"), "{}", status.message());
+}
+
+fn small_task() -> TaskSpec {
+    TaskSpec {
+        run: "true".into(),
+        num_nodes: 1,
+        resources: Some(Resources { cpus: "0.5".into(), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn anonymous_callers_are_refused_everywhere_but_health_and_reflection() {
+    let (server, _dir) = deployed().await;
+    let channel = channel(&server).await;
+    assert_unauthenticated(
+        ServerServiceClient::new(channel.clone()).get_server_info(GetServerInfoRequest {}).await,
+    );
+    assert_unauthenticated(
+        RequestServiceClient::new(channel.clone()).list_requests(ListRequestsRequest::default()).await,
+    );
+    assert_unauthenticated(
+        OperationsClient::new(channel.clone())
+            .get_operation(GetOperationRequest { name: "operations/01".into() })
+            .await,
+    );
+    assert_unauthenticated(
+        ClusterServiceClient::new(channel.clone()).list_clusters(ListClustersRequest::default()).await,
+    );
+    assert_unauthenticated(
+        ClusterServiceClient::new(channel.clone())
+            .launch(LaunchRequest {
+                task: Some(small_task()),
+                cluster_name: "x".into(),
+                ..Default::default()
+            })
+            .await,
+    );
+    assert_unauthenticated(
+        JobServiceClient::new(channel.clone()).list_jobs(ListJobsRequest::default()).await,
+    );
+
+    // Repeated failures from one source slow its answers down; a success resets that.
+    client(&server, ADMIN, ADMIN_PASSWORD).await.who_am_i().await.unwrap();
+
+    let health =
+        HealthClient::new(channel.clone()).check(HealthCheckRequest { service: String::new() }).await;
+    assert_eq!(health.unwrap().into_inner().status(), ServingStatus::Serving);
+
+    let me = Identity { name: "x".into(), id: "x".into() };
+    let bad = Client::connect(&endpoint(&server, "root:wrong-password@"), &me).await.unwrap();
+    let err = bad.server_info().await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::Unauthenticated));
+    assert!(err.to_string().contains("wrong user name or password"), "{err}");
+    let unknown = token_client(&server, "sky_0000").await.who_am_i().await.unwrap_err();
+    assert_eq!(unknown.code(), Some(Code::Unauthenticated));
+
+    let mut raw = ServerServiceClient::new(channel);
+    let mut request = tonic::Request::new(GetServerInfoRequest {});
+    request.metadata_mut().insert("authorization", "Digest abc".parse().unwrap());
+    let status = raw.get_server_info(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert!(status.message().contains("malformed"), "{}", status.message());
+}
+
+#[tokio::test]
+async fn basic_credentials_and_tokens_work_and_a_revoked_token_stops_at_once() {
+    let (server, _dir) = deployed().await;
+    let admin = client(&server, ADMIN, ADMIN_PASSWORD).await;
+    let me = admin.who_am_i().await.unwrap();
+    assert_eq!((me.name.as_str(), me.role()), (ADMIN, Role::Admin));
+
+    let created = admin
+        .accept(
+            admin.users().create_token(CreateTokenRequest { name: "ci".into(), ..Default::default() }).await,
+        )
+        .unwrap();
+    assert!(created.secret.starts_with("sky_"));
+    let by_token = token_client(&server, &created.secret).await;
+    assert_eq!(by_token.who_am_i().await.unwrap().name, ADMIN);
+    let op = by_token.check(CheckRequest::default()).await.unwrap();
+    by_token.wait_operation(&op.name, Duration::from_secs(30)).await.unwrap();
+
+    let token_id = created.token.unwrap().token_id;
+    admin.accept(admin.users().revoke_token(RevokeTokenRequest { token_id }).await).unwrap();
+    let err = by_token.who_am_i().await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::Unauthenticated), "{err}");
+}
+
+#[tokio::test]
+async fn only_admins_manage_users_and_the_last_admin_stays() {
+    let (server, _dir) = deployed().await;
+    let admin = client(&server, ADMIN, ADMIN_PASSWORD).await;
+    let create = |name: &str, role: Role| CreateUserRequest {
+        name: name.into(),
+        password: format!("{name}-password"),
+        role: role as i32,
+    };
+    admin.accept(admin.users().create_user(create("alice", Role::User)).await).unwrap();
+    let alice = client(&server, "alice", "alice-password").await;
+    assert_eq!(alice.who_am_i().await.unwrap().role(), Role::User);
+
+    let denied = |result: Result<_, ClientError>| {
+        let err = result.unwrap_err();
+        assert_eq!(err.code(), Some(Code::PermissionDenied), "{err}");
+    };
+    denied(alice.accept(alice.users().create_user(create("mallory", Role::Admin)).await).map(|_| ()));
+    denied(
+        alice
+            .accept(
+                alice
+                    .users()
+                    .set_password(SetPasswordRequest { name: ADMIN.into(), password: "hijacked-1".into() })
+                    .await,
+            )
+            .map(|_| ()),
+    );
+    alice
+        .accept(
+            alice
+                .users()
+                .set_password(SetPasswordRequest { name: String::new(), password: "alice-new-pass".into() })
+                .await,
+        )
+        .unwrap();
+    client(&server, "alice", "alice-new-pass").await.who_am_i().await.unwrap();
+    assert_eq!(
+        client(&server, "alice", "alice-password").await.who_am_i().await.unwrap_err().code(),
+        Some(Code::Unauthenticated)
+    );
+
+    let last =
+        admin.accept(admin.users().delete_user(DeleteUserRequest { name: ADMIN.into() }).await).unwrap_err();
+    assert_eq!(last.code(), Some(Code::FailedPrecondition));
+    assert!(last.to_string().contains("last admin"), "{last}");
+    let demote = admin
+        .accept(admin.users().set_role(SetRoleRequest { name: ADMIN.into(), role: Role::User as i32 }).await);
+    assert_eq!(demote.unwrap_err().code(), Some(Code::FailedPrecondition));
+    let duplicate = admin.accept(admin.users().create_user(create("alice", Role::User)).await).unwrap_err();
+    assert_eq!(duplicate.code(), Some(Code::AlreadyExists));
+}
+
+#[tokio::test]
+async fn only_the_owner_or_an_admin_may_change_a_cluster_but_everyone_sees_it() {
+    let (server, _dir) = deployed().await;
+    let admin = client(&server, ADMIN, ADMIN_PASSWORD).await;
+    for name in ["alice", "bob"] {
+        let request = CreateUserRequest {
+            name: name.into(),
+            password: format!("{name}-password"),
+            role: Role::User as i32,
+        };
+        admin.accept(admin.users().create_user(request).await).unwrap();
+    }
+    let alice = client(&server, "alice", "alice-password").await;
+    let bob = client(&server, "bob", "bob-password").await;
+
+    let launch = alice
+        .launch(LaunchRequest {
+            task: Some(small_task()),
+            cluster_name: "alices".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let launch = alice.wait_operation(&launch.name, Duration::from_secs(30)).await.unwrap();
+    assert!(launch.done);
+
+    let seen =
+        bob.list_clusters(ListClustersRequest { cluster_names: vec![], all_users: true }).await.unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].user_name, "alice");
+    let own = bob.list_clusters(ListClustersRequest::default()).await.unwrap();
+    assert!(own.is_empty());
+
+    let err = bob.cluster_action("stop", "alices").await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::PermissionDenied));
+    assert!(err.to_string().contains("belongs to alice"), "{err}");
+    let err = bob.cancel_operation(&launch.name).await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::PermissionDenied));
+
+    let refused = admin.accept(admin.users().delete_user(DeleteUserRequest { name: "alice".into() }).await);
+    let refused = refused.unwrap_err();
+    assert_eq!(refused.code(), Some(Code::FailedPrecondition));
+    assert!(refused.to_string().contains("alices"), "{refused}");
+
+    let stop = admin.cluster_action("stop", "alices").await.unwrap();
+    admin.wait_operation(&stop.name, Duration::from_secs(30)).await.unwrap();
+    let clusters =
+        admin.list_clusters(ListClustersRequest { cluster_names: vec![], all_users: true }).await.unwrap();
+    assert_eq!(clusters[0].status(), ClusterStatus::Stopped);
+}
+
+#[tokio::test]
+async fn a_server_beyond_loopback_without_authentication_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::local(dir.path().join("api_server"));
+    config.host = "0.0.0.0".into();
+    config.port = 0;
+    let err = Server::new(config).start().await.err().expect("refused");
+    assert!(err.to_string().contains("--insecure-no-auth"), "{err}");
+}
