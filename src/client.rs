@@ -9,7 +9,7 @@ use tonic::{
     Code, Request, Response, Status,
     metadata::{AsciiMetadataValue, MetadataMap},
     service::{Interceptor, interceptor::InterceptedService},
-    transport::Channel,
+    transport::{Certificate, Channel, ClientTlsConfig},
 };
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client};
 use tonic_types::StatusExt;
@@ -134,8 +134,18 @@ impl Client {
     /// Connects to `endpoint` as `identity`. Fails fast when nothing listens.
     pub async fn connect(endpoint: &Endpoint, identity: &Identity) -> Result<Client, ClientError> {
         let unreachable = |detail: String| ClientError::Unreachable { endpoint: endpoint.display(), detail };
-        let channel = Channel::from_shared(endpoint.uri())
-            .map_err(|err| unreachable(err.to_string()))?
+        let mut channel = Channel::from_shared(endpoint.uri()).map_err(|err| unreachable(err.to_string()))?;
+        if endpoint.tls {
+            let mut tls = ClientTlsConfig::new().with_native_roots().domain_name(endpoint.host.clone());
+            if let Some(path) = &endpoint.ca_cert {
+                let pem = std::fs::read(path).map_err(|err| {
+                    unreachable(format!("cannot read the CA certificate {}: {err}", path.display()))
+                })?;
+                tls = tls.ca_certificate(Certificate::from_pem(pem));
+            }
+            channel = channel.tls_config(tls).map_err(|err| unreachable(error_chain(&err)))?;
+        }
+        let channel = channel
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)
             .connect()

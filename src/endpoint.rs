@@ -48,6 +48,9 @@ pub struct Endpoint {
     pub basic_auth: Option<(String, String)>,
     /// A service-account token, sent as a bearer token (it wins over basic credentials).
     pub token: Option<String>,
+    /// A CA certificate (PEM file) to verify an `https://` server with,
+    /// besides the system roots (`api_server.ca_cert`).
+    pub ca_cert: Option<PathBuf>,
     pub source: EndpointSource,
 }
 
@@ -89,9 +92,11 @@ impl Endpoint {
     /// Resolves the endpoint from the environment, the config file, or the default.
     pub fn resolve() -> Result<Endpoint, EndpointError> {
         let mut endpoint = Endpoint::resolve_address()?;
+        let config = SkyConfig::load()?;
+        endpoint.ca_cert = config.api_server_str("ca_cert")?.map(PathBuf::from);
         endpoint.token = match std::env::var(TOKEN_ENV) {
             Ok(token) if !token.trim().is_empty() => Some(token.trim().to_string()),
-            _ => SkyConfig::load()?.api_server_str("service_account_token")?,
+            _ => config.api_server_str("service_account_token")?,
         };
         Ok(endpoint)
     }
@@ -138,6 +143,7 @@ impl Endpoint {
             port,
             basic_auth: None,
             token: None,
+            ca_cert: None,
             source: EndpointSource::LocalDefault,
         })
     }
@@ -175,7 +181,7 @@ impl Endpoint {
             None if tls => 443,
             None => 80,
         };
-        Ok(Endpoint { tls, host, port, basic_auth, token: None, source })
+        Ok(Endpoint { tls, host, port, basic_auth, token: None, ca_cert: None, source })
     }
 
     /// The URI to connect to, without credentials.

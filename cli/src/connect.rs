@@ -51,6 +51,8 @@ pub struct BackgroundStart {
     pub port: u16,
     pub deploy: bool,
     pub insecure_no_auth: bool,
+    /// Certificate and key for a TLS server.
+    pub tls: Option<(PathBuf, PathBuf)>,
     pub data_dir: PathBuf,
 }
 
@@ -61,6 +63,7 @@ impl BackgroundStart {
             port: endpoint.port,
             deploy: false,
             insecure_no_auth: false,
+            tls: None,
             data_dir: ServerConfig::default_data_dir(),
         }
     }
@@ -100,6 +103,9 @@ pub async fn start_background(endpoint: &Endpoint, start: &BackgroundStart) -> C
     }
     if start.insecure_no_auth {
         command.arg("--insecure-no-auth");
+    }
+    if let Some((cert, key)) = &start.tls {
+        command.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
     }
     let mut child = command
         .stdin(Stdio::null())

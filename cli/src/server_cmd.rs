@@ -9,7 +9,7 @@ use std::{
 };
 
 use skypilot_api::{Endpoint, EndpointSource, proto::skypilot::v1::ServerMode};
-use skypilot_server::{Server, ServerConfig};
+use skypilot_server::{Server, ServerConfig, TlsFiles};
 
 use crate::{
     connect::{BackgroundStart, server_log_path, start_background},
@@ -31,6 +31,12 @@ pub struct StartArgs {
     /// Run as a team deployment: credentials required, listens on all interfaces by default.
     #[arg(long)]
     pub deploy: bool,
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The TLS private key (PEM); needs --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Serve without authentication even beyond loopback (dangerous).
     #[arg(long)]
     pub insecure_no_auth: bool,
@@ -74,6 +80,9 @@ pub fn run_foreground(args: &StartArgs) -> CliResult {
     config.mode = if args.deploy { ServerMode::Deploy } else { ServerMode::Local };
     config.require_auth = args.deploy && !args.insecure_no_auth;
     config.insecure_no_auth = args.insecure_no_auth;
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.tls = Some(TlsFiles { cert: cert.clone(), key: key.clone() });
+    }
     config.initial_basic_auth = std::env::var("SKYPILOT_INITIAL_BASIC_AUTH").ok().filter(|v| !v.is_empty());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -114,11 +123,13 @@ pub async fn start(args: &StartArgs) -> CliResult {
     let port = args.port()?;
     let host = args.host();
     let connect_host = if host == "0.0.0.0" || host == "::" { "127.0.0.1".to_string() } else { host.clone() };
-    let endpoint = Endpoint::parse(
-        &format!("http://{}", join_host_port(&connect_host, port)),
+    let scheme = if args.tls_cert.is_some() { "https" } else { "http" };
+    let mut endpoint = Endpoint::parse(
+        &format!("{scheme}://{}", join_host_port(&connect_host, port)),
         EndpointSource::LocalDefault,
     )
     .map_err(|problem| CliError::new(format!("invalid --host/--port: {problem}")))?;
+    endpoint.ca_cert = Endpoint::resolve().ok().and_then(|configured| configured.ca_cert);
     let identity = crate::connect::identity()?;
     if skypilot_api::Client::connect(&endpoint, &identity).await.is_ok() {
         println!("SkyPilot API server is already running at {}", endpoint.display());
@@ -130,6 +141,7 @@ pub async fn start(args: &StartArgs) -> CliResult {
         port,
         deploy: args.deploy,
         insecure_no_auth: args.insecure_no_auth,
+        tls: args.tls_cert.clone().zip(args.tls_key.clone()),
         data_dir: data_dir.clone(),
     };
     start_background(&endpoint, &start).await?;

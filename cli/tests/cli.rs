@@ -376,3 +376,45 @@ fn a_deployed_server_takes_basic_and_token_logins_and_keeps_secrets_out_of_its_l
         assert!(!log.contains(secret), "{secret} found in the server log");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_endpoint_is_verified_against_the_configured_ca() {
+    let certs = tempfile::tempdir().unwrap();
+    let issued = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert = certs.path().join("server.pem");
+    let key = certs.path().join("server.key");
+    fs::write(&cert, issued.cert.pem()).unwrap();
+    fs::write(&key, issued.signing_key.serialize_pem()).unwrap();
+
+    let data = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::local(data.path().join("data"));
+    config.port = 0;
+    config.require_auth = true;
+    config.initial_basic_auth = Some("admin:tls-admin-password".into());
+    config.tls = Some(skypilot_server::TlsFiles { cert: cert.clone(), key });
+    let server = Server::new(config).start().await.unwrap();
+    let url = format!("https://admin:tls-admin-password@localhost:{}", server.local_addr().port());
+
+    let home = Home::new();
+    let untrusted = tokio::task::block_in_place(|| {
+        home.sky_with_env(&["api", "info"], "SKYPILOT_API_SERVER_ENDPOINT", &url)
+    })
+    .fails();
+    assert!(untrusted.stderr.contains("could not connect"), "{}", untrusted.stderr);
+
+    fs::create_dir_all(home.config_path().parent().unwrap()).unwrap();
+    fs::write(home.config_path(), format!("api_server:\n  ca_cert: {}\n", cert.display())).unwrap();
+    let trusted = tokio::task::block_in_place(|| {
+        home.sky_with_env(&["api", "info"], "SKYPILOT_API_SERVER_ENDPOINT", &url)
+    })
+    .ok();
+    assert!(trusted.stdout.contains("https://admin:****@localhost"), "{}", trusted.stdout);
+    assert!(trusted.stdout.contains("role: admin"), "{}", trusted.stdout);
+
+    let plain = url.replacen("https://", "http://", 1);
+    tokio::task::block_in_place(|| {
+        home.sky_with_env(&["api", "info"], "SKYPILOT_API_SERVER_ENDPOINT", &plain)
+    })
+    .fails();
+    server.shutdown().await.unwrap();
+}

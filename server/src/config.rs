@@ -22,6 +22,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// How often idle clusters are checked against their autostop setting.
     pub autostop_check_interval: Duration,
+    /// Serve TLS with this certificate chain and private key (PEM files).
+    pub tls: Option<TlsFiles>,
     /// Authenticate every call but health and reflection (a team deployment).
     pub require_auth: bool,
     /// Allow listening beyond loopback without authentication.
@@ -50,10 +52,18 @@ impl ServerConfig {
             retention_hours: 24.0,
             shutdown_grace: Duration::from_secs(10),
             autostop_check_interval: Duration::from_secs(10),
+            tls: None,
             require_auth: false,
             insecure_no_auth: false,
             initial_basic_auth: None,
             owner: None,
         }
     }
+}
+
+/// The PEM files of a TLS server.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }

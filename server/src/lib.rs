@@ -18,5 +18,5 @@ pub mod ops;
 pub mod serve;
 pub mod store;
 
-pub use config::ServerConfig;
+pub use config::{ServerConfig, TlsFiles};
 pub use serve::{RunningServer, Server, StartError};

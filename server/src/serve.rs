@@ -21,7 +21,7 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 use crate::{
     auth::{Accounts, AuthLayer, Caller},
     clusters::{Clusters, autostop_loop},
-    config::ServerConfig,
+    config::{ServerConfig, TlsFiles},
     error::{Error, Result},
     grpc::{ApiVersionLayer, Services, Shared},
     infra::local::{LocalInfra, host_resources},
@@ -52,6 +52,7 @@ pub enum StartError {
     Store(Error),
     Reflection(String),
     Insecure { host: String },
+    Tls(String),
 }
 
 impl fmt::Display for StartError {
@@ -77,6 +78,7 @@ impl fmt::Display for StartError {
             }
             StartError::Store(err) => write!(f, "{err}"),
             StartError::Reflection(err) => write!(f, "cannot set up server reflection: {err}"),
+            StartError::Tls(err) => write!(f, "cannot set up TLS: {err}"),
             StartError::Insecure { host } => write!(
                 f,
                 "refusing to listen on {host} without authentication: use --deploy (credentials \
@@ -187,7 +189,12 @@ impl Server {
             })
         });
         let (stop_serving, stopped) = oneshot::channel::<()>();
-        let router = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(files) = &config.tls {
+            builder =
+                builder.tls_config(tls_config(files)?).map_err(|err| StartError::Tls(err.to_string()))?;
+        }
+        let router = builder
             .layer(ApiVersionLayer)
             .layer(AuthLayer::new(accounts.clone()))
             .add_service(health_service)
@@ -289,6 +296,15 @@ impl RunningServer {
         tracing::info!("API server stopped");
         drained.and(closed)
     }
+}
+
+/// The server's TLS identity from its PEM files.
+fn tls_config(files: &TlsFiles) -> Result<tonic::transport::ServerTlsConfig, StartError> {
+    let read = |path: &std::path::Path| {
+        fs::read(path).map_err(|err| StartError::Tls(format!("cannot read {}: {err}", path.display())))
+    };
+    let identity = tonic::transport::Identity::from_pem(read(&files.cert)?, read(&files.key)?);
+    Ok(tonic::transport::ServerTlsConfig::new().identity(identity))
 }
 
 fn is_loopback(host: &str) -> bool {

@@ -10,7 +10,10 @@ use std::{
     task::{Context, Poll},
 };
 
-use tonic::{Status, transport::server::TcpConnectInfo};
+use tonic::{
+    Status,
+    transport::server::{TcpConnectInfo, TlsConnectInfo},
+};
 
 use super::Accounts;
 
@@ -85,5 +88,12 @@ where
 }
 
 fn peer_ip<B>(request: &http::Request<B>) -> Option<IpAddr> {
-    request.extensions().get::<TcpConnectInfo>().and_then(|info| info.remote_addr()).map(|addr| addr.ip())
+    let extensions = request.extensions();
+    extensions
+        .get::<TcpConnectInfo>()
+        .and_then(|info| info.remote_addr())
+        .or_else(|| {
+            extensions.get::<TlsConnectInfo<TcpConnectInfo>>().and_then(|info| info.get_ref().remote_addr())
+        })
+        .map(|addr| addr.ip())
 }
