@@ -9,11 +9,12 @@ use skypilot_api::{
     proto::{
         google::longrunning::{GetOperationRequest, operations_client::OperationsClient},
         skypilot::v1::{
-            CheckRequest, ClusterStatus, CreateTokenRequest, CreateUserRequest, DeleteUserRequest,
-            GetServerInfoRequest, LaunchRequest, ListClustersRequest, ListJobsRequest, ListRequestsRequest,
-            Resources, RevokeTokenRequest, Role, SetPasswordRequest, SetRoleRequest, TaskSpec,
-            cluster_service_client::ClusterServiceClient, job_service_client::JobServiceClient,
-            request_service_client::RequestServiceClient, server_service_client::ServerServiceClient,
+            AutostopRequest, CancelJobsRequest, CheckRequest, ClusterStatus, CreateTokenRequest,
+            CreateUserRequest, DeleteUserRequest, ExecRequest, GetServerInfoRequest, LaunchRequest,
+            ListClustersRequest, ListJobsRequest, ListRequestsRequest, Resources, RevokeTokenRequest, Role,
+            SetPasswordRequest, SetRoleRequest, TaskSpec, cluster_service_client::ClusterServiceClient,
+            job_service_client::JobServiceClient, request_service_client::RequestServiceClient,
+            server_service_client::ServerServiceClient,
         },
     },
 };
@@ -242,6 +243,23 @@ async fn only_the_owner_or_an_admin_may_change_a_cluster_but_everyone_sees_it() 
     assert!(err.to_string().contains("belongs to alice"), "{err}");
     let err = bob.cancel_operation(&launch.name).await.unwrap_err();
     assert_eq!(err.code(), Some(Code::PermissionDenied));
+    for action in ["start", "down"] {
+        let err = bob.cluster_action(action, "alices").await.unwrap_err();
+        assert_eq!(err.code(), Some(Code::PermissionDenied), "{action}: {err}");
+    }
+    let exec = ExecRequest {
+        cluster_name: "alices".into(),
+        task: Some(small_task()),
+        idempotency_key: String::new(),
+    };
+    assert_eq!(bob.exec(exec).await.unwrap_err().code(), Some(Code::PermissionDenied));
+    let autostop = AutostopRequest { cluster_name: "alices".into(), idle_minutes: 1, ..Default::default() };
+    assert_eq!(bob.autostop(autostop).await.unwrap_err().code(), Some(Code::PermissionDenied));
+    let cancel = CancelJobsRequest { cluster_name: "alices".into(), all: true, ..Default::default() };
+    assert_eq!(bob.cancel_jobs(cancel).await.unwrap_err().code(), Some(Code::PermissionDenied));
+    let relaunch =
+        LaunchRequest { task: Some(small_task()), cluster_name: "alices".into(), ..Default::default() };
+    assert_eq!(bob.launch(relaunch).await.unwrap_err().code(), Some(Code::PermissionDenied));
 
     let refused = admin.accept(admin.users().delete_user(DeleteUserRequest { name: "alice".into() }).await);
     let refused = refused.unwrap_err();
