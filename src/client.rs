@@ -80,6 +80,13 @@ impl ClientError {
         }
     }
 
+    /// Whether the server could not be reached or said it is unavailable
+    /// (starting, shutting down): worth retrying.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, ClientError::Unreachable { .. })
+            || matches!(self, ClientError::Status { code: Code::Unavailable, .. })
+    }
+
     /// The stable `ErrorInfo` reason, for errors the server returned.
     pub fn reason(&self) -> Option<&str> {
         match self {
@@ -122,13 +129,21 @@ impl Interceptor for CallHeaders {
 
 type Transport = InterceptedService<Channel, CallHeaders>;
 
+/// How long calls keep retrying while the server is unavailable, by default.
+const DEFAULT_RETRY_FOR: Duration = Duration::from_secs(30);
+
 /// A connection to one API server.
 #[derive(Clone)]
 pub struct Client {
     endpoint: Endpoint,
     channel: Channel,
     headers: CallHeaders,
+    retry_for: Duration,
+    notice: Option<RetryNotice>,
 }
+
+/// Told once per outage while calls are retried.
+type RetryNotice = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
 
 impl Client {
     /// Connects to `endpoint` as `identity`. Fails fast when nothing listens.
@@ -151,7 +166,13 @@ impl Client {
             .connect()
             .await
             .map_err(|err| unreachable(error_chain(&err)))?;
-        Ok(Client { endpoint: endpoint.clone(), channel, headers: call_headers(endpoint, identity)? })
+        Ok(Client {
+            endpoint: endpoint.clone(),
+            channel,
+            headers: call_headers(endpoint, identity)?,
+            retry_for: DEFAULT_RETRY_FOR,
+            notice: None,
+        })
     }
 
     /// The endpoint this client talks to.
@@ -214,21 +235,26 @@ impl Client {
     }
 
     pub async fn server_info(&self) -> Result<GetServerInfoResponse, ClientError> {
-        self.accept(self.server().get_server_info(GetServerInfoRequest {}).await)
+        self.retrying(|| async { self.accept(self.server().get_server_info(GetServerInfoRequest {}).await) })
+            .await
     }
 
     pub async fn list_requests(&self, request: ListRequestsRequest) -> Result<Vec<Operation>, ClientError> {
-        Ok(self.accept(self.requests().list_requests(request).await)?.operations)
+        let response = self
+            .retrying(|| async { self.accept(self.requests().list_requests(request.clone()).await) })
+            .await?;
+        Ok(response.operations)
     }
 
     pub async fn get_operation(&self, name: &str) -> Result<Operation, ClientError> {
         let request = GetOperationRequest { name: operation_name(name) };
-        self.accept(self.operations().get_operation(request).await)
+        self.retrying(|| async { self.accept(self.operations().get_operation(request.clone()).await) }).await
     }
 
     pub async fn cancel_operation(&self, name: &str) -> Result<(), ClientError> {
         let request = CancelOperationRequest { name: operation_name(name) };
-        self.accept(self.operations().cancel_operation(request).await)
+        self.retrying(|| async { self.accept(self.operations().cancel_operation(request.clone()).await) })
+            .await
     }
 
     /// Waits up to `timeout` for the operation to finish; returns it either way.
@@ -240,7 +266,7 @@ impl Client {
                 nanos: timeout.subsec_nanos() as i32,
             }),
         };
-        self.accept(self.operations().wait_operation(request).await)
+        self.retrying(|| async { self.accept(self.operations().wait_operation(request.clone()).await) }).await
     }
 
     /// Streams snapshots of the operation until it is done.
@@ -249,7 +275,7 @@ impl Client {
         name: &str,
     ) -> Result<tonic::Streaming<WatchOperationResponse>, ClientError> {
         let request = WatchOperationRequest { name: operation_name(name) };
-        self.accept(self.requests().watch_operation(request).await)
+        self.retrying(|| async { self.accept(self.requests().watch_operation(request.clone()).await) }).await
     }
 
     /// Streams the operation's log.
@@ -257,56 +283,70 @@ impl Client {
         &self,
         request: StreamLogsRequest,
     ) -> Result<tonic::Streaming<StreamLogsResponse>, ClientError> {
-        self.accept(self.requests().stream_logs(request).await)
+        self.retrying(|| async { self.accept(self.requests().stream_logs(request.clone()).await) }).await
     }
 
     /// Submits `sky check`.
-    pub async fn check(&self, request: CheckRequest) -> Result<Operation, ClientError> {
-        self.accept(self.infra().check(request).await)
+    pub async fn check(&self, mut request: CheckRequest) -> Result<Operation, ClientError> {
+        with_key(&mut request.idempotency_key);
+        self.retrying(|| async { self.accept(self.infra().check(request.clone()).await) }).await
     }
 
     /// Submits `sky launch`.
-    pub async fn launch(&self, request: LaunchRequest) -> Result<Operation, ClientError> {
-        self.accept(self.clusters().launch(request).await)
+    pub async fn launch(&self, mut request: LaunchRequest) -> Result<Operation, ClientError> {
+        with_key(&mut request.idempotency_key);
+        self.retrying(|| async { self.accept(self.clusters().launch(request.clone()).await) }).await
     }
 
     /// Submits `sky exec`.
-    pub async fn exec(&self, request: ExecRequest) -> Result<Operation, ClientError> {
-        self.accept(self.clusters().exec(request).await)
+    pub async fn exec(&self, mut request: ExecRequest) -> Result<Operation, ClientError> {
+        with_key(&mut request.idempotency_key);
+        self.retrying(|| async { self.accept(self.clusters().exec(request.clone()).await) }).await
     }
 
     /// Submits `sky stop`, `sky start` or `sky down` (`action` is "stop", "start" or "down").
     pub async fn cluster_action(&self, action: &str, cluster: &str) -> Result<Operation, ClientError> {
-        let request =
+        let mut request =
             ClusterActionRequest { cluster_name: cluster.to_string(), idempotency_key: String::new() };
-        let mut clusters = self.clusters();
-        let result = match action {
-            "stop" => clusters.stop(request).await,
-            "start" => clusters.start(request).await,
-            "down" => clusters.down(request).await,
-            other => return Err(ClientError::Protocol(format!("unknown cluster action {other:?}"))),
-        };
-        self.accept(result)
+        with_key(&mut request.idempotency_key);
+        self.retrying(|| async {
+            let mut clusters = self.clusters();
+            let result = match action {
+                "stop" => clusters.stop(request.clone()).await,
+                "start" => clusters.start(request.clone()).await,
+                "down" => clusters.down(request.clone()).await,
+                other => return Err(ClientError::Protocol(format!("unknown cluster action {other:?}"))),
+            };
+            self.accept(result)
+        })
+        .await
     }
 
     /// Submits `sky autostop`.
-    pub async fn autostop(&self, request: AutostopRequest) -> Result<Operation, ClientError> {
-        self.accept(self.clusters().autostop(request).await)
+    pub async fn autostop(&self, mut request: AutostopRequest) -> Result<Operation, ClientError> {
+        with_key(&mut request.idempotency_key);
+        self.retrying(|| async { self.accept(self.clusters().autostop(request.clone()).await) }).await
     }
 
     /// `sky status`.
     pub async fn list_clusters(&self, request: ListClustersRequest) -> Result<Vec<Cluster>, ClientError> {
-        Ok(self.accept(self.clusters().list_clusters(request).await)?.clusters)
+        let response = self
+            .retrying(|| async { self.accept(self.clusters().list_clusters(request.clone()).await) })
+            .await?;
+        Ok(response.clusters)
     }
 
     /// `sky queue`.
     pub async fn list_jobs(&self, request: ListJobsRequest) -> Result<Vec<Job>, ClientError> {
-        Ok(self.accept(self.jobs().list_jobs(request).await)?.jobs)
+        let response =
+            self.retrying(|| async { self.accept(self.jobs().list_jobs(request.clone()).await) }).await?;
+        Ok(response.jobs)
     }
 
     /// Submits `sky cancel`.
-    pub async fn cancel_jobs(&self, request: CancelJobsRequest) -> Result<Operation, ClientError> {
-        self.accept(self.jobs().cancel_jobs(request).await)
+    pub async fn cancel_jobs(&self, mut request: CancelJobsRequest) -> Result<Operation, ClientError> {
+        with_key(&mut request.idempotency_key);
+        self.retrying(|| async { self.accept(self.jobs().cancel_jobs(request.clone()).await) }).await
     }
 
     /// Streams a job's log (`sky logs`).
@@ -314,12 +354,60 @@ impl Client {
         &self,
         request: TailJobLogsRequest,
     ) -> Result<tonic::Streaming<TailJobLogsResponse>, ClientError> {
-        self.accept(self.jobs().tail_job_logs(request).await)
+        self.retrying(|| async { self.accept(self.jobs().tail_job_logs(request.clone()).await) }).await
+    }
+
+    /// Runs `call` again, with backoff, while the server is unavailable (for
+    /// example restarting), for at most the client's retry period; says so
+    /// once through the retry notice.
+    pub async fn retrying<T, F, Fut>(&self, mut call: F) -> Result<T, ClientError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ClientError>>,
+    {
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(50);
+        let mut told = false;
+        loop {
+            match call().await {
+                Err(err) if err.is_unavailable() && started.elapsed() < self.retry_for => {
+                    if !told {
+                        if let Some(notice) = &self.notice {
+                            notice("API server unavailable, retrying\u{2026}");
+                        }
+                        told = true;
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Keeps retrying calls for `period` while the server is unavailable.
+    pub fn with_retry_for(mut self, period: Duration) -> Client {
+        self.retry_for = period;
+        self
+    }
+
+    /// Calls `notice` once per outage while retrying.
+    pub fn with_retry_notice(mut self, notice: impl Fn(&str) + Send + Sync + 'static) -> Client {
+        self.notice = Some(std::sync::Arc::new(notice));
+        self
     }
 
     /// Maps a status received mid-stream to a `ClientError`.
     pub fn stream_error(&self, status: Status) -> ClientError {
         ClientError::from_status(status, &self.endpoint)
+    }
+}
+
+/// Gives a mutating request an idempotency key when it has none, so that a
+/// retry after a lost reply never submits it twice.
+fn with_key(key: &mut String) {
+    if key.is_empty() {
+        *key = crate::identity::random_hex(16).unwrap_or_default();
     }
 }
 

@@ -34,9 +34,7 @@ fn user_hash(path: &Path) -> io::Result<String> {
             return Ok(existing.to_string());
         }
     }
-    let mut bytes = [0u8; 4];
-    fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let id = random_hex(4)?;
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent)?;
     }
@@ -58,6 +56,13 @@ fn user_hash(path: &Path) -> io::Result<String> {
             Err(err)
         }
     }
+}
+
+/// `n` random bytes as hex, from the system's random source.
+pub fn random_hex(n: usize) -> io::Result<String> {
+    let mut bytes = vec![0u8; n];
+    fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 #[cfg(test)]

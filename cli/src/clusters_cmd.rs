@@ -174,8 +174,9 @@ async fn after_submit(client: &Client, cluster: &str, job_id: i64, detach: bool)
     }
 }
 
-/// Streams a job's log to stdout; returns its final record (None if the
-/// stream ended without one). Ctrl-C detaches.
+/// Streams a job's log to stdout; returns its final record (None if not
+/// following). Resumes from the last byte written when the server goes away
+/// meanwhile. Ctrl-C detaches.
 async fn tail(
     client: &Client,
     cluster: &str,
@@ -183,20 +184,44 @@ async fn tail(
     follow: bool,
     tail_lines: Option<i32>,
 ) -> CliResult<Option<Job>> {
-    let request =
-        TailJobLogsRequest { cluster_name: cluster.to_string(), job_id, follow, tail_lines, offset: None };
     let copy = async {
-        let mut stream = client.tail_job_logs(request).await?;
         let mut stdout = std::io::stdout();
-        let mut last = None;
-        while let Some(chunk) = stream.message().await.map_err(|s| client.stream_error(s))? {
-            stdout.write_all(&chunk.data)?;
-            stdout.flush()?;
-            if chunk.job.is_some() {
-                last = chunk.job;
+        let mut offset: Option<i64> = None;
+        let mut job_id = job_id;
+        loop {
+            let request = TailJobLogsRequest {
+                cluster_name: cluster.to_string(),
+                job_id,
+                follow,
+                tail_lines: if offset.is_none() { tail_lines } else { None },
+                offset,
+            };
+            let mut stream = client.tail_job_logs(request).await?;
+            let ended = loop {
+                match stream.message().await {
+                    Ok(Some(chunk)) => {
+                        stdout.write_all(&chunk.data)?;
+                        stdout.flush()?;
+                        offset = Some(chunk.offset + chunk.data.len() as i64);
+                        if let Some(job) = chunk.job {
+                            return Ok::<_, CliError>(Some(job));
+                        }
+                    }
+                    Ok(None) => break Ok(()),
+                    Err(status) => break Err(client.stream_error(status)),
+                }
+            };
+            match ended {
+                Err(err) if !err.is_unavailable() => return Err(err.into()),
+                // The stream ended without the job's final record: the server went away; resume.
+                _ if follow => {
+                    if job_id == 0 {
+                        job_id = latest_job(client, cluster).await?;
+                    }
+                }
+                _ => return Ok(None),
             }
         }
-        Ok::<_, CliError>(last)
     };
     tokio::select! {
         result = copy => result,
@@ -211,6 +236,17 @@ async fn tail(
             exit_code: EXIT_DETACHED,
         }),
     }
+}
+
+async fn latest_job(client: &Client, cluster: &str) -> CliResult<i64> {
+    let jobs = client
+        .list_jobs(ListJobsRequest {
+            cluster_name: cluster.to_string(),
+            skip_finished: false,
+            all_users: true,
+        })
+        .await?;
+    jobs.first().map(|j| j.job_id).ok_or_else(|| CliError::new(format!("cluster {cluster} has no jobs")))
 }
 
 /// `sky status`.

@@ -36,13 +36,14 @@ pub async fn connect() -> CliResult<Client> {
 /// Connects to `endpoint`; with `autostart`, starts it if it is the local default.
 pub async fn connect_to(endpoint: &Endpoint, autostart: bool) -> CliResult<Client> {
     let identity = identity()?;
-    match Client::connect(endpoint, &identity).await {
+    let client = match Client::connect(endpoint, &identity).await {
         Err(ClientError::Unreachable { .. }) if autostart && endpoint.is_local_default() => {
             start_background(endpoint, &BackgroundStart::local_default(endpoint)).await?;
-            Ok(Client::connect(endpoint, &identity).await?)
+            Client::connect(endpoint, &identity).await?
         }
-        other => Ok(other?),
-    }
+        other => other?,
+    };
+    Ok(client.with_retry_notice(|notice| eprintln!("{notice}")))
 }
 
 /// How to start a server in the background.

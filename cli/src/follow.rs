@@ -21,7 +21,8 @@ pub async fn stream_log(client: &Client, id: &str, follow: bool, tail_lines: Opt
     stream_log_to(client, id, follow, tail_lines, &mut std::io::stdout()).await
 }
 
-/// Streams the log of request `id` to `out`.
+/// Streams the log of request `id` to `out`, resuming from the last byte
+/// written when the server goes away meanwhile (a restart).
 pub async fn stream_log_to(
     client: &Client,
     id: &str,
@@ -29,23 +30,48 @@ pub async fn stream_log_to(
     tail_lines: Option<i32>,
     out: &mut (dyn Write + Send),
 ) -> CliResult {
-    let request = StreamLogsRequest {
-        name: skypilot_api::client::operation_name(id),
-        follow,
-        tail_lines,
-        offset: None,
-    };
-    let copy = async {
-        let mut stream = client.stream_logs(request).await?;
-        while let Some(chunk) = stream.message().await.map_err(|s| client.stream_error(s))? {
-            out.write_all(&chunk.data)?;
-            out.flush()?;
-        }
-        Ok::<_, CliError>(())
-    };
+    let copy = copy_log(client, id, follow, tail_lines, None, out);
     tokio::select! {
-        result = copy => result,
+        result = copy => result.map(|_| ()),
         _ = tokio::signal::ctrl_c() => Err(detached(id)),
+    }
+}
+
+/// Copies request `id`'s log to `out` from `offset` (else from the start, or
+/// the last `tail_lines` lines); returns the offset after the last byte
+/// written. A stream broken by an unavailable server is opened again from there.
+async fn copy_log(
+    client: &Client,
+    id: &str,
+    follow: bool,
+    tail_lines: Option<i32>,
+    mut offset: Option<u64>,
+    out: &mut (dyn Write + Send),
+) -> CliResult<u64> {
+    loop {
+        let request = StreamLogsRequest {
+            name: skypilot_api::client::operation_name(id),
+            follow,
+            tail_lines: if offset.is_none() { tail_lines } else { None },
+            offset: offset.map(|o| o as i64),
+        };
+        let mut stream = client.stream_logs(request).await?;
+        let ended = loop {
+            match stream.message().await {
+                Ok(Some(chunk)) => {
+                    out.write_all(&chunk.data)?;
+                    out.flush()?;
+                    offset = Some(chunk.offset as u64 + chunk.data.len() as u64);
+                }
+                Ok(None) => break Ok(()),
+                Err(status) => break Err(client.stream_error(status)),
+            }
+        };
+        match ended {
+            Ok(()) => return Ok(offset.unwrap_or(0)),
+            Err(err) if err.is_unavailable() => continue,
+            Err(err) => return Err(err.into()),
+        }
     }
 }
 
@@ -55,16 +81,27 @@ pub async fn follow_to_end(client: &Client, id: &str) -> CliResult<Operation> {
     follow_to_end_on(client, id, &mut std::io::stdout()).await
 }
 
-/// Like `follow_to_end`, writing the request's log to `out`.
+/// Like `follow_to_end`, writing the request's log to `out`. Follows the
+/// request across a server restart, printing every line once.
 pub async fn follow_to_end_on(
     client: &Client,
     id: &str,
     out: &mut (dyn Write + Send),
 ) -> CliResult<Operation> {
-    stream_log_to(client, id, true, None, out).await?;
-    let wait = client.wait_operation(id, std::time::Duration::from_secs(3600));
+    let follow = async {
+        let mut offset = copy_log(client, id, true, None, None, out).await?;
+        loop {
+            let operation = client.get_operation(id).await?;
+            if operation.done {
+                copy_log(client, id, false, None, Some(offset), out).await?;
+                return Ok::<_, CliError>(operation);
+            }
+            // The log ended before the request did: the server went away; resume.
+            offset = copy_log(client, id, true, None, Some(offset), out).await?;
+        }
+    };
     let operation = tokio::select! {
-        result = wait => result?,
+        result = follow => result?,
         _ = tokio::signal::ctrl_c() => return Err(detached(id)),
     };
     outcome(operation)

@@ -50,8 +50,11 @@ impl Env {
     /// Stops the server (job processes keep running) and starts a new one on
     /// the same data dir.
     async fn restart(&mut self) {
+        let port = self.server().local_addr().port();
         self.server.take().unwrap().shutdown().await.unwrap();
-        let server = Server::new(config(self.data.path())).start().await.unwrap();
+        let mut config = config(self.data.path());
+        config.port = port; // clients find it where it was
+        let server = Server::new(config).start().await.unwrap();
         self.endpoint = format!("http://{}", server.local_addr());
         self.server = Some(server);
     }
@@ -358,4 +361,26 @@ async fn jobs_keep_running_across_a_server_restart_and_end_right_afterwards() {
     assert_eq!(logs.stdout, "before\nafter\n");
     let queue = env.sky(&["queue", "r"]).ok();
     assert!(queue.stdout.contains("SUCCEEDED"), "{}", queue.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_follow_rides_through_a_server_restart_and_prints_every_line_once() {
+    let mut env = Env::start().await;
+    let release = env.work.path().join("release");
+    let script =
+        format!("echo before; while [ ! -f {} ]; do sleep 0.05; done; echo after", release.display());
+    env.sky(&["launch", "-c", "f", "-y", "--cpus", "0.5", "-d", &script]).ok();
+
+    let mut follower =
+        env.command(&["logs", "f", "1"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(follower.stdout.take().unwrap()).lines();
+    let first = tokio::task::block_in_place(|| lines.next().unwrap().unwrap());
+    assert_eq!(first, "before");
+
+    env.restart().await;
+    fs::write(&release, "").unwrap();
+    let rest: Vec<String> = tokio::task::block_in_place(|| lines.map(|l| l.unwrap()).collect());
+    assert_eq!(rest, ["after"]);
+    let output = tokio::task::block_in_place(|| follower.wait_with_output().unwrap());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }

@@ -5,7 +5,6 @@
 
 use std::{
     collections::HashMap,
-    io::Read,
     net::IpAddr,
     sync::Mutex,
     time::{Duration, Instant},
@@ -327,9 +326,5 @@ fn hex(bytes: &[u8]) -> String {
 
 /// `n` random bytes as hex.
 fn random_hex(n: usize) -> String {
-    let mut bytes = vec![0u8; n];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .expect("/dev/urandom is readable");
-    hex(&bytes)
+    skypilot_api::identity::random_hex(n).expect("/dev/urandom is readable")
 }
