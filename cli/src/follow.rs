@@ -116,9 +116,12 @@ pub fn outcome(operation: Operation) -> CliResult<Operation> {
                 skypilot_api::proto::skypilot::v1::RequestState::Cancelled => "was cancelled",
                 _ => "failed",
             };
+            let hint = if metadata.retryable { " Run the command again to retry it." } else { "" };
             Err(CliError::new(format!(
-                "Request {} ({}) {what}: {}",
-                metadata.request_id, metadata.request_name, status.message
+                "Request {} ({}) {what}: {}.{hint}",
+                metadata.request_id,
+                metadata.request_name,
+                status.message.trim_end_matches('.')
             )))
         }
         Some(operation::Result::Response(_)) => Ok(operation),

@@ -43,6 +43,9 @@ pub struct StartArgs {
     /// Where the server keeps its state (default ~/.sky/api_server).
     #[arg(long, env = "SKYPILOT_API_SERVER_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Seconds running requests get to finish when the server is asked to stop.
+    #[arg(long, env = "SKYPILOT_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
+    pub shutdown_grace_seconds: u64,
     /// Log format of the server.
     #[arg(long, value_enum, default_value = "text", env = "SKYPILOT_LOG_FORMAT")]
     pub log_format: LogFormat,
@@ -80,6 +83,7 @@ pub fn run_foreground(args: &StartArgs) -> CliResult {
     config.mode = if args.deploy { ServerMode::Deploy } else { ServerMode::Local };
     config.require_auth = args.deploy && !args.insecure_no_auth;
     config.insecure_no_auth = args.insecure_no_auth;
+    config.shutdown_grace = std::time::Duration::from_secs(args.shutdown_grace_seconds);
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         config.tls = Some(TlsFiles { cert: cert.clone(), key: key.clone() });
     }

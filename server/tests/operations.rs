@@ -412,3 +412,28 @@ async fn a_resumable_operation_running_at_shutdown_runs_again_after_restart() {
     let op = client.wait_operation(&record.id, Duration::from_secs(30)).await.unwrap();
     assert_eq!(state(&op), RequestState::Succeeded);
 }
+
+#[tokio::test]
+async fn a_launch_run_again_after_a_restart_finds_its_job_instead_of_submitting_another() {
+    use skypilot_api::proto::skypilot::v1::{LaunchRequest, Resources, TaskSpec};
+    use skypilot_server::auth::Caller;
+
+    let server = TestServer::start().await;
+    let request = LaunchRequest {
+        cluster_name: "again".into(),
+        task: Some(TaskSpec {
+            run: "true".into(),
+            num_nodes: 1,
+            resources: Some(Resources { cpus: "0.5".into(), ..Default::default() }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let clusters = server.running().clusters();
+    let caller = Caller::local("alice", "a11ce000");
+    let first = clusters.launch(&request, "request-1", &caller, &|_| {}).await.unwrap();
+    let again = clusters.launch(&request, "request-1", &caller, &|_| {}).await.unwrap();
+    assert_eq!(first.job_id, again.job_id);
+    let other = clusters.launch(&request, "request-2", &caller, &|_| {}).await.unwrap();
+    assert_eq!(other.job_id, first.job_id + 1);
+}

@@ -9,6 +9,38 @@ use serde_yaml::{Mapping, Value};
 use super::{TaskError, err};
 use crate::proto::skypilot::v1::{Resources, TaskSpec};
 
+/// Largest task YAML accepted.
+const MAX_YAML_BYTES: usize = 1024 * 1024;
+/// Deepest nesting accepted.
+const MAX_YAML_DEPTH: usize = 32;
+
+/// Bracket nesting that is refused before parsing.
+const MAX_BRACKET_DEPTH: usize = 256;
+
+fn bracket_depth(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for byte in text.bytes() {
+        match byte {
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+fn depth(value: &Value) -> usize {
+    match value {
+        Value::Sequence(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        Value::Mapping(map) => 1 + map.iter().map(|(k, v)| depth(k).max(depth(v))).max().unwrap_or(0),
+        Value::Tagged(tagged) => 1 + depth(&tagged.value),
+        _ => 0,
+    }
+}
+
 const TASK_FIELDS: &[&str] =
     &["name", "workdir", "num_nodes", "resources", "envs", "secrets", "file_mounts", "setup", "run"];
 /// SkyPilot task fields this server does not offer.
@@ -41,11 +73,26 @@ const CLOUD_ONLY_RESOURCE_FIELDS: &[&str] = &[
 /// resolved against `base_dir` (the YAML's folder). Returns the task and the
 /// names of envs and secrets declared `null` (required from the command line).
 pub fn parse_task_yaml(text: &str, base_dir: &Path) -> Result<(TaskSpec, Vec<String>), TaskError> {
+    if text.len() > MAX_YAML_BYTES {
+        return err(format!(
+            "the task YAML is larger than {} KiB; keep data out of it",
+            MAX_YAML_BYTES / 1024
+        ));
+    }
+    // The YAML parser is slow on absurdly nested flow collections: refuse
+    // them before parsing (brackets in quoted strings count too, which only
+    // matters far beyond any real task).
+    if bracket_depth(text) > MAX_BRACKET_DEPTH {
+        return err(format!("the task YAML nests deeper than {MAX_YAML_DEPTH} levels"));
+    }
     let value: Value = serde_yaml::from_str(text).map_err(|e| {
         let at =
             e.location().map(|l| format!(" at line {}, column {}", l.line(), l.column())).unwrap_or_default();
         TaskError(format!("the task YAML is malformed{at}: {e}"))
     })?;
+    if depth(&value) > MAX_YAML_DEPTH {
+        return err(format!("the task YAML nests deeper than {MAX_YAML_DEPTH} levels"));
+    }
     let root = match value {
         Value::Null => Mapping::new(),
         Value::Mapping(map) => map,
@@ -384,5 +431,47 @@ mod tests {
         assert!(parse("resources:\n  use_spot: true").unwrap_err().0.contains("spot"));
         assert!(parse("resources:\n  use_spot: false").is_ok());
         assert!(parse("service: {}").unwrap_err().0.contains("SkyServe"));
+    }
+
+    #[test]
+    fn oversized_and_deeply_nested_yaml_is_refused() {
+        let big = format!("run: \"{}\"", "x".repeat(2 * 1024 * 1024));
+        assert!(parse(&big).unwrap_err().0.contains("larger than"));
+        let nested = format!("envs: {}{}", "[".repeat(100), "]".repeat(100));
+        assert!(parse(&nested).is_err());
+        let very_nested = format!("run: {}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(parse(&very_nested).is_err());
+    }
+
+    /// Random edits of a valid task never make the parser panic or hang.
+    #[test]
+    fn mangled_task_yaml_gets_an_error_or_a_task_never_a_panic() {
+        let valid = "name: t\nworkdir: .\nnum_nodes: 2\nresources:\n  cpus: 2+\n  accelerators: {A100: 2}\n  \
+                     autostop: {idle_minutes: 10, down: true}\nenvs:\n  A: 1\n  B: null\nfile_mounts:\n  \
+                     ~/d: ./d\nsetup: echo s\nrun: echo r\n";
+        let alphabet = b" :-[]{}\n\"'&*!|>#%@,?0123456789abcdefghijklmnopqrstuvwxyz+.~/";
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..3000 {
+            let mut bytes = valid.as_bytes().to_vec();
+            for _ in 0..(1 + next() % 6) {
+                let at = (next() % bytes.len() as u64) as usize;
+                let byte = alphabet[(next() % alphabet.len() as u64) as usize];
+                match next() % 3 {
+                    0 => bytes[at] = byte,
+                    1 => bytes.insert(at, byte),
+                    _ => {
+                        bytes.remove(at);
+                    }
+                }
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            let _ = parse(&text);
+        }
     }
 }

@@ -18,13 +18,15 @@ use crate::{
 };
 
 impl Clusters {
-    /// Queues `task` as the cluster's next job; returns its id.
+    /// Queues `task` as the cluster's next job for request `request_id`;
+    /// returns its id. A request that already submitted its job gets that one.
     pub(super) async fn submit_job(
         &self,
         cluster_name: &str,
         task: &TaskSpec,
         run_setup: bool,
         caller: &Caller,
+        request_id: &str,
     ) -> Result<i64> {
         let resources = task.resources.clone().unwrap_or_default();
         let cpus = if resources.cpus.is_empty() {
@@ -34,6 +36,11 @@ impl Clusters {
         };
         let gpus = parse_accelerators(&resources.accelerators).map(|a| a.count).unwrap_or(0);
         let _lock = self.inner.jobs_lock.lock().await;
+        let existing: Vec<JobRecord> = self.inner.store.scan(Table::Jobs, &job_prefix(cluster_name))?;
+        if let Some(job) = existing.iter().find(|job| !request_id.is_empty() && job.request_id == request_id)
+        {
+            return Ok(job.job_id);
+        }
         let mut cluster = self.get(cluster_name)?;
         let job_id = cluster.next_job_id.max(1);
         cluster.next_job_id = job_id + 1;
@@ -51,6 +58,7 @@ impl Clusters {
             gpus,
             task: task.encode_to_vec(),
             run_setup,
+            request_id: request_id.to_string(),
             ..Default::default()
         };
         self.save_job(&job).await?;

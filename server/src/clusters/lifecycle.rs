@@ -51,6 +51,7 @@ impl Clusters {
     pub async fn launch(
         &self,
         request: &LaunchRequest,
+        request_id: &str,
         caller: &Caller,
         progress: &(dyn Fn(&str) + Sync),
     ) -> Result<LaunchResponse> {
@@ -64,6 +65,15 @@ impl Clusters {
                 if cluster.status() == ClusterStatus::Stopped && !request.dryrun {
                     progress(&format!("Restarting stopped cluster '{name}'."));
                     self.start(&name).await?
+                } else if cluster.status() == ClusterStatus::Init && !request.dryrun {
+                    // An earlier launch stopped half way (a server restart): finish it.
+                    progress(&format!("Resuming the launch of cluster '{name}'."));
+                    let mut cluster = cluster;
+                    self.inner.infra.provision(&name, cluster.num_nodes)?;
+                    cluster.status = ClusterStatus::Up as i32;
+                    cluster.idle_since_ms = now_ms();
+                    self.save_cluster(&cluster).await?;
+                    cluster
                 } else {
                     progress(&format!("Reusing existing cluster '{name}' ({}).", status_name(&cluster)));
                     cluster
@@ -136,7 +146,7 @@ impl Clusters {
             let action = if cluster.autostop_down { "tear down" } else { "stop" };
             progress(&format!("Autostop set: {action} '{name}' after {minutes} idle minute(s)."));
         }
-        let job_id = self.submit_job(&name, &task, !request.no_setup, caller).await?;
+        let job_id = self.submit_job(&name, &task, !request.no_setup, caller, request_id).await?;
         progress(&format!("\u{2699}\u{fe0e} Job submitted, ID: {job_id}"));
         Ok(LaunchResponse { cluster_name: name, job_id, summary: String::new() })
     }
@@ -146,6 +156,7 @@ impl Clusters {
         &self,
         name: &str,
         task: &TaskSpec,
+        request_id: &str,
         caller: &Caller,
         progress: &(dyn Fn(&str) + Sync),
     ) -> Result<i64> {
@@ -158,7 +169,7 @@ impl Clusters {
         }
         self.check_fits(&cluster, task)?;
         self.sync_files(&cluster, task, progress)?;
-        let job_id = self.submit_job(name, task, false, caller).await?;
+        let job_id = self.submit_job(name, task, false, caller, request_id).await?;
         progress(&format!("\u{2699}\u{fe0e} Job submitted, ID: {job_id}"));
         Ok(job_id)
     }

@@ -88,13 +88,13 @@ impl OperationKind for Launch {
         Schedule::Long
     }
     fn resumable(&self) -> bool {
-        false // it may have submitted its job already
+        true // reconciles the cluster; a job it submitted already is found, not submitted again
     }
     fn run(&self, ctx: OpContext) -> BoxFuture<Result<OpOutput>> {
         let clusters = self.0.clone();
         Box::pin(async move {
             let request: LaunchRequest = ctx.request()?;
-            let response = clusters.launch(&request, &ctx.caller, &progress(&ctx)).await?;
+            let response = clusters.launch(&request, &ctx.id, &ctx.caller, &progress(&ctx)).await?;
             Ok(OpOutput::message("skypilot.v1.LaunchResponse", &response))
         })
     }
@@ -110,14 +110,15 @@ impl OperationKind for Exec {
         Schedule::Long
     }
     fn resumable(&self) -> bool {
-        false
+        true // a job it submitted already is found, not submitted again
     }
     fn run(&self, ctx: OpContext) -> BoxFuture<Result<OpOutput>> {
         let clusters = self.0.clone();
         Box::pin(async move {
             let request: ExecRequest = ctx.request()?;
             let task = request.task.clone().unwrap_or_default();
-            let job_id = clusters.exec(&request.cluster_name, &task, &ctx.caller, &progress(&ctx)).await?;
+            let job_id =
+                clusters.exec(&request.cluster_name, &task, &ctx.id, &ctx.caller, &progress(&ctx)).await?;
             let response = ExecResponse { cluster_name: request.cluster_name, job_id };
             Ok(OpOutput::message("skypilot.v1.ExecResponse", &response))
         })

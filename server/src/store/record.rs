@@ -158,6 +158,10 @@ pub struct JobRecord {
     /// Host GPU indices the job holds (all nodes).
     #[prost(uint32, repeated, tag = "17")]
     pub gpu_indices: Vec<u32>,
+    /// The request that submitted the job: running that request again (after
+    /// a server restart) finds this job instead of submitting another.
+    #[prost(string, tag = "18")]
+    pub request_id: String,
 }
 
 /// A job's process on one node.
