@@ -4,6 +4,7 @@
 //! iterations, to check that every figure is produced.
 
 mod jobs;
+mod load;
 mod process;
 
 use std::{
@@ -22,12 +23,27 @@ struct Plan {
     clients: usize,
     exec_samples: usize,
     queued_jobs: usize,
+    latency_calls: usize,
+    long_requests: usize,
+    watchers: usize,
+    log_megabytes: usize,
 }
 
 fn main() {
     let quick = std::env::args().any(|arg| arg == "--quick");
     let plan = if quick {
-        Plan { cold_starts: 3, cli_runs: 5, short_ops: 640, clients: 64, exec_samples: 3, queued_jobs: 20 }
+        Plan {
+            cold_starts: 3,
+            cli_runs: 5,
+            short_ops: 640,
+            clients: 64,
+            exec_samples: 3,
+            queued_jobs: 20,
+            latency_calls: 50,
+            long_requests: 100,
+            watchers: 100,
+            log_megabytes: 5,
+        }
     } else {
         Plan {
             cold_starts: 11,
@@ -36,6 +52,10 @@ fn main() {
             clients: 64,
             exec_samples: 21,
             queued_jobs: 200,
+            latency_calls: 2000,
+            long_requests: 1000,
+            watchers: 1000,
+            log_megabytes: 200,
         }
     };
     let sky = Sky::new(sky_binary());
@@ -110,6 +130,24 @@ fn main() {
     println!("queued_jobs_finished: {} count", plan.queued_jobs);
     println!("queued_jobs_seconds: {:.2} s", elapsed.as_secs_f64());
     println!("server_rss_peak_queued_jobs: {rss_peak:.1} MB");
+
+    runtime.block_on(async {
+        for call in [load::Unary::ServerInfo, load::Unary::ListRequests, load::Unary::ClusterStatus] {
+            let (p50, p99) = load::unary_latency(&sky, call, 1, plan.latency_calls).await;
+            println!("{}_1_client_p50: {p50:.3} ms", call.name());
+            println!("{}_1_client_p99: {p99:.3} ms", call.name());
+            let (p50, p99) = load::unary_latency(&sky, call, 64, plan.latency_calls / 10).await;
+            println!("{}_64_clients_p50: {p50:.3} ms", call.name());
+            println!("{}_64_clients_p99: {p99:.3} ms", call.name());
+        }
+        let rss = load::queued_long_requests(&sky, pid, "bench", plan.long_requests).await;
+        println!("server_rss_{}_queued_long_requests: {rss:.1} MB", plan.long_requests);
+        let fan_out = load::watch_fan_out(&sky, "bench", plan.watchers, 20).await;
+        println!("watch_fan_out_{}_watchers: {fan_out:.1} ms", plan.watchers);
+        let throughput = load::log_throughput(&sky, "bench", plan.log_megabytes).await;
+        println!("job_log_stream_throughput: {throughput:.0} MB/s");
+    });
+    println!("server_rss_end: {:.1} MB", process::rss_mb(pid));
 
     sky.run(&["down", "bench", "-y"]);
     sky.run(&["api", "stop"]);
