@@ -50,8 +50,18 @@ impl Env {
     /// Stops the server (job processes keep running) and starts a new one on
     /// the same data dir.
     async fn restart(&mut self) {
+        self.restart_editing(|_| {}).await;
+    }
+
+    /// Stops the server, lets `edit` change its store (as a crash at an
+    /// awkward moment would leave it), and starts it again on the same port.
+    async fn restart_editing(&mut self, edit: impl FnOnce(&skypilot_server::store::Store)) {
         let port = self.server().local_addr().port();
         self.server.take().unwrap().shutdown().await.unwrap();
+        let store = skypilot_server::store::Store::open(&self.data.path().join("api_server/db")).unwrap();
+        edit(&store);
+        store.durable().await.unwrap();
+        store.close().unwrap();
         let mut config = config(self.data.path());
         config.port = port; // clients find it where it was
         let server = Server::new(config).start().await.unwrap();
@@ -383,4 +393,40 @@ async fn a_log_follow_rides_through_a_server_restart_and_prints_every_line_once(
     assert_eq!(rest, ["after"]);
     let output = tokio::task::block_in_place(|| follower.wait_with_output().unwrap());
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_processes_were_not_recorded_before_a_crash_is_adopted_not_run_again() {
+    use skypilot_server::store::{JobRecord, Table};
+
+    let mut env = Env::start().await;
+    let starts = env.work.path().join("starts");
+    let release = env.work.path().join("release");
+    let script = format!(
+        "echo started >> {}; echo running; while [ ! -f {} ]; do sleep 0.05; done",
+        starts.display(),
+        release.display()
+    );
+    env.sky(&["launch", "-c", "gap", "-y", "--cpus", "0.5", "-d", &script]).ok();
+    env.wait_for_line("gap", "1", "running");
+
+    // As if the server died after starting the job's process but before
+    // recording it: the job is RUNNING with no process on record.
+    env.restart_editing(|store| {
+        let mut key = b"gap\0".to_vec();
+        key.extend_from_slice(&1i64.to_be_bytes());
+        let mut job: JobRecord = store.get(Table::Jobs, &key).unwrap().unwrap();
+        assert_eq!(job.processes.len(), 1);
+        job.processes.clear();
+        store.put(Table::Jobs, &key, &job).unwrap();
+    })
+    .await;
+
+        let adopted = env.sky(&["queue", "gap"]).ok();
+    assert!(adopted.stdout.contains("RUNNING"), "the running job was not adopted: {}", adopted.stdout);
+    fs::write(&release, "").unwrap();
+    env.sky(&["logs", "gap", "1"]).ok();
+    assert_eq!(fs::read_to_string(&starts).unwrap(), "started\n", "the job ran twice");
+    let queue = env.sky(&["queue", "gap"]).ok();
+    assert!(queue.stdout.contains("SUCCEEDED"), "{}", queue.stdout);
 }

@@ -199,7 +199,9 @@ impl Clusters {
                 _ => continue,
             };
             tracing::info!(cluster = %job.cluster, job_id = job.job_id, "watching job again after restart");
-            self.watch_phase(job, phase);
+            if let Err(err) = self.resume_phase(job, phase).await {
+                tracing::error!(error = %err, "could not resume a job after restart");
+            }
         }
         for cluster in clusters {
             self.schedule_locked(&cluster).await?;

@@ -22,6 +22,13 @@ pub enum Phase {
 }
 
 impl Phase {
+    fn status(self) -> JobStatus {
+        match self {
+            Phase::Setup => JobStatus::SettingUp,
+            Phase::Run => JobStatus::Running,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Phase::Setup => "setup",
@@ -40,6 +47,33 @@ impl Clusters {
         self.inner.infra.job_dir(&job.cluster, job.job_id).join(format!("{}-{rank}.exit", phase.name()))
     }
 
+    /// The command that runs `phase` of `job` on node `rank`.
+    fn node_command(
+        &self,
+        cluster: &ClusterRecord,
+        job: &JobRecord,
+        task: &TaskSpec,
+        rank: i32,
+        phase: Phase,
+    ) -> NodeCommand {
+        let dir = self.inner.infra.job_dir(&cluster.name, job.job_id);
+        let home = self.inner.infra.node_home(&cluster.name, rank);
+        let num_nodes = job_nodes(task, cluster);
+        NodeCommand {
+            script: match phase {
+                Phase::Setup => task.setup.clone(),
+                Phase::Run => task.run.clone(),
+            },
+            script_file: dir.join(format!("{}-{rank}.sh", phase.name())),
+            log: dir.join("run.log"),
+            exit_file: self.exit_file(job, phase, rank),
+            pid_file: dir.join(format!("{}-{rank}.pid", phase.name())),
+            prefix: node_prefix(rank, num_nodes),
+            cwd: home.join("sky_workdir"),
+            env: job_env(cluster, job, task, rank, num_nodes, phase, &home),
+        }
+    }
+
     /// Starts `phase` of `job` on each of its nodes. Call with `jobs_lock` held.
     pub(super) async fn start_phase(
         &self,
@@ -47,32 +81,23 @@ impl Clusters {
         mut job: JobRecord,
         phase: Phase,
     ) -> Result<()> {
-        let task = TaskSpec::decode(job.task.as_slice()).map_err(|err| {
-            Error::internal(format!("stored task of job {} is unreadable: {err}", job.job_id))
-        })?;
-        let dir = self.inner.infra.job_dir(&cluster.name, job.job_id);
-        std::fs::create_dir_all(&dir)?;
-        let num_nodes = task.num_nodes.clamp(1, cluster.num_nodes);
-        let script = match phase {
-            Phase::Setup => &task.setup,
-            Phase::Run => &task.run,
-        };
+        let task = decode_task(&job)?;
+        std::fs::create_dir_all(self.inner.infra.job_dir(&cluster.name, job.job_id))?;
+        // Record the phase before anything starts: after a crash from here on,
+        // recovery finds the processes through their pid files instead of
+        // starting the phase a second time.
+        job.set_status(phase.status());
+        job.processes.clear();
+        if job.started_ms == 0 {
+            job.started_ms = now_ms();
+        }
+        self.save_job(&job).await?;
         let mut spawned = Vec::new();
-        for rank in 0..num_nodes {
-            let home = self.inner.infra.node_home(&cluster.name, rank);
-            let command = NodeCommand {
-                script: script.clone(),
-                script_file: dir.join(format!("{}-{rank}.sh", phase.name())),
-                log: dir.join("run.log"),
-                exit_file: self.exit_file(&job, phase, rank),
-                prefix: node_prefix(rank, num_nodes),
-                cwd: home.join("sky_workdir"),
-                env: job_env(cluster, &job, &task, rank, num_nodes, phase, &home),
-            };
-            match process::spawn(&command) {
-                Ok(process) => spawned.push(process),
+        for rank in 0..job_nodes(&task, cluster) {
+            match process::spawn(&self.node_command(cluster, &job, &task, rank, phase)) {
+                Ok(process) => spawned.push((rank, process)),
                 Err(err) => {
-                    for process in &spawned {
+                    for (_, process) in &spawned {
                         process::kill_group(process.pid, process.start_ticks);
                     }
                     let message = format!("could not start the job's {} on node {rank}: {err}", phase.name());
@@ -82,25 +107,47 @@ impl Clusters {
         }
         job.processes = spawned
             .iter()
-            .zip(0..)
-            .map(|(p, rank)| NodeProcess { rank, pid: p.pid, start_ticks: p.start_ticks })
+            .map(|(rank, p)| NodeProcess { rank: *rank, pid: p.pid, start_ticks: p.start_ticks })
             .collect();
-        job.set_status(match phase {
-            Phase::Setup => JobStatus::SettingUp,
-            Phase::Run => JobStatus::Running,
-        });
-        if job.started_ms == 0 {
-            job.started_ms = now_ms();
-        }
         self.save_job(&job).await?;
-        self.watch(job, phase, spawned);
+        self.watch(job, phase, spawned.into_iter().map(|(_, p)| p).collect());
         Ok(())
     }
 
-    /// Watches the processes a previous run of the server started.
-    pub(super) fn watch_phase(&self, job: JobRecord, phase: Phase) {
-        let processes = job.processes.iter().map(|p| Spawned::recovered(p.pid, p.start_ticks)).collect();
+    /// After a restart: watches the processes of a phase that was under way,
+    /// adopting those that recorded only a pid file and starting those that
+    /// never started. Call with `jobs_lock` held.
+    pub(super) async fn resume_phase(&self, mut job: JobRecord, phase: Phase) -> Result<()> {
+        let cluster = self.get(&job.cluster)?;
+        let task = decode_task(&job)?;
+        let mut records = Vec::new();
+        let mut processes = Vec::new();
+        for rank in 0..job_nodes(&task, &cluster) {
+            if let Some(known) = job.processes.iter().find(|p| p.rank == rank) {
+                processes.push(Spawned::recovered(known.pid, known.start_ticks));
+                records.push(known.clone());
+                continue;
+            }
+            let command = self.node_command(&cluster, &job, &task, rank, phase);
+            let process = match process::read_pid(&command.pid_file) {
+                // Started before the crash; if it is gone, its exit file tells how it ended.
+                Some(pid) => Spawned::recovered(pid, process::start_ticks(pid).unwrap_or(u64::MAX)),
+                None => match process::spawn(&command) {
+                    Ok(process) => process,
+                    Err(err) => {
+                        let message =
+                            format!("could not start the job's {} on node {rank}: {err}", phase.name());
+                        return self.end_job_locked(job, JobStatus::Failed, None, &message).await;
+                    }
+                },
+            };
+            records.push(NodeProcess { rank, pid: process.pid, start_ticks: process.start_ticks });
+            processes.push(process);
+        }
+        job.processes = records;
+        self.save_job(&job).await?;
         self.watch(job, phase, processes);
+        Ok(())
     }
 
     fn watch(&self, job: JobRecord, phase: Phase, processes: Vec<Spawned>) {
@@ -159,6 +206,16 @@ impl Clusters {
         }
         self.schedule_locked(cluster).await
     }
+}
+
+fn decode_task(job: &JobRecord) -> Result<TaskSpec> {
+    TaskSpec::decode(job.task.as_slice())
+        .map_err(|err| Error::internal(format!("stored task of job {} is unreadable: {err}", job.job_id)))
+}
+
+/// How many of the cluster's nodes the job runs on.
+fn job_nodes(task: &TaskSpec, cluster: &ClusterRecord) -> i32 {
+    task.num_nodes.clamp(1, cluster.num_nodes.max(1))
 }
 
 /// Multi-node jobs prefix each line with the node, as SkyPilot does.

@@ -16,10 +16,11 @@ const RECOVERED_POLL: Duration = Duration::from_millis(200);
 /// Time between SIGTERM and SIGKILL when killing a job.
 const KILL_GRACE: Duration = Duration::from_secs(3);
 
-/// Runs `bash SCRIPT`, appending its output (each line prefixed with PREFIX
+/// Writes its pid to PID_FILE, runs `bash SCRIPT`, appending its output (each line prefixed with PREFIX
 /// when given) to LOG, then writes the exit code to EXIT atomically.
 const WRAPPER: &str = r#"set -o pipefail
-script="$1"; log="$2"; exit_file="$3"; prefix="$4"
+script="$1"; log="$2"; exit_file="$3"; prefix="$4"; pid_file="$5"
+echo "$$" > "$pid_file"
 if [ -n "$prefix" ]; then
   bash "$script" 2>&1 | sed -u "s/^/$prefix/" >> "$log"
 else
@@ -36,6 +37,8 @@ pub struct NodeCommand {
     pub script_file: PathBuf,
     pub log: PathBuf,
     pub exit_file: PathBuf,
+    /// Where the process writes its pid first thing (for recovery).
+    pub pid_file: PathBuf,
     /// Prefix for every output line (multi-node jobs), e.g. "(worker1, rank=1) ".
     pub prefix: String,
     pub cwd: PathBuf,
@@ -60,6 +63,7 @@ impl Spawned {
 pub fn spawn(command: &NodeCommand) -> io::Result<Spawned> {
     std::fs::write(&command.script_file, &command.script)?;
     let _ = std::fs::remove_file(&command.exit_file);
+    let _ = std::fs::remove_file(&command.pid_file);
     let mut process = tokio::process::Command::new("bash");
     process
         .arg("-c")
@@ -69,6 +73,7 @@ pub fn spawn(command: &NodeCommand) -> io::Result<Spawned> {
         .arg(&command.log)
         .arg(&command.exit_file)
         .arg(&command.prefix)
+        .arg(&command.pid_file)
         .current_dir(&command.cwd)
         .envs(command.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
@@ -100,6 +105,11 @@ pub async fn wait(mut process: Spawned, exit_file: &Path) -> Option<i32> {
         }
     }
     read_exit_code(exit_file)
+}
+
+/// The pid a process wrote to `pid_file`, if it got that far.
+pub fn read_pid(pid_file: &Path) -> Option<u32> {
+    std::fs::read_to_string(pid_file).ok().and_then(|text| text.trim().parse().ok())
 }
 
 /// The exit code in `exit_file`, if the process wrote one.
@@ -160,13 +170,16 @@ mod tests {
             script_file: dir.path().join("run.sh"),
             log: dir.path().join("run.log"),
             exit_file: dir.path().join("exit"),
+            pid_file: dir.path().join("pid"),
             prefix: "(worker1, rank=1) ".into(),
             cwd: dir.path().to_path_buf(),
             env: vec![("GREETING_NAME".into(), "sky".into())],
         };
         let process = spawn(&command).unwrap();
         assert!(process.start_ticks > 0);
+        let pid = process.pid;
         assert_eq!(wait(process, &command.exit_file).await, Some(3));
+        assert_eq!(read_pid(&command.pid_file), Some(pid));
         assert_eq!(std::fs::read_to_string(&command.log).unwrap(), "(worker1, rank=1) hello sky\n");
     }
 
@@ -178,6 +191,7 @@ mod tests {
             script_file: dir.path().join("run.sh"),
             log: dir.path().join("run.log"),
             exit_file: dir.path().join("exit"),
+            pid_file: dir.path().join("pid"),
             prefix: String::new(),
             cwd: dir.path().to_path_buf(),
             env: vec![],
