@@ -422,7 +422,7 @@ async fn a_job_whose_processes_were_not_recorded_before_a_crash_is_adopted_not_r
     })
     .await;
 
-        let adopted = env.sky(&["queue", "gap"]).ok();
+    let adopted = env.sky(&["queue", "gap"]).ok();
     assert!(adopted.stdout.contains("RUNNING"), "the running job was not adopted: {}", adopted.stdout);
     fs::write(&release, "").unwrap();
     env.sky(&["logs", "gap", "1"]).ok();
