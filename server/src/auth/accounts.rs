@@ -321,7 +321,7 @@ fn sha256(bytes: &[u8]) -> Vec<u8> {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    skypilot_api::identity::hex(bytes)
 }
 
 /// `n` random bytes as hex.
