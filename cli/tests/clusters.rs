@@ -416,7 +416,8 @@ async fn a_job_whose_processes_were_not_recorded_before_a_crash_is_adopted_not_r
         let mut key = b"gap\0".to_vec();
         key.extend_from_slice(&1i64.to_be_bytes());
         let mut job: JobRecord = store.get(Table::Jobs, &key).unwrap().unwrap();
-        assert_eq!(job.processes.len(), 1);
+        // (The server may not have recorded the process yet either: the job
+        // prints before its record is updated. Both lead to the same recovery.)
         job.processes.clear();
         store.put(Table::Jobs, &key, &job).unwrap();
     })

@@ -62,6 +62,9 @@ impl Store {
             .path(dir)
             .cache_capacity(32 * 1024 * 1024)
             .mode(sled::Mode::HighThroughput)
+            // Writes are made durable by our own group commit (`durable`); sled's
+            // periodic flusher thread would only hold the database open after close.
+            .flush_every_ms(None)
             .open()
             .map_err(|err| {
                 Error::new(ErrorKind::Storage, format!("cannot open store at {}: {err}", dir.display()))
