@@ -194,7 +194,11 @@ impl Server {
             builder =
                 builder.tls_config(tls_config(files)?).map_err(|err| StartError::Tls(err.to_string()))?;
         }
+        // gRPC-Web (for browsers) arrives over HTTP/1.1 and is translated to gRPC
+        // before the version and auth checks see it.
         let router = builder
+            .accept_http1(true)
+            .layer(tonic_web::GrpcWebLayer::new())
             .layer(ApiVersionLayer)
             .layer(AuthLayer::new(accounts.clone()))
             .add_service(health_service)
