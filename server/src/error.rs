@@ -37,12 +37,14 @@ pub enum ErrorKind {
     ResourceExhausted,
     /// The data directory or store failed.
     Storage,
+    /// The data directory's disk is full (or a file size limit was hit).
+    StorageFull,
     /// A bug or an unexpected condition.
     Internal,
 }
 
 impl ErrorKind {
-    const ALL: [ErrorKind; 16] = [
+    const ALL: [ErrorKind; 17] = [
         ErrorKind::InvalidArgument,
         ErrorKind::NotFound,
         ErrorKind::Unauthenticated,
@@ -58,6 +60,7 @@ impl ErrorKind {
         ErrorKind::ClientTooOld,
         ErrorKind::ResourceExhausted,
         ErrorKind::Storage,
+        ErrorKind::StorageFull,
         ErrorKind::Internal,
     ];
 
@@ -79,6 +82,7 @@ impl ErrorKind {
             ErrorKind::ClientTooOld => "CLIENT_TOO_OLD",
             ErrorKind::ResourceExhausted => "RESOURCE_EXHAUSTED",
             ErrorKind::Storage => "STORAGE",
+            ErrorKind::StorageFull => "STORAGE_FULL",
             ErrorKind::Internal => "INTERNAL",
         }
     }
@@ -90,7 +94,13 @@ impl ErrorKind {
 
     /// Whether repeating the same request later may succeed.
     pub fn retryable(self) -> bool {
-        matches!(self, ErrorKind::Interrupted | ErrorKind::Unavailable | ErrorKind::ResourceExhausted)
+        matches!(
+            self,
+            ErrorKind::Interrupted
+                | ErrorKind::Unavailable
+                | ErrorKind::ResourceExhausted
+                | ErrorKind::StorageFull
+        )
     }
 }
 
@@ -134,14 +144,39 @@ impl std::error::Error for Error {}
 
 impl From<sled::Error> for Error {
     fn from(err: sled::Error) -> Error {
-        Error::new(ErrorKind::Storage, format!("store error: {err}"))
+        match err {
+            sled::Error::Io(io) if is_full(&io) => disk_full(&io),
+            err => Error::new(ErrorKind::Storage, format!("store error: {err}")),
+        }
     }
 }
 
 impl From<std::io::Error> for Error {
     fn from(err: std::io::Error) -> Error {
+        if is_full(&err) {
+            return disk_full(&err);
+        }
         Error::new(ErrorKind::Storage, format!("data directory error: {err}"))
     }
+}
+
+fn is_full(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::StorageFull
+            | std::io::ErrorKind::QuotaExceeded
+            | std::io::ErrorKind::FileTooLarge
+    )
+}
+
+fn disk_full(err: &std::io::Error) -> Error {
+    Error::new(
+        ErrorKind::StorageFull,
+        format!(
+            "the API server cannot write to its data directory ({err}): the request was not \
+             accepted; free space on the server's data volume, then retry"
+        ),
+    )
 }
 
 /// Result with the server's error.

@@ -35,6 +35,7 @@ pub fn code(kind: ErrorKind) -> Code {
         ErrorKind::ClientTooOld => Code::FailedPrecondition,
         ErrorKind::ResourceExhausted => Code::ResourceExhausted,
         ErrorKind::Storage => Code::Internal,
+        ErrorKind::StorageFull => Code::ResourceExhausted,
         ErrorKind::Internal => Code::Internal,
     }
 }

@@ -151,12 +151,33 @@ impl Engine {
         {
             return Ok(existing);
         }
-        let log = self.inner.logs.open_writer(&record.id)?;
-        self.inner.store.put_op(&record)?;
-        self.inner.store.durable().await?;
+        let stored = async {
+            let log = self.inner.logs.open_writer(&record.id)?;
+            self.inner.store.put_op(&record)?;
+            self.inner.store.durable().await?;
+            Ok(log)
+        };
+        let log = match stored.await {
+            Ok(log) => log,
+            Err(err) => {
+                self.forget_unaccepted(&record);
+                return Err(err);
+            }
+        };
         tracing::debug!(id = %record.id, kind = %record.kind, "operation accepted");
         self.enqueue(LiveOp::new(record.clone(), log));
         Ok(record)
+    }
+
+    /// Undoes what a submission that could not be made durable left behind, as
+    /// far as the store still lets us (a full disk may refuse even this).
+    fn forget_unaccepted(&self, record: &OpRecord) {
+        let store = &self.inner.store;
+        let _ = store.delete_op(record);
+        if !record.idempotency_key.is_empty() {
+            let _ = store.release_idempotency_key(&record.user_id, &record.idempotency_key, &record.id);
+        }
+        let _ = self.inner.logs.remove(&record.id);
     }
 
     /// Binds the submission's idempotency key to `new_id`, or returns the

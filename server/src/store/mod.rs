@@ -2,6 +2,7 @@
 //! idempotency-key index and the schema version. Knows nothing of gRPC.
 
 mod durability;
+mod identity;
 mod record;
 
 use std::{
@@ -58,18 +59,32 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store in `dir`. Must run inside a Tokio runtime.
     pub fn open(dir: &Path) -> Result<Store> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(32 * 1024 * 1024)
-            .mode(sled::Mode::HighThroughput)
-            // Writes are made durable by our own group commit (`durable`); sled's
-            // periodic flusher thread would only hold the database open after close.
-            .flush_every_ms(None)
-            .open()
-            .map_err(|err| {
-                Error::new(ErrorKind::Storage, format!("cannot open store at {}: {err}", dir.display()))
-            })?;
-        check_schema(&db, dir)?;
+        let cannot_open = |why: String| {
+            Error::new(ErrorKind::Storage, format!("cannot open store at {}: {why}", dir.display()))
+        };
+        // sled may panic on some damaged files; that must be an error, not a crash.
+        let opened = std::panic::catch_unwind(|| {
+            let db = sled::Config::new()
+                .path(dir)
+                .cache_capacity(32 * 1024 * 1024)
+                .mode(sled::Mode::HighThroughput)
+                // Writes are made durable by our own group commit (`durable`); sled's
+                // periodic flusher thread would only hold the database open after close.
+                .flush_every_ms(None)
+                .open()
+                .map_err(|err| cannot_open(err.to_string()))?;
+            identity::check(&db, dir)?;
+            check_schema(&db, dir)?;
+            Ok::<_, Error>(db)
+        });
+        let db = opened.map_err(|panic| {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown".into());
+            cannot_open(format!("its files are damaged ({why}); restore it from a backup or move it away"))
+        })??;
         let ops = db.open_tree("ops")?;
         let idempotency = db.open_tree("idempotency")?;
         let clusters = db.open_tree("clusters")?;

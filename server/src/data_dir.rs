@@ -1,0 +1,137 @@
+//! The server's data directory: one server per directory (an exclusive file
+//! lock), and a refusal to take over a directory that holds something else.
+
+use std::{
+    fs::{self, File},
+    path::{Path, PathBuf},
+};
+
+use crate::serve::StartError;
+
+/// Entries a data dir may hold before the server first starts in it: what
+/// the server and the CLI create, plus what a fresh volume comes with.
+const KNOWN_ENTRIES: &[&str] = &[
+    "server.lock",
+    "server.pid",
+    "server.log",
+    ".start.lock",
+    "db",
+    "db.identity",
+    "logs",
+    "clusters",
+    "job_logs",
+    "lost+found",
+];
+
+/// The subdirectories of a data dir.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    pub root: PathBuf,
+}
+
+impl DataDir {
+    /// Creates `root` if needed, refuses a foreign directory and takes the
+    /// lock, held as long as the returned file is open.
+    pub fn take(root: &Path) -> Result<(DataDir, File), StartError> {
+        let dir_err = |source| StartError::DataDir { dir: root.to_path_buf(), source };
+        fs::create_dir_all(root).map_err(dir_err)?;
+        check_not_foreign(root)?;
+        let lock = lock(root)?;
+        Ok((DataDir { root: root.to_path_buf() }, lock))
+    }
+
+    pub fn store(&self) -> PathBuf {
+        self.root.join("db")
+    }
+
+    pub fn operation_logs(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+
+    pub fn clusters(&self) -> PathBuf {
+        self.root.join("clusters")
+    }
+
+    /// Job logs of torn-down clusters, kept for `job_logs_retention_hours`.
+    pub fn archived_job_logs(&self) -> PathBuf {
+        self.root.join("job_logs")
+    }
+
+    pub fn pid_file(&self) -> PathBuf {
+        self.root.join("server.pid")
+    }
+}
+
+/// A directory that already holds a store is ours (the store checks its
+/// identity); otherwise it may hold only entries the server would create.
+fn check_not_foreign(root: &Path) -> Result<(), StartError> {
+    if root.join("db").exists() {
+        return Ok(());
+    }
+    let entries =
+        fs::read_dir(root).map_err(|source| StartError::DataDir { dir: root.to_path_buf(), source })?;
+    let mut foreign: Vec<String> = entries
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| !KNOWN_ENTRIES.contains(&name.as_str()))
+        .collect();
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    foreign.sort();
+    foreign.truncate(3);
+    Err(StartError::ForeignDataDir { dir: root.to_path_buf(), found: foreign })
+}
+
+/// Takes the exclusive lock on `<root>/server.lock`.
+fn lock(root: &Path) -> Result<File, StartError> {
+    let path = root.join("server.lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| StartError::DataDir { dir: root.to_path_buf(), source })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => {
+            let pid = fs::read_to_string(root.join("server.pid"))
+                .ok()
+                .and_then(|text| text.lines().next().map(str::to_string));
+            Err(StartError::DataDirLocked { dir: root.to_path_buf(), pid })
+        }
+        Err(fs::TryLockError::Error(source)) => Err(StartError::DataDir { dir: root.to_path_buf(), source }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_with_other_files_is_refused_and_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("thesis.tex"), "mine").unwrap();
+        let err = DataDir::take(dir.path()).err().unwrap();
+        let message = err.to_string();
+        assert!(message.contains("thesis.tex") && message.contains("--data-dir"), "{message}");
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["thesis.tex"]);
+    }
+
+    #[test]
+    fn a_fresh_volume_with_lost_and_found_is_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("lost+found")).unwrap();
+        fs::write(dir.path().join("server.log"), "").unwrap();
+        assert!(DataDir::take(dir.path()).is_ok());
+    }
+
+    #[test]
+    fn a_second_server_on_the_same_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_data_dir, _lock) = DataDir::take(dir.path()).unwrap();
+        let err = DataDir::take(dir.path()).err().unwrap();
+        assert!(matches!(err, StartError::DataDirLocked { .. }), "{err}");
+    }
+}
