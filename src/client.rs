@@ -96,7 +96,10 @@ impl ClientError {
     }
 
     fn from_status(status: Status, endpoint: &Endpoint) -> ClientError {
-        if status.code() == Code::Unavailable && is_transport_failure(&status) {
+        // A connection that broke mid-call surfaces as UNAVAILABLE or UNKNOWN
+        // "transport error": the server never answered, so the call may be
+        // retried (mutating calls carry idempotency keys).
+        if matches!(status.code(), Code::Unavailable | Code::Unknown) && is_transport_failure(&status) {
             return ClientError::Unreachable {
                 endpoint: endpoint.display(),
                 detail: status.message().to_string(),
@@ -109,7 +112,9 @@ impl ClientError {
 
 fn is_transport_failure(status: &Status) -> bool {
     let message = status.message();
-    message.contains("transport error") || message.contains("tcp connect error")
+    ["transport error", "tcp connect error", "h2 protocol error", "connection reset"]
+        .iter()
+        .any(|needle| message.contains(needle))
 }
 
 /// Headers sent with every call.

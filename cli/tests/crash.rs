@@ -1,0 +1,373 @@
+//! Crash test: concurrent clients submit several hundred mixed requests
+//! (launch, exec, cancel, down, check) while the real server process is
+//! killed with SIGKILL at random moments and started again. At the end every
+//! acknowledged request must be found and finished, no job may have run
+//! twice, every finished job's log must be whole, and the store must open
+//! cleanly. Prints the counts.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    fs,
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use prost::Message;
+use skypilot_api::{
+    Client, Endpoint, EndpointSource,
+    client::request_metadata,
+    identity::Identity,
+    proto::{
+        google::longrunning::{Operation, operation::Result as OpResult},
+        skypilot::v1::{
+            CheckRequest, ExecRequest, ExecResponse, JobStatus, LaunchRequest, LaunchResponse, RequestState,
+            Resources, TailJobLogsRequest, TaskSpec,
+        },
+    },
+};
+use tempfile::TempDir;
+
+const CLIENTS: usize = 8;
+/// Each client submits at least this many requests, and goes on until the kills are over.
+const MIN_REQUESTS_PER_CLIENT: usize = 30;
+const KILLS: usize = 4;
+/// Clusters that only take jobs, and one that is also torn down and launched again.
+const STEADY_CLUSTERS: [&str; 2] = ["crash-a", "crash-b"];
+const CHURN_CLUSTER: &str = "crash-c";
+
+/// The server as a child process on a fixed data dir and (after the first start) port.
+struct ServerProcess {
+    child: Child,
+    home: PathBuf,
+    data_dir: PathBuf,
+    port: u16,
+}
+
+impl ServerProcess {
+    fn start(home: &Path, data_dir: &Path, port: u16) -> ServerProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sky"))
+            .args(["api", "start", "--foreground", "--host", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--shutdown-grace-seconds", "1"])
+            .env("HOME", home)
+            .env("RUST_LOG", "info")
+            .env_remove("SKYPILOT_API_SERVER_ENDPOINT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the server");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut seen = Vec::new();
+        loop {
+            match lines.next() {
+                Some(Ok(line)) if line.contains("API server is serving") => break,
+                Some(Ok(line)) => seen.push(line),
+                _ => panic!("the server exited before serving:\n{}", seen.join("\n")),
+            }
+        }
+        // Keep draining the log so that the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        let pid_file = fs::read_to_string(data_dir.join("server.pid")).unwrap();
+        let address = pid_file.lines().nth(1).unwrap().to_string();
+        let port = address.rsplit_once(':').unwrap().1.parse().unwrap();
+        ServerProcess { child, home: home.to_path_buf(), data_dir: data_dir.to_path_buf(), port }
+    }
+
+    fn kill_and_restart(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        *self = ServerProcess::start(&self.home, &self.data_dir, self.port);
+    }
+
+    /// SIGTERM; returns whether it exited cleanly.
+    fn stop(mut self) -> bool {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().unwrap().success()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A small deterministic generator, so that a failing run can be repeated.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % below
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// A job that leaves one line in `markers/<key>` per run and brackets its output.
+fn job(markers: &Path, key: &str, cpus: &str) -> TaskSpec {
+    let marker = markers.join(key);
+    TaskSpec {
+        name: key.to_string(),
+        num_nodes: 1,
+        resources: Some(Resources { cpus: cpus.into(), ..Default::default() }),
+        run: format!("echo 'begin {key}'; echo $$ >> '{}'; sleep 0.2; echo 'end {key}'", marker.display()),
+        ..Default::default()
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    submitted: usize,
+    not_found: usize,
+    refused: Vec<String>,
+    /// Operation name -> job key, for requests that run a job.
+    acknowledged: BTreeMap<String, Option<String>>,
+}
+
+async fn client(port: u16) -> Client {
+    let endpoint = Endpoint::parse(&format!("http://127.0.0.1:{port}"), EndpointSource::Env).unwrap();
+    let me = Identity { name: "crash".into(), id: "c0ffee00".into() };
+    Client::connect(&endpoint, &me).await.unwrap().with_retry_for(Duration::from_secs(60))
+}
+
+async fn run_client(
+    port: u16,
+    seed: u64,
+    number: usize,
+    markers: PathBuf,
+    tally: Arc<Mutex<Tally>>,
+    kills_over: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let client = client(port).await;
+    let mut rng = Rng(seed);
+    let mut mine: Vec<String> = Vec::new();
+    for i in 0.. {
+        if i >= MIN_REQUESTS_PER_CLIENT && kills_over.load(std::sync::atomic::Ordering::Acquire) {
+            break;
+        }
+        // Spread the load over the kills (pacing, not synchronisation).
+        tokio::time::sleep(Duration::from_millis(20 + rng.next(100))).await;
+        let key = format!("k{number}-{i}");
+        let roll = rng.next(100);
+        let (result, job_key) = if roll < 45 {
+            let cluster = STEADY_CLUSTERS[rng.next(2) as usize].to_string();
+            let request = ExecRequest {
+                cluster_name: cluster,
+                task: Some(job(&markers, &key, "0.1")),
+                ..Default::default()
+            };
+            (client.exec(request).await, Some(key))
+        } else if roll < 55 {
+            let cluster = if rng.next(2) == 0 { CHURN_CLUSTER } else { STEADY_CLUSTERS[0] };
+            let request = LaunchRequest {
+                cluster_name: cluster.into(),
+                task: Some(job(&markers, &key, "0.1")),
+                ..Default::default()
+            };
+            (client.launch(request).await, Some(key))
+        } else if roll < 65 && !mine.is_empty() {
+            let victim = mine[rng.next(mine.len() as u64) as usize].clone();
+            let _ = client.cancel_operation(&victim).await;
+            continue;
+        } else if roll < 72 {
+            (client.cluster_action("down", CHURN_CLUSTER).await, None)
+        } else {
+            (client.check(CheckRequest::default()).await, None)
+        };
+        let mut tally = tally.lock().unwrap();
+        tally.submitted += 1;
+        match result {
+            Ok(operation) => {
+                mine.push(operation.name.clone());
+                tally.acknowledged.insert(operation.name, job_key);
+            }
+            // Tearing down a cluster that is already gone is refused at once.
+            Err(err) if err.code() == Some(tonic::Code::NotFound) => tally.not_found += 1,
+            Err(err) => tally.refused.push(err.to_string()),
+        }
+    }
+}
+
+fn unpack<T: Message + Default>(operation: &Operation) -> Option<T> {
+    match &operation.result {
+        Some(OpResult::Response(any)) => T::decode(any.value.as_slice()).ok(),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_acknowledged_request_is_lost_and_no_job_runs_twice_across_server_kills() {
+    let temp = TempDir::new().unwrap();
+    let (home, data_dir, markers) =
+        (temp.path().join("home"), temp.path().join("data"), temp.path().join("markers"));
+    for dir in [&home, &markers] {
+        fs::create_dir_all(dir).unwrap();
+    }
+    let seed = now_ms() as u64 | 1;
+    println!("seed {seed}");
+    let mut server = ServerProcess::start(&home, &data_dir, 0);
+    let port = server.port;
+
+    let setup = client(port).await;
+    for cluster in STEADY_CLUSTERS.iter().chain([&CHURN_CLUSTER]) {
+        let request = LaunchRequest {
+            cluster_name: cluster.to_string(),
+            task: Some(job(&markers, &format!("setup-{cluster}"), "0.1")),
+            ..Default::default()
+        };
+        let launched = setup.launch(request).await.unwrap();
+        let done = setup.wait_operation(&launched.name, Duration::from_secs(60)).await.unwrap();
+        assert!(unpack::<LaunchResponse>(&done).is_some(), "setup launch failed: {done:?}");
+    }
+
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let kills_over = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|n| {
+            tokio::spawn(run_client(
+                port,
+                seed.wrapping_add(n as u64 * 7919),
+                n,
+                markers.clone(),
+                tally.clone(),
+                kills_over.clone(),
+            ))
+        })
+        .collect();
+    let mut rng = Rng(seed);
+    let mut kills = Vec::new();
+    for _ in 0..KILLS {
+        tokio::time::sleep(Duration::from_millis(300 + rng.next(1200))).await;
+        kills.push(now_ms());
+        tokio::task::block_in_place(|| server.kill_and_restart());
+    }
+    kills_over.store(true, std::sync::atomic::Ordering::Release);
+    for handle in clients {
+        handle.await.unwrap();
+    }
+
+    let checker = client(port).await;
+    let tally = std::mem::take(&mut *tally.lock().unwrap());
+    let (mut lost, mut unfinished, mut recovered) = (Vec::new(), Vec::new(), 0);
+    let mut jobs: HashMap<String, (String, i64)> = HashMap::new();
+    for (name, job_key) in &tally.acknowledged {
+        let operation = match checker.wait_operation(name, Duration::from_secs(60)).await {
+            Ok(operation) => operation,
+            Err(err) if err.code() == Some(tonic::Code::NotFound) => {
+                lost.push(name.clone());
+                continue;
+            }
+            Err(err) => panic!("waiting for {name}: {err}"),
+        };
+        let meta = request_metadata(&operation).unwrap();
+        if !operation.done {
+            unfinished.push(name.clone());
+        }
+        let created = meta.create_time.map(|t| t.seconds * 1000 + t.nanos as i64 / 1_000_000).unwrap_or(0);
+        let finished = meta.finish_time.map(|t| t.seconds * 1000 + t.nanos as i64 / 1_000_000).unwrap_or(0);
+        if kills.iter().any(|kill| created < *kill && *kill < finished) {
+            recovered += 1;
+        }
+        if meta.state() == RequestState::Succeeded
+            && let Some(key) = job_key
+        {
+            let submitted = match meta.request_name.as_str() {
+                "sky.exec" => unpack::<ExecResponse>(&operation).map(|r| (r.cluster_name, r.job_id)),
+                _ => unpack::<LaunchResponse>(&operation).map(|r| (r.cluster_name, r.job_id)),
+            };
+            jobs.insert(key.clone(), submitted.expect("a succeeded request has its response"));
+        }
+    }
+
+    // Follow every submitted job to its end; check its log and its run count.
+    let mut incomplete = Vec::new();
+    let (mut succeeded, mut replaced) = (0, 0);
+    for (key, (cluster, job_id)) in &jobs {
+        let request = TailJobLogsRequest {
+            cluster_name: cluster.clone(),
+            job_id: *job_id,
+            follow: true,
+            ..Default::default()
+        };
+        let Ok(mut stream) = checker.tail_job_logs(request).await else {
+            replaced += 1; // the cluster was torn down since: its jobs are gone with it
+            continue;
+        };
+        let (mut log, mut last) = (Vec::new(), None);
+        while let Ok(Some(chunk)) = stream.message().await {
+            log.extend_from_slice(&chunk.data);
+            last = chunk.job.or(last);
+        }
+        // A torn-down and relaunched cluster numbers its jobs from 1 again.
+        if last.as_ref().is_some_and(|job| job.name != *key) {
+            replaced += 1;
+            continue;
+        }
+        if last.is_some_and(|job| job.status() == JobStatus::Succeeded) {
+            succeeded += 1;
+            let log = String::from_utf8_lossy(&log);
+            let runs = fs::read_to_string(markers.join(key)).unwrap_or_default().lines().count();
+            if log.matches(&format!("begin {key}")).count() != 1
+                || log.matches(&format!("end {key}")).count() != 1
+                || runs != 1
+            {
+                incomplete.push(format!("{key} ({cluster} job {job_id}): {runs} runs, log {log:?}"));
+            }
+        }
+    }
+    let mut ran_twice = Vec::new();
+    for entry in fs::read_dir(&markers).unwrap() {
+        let entry = entry.unwrap();
+        let runs = fs::read_to_string(entry.path()).unwrap().lines().count();
+        if runs > 1 {
+            ran_twice.push(format!("{} ran {runs} times", entry.file_name().to_string_lossy()));
+        }
+    }
+
+    for cluster in STEADY_CLUSTERS.iter().chain([&CHURN_CLUSTER]) {
+        if let Ok(down) = checker.cluster_action("down", cluster).await {
+            checker.wait_operation(&down.name, Duration::from_secs(60)).await.unwrap();
+        }
+    }
+    println!(
+        "crash test: submitted {}, acknowledged {}, refused (no such cluster) {}, failed {}, recovered {recovered}, lost {}, unfinished {}, \
+         jobs followed {}, jobs succeeded {succeeded}, jobs gone with their cluster {replaced}, jobs run twice {}, incomplete job logs {}, kills {}",
+        tally.submitted,
+        tally.acknowledged.len(),
+        tally.not_found,
+        tally.refused.len(),
+        lost.len(),
+        unfinished.len(),
+        jobs.len(),
+        ran_twice.len(),
+        incomplete.len(),
+        kills.len()
+    );
+    assert!(lost.is_empty(), "acknowledged requests lost: {lost:?}");
+    assert!(unfinished.is_empty(), "requests that never finished: {unfinished:?}");
+    assert!(ran_twice.is_empty(), "{ran_twice:?}");
+    assert!(incomplete.is_empty(), "{incomplete:#?}");
+    assert!(tally.refused.is_empty(), "submissions that failed outright: {:?}", tally.refused);
+    // `recovered` depends on where the kills fall, so it is reported, not required.
+    assert!(succeeded > 0, "the run exercised nothing: no job succeeded");
+
+    // A clean stop, then the store opens again with everything in it.
+    assert!(server.stop(), "the server did not stop cleanly");
+    let server = ServerProcess::start(&home, &data_dir, port);
+    let again = client(port).await;
+    for name in tally.acknowledged.keys() {
+        assert!(again.get_operation(name).await.unwrap().done, "{name} changed after a clean restart");
+    }
+    assert!(server.stop());
+}
