@@ -55,6 +55,8 @@ pub struct BackgroundStart {
     /// Certificate and key for a TLS server.
     pub tls: Option<(PathBuf, PathBuf)>,
     pub data_dir: PathBuf,
+    /// Further `sky api start` flags, passed on as given.
+    pub settings: Vec<String>,
 }
 
 impl BackgroundStart {
@@ -66,6 +68,7 @@ impl BackgroundStart {
             insecure_no_auth: false,
             tls: None,
             data_dir: ServerConfig::default_data_dir(),
+            settings: Vec::new(),
         }
     }
 }
@@ -108,6 +111,7 @@ pub async fn start_background(endpoint: &Endpoint, start: &BackgroundStart) -> C
     if let Some((cert, key)) = &start.tls {
         command.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
     }
+    command.args(&start.settings);
     let mut child = command
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)

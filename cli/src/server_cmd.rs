@@ -49,6 +49,25 @@ pub struct StartArgs {
     /// Log format of the server.
     #[arg(long, value_enum, default_value = "text", env = "SKYPILOT_LOG_FORMAT")]
     pub log_format: LogFormat,
+    /// Also serve grpc.health.v1 alone, in plaintext, on this port (for probes that cannot speak TLS).
+    #[arg(long, env = "SKYPILOT_HEALTH_PORT")]
+    pub health_port: Option<u16>,
+    /// Hours finished requests and their logs are kept; negative keeps them forever.
+    #[arg(
+        long,
+        env = "SKYPILOT_REQUESTS_RETENTION_HOURS",
+        default_value_t = 24.0,
+        allow_negative_numbers = true
+    )]
+    pub requests_retention_hours: f64,
+    /// Hours the job logs of torn-down clusters are kept; negative keeps them forever.
+    #[arg(
+        long,
+        env = "SKYPILOT_JOB_LOGS_RETENTION_HOURS",
+        default_value_t = 168.0,
+        allow_negative_numbers = true
+    )]
+    pub job_logs_retention_hours: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -72,6 +91,22 @@ impl StartArgs {
     fn data_dir(&self) -> PathBuf {
         self.data_dir.clone().unwrap_or_else(ServerConfig::default_data_dir)
     }
+
+    /// The settings a background server must be started with, as flags.
+    fn settings(&self) -> Vec<String> {
+        let mut flags = vec![
+            format!("--shutdown-grace-seconds={}", self.shutdown_grace_seconds),
+            format!("--requests-retention-hours={}", self.requests_retention_hours),
+            format!("--job-logs-retention-hours={}", self.job_logs_retention_hours),
+        ];
+        if let Some(port) = self.health_port {
+            flags.push(format!("--health-port={port}"));
+        }
+        if self.log_format == LogFormat::Json {
+            flags.push("--log-format=json".into());
+        }
+        flags
+    }
 }
 
 /// `sky api start --foreground`: serve until SIGTERM or SIGINT.
@@ -84,10 +119,15 @@ pub fn run_foreground(args: &StartArgs) -> CliResult {
     config.require_auth = args.deploy && !args.insecure_no_auth;
     config.insecure_no_auth = args.insecure_no_auth;
     config.shutdown_grace = std::time::Duration::from_secs(args.shutdown_grace_seconds);
+    config.retention_hours = args.requests_retention_hours;
+    config.job_logs_retention_hours = args.job_logs_retention_hours;
+    config.health_port = args.health_port;
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         config.tls = Some(TlsFiles { cert: cert.clone(), key: key.clone() });
     }
-    config.initial_basic_auth = std::env::var("SKYPILOT_INITIAL_BASIC_AUTH").ok().filter(|v| !v.is_empty());
+    let secret_env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    config.initial_basic_auth = secret_env("SKYPILOT_INITIAL_BASIC_AUTH");
+    config.initial_service_account_token = secret_env("SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -147,6 +187,7 @@ pub async fn start(args: &StartArgs) -> CliResult {
         insecure_no_auth: args.insecure_no_auth,
         tls: args.tls_cert.clone().zip(args.tls_key.clone()),
         data_dir: data_dir.clone(),
+        settings: args.settings(),
     };
     start_background(&endpoint, &start).await?;
     println!("\u{251c}\u{2500}\u{2500} SkyPilot API server: {}", endpoint.display());

@@ -127,6 +127,15 @@ impl Env {
     }
 }
 
+impl Drop for Env {
+    /// Tears down what a test left behind (a failed test may leave jobs running).
+    fn drop(&mut self) {
+        if self.server.is_some() {
+            let _ = tokio::task::block_in_place(|| self.command(&["down", "-a", "-y"]).output());
+        }
+    }
+}
+
 /// Waits until process `pid` has exited, through a pidfd (no polling).
 fn wait_for_exit(pid: i32) -> bool {
     // SAFETY: pidfd_open on a pid; the returned descriptor is closed below.
@@ -335,6 +344,28 @@ async fn stop_start_and_down_change_the_cluster_and_bad_requests_say_why() {
     let broken = env.sky(&["launch", "-c", "bad", "-y", "broken.yaml"]).code(1);
     assert!(broken.stderr.contains("line 2"), "{}", broken.stderr);
     assert!(env.sky(&["status"]).ok().stdout.contains("No existing clusters."));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn down_keeps_the_job_logs_for_the_retention_period_and_retention_removes_them() {
+    let env = Env::start().await;
+    env.sky(&["launch", "-c", "kept", "-y", "--cpus", "0.5", "echo first job"]).ok();
+    env.sky(&["exec", "kept", "echo second job"]).ok();
+    env.sky(&["down", "kept", "-y"]).ok();
+    let archive = env.data.path().join("api_server/job_logs");
+    let folders: Vec<_> = fs::read_dir(&archive).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(folders.len(), 1, "{folders:?}");
+    assert!(folders[0].file_name().unwrap().to_string_lossy().starts_with("kept-"));
+    assert!(fs::read_to_string(folders[0].join("1.log")).unwrap().contains("first job"));
+    assert!(fs::read_to_string(folders[0].join("2.log")).unwrap().contains("second job"));
+
+    let retention = skypilot_server::retention::Retention {
+        request_hours: -1.0,
+        job_log_hours: 0.0,
+        job_log_archive: archive.clone(),
+    };
+    retention.sweep(env.server().engine()).await;
+    assert_eq!(fs::read_dir(&archive).unwrap().count(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,6 +18,9 @@ pub struct ServerConfig {
     pub engine: EngineConfig,
     /// Finished operations are removed after this many hours; negative keeps them.
     pub retention_hours: f64,
+    /// Job logs of torn-down clusters are removed after this many hours;
+    /// negative keeps them, 0 removes them at teardown.
+    pub job_logs_retention_hours: f64,
     /// How long running operations get to finish at shutdown.
     pub shutdown_grace: Duration,
     /// How often idle clusters are checked against their autostop setting.
@@ -31,6 +34,12 @@ pub struct ServerConfig {
     /// The first admin, "USER:PASSWORD" or a file holding that
     /// (`SKYPILOT_INITIAL_BASIC_AUTH`); a random password is made without it.
     pub initial_basic_auth: Option<String>,
+    /// A service-account token ("sky_..." or a file holding it) registered for
+    /// the first admin (`SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN`).
+    pub initial_service_account_token: Option<String>,
+    /// Also serve `grpc.health.v1` alone, in plaintext, on this port (for
+    /// Kubernetes probes, which cannot speak TLS); 0 picks a free port.
+    pub health_port: Option<u16>,
     /// Identity for calls that carry none; default: the user running the server.
     pub owner: Option<Caller>,
 }
@@ -50,12 +59,15 @@ impl ServerConfig {
             mode: ServerMode::Local,
             engine: EngineConfig::default(),
             retention_hours: 24.0,
+            job_logs_retention_hours: 168.0,
             shutdown_grace: Duration::from_secs(10),
             autostop_check_interval: Duration::from_secs(10),
             tls: None,
             require_auth: false,
             insecure_no_auth: false,
             initial_basic_auth: None,
+            initial_service_account_token: None,
+            health_port: None,
             owner: None,
         }
     }

@@ -10,11 +10,14 @@
 pub mod auth;
 pub mod clusters;
 pub mod config;
+pub mod data_dir;
 pub mod error;
 pub mod grpc;
+pub mod health;
 pub mod infra;
 pub mod kinds;
 pub mod ops;
+pub mod retention;
 pub mod serve;
 pub mod store;
 

@@ -19,34 +19,26 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
-    auth::{Accounts, AuthLayer, Caller},
+    auth::{Accounts, AuthLayer, Caller, FirstAdmin},
     clusters::{Clusters, autostop_loop},
     config::{ServerConfig, TlsFiles},
+    data_dir::DataDir,
     error::{Error, Result},
     grpc::{ApiVersionLayer, Services, Shared},
+    health::{HealthListener, set_health},
     infra::local::{LocalInfra, host_resources},
     kinds,
-    ops::{Engine, OperationKind, log::LogDir, now_ms},
+    ops::{Engine, OperationKind, log::LogDir},
+    retention::Retention,
     store::Store,
 };
-
-/// Services whose health is reported besides the whole server ("").
-const HEALTH_SERVICES: &[&str] = &[
-    "",
-    "google.longrunning.Operations",
-    "skypilot.v1.RequestService",
-    "skypilot.v1.ServerService",
-    "skypilot.v1.InfraService",
-    "skypilot.v1.ClusterService",
-    "skypilot.v1.JobService",
-    "skypilot.v1.UserService",
-];
 
 /// Why the server could not start.
 #[derive(Debug)]
 pub enum StartError {
     DataDir { dir: PathBuf, source: io::Error },
     DataDirLocked { dir: PathBuf, pid: Option<String> },
+    ForeignDataDir { dir: PathBuf, found: Vec<String> },
     PortInUse { host: String, port: u16 },
     Bind { address: String, source: io::Error },
     Store(Error),
@@ -68,6 +60,13 @@ impl fmt::Display for StartError {
                 }
                 write!(f, "; stop it with `sky api stop` or choose another data directory")
             }
+            StartError::ForeignDataDir { dir, found } => write!(
+                f,
+                "data directory {} holds files that are not the API server's ({}): refusing to use \
+                 it; choose an empty or new directory with --data-dir (or SKYPILOT_API_SERVER_DATA_DIR)",
+                dir.display(),
+                found.join(", ")
+            ),
             StartError::PortInUse { host, port } => write!(
                 f,
                 "port {port} on {host} is already in use (another API server or program is \
@@ -110,10 +109,21 @@ impl Server {
     /// Starts serving; returns once the server answers health checks as SERVING.
     pub async fn start(self) -> Result<RunningServer, StartError> {
         let config = self.config;
+        // Settings are checked before the data directory is touched.
+        let first_admin = config
+            .require_auth
+            .then(|| {
+                FirstAdmin::parse(
+                    config.initial_basic_auth.as_deref(),
+                    config.initial_service_account_token.as_deref(),
+                )
+            })
+            .transpose()
+            .map_err(StartError::Store)?;
+        let tls = config.tls.as_ref().map(tls_config).transpose()?;
         let dir = config.data_dir.clone();
         let dir_err = |source| StartError::DataDir { dir: dir.clone(), source };
-        fs::create_dir_all(&dir).map_err(dir_err)?;
-        let lock = lock_data_dir(&dir)?;
+        let (data_dir, lock) = DataDir::take(&dir)?;
 
         if !config.require_auth && !config.insecure_no_auth && !is_loopback(&config.host) {
             return Err(StartError::Insecure { host: config.host.clone() });
@@ -125,33 +135,35 @@ impl Server {
                  commands as anyone"
             );
         }
-        let address = format!("{}:{}", config.host, config.port);
-        let listener = TcpListener::bind(&address).await.map_err(|source| {
-            if source.kind() == io::ErrorKind::AddrInUse {
-                StartError::PortInUse { host: config.host.clone(), port: config.port }
-            } else {
-                StartError::Bind { address: address.clone(), source }
-            }
+        let listener = bind(&config.host, config.port).await?;
+        let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+            address: format!("{}:{}", config.host, config.port),
+            source,
         })?;
-        let local_addr = listener.local_addr().map_err(|source| StartError::Bind { address, source })?;
+        let health_listener = match config.health_port {
+            Some(port) => Some(bind(&config.host, port).await?),
+            None => None,
+        };
 
         let (health, health_service) = tonic_health::server::health_reporter();
+        let health_service_for_probes = health_service.clone();
         set_health(&health, ServingStatus::NotServing).await;
 
-        let store = Store::open(&dir.join("db")).map_err(StartError::Store)?;
-        let logs = LogDir::open(dir.join("logs")).map_err(dir_err)?;
-        let infra = Arc::new(LocalInfra::new(dir.join("clusters")));
-        let clusters =
-            Clusters::open(store.clone(), infra, host_resources()).await.map_err(StartError::Store)?;
+        let store = Store::open(&data_dir.store()).map_err(StartError::Store)?;
+        let close_on_error = CloseOnError(Some(store.clone()));
+        let logs = LogDir::open(data_dir.operation_logs()).map_err(dir_err)?;
+        let infra = Arc::new(LocalInfra::new(data_dir.clusters()));
+        let clusters = Clusters::open(store.clone(), infra, host_resources(), data_dir.archived_job_logs())
+            .await
+            .map_err(StartError::Store)?;
         let mut all_kinds = kinds::all(&clusters);
         all_kinds.extend(self.extra_kinds);
         let engine =
             Engine::start(store.clone(), logs, all_kinds, &config.engine).await.map_err(StartError::Store)?;
 
         let accounts = config.require_auth.then(|| Arc::new(Accounts::new(store.clone())));
-        if let Some(accounts) = &accounts {
-            let generated =
-                accounts.bootstrap(config.initial_basic_auth.as_deref()).map_err(StartError::Store)?;
+        if let (Some(accounts), Some(first_admin)) = (&accounts, &first_admin) {
+            let generated = accounts.bootstrap(first_admin).map_err(StartError::Store)?;
             if let Some(password) = generated {
                 tracing::warn!(
                     "created the initial admin user 'admin' with password {password} (shown only now: \
@@ -190,9 +202,8 @@ impl Server {
         });
         let (stop_serving, stopped) = oneshot::channel::<()>();
         let mut builder = tonic::transport::Server::builder();
-        if let Some(files) = &config.tls {
-            builder =
-                builder.tls_config(tls_config(files)?).map_err(|err| StartError::Tls(err.to_string()))?;
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls).map_err(|err| StartError::Tls(err.to_string()))?;
         }
         // gRPC-Web (for browsers) arrives over HTTP/1.1 and is translated to gRPC
         // before the version and auth checks see it.
@@ -218,12 +229,23 @@ impl Server {
                 })
                 .await
         });
-        let retention = tokio::spawn(retention_loop(engine.clone(), config.retention_hours));
+        let health_only = health_listener.map(|listener| {
+            let health_only = HealthListener::start(listener, health_service_for_probes);
+            let address = health_only.local_addr();
+            tracing::info!(address = ?address, "serving grpc.health.v1 alone in plaintext");
+            health_only
+        });
+        let retention = Retention {
+            request_hours: config.retention_hours,
+            job_log_hours: config.job_logs_retention_hours,
+            job_log_archive: data_dir.archived_job_logs(),
+        };
+        let retention = tokio::spawn(retention.run(engine.clone()));
         let autostop =
             tokio::spawn(autostop_loop(clusters.clone(), engine.clone(), config.autostop_check_interval));
 
-        fs::write(dir.join("server.pid"), format!("{}\n{local_addr}\n", std::process::id()))
-            .map_err(dir_err)?;
+        fs::write(data_dir.pid_file(), format!("{}\n{local_addr}\n", std::process::id())).map_err(dir_err)?;
+        close_on_error.disarm();
         set_health(&health, ServingStatus::Serving).await;
         tracing::info!(address = %local_addr, data_dir = %dir.display(), "API server is serving");
         Ok(RunningServer {
@@ -236,6 +258,7 @@ impl Server {
             stop_serving,
             serve,
             retention,
+            health_only,
             grace: config.shutdown_grace,
             data_dir: dir,
             _lock: lock,
@@ -254,6 +277,7 @@ pub struct RunningServer {
     stop_serving: oneshot::Sender<()>,
     serve: JoinHandle<Result<(), tonic::transport::Error>>,
     retention: JoinHandle<()>,
+    health_only: Option<HealthListener>,
     grace: Duration,
     data_dir: PathBuf,
     _lock: File,
@@ -263,6 +287,11 @@ impl RunningServer {
     /// The address the server listens on (its port when started with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The plaintext health-only listener's address, when one was asked for.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health_only.as_ref().and_then(HealthListener::local_addr)
     }
 
     /// The clusters and jobs layer, for embedding and tests.
@@ -296,9 +325,30 @@ impl RunningServer {
             serve.abort();
             let _ = serve.await;
         }
+        if let Some(health_only) = self.health_only {
+            health_only.stop().await;
+        }
         let _ = fs::remove_file(self.data_dir.join("server.pid"));
         tracing::info!("API server stopped");
         drained.and(closed)
+    }
+}
+
+/// Closes the store when a start fails after opening it, so that the data
+/// directory is free for the next attempt.
+struct CloseOnError(Option<Store>);
+
+impl CloseOnError {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CloseOnError {
+    fn drop(&mut self) {
+        if let Some(store) = self.0.take() {
+            let _ = store.close();
+        }
     }
 }
 
@@ -311,50 +361,17 @@ fn tls_config(files: &TlsFiles) -> Result<tonic::transport::ServerTlsConfig, Sta
     Ok(tonic::transport::ServerTlsConfig::new().identity(identity))
 }
 
+async fn bind(host: &str, port: u16) -> Result<TcpListener, StartError> {
+    let address = format!("{host}:{port}");
+    TcpListener::bind(&address).await.map_err(|source| {
+        if source.kind() == io::ErrorKind::AddrInUse {
+            StartError::PortInUse { host: host.to_string(), port }
+        } else {
+            StartError::Bind { address, source }
+        }
+    })
+}
+
 fn is_loopback(host: &str) -> bool {
     host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-/// Takes the exclusive lock on `<dir>/server.lock`, held while the server runs.
-fn lock_data_dir(dir: &std::path::Path) -> Result<File, StartError> {
-    let path = dir.join("server.lock");
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|source| StartError::DataDir { dir: dir.to_path_buf(), source })?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(fs::TryLockError::WouldBlock) => {
-            let pid = fs::read_to_string(dir.join("server.pid"))
-                .ok()
-                .and_then(|text| text.lines().next().map(str::to_string));
-            Err(StartError::DataDirLocked { dir: dir.to_path_buf(), pid })
-        }
-        Err(fs::TryLockError::Error(source)) => Err(StartError::DataDir { dir: dir.to_path_buf(), source }),
-    }
-}
-
-async fn set_health(health: &HealthReporter, status: ServingStatus) {
-    for service in HEALTH_SERVICES {
-        health.set_service_status(*service, status).await;
-    }
-}
-
-/// Removes expired finished operations now and then.
-async fn retention_loop(engine: Engine, hours: f64) {
-    if hours < 0.0 {
-        return;
-    }
-    let keep_ms = (hours * 3_600_000.0) as i64;
-    let period = Duration::from_millis((keep_ms / 4).clamp(1_000, 600_000) as u64);
-    loop {
-        match engine.remove_finished_before(now_ms() - keep_ms).await {
-            Ok(0) => {}
-            Ok(removed) => tracing::info!(removed, "removed expired finished requests"),
-            Err(err) => tracing::warn!(error = %err, "could not remove expired requests"),
-        }
-        tokio::time::sleep(period).await;
-    }
 }

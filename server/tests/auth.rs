@@ -282,3 +282,55 @@ async fn a_server_beyond_loopback_without_authentication_is_refused() {
     let err = Server::new(config).start().await.err().expect("refused");
     assert!(err.to_string().contains("--insecure-no-auth"), "{err}");
 }
+
+#[tokio::test]
+async fn an_initial_service_account_token_belongs_to_the_first_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = format!("sky_{}", "ab".repeat(32));
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let mut config = ServerConfig::local(dir.path().join("api_server"));
+    config.port = 0;
+    config.require_auth = true;
+    config.initial_basic_auth = Some(format!("{ADMIN}:{ADMIN_PASSWORD}"));
+    config.initial_service_account_token = Some(token_file.display().to_string());
+    let server = Server::new(config).start().await.unwrap();
+    let me = token_client(&server, &token).await.who_am_i().await.unwrap();
+    assert_eq!(me.name, ADMIN);
+    assert_eq!(me.role(), Role::Admin);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_malformed_initial_token_stops_the_start_and_creates_no_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::local(dir.path().join("api_server"));
+    config.port = 0;
+    config.require_auth = true;
+    config.initial_basic_auth = Some(format!("{ADMIN}:{ADMIN_PASSWORD}"));
+    config.initial_service_account_token = Some("not-a-token".into());
+    let err = Server::new(config.clone()).start().await.err().expect("a bad token is refused");
+    assert!(err.to_string().contains("SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN"), "{err}");
+    config.initial_service_account_token = None;
+    let server = Server::new(config).start().await.unwrap();
+    assert_eq!(client(&server, ADMIN, ADMIN_PASSWORD).await.who_am_i().await.unwrap().name, ADMIN);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_health_port_answers_probes_in_plaintext_without_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::local(dir.path().join("api_server"));
+    config.port = 0;
+    config.require_auth = true;
+    config.initial_basic_auth = Some(format!("{ADMIN}:{ADMIN_PASSWORD}"));
+    config.health_port = Some(0);
+    let server = Server::new(config).start().await.unwrap();
+    let address = server.health_addr().expect("a health listener");
+    assert_ne!(address, server.local_addr());
+    let channel = Channel::from_shared(format!("http://{address}")).unwrap().connect().await.unwrap();
+    let status =
+        HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await.unwrap();
+    assert_eq!(status.into_inner().status(), ServingStatus::Serving);
+    server.shutdown().await.unwrap();
+}

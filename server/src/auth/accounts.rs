@@ -43,30 +43,20 @@ impl Accounts {
         Accounts { store, verified: Mutex::default(), failures: Mutex::default() }
     }
 
-    /// Creates the first admin when there is no user: from `initial`
-    /// ("user:password", or a file holding that), else "admin" with a random
-    /// password, which is returned so that it can be shown once.
-    pub fn bootstrap(&self, initial: Option<&str>) -> Result<Option<String>> {
+    /// Creates the first admin when there is no user; returns the generated
+    /// password, if any, so that it can be shown once.
+    pub fn bootstrap(&self, first: &FirstAdmin) -> Result<Option<String>> {
         if !self.store.scan::<UserRecord>(Table::Users, b"")?.is_empty() {
             return Ok(None);
         }
-        let (name, password, generated) = match initial {
-            Some(value) => {
-                let text = match std::fs::read_to_string(value.trim()) {
-                    Ok(contents) => contents,
-                    Err(_) => value.to_string(),
-                };
-                let (name, password) = text.trim().split_once(':').ok_or_else(|| {
-                    Error::invalid(
-                        "SKYPILOT_INITIAL_BASIC_AUTH",
-                        "must be USER:PASSWORD or a file holding that",
-                    )
-                })?;
-                (name.to_string(), password.to_string(), false)
-            }
-            None => ("admin".to_string(), random_hex(12), true),
+        let (password, generated) = match &first.password {
+            Some(password) => (password.clone(), false),
+            None => (random_hex(12), true),
         };
-        self.create_user(&name, &password, Role::Admin)?;
+        self.create_user(&first.name, &password, Role::Admin)?;
+        if let Some(token) = &first.token {
+            self.register_token(&first.name, "initial", 0, token)?;
+        }
         Ok(generated.then_some(password))
     }
 
@@ -249,6 +239,18 @@ impl Accounts {
             return Err(Error::invalid("expires_in_seconds", "must not be negative (0: never expires)"));
         }
         let secret = format!("sky_{}", random_hex(32));
+        let record = self.register_token(user_name, name, expires_in_seconds, &secret)?;
+        Ok((record, secret))
+    }
+
+    /// Stores `secret` (by its digest) as a token of `user_name`.
+    fn register_token(
+        &self,
+        user_name: &str,
+        name: &str,
+        expires_in_seconds: i64,
+        secret: &str,
+    ) -> Result<TokenRecord> {
         let record = TokenRecord {
             token_id: random_hex(4),
             name: if name.is_empty() { "token".into() } else { name.to_string() },
@@ -257,7 +259,7 @@ impl Accounts {
             expires_ms: if expires_in_seconds == 0 { 0 } else { now_ms() + expires_in_seconds * 1000 },
         };
         self.store.put(Table::Tokens, hex(&sha256(secret.as_bytes())).as_bytes(), &record)?;
-        Ok((record, secret))
+        Ok(record)
     }
 
     /// Tokens of `user_name`, or of everyone.
@@ -327,4 +329,56 @@ fn hex(bytes: &[u8]) -> String {
 /// `n` random bytes as hex.
 fn random_hex(n: usize) -> String {
     skypilot_api::identity::random_hex(n).expect("/dev/urandom is readable")
+}
+
+/// The first admin of a deployed server, from `SKYPILOT_INITIAL_BASIC_AUTH`
+/// and `SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN`; checked before the server
+/// touches its data directory.
+#[derive(Debug, Clone)]
+pub struct FirstAdmin {
+    name: String,
+    /// None: a random one, shown once.
+    password: Option<String>,
+    token: Option<String>,
+}
+
+impl FirstAdmin {
+    /// `initial`: "user:password" or a file holding that (default: "admin"
+    /// with a random password); `token`: "sky_..." or a file holding it.
+    pub fn parse(initial: Option<&str>, token: Option<&str>) -> Result<FirstAdmin> {
+        let (name, password) = match initial {
+            Some(value) => {
+                let text = value_or_file_contents(value);
+                let (name, password) = text.split_once(':').ok_or_else(|| {
+                    Error::invalid(
+                        "SKYPILOT_INITIAL_BASIC_AUTH",
+                        "must be USER:PASSWORD or a file holding that",
+                    )
+                })?;
+                (name.to_string(), Some(password.to_string()))
+            }
+            None => ("admin".to_string(), None),
+        };
+        let token = token.map(value_or_file_contents);
+        if let Some(token) = &token
+            && !(token.starts_with("sky_")
+                && token.len() >= 36
+                && token.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(Error::invalid(
+                "SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN",
+                "must be a token of the form sky_ followed by at least 32 characters (make one with \
+                 `echo sky_$(openssl rand -hex 32)`), or a file holding it",
+            ));
+        }
+        Ok(FirstAdmin { name, password, token })
+    }
+}
+
+/// The trimmed contents of the file `value` names, or `value` itself when it names no file.
+fn value_or_file_contents(value: &str) -> String {
+    match std::fs::read_to_string(value.trim()) {
+        Ok(contents) => contents.trim().to_string(),
+        Err(_) => value.trim().to_string(),
+    }
 }

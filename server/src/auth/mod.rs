@@ -7,7 +7,7 @@
 mod accounts;
 mod layer;
 
-pub use accounts::Accounts;
+pub use accounts::{Accounts, FirstAdmin};
 pub use layer::AuthLayer;
 pub use skypilot_api::proto::skypilot::v1::Role;
 

@@ -11,7 +11,7 @@ use crate::{
     auth::Caller,
     error::{Error, ErrorKind, Result},
     ops::now_ms,
-    store::{ClusterRecord, Table},
+    store::{ClusterRecord, JobRecord, Table},
 };
 
 /// What a launch will do, for `--dryrun` and the request log.
@@ -265,6 +265,7 @@ impl Clusters {
     pub async fn down(&self, name: &str) -> Result<ClusterRecord> {
         let mut cluster = self.get(name)?;
         self.kill_all_jobs(name, "cluster was torn down").await?;
+        self.archive_job_logs(name)?;
         self.inner.infra.teardown(name)?;
         self.inner.store.remove_prefix(Table::Jobs, &super::job_prefix(name))?;
         self.inner.store.delete(Table::Clusters, name.as_bytes())?;
@@ -272,6 +273,22 @@ impl Clusters {
         self.inner.cluster_changes.send_modify(|n| *n += 1);
         cluster.status = ClusterStatus::Unspecified as i32;
         Ok(cluster)
+    }
+
+    /// Moves the cluster's job logs to `<archive>/<cluster>-<ms>/<job id>.log`,
+    /// where retention removes them later.
+    fn archive_job_logs(&self, name: &str) -> Result<()> {
+        let jobs: Vec<JobRecord> = self.inner.store.scan(Table::Jobs, &super::job_prefix(name))?;
+        let dest = self.inner.job_log_archive.join(format!("{name}-{}", now_ms()));
+        for job in jobs {
+            let log = self.job_log_path(name, job.job_id);
+            if !log.exists() {
+                continue;
+            }
+            std::fs::create_dir_all(&dest)?;
+            std::fs::rename(&log, dest.join(format!("{}.log", job.job_id)))?;
+        }
+        Ok(())
     }
 
     /// `sky autostop`: `minutes` < 0 turns it off.

@@ -9,7 +9,7 @@ mod lifecycle;
 mod logs;
 mod run;
 
-use std::sync::Arc;
+use std::{path::PathBuf, sync::Arc};
 
 use skypilot_api::proto::skypilot::v1::{ClusterStatus, JobStatus};
 use tokio::sync::{Mutex, watch};
@@ -40,6 +40,8 @@ struct Inner {
     store: Store,
     infra: Arc<dyn Infra>,
     host: HostResources,
+    /// Where `down` keeps the job logs of the clusters it removes.
+    job_log_archive: PathBuf,
     /// Serializes job state changes and scheduling decisions.
     jobs_lock: Mutex<()>,
     /// Bumped on every job state change, for log followers.
@@ -53,7 +55,13 @@ struct Inner {
 impl Clusters {
     /// Creates the layer and reconciles jobs left by an earlier run: running
     /// processes are watched again, pending jobs are scheduled.
-    pub async fn open(store: Store, infra: Arc<dyn Infra>, host: HostResources) -> Result<Clusters> {
+    /// `job_log_archive` receives the job logs of torn-down clusters.
+    pub async fn open(
+        store: Store,
+        infra: Arc<dyn Infra>,
+        host: HostResources,
+        job_log_archive: PathBuf,
+    ) -> Result<Clusters> {
         let (job_changes, _) = watch::channel(0);
         let (cluster_changes, _) = watch::channel(0);
         let clusters = Clusters {
@@ -61,6 +69,7 @@ impl Clusters {
                 store,
                 infra,
                 host,
+                job_log_archive,
                 jobs_lock: Mutex::new(()),
                 job_changes,
                 cluster_changes,
