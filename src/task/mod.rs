@@ -2,6 +2,8 @@
 //! field path (or the line and column for malformed YAML), command-line
 //! overrides, and the checks shared by the CLI and the server.
 
+#[cfg(test)]
+mod fuzz;
 mod parse;
 mod values;
 
