@@ -197,6 +197,8 @@ pub async fn login(endpoint: Option<String>, token: Option<String>) -> CliResult
             ))
         })?;
     endpoint.token = token.clone().filter(|t| !t.trim().is_empty());
+    // A server with a private CA is verified against the configured certificate.
+    endpoint.ca_cert = config.api_server_str("ca_cert")?.map(std::path::PathBuf::from);
     let client = connect_to(&endpoint, false).await?;
     let user = client.who_am_i().await?;
     config.set_api_server("endpoint", url.trim().trim_end_matches('/'))?;

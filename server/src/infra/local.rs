@@ -14,9 +14,11 @@ pub struct HostResources {
 }
 
 /// Reads the host's CPUs (those this process may use), memory and GPUs.
+/// In a container the limits are the container's: the CPU count follows the
+/// cgroup's quota (std reads it) and memory the cgroup's `memory.max`.
 pub fn host_resources() -> HostResources {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let memory_gib = std::fs::read_to_string("/proc/meminfo")
+    let total_gib = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|text| {
             text.lines()
@@ -25,6 +27,14 @@ pub fn host_resources() -> HostResources {
         })
         .map(|kib| kib / (1024.0 * 1024.0))
         .unwrap_or(0.0);
+    let limit_gib = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|text| text.trim().parse::<f64>().ok())
+        .map(|bytes| bytes / (1024.0 * 1024.0 * 1024.0));
+    let memory_gib = match limit_gib {
+        Some(limit) if total_gib == 0.0 || limit < total_gib => limit,
+        _ => total_gib,
+    };
     HostResources { cpus, memory_gib, gpus: nvidia_gpus() }
 }
 

@@ -76,6 +76,10 @@ pub fn spawn(command: &NodeCommand) -> io::Result<Spawned> {
         .arg(&command.pid_file)
         .current_dir(&command.cwd)
         .envs(command.env.iter().map(|(k, v)| (k, v)))
+        // The server's own secrets never reach jobs.
+        .env_remove("SKYPILOT_INITIAL_BASIC_AUTH")
+        .env_remove("SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN")
+        .env_remove("SKYPILOT_SERVICE_ACCOUNT_TOKEN")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
