@@ -96,10 +96,13 @@ impl ClientError {
     }
 
     fn from_status(status: Status, endpoint: &Endpoint) -> ClientError {
-        // A connection that broke mid-call surfaces as UNAVAILABLE or UNKNOWN
-        // "transport error": the server never answered, so the call may be
-        // retried (mutating calls carry idempotency keys).
-        if matches!(status.code(), Code::Unavailable | Code::Unknown) && is_transport_failure(&status) {
+        // A connection that broke mid-call surfaces as UNAVAILABLE, UNKNOWN
+        // "transport error" or CANCELLED "operation was canceled": the server
+        // never answered, so the call may be retried (mutating calls carry
+        // idempotency keys).
+        if matches!(status.code(), Code::Unavailable | Code::Unknown | Code::Cancelled)
+            && is_transport_failure(&status)
+        {
             return ClientError::Unreachable {
                 endpoint: endpoint.display(),
                 detail: status.message().to_string(),
@@ -112,9 +115,15 @@ impl ClientError {
 
 fn is_transport_failure(status: &Status) -> bool {
     let message = status.message();
-    ["transport error", "tcp connect error", "h2 protocol error", "connection reset"]
-        .iter()
-        .any(|needle| message.contains(needle))
+    [
+        "transport error",
+        "tcp connect error",
+        "h2 protocol error",
+        "connection reset",
+        "operation was canceled",
+    ]
+    .iter()
+    .any(|needle| message.contains(needle))
 }
 
 /// Headers sent with every call.

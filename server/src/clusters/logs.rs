@@ -105,7 +105,10 @@ impl Clusters {
                 tokio::select! {
                     _ = cursor.changes.changed() => {}
                     _ = tokio::time::sleep(FOLLOW_POLL) => {}
-                    _ = shutdown.cancelled() => return None,
+                    _ = shutdown.cancelled() => {
+                        cursor.finished = true;
+                        return Some((Err(crate::ops::shutting_down()), cursor));
+                    }
                 }
             }
         }))

@@ -53,7 +53,7 @@ impl RequestService for RequestsApi {
     ) -> Result<Response<Self::WatchOperationStream>, Status> {
         let snapshots = self.0.engine.watch(&request.into_inner().name)?;
         let stream = snapshots
-            .map(|record| Ok(WatchOperationResponse { operation: Some(convert::operation(&record)) }));
+            .map(|record| Ok(WatchOperationResponse { operation: Some(convert::operation(&record?)) }));
         Ok(Response::new(Box::pin(stream)))
     }
 

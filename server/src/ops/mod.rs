@@ -26,7 +26,7 @@ pub use kind::{BoxFuture, OpContext, OpOutput, OperationKind};
 use live::LiveOp;
 use log::LogDir;
 use queue::Queues;
-pub use read::{ListQuery, LogChunk};
+pub use read::{ListQuery, LogChunk, shutting_down};
 
 use crate::{
     auth::Caller,

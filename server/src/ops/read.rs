@@ -10,7 +10,10 @@ use super::{
     Engine,
     log::{read_chunk_async, tail_offset},
 };
-use crate::{error::Result, store::OpRecord};
+use crate::{
+    error::{Error, ErrorKind, Result},
+    store::OpRecord,
+};
 
 /// Which operations to list; newest first.
 #[derive(Debug, Clone, Default)]
@@ -75,8 +78,9 @@ impl Engine {
     }
 
     /// Snapshots of an operation: the current one, then one per change; ends
-    /// after the snapshot that shows it done.
-    pub fn watch(&self, id_or_prefix: &str) -> Result<impl Stream<Item = OpRecord> + use<>> {
+    /// after the snapshot that shows it done, or with UNAVAILABLE at shutdown
+    /// (so that a client knows to watch again once the server is back).
+    pub fn watch(&self, id_or_prefix: &str) -> Result<impl Stream<Item = Result<OpRecord>> + use<>> {
         let id = self.resolve(id_or_prefix)?;
         let changes = self.live(&id).map(|live| live.subscribe());
         let first = self.get(&id)?;
@@ -87,16 +91,16 @@ impl Engine {
             async move {
                 if let Some(record) = pending {
                     let done = record.is_done();
-                    return Some((record, (None, if done { None } else { changes })));
+                    return Some((Ok(record), (None, if done { None } else { changes })));
                 }
                 let receiver = changes.as_mut()?;
                 tokio::select! {
                     changed = receiver.changed() => changed.ok()?,
-                    _ = shutdown.cancelled() => return None,
+                    _ = shutdown.cancelled() => return Some((Err(shutting_down()), (None, None))),
                 }
                 let record = receiver.borrow_and_update().clone();
                 let done = record.is_done();
-                Some((record, (None, if done { None } else { changes })))
+                Some((Ok(record), (None, if done { None } else { changes })))
             }
         }))
     }
@@ -146,11 +150,18 @@ impl Engine {
                     return None;
                 }
                 if !cursor.follower.as_mut()?.wait().await {
-                    return None; // the server is shutting down
+                    cursor.finished = true;
+                    return Some((Err(shutting_down()), cursor));
                 }
             }
         }))
     }
+}
+
+/// How a followed stream ends when the server stops: the client resumes
+/// from what it has once the server is back.
+pub fn shutting_down() -> Error {
+    Error::new(ErrorKind::Unavailable, "the API server is shutting down; resume once it is back")
 }
 
 struct LogCursor {
