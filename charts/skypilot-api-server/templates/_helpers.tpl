@@ -1,0 +1,134 @@
+{{/*
+The chart name, possibly overridden.
+*/}}
+{{- define "skypilot.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 52 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The full name of the release's resources. At most 52 characters: the
+StatefulSet's controller-revision-hash label adds a suffix to it and labels stop
+at 63.
+*/}}
+{{- define "skypilot.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "skypilot.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "skypilot.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "skypilot.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "skypilot.labels" -}}
+helm.sh/chart: {{ include "skypilot.chart" . }}
+{{ include "skypilot.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: api-server
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/*
+The Secret holding the initial credentials: the chart's own or an existing one.
+*/}}
+{{- define "skypilot.secretName" -}}
+{{- if .Values.auth.existingSecret }}
+{{- .Values.auth.existingSecret }}
+{{- else }}
+{{- printf "%s-initial-admin" (include "skypilot.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The server's HOME inside the image (the `sky` user's home): an emptyDir, since
+the root filesystem is read-only.
+*/}}
+{{- define "skypilot.home" -}}
+/home/sky
+{{- end }}
+
+{{/*
+The port the gRPC probes use: the plaintext health listener when the main port
+speaks TLS (kubelet's gRPC probes cannot), else the main port.
+*/}}
+{{- define "skypilot.probePort" -}}
+{{- if .Values.tls.enabled }}
+{{- .Values.server.healthPort | int }}
+{{- else }}
+{{- .Values.server.port | int }}
+{{- end }}
+{{- end }}
+
+{{- define "skypilot.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/*
+Refuses settings that cannot work, with a message that says what to change.
+*/}}
+{{- define "skypilot.validate" -}}
+{{- $grace := int .Values.server.shutdownGraceSeconds }}
+{{- $termination := int .Values.terminationGracePeriodSeconds }}
+{{- if lt $grace 0 }}
+{{- fail (printf "server.shutdownGraceSeconds must not be negative (got %d)" $grace) }}
+{{- end }}
+{{- if lt $termination (add $grace 5 | int) }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed server.shutdownGraceSeconds (%d) by at least 5 seconds: Kubernetes kills the pod when terminationGracePeriodSeconds runs out, and the server needs its drain grace plus a few seconds to flush its store. Raise terminationGracePeriodSeconds to at least %d or lower server.shutdownGraceSeconds." $termination $grace (add $grace 5)) }}
+{{- end }}
+{{- $port := int .Values.server.port }}
+{{- if or (lt $port 1) (gt $port 65535) }}
+{{- fail (printf "server.port must be a port number (1-65535), got %v" .Values.server.port) }}
+{{- end }}
+{{- if not (has .Values.server.logFormat (list "json" "text")) }}
+{{- fail (printf "server.logFormat must be json or text, got %q" (toString .Values.server.logFormat)) }}
+{{- end }}
+{{- if .Values.tls.enabled }}
+{{- if not .Values.tls.secretName }}
+{{- fail "tls.enabled needs tls.secretName: a Secret of type kubernetes.io/tls with tls.crt and tls.key" }}
+{{- end }}
+{{- $health := int .Values.server.healthPort }}
+{{- if or (lt $health 1) (gt $health 65535) (eq $health $port) }}
+{{- fail (printf "server.healthPort (%v) must be a port number other than server.port (%d): with TLS on, the probes use this plaintext health listener" .Values.server.healthPort $port) }}
+{{- end }}
+{{- end }}
+{{- if not .Values.auth.existingSecret }}
+{{- $user := toString .Values.auth.initialAdmin.username }}
+{{- if or (eq $user "") (contains ":" $user) }}
+{{- fail (printf "auth.initialAdmin.username must be a non-empty name without ':', got %q" $user) }}
+{{- end }}
+{{- $password := toString (.Values.auth.initialAdmin.password | default "") }}
+{{- if and $password (lt (len $password) 8) }}
+{{- fail "auth.initialAdmin.password must have at least 8 characters (or leave it empty to have one generated)" }}
+{{- end }}
+{{- $token := toString (.Values.auth.initialServiceAccountToken.value | default "") }}
+{{- if and .Values.auth.initialServiceAccountToken.enabled $token (not (regexMatch "^sky_[0-9a-f]{64}$" $token)) }}
+{{- fail "auth.initialServiceAccountToken.value must be \"sky_\" followed by 64 lowercase hex digits (or leave it empty to have one generated)" }}
+{{- end }}
+{{- end }}
+{{- if and .Values.ingress.enabled (not .Values.ingress.host) }}
+{{- fail "ingress.enabled needs ingress.host" }}
+{{- end }}
+{{- end }}
+
+{{/*
+A map of annotations with every value a string (the API rejects others).
+*/}}
+{{- define "skypilot.annotations" -}}
+{{- $lines := list }}
+{{- range $key, $value := . }}
+{{- $lines = append $lines (printf "%s: %s" $key ($value | toString | quote)) }}
+{{- end }}
+{{- join "\n" $lines }}
+{{- end }}

@@ -1,0 +1,367 @@
+"""The chart's rendered manifests: what a team deployment relies on."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from chart import (
+    DOCKERFILE,
+    RELEASE,
+    VALUES_DIR,
+    SecretRef,
+    render,
+    render_error,
+    render_notes,
+    render_with_existing_secret,
+    render_variant,
+)
+
+ALL = ["default", "tls", "ingress", "existing-secret", "initial-token"]
+TOKEN = re.compile(r"^sky_[0-9a-f]{64}$")
+FULLNAME = f"{RELEASE}-skypilot-api-server"
+
+
+def values_file(name: str) -> dict:
+    return yaml.safe_load((VALUES_DIR / name).read_text())
+
+
+@pytest.mark.parametrize("variant", ALL)
+def test_exactly_one_server_replica(variant):
+    rendered = render_variant(variant)
+    assert rendered.statefulset["spec"]["replicas"] == 1
+    assert not rendered.all("Deployment") and not rendered.all("HorizontalPodAutoscaler")
+
+
+def test_no_value_changes_the_replica_count():
+    rendered = render(set_values=["replicas=3", "replicaCount=3"])
+    assert rendered.statefulset["spec"]["replicas"] == 1
+
+
+@pytest.mark.parametrize("variant", ALL)
+def test_probes_are_grpc_health_checks_on_the_servers_port(variant):
+    rendered = render_variant(variant)
+    container = rendered.container
+    server_port = int(rendered.arg("--port"))
+    env = rendered.environment()
+    if rendered.arg("--tls-cert"):
+        # Kubelet's gRPC probes cannot speak TLS: they use the plaintext health listener.
+        health = rendered.arg("--health-port") or env.get("SKYPILOT_HEALTH_PORT")
+        assert health is not None, "TLS is on but the server gets no health port"
+        expected = int(health)
+        assert expected != server_port
+    else:
+        assert "SKYPILOT_HEALTH_PORT" not in env and rendered.arg("--health-port") is None
+        expected = server_port
+    declared = {port["containerPort"] for port in container["ports"]}
+    for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+        probe = container[kind]
+        assert set(probe) & {"httpGet", "tcpSocket", "exec"} == set(), f"{kind} must be a gRPC probe"
+        assert isinstance(probe["grpc"]["port"], int), f"{kind}: gRPC probes need a port number"
+        assert probe["grpc"]["port"] == expected, kind
+        assert probe["grpc"].get("service", "") == "", f"{kind} checks the overall server health"
+        assert expected in declared
+
+
+@pytest.mark.parametrize("variant", ALL)
+def test_the_service_exposes_the_grpc_port(variant):
+    rendered = render_variant(variant)
+    server_port = int(rendered.arg("--port"))
+    ports = {port["name"]: port["containerPort"] for port in rendered.container["ports"]}
+    service = rendered.named("Service", FULLNAME)
+    assert service is not None
+    (port,) = service["spec"]["ports"]
+    assert port["appProtocol"] == "grpc"
+    assert ports[port["targetPort"]] == server_port
+    labels = rendered.statefulset["spec"]["template"]["metadata"]["labels"]
+    assert all(labels.get(key) == value for key, value in service["spec"]["selector"].items())
+    headless = rendered.named("Service", rendered.statefulset["spec"]["serviceName"])
+    assert headless is not None and headless["spec"]["clusterIP"] == "None"
+
+
+@pytest.mark.parametrize("variant", ALL)
+def test_the_persistent_volume_is_mounted_at_the_data_dir(variant):
+    rendered = render_variant(variant)
+    data_dir = rendered.setting("--data-dir", "SKYPILOT_API_SERVER_DATA_DIR")
+    assert data_dir, "the server must be told its data dir"
+    claims = {claim["metadata"]["name"]: claim for claim in rendered.statefulset["spec"]["volumeClaimTemplates"]}
+    mounts = [m for m in rendered.container["volumeMounts"] if m["mountPath"].rstrip("/") == data_dir.rstrip("/")]
+    assert len(mounts) == 1, f"nothing is mounted at {data_dir}"
+    assert mounts[0]["name"] in claims, "the data dir must be the StatefulSet's persistent volume"
+    assert not mounts[0].get("readOnly")
+    assert mounts[0]["name"] not in {volume["name"] for volume in rendered.pod.get("volumes", [])}
+    claim = claims[mounts[0]["name"]]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert claim["spec"]["resources"]["requests"]["storage"]
+    assert rendered.statefulset["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
+
+
+@pytest.mark.parametrize("variant", ALL)
+def test_kubernetes_waits_longer_than_the_server_drains(variant):
+    rendered = render_variant(variant)
+    grace = rendered.setting("--shutdown-grace-seconds", "SKYPILOT_SHUTDOWN_GRACE_SECONDS")
+    assert grace is not None, "the drain grace must be explicit"
+    assert rendered.pod["terminationGracePeriodSeconds"] > int(grace)
+
+
+@pytest.mark.parametrize(
+    "termination, grace",
+    [(20, 20), (10, 20), (24, 20), (0, 0), (30, 60)],
+)
+def test_misordered_grace_periods_refuse_to_render(termination, grace):
+    message = render_error(
+        set_values=[f"terminationGracePeriodSeconds={termination}", f"server.shutdownGraceSeconds={grace}"]
+    )
+    assert f"terminationGracePeriodSeconds ({termination}) must exceed server.shutdownGraceSeconds ({grace})" in (
+        message
+    ), message
+    assert f"at least {grace + 5}" in message
+
+
+@pytest.mark.parametrize("termination, grace", [(25, 20), (90, 60), (5, 0)])
+def test_grace_periods_with_room_to_flush_render(termination, grace):
+    rendered = render(
+        set_values=[f"terminationGracePeriodSeconds={termination}", f"server.shutdownGraceSeconds={grace}"]
+    )
+    assert rendered.pod["terminationGracePeriodSeconds"] == termination
+    assert rendered.arg("--shutdown-grace-seconds") == str(grace)
+
+
+def secret_values(rendered, variant) -> set[str]:
+    """Every credential in play: the rendered Secrets' values and the ones the
+    values files give (user names are not secret)."""
+    found = set()
+    for secret in rendered.all("Secret"):
+        data = rendered.secret_data(secret["metadata"]["name"])
+        found |= {value for key, value in data.items() if key != "username"}
+    for name in ("initial-token.yaml",) if variant == "initial-token" else ():
+        auth = values_file(name)["auth"]
+        found |= {auth["initialAdmin"]["password"], auth["initialServiceAccountToken"]["value"]}
+    return {value for value in found if value}
+
+
+@pytest.mark.parametrize("variant", ALL)
+def test_no_secret_value_lands_in_a_configmap_or_plain_env(variant):
+    rendered = render_variant(variant)
+    secrets = secret_values(rendered, variant)
+    if variant != "existing-secret":
+        assert secrets, "the chart's Secret holds the initial credentials"
+    for config in rendered.all("ConfigMap"):
+        for key, value in (config.get("data") or {}).items():
+            assert "INITIAL_BASIC_AUTH" not in key and "TOKEN" not in key, key
+            for secret in secrets:
+                assert secret not in str(value), f"a secret value is in ConfigMap {config['metadata']['name']}"
+    for entry in rendered.container.get("env", []):
+        if "value" in entry:
+            assert not any(secret in str(entry["value"]) for secret in secrets), entry["name"]
+    credentials = [e for e in rendered.container["env"] if e["name"].startswith("SKYPILOT_INITIAL_")]
+    assert credentials and all("secretKeyRef" in e.get("valueFrom", {}) for e in credentials)
+
+
+def test_extra_settings_go_to_the_configmap():
+    rendered = render(set_values=["server.env.SKYPILOT_EXTRA=on", "server.logLevel=debug"])
+    env = rendered.environment()
+    assert env["SKYPILOT_EXTRA"] == "on" and env["RUST_LOG"] == "debug"
+
+
+@pytest.mark.parametrize("variant", ALL)
+def test_the_container_is_locked_down(variant):
+    rendered = render_variant(variant)
+    pod, container = rendered.pod, rendered.container
+    pod_context, context = pod.get("securityContext", {}), container["securityContext"]
+
+    def effective(key):
+        return context.get(key, pod_context.get(key))
+
+    assert effective("runAsNonRoot") is True
+    assert effective("runAsUser") not in (None, 0)
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"]["drop"] == ["ALL"] and not context["capabilities"].get("add")
+    assert (context.get("seccompProfile") or pod_context.get("seccompProfile"))["type"] == "RuntimeDefault"
+    assert pod["automountServiceAccountToken"] is False
+    # The read-only root filesystem leaves /tmp and HOME writable through emptyDirs.
+    empty_dirs = {volume["name"] for volume in pod["volumes"] if "emptyDir" in volume}
+    home = rendered.environment()["HOME"]
+    for path in ("/tmp", home):
+        mounts = [m for m in container["volumeMounts"] if m["mountPath"] == path]
+        assert len(mounts) == 1 and mounts[0]["name"] in empty_dirs, f"{path} must be a writable emptyDir"
+
+
+def test_the_chart_runs_the_images_user():
+    dockerfile = DOCKERFILE.read_text()
+    (user,) = re.findall(r"^USER\s+(\d+)(?::(\d+))?\s*$", dockerfile, re.MULTILINE)
+    assert re.search(rf"useradd\b[^\n]*--uid {user[0]}\b", dockerfile.replace("\\\n", " "))
+    rendered = render_variant("default")
+    assert rendered.container["securityContext"]["runAsUser"] == int(user[0])
+    assert rendered.pod["securityContext"]["fsGroup"] == int(user[1] or user[0])
+    assert rendered.environment()["HOME"] == "/home/sky"
+    assert "--home-dir /home/sky" in dockerfile
+
+
+def test_the_dockerfile_builds_sky_and_runs_it_as_the_entrypoint():
+    dockerfile = DOCKERFILE.read_text()
+    stages = re.findall(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", dockerfile, re.MULTILINE)
+    assert stages[0] == ("rust:1-bookworm", "builder")
+    assert stages[-1][0] == "debian:bookworm-slim"
+    assert "cargo build --release --locked --bin sky" in dockerfile
+    assert "ca-certificates" in dockerfile
+    entrypoint = yaml.safe_load(re.search(r"^ENTRYPOINT\s+(\[.*\])", dockerfile, re.MULTILINE).group(1))
+    command = yaml.safe_load(re.search(r"^CMD\s+(\[.*\])", dockerfile, re.MULTILINE).group(1))
+    assert entrypoint[-1].endswith("/sky")
+    assert command == ["api", "start", "--deploy", "--foreground"]
+    # The chart gives only args, so the image's entrypoint runs them.
+    rendered = render_variant("default")
+    assert "command" not in rendered.container
+    assert rendered.args[:4] == ["api", "start", "--deploy", "--foreground"]
+    assert rendered.arg("--host") == "0.0.0.0" and rendered.arg("--log-format") == "json"
+    ignore = (DOCKERFILE.parent / ".dockerignore").read_text().split()
+    for needed in ("!Cargo.toml", "!Cargo.lock", "!build.rs", "!src/", "!proto/", "!server/", "!cli/", "!bench/"):
+        assert needed in ignore
+
+
+def test_default_credentials_are_generated_and_kept():
+    rendered = render_variant("default")
+    secret = rendered.named("Secret", f"{FULLNAME}-initial-admin")
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    data = rendered.secret_data(f"{FULLNAME}-initial-admin")
+    assert data["username"] == "admin"
+    assert re.fullmatch(r"[A-Za-z0-9]{24}", data["password"])
+    assert data["basic-auth"] == f"admin:{data['password']}"
+    assert "service-account-token" not in data
+    env = rendered.environment()
+    assert env["SKYPILOT_INITIAL_BASIC_AUTH"] == data["basic-auth"]
+    assert "SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN" not in env
+    # A new rendering without a cluster to look up generates another password.
+    assert render().secret_data(f"{FULLNAME}-initial-admin")["password"] != data["password"]
+
+
+def test_given_credentials_and_token_reach_the_server():
+    rendered = render_variant("initial-token")
+    given = values_file("initial-token.yaml")["auth"]
+    env = rendered.environment()
+    user, password = given["initialAdmin"]["username"], given["initialAdmin"]["password"]
+    assert env["SKYPILOT_INITIAL_BASIC_AUTH"] == f"{user}:{password}"
+    assert env["SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN"] == given["initialServiceAccountToken"]["value"]
+
+
+def test_a_generated_token_has_the_servers_format():
+    rendered = render(set_values=["auth.initialServiceAccountToken.enabled=true"])
+    token = rendered.environment()["SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN"]
+    assert TOKEN.match(token), token
+
+
+def test_an_existing_secret_replaces_the_charts_own():
+    rendered = render_variant("existing-secret")
+    assert not rendered.all("Secret")
+    env = rendered.environment()
+    assert env["SKYPILOT_INITIAL_BASIC_AUTH"] == SecretRef("team-skypilot-credentials", "admin-basic-auth")
+    assert env["SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN"] == SecretRef("team-skypilot-credentials", "ci-token")
+    notes = render_notes("existing-secret")
+    assert "team-skypilot-credentials" in notes and '"admin-basic-auth"' in notes
+
+
+def test_tls_comes_from_a_secret_mounted_read_only():
+    rendered = render_variant("tls")
+    mount_path = "/etc/skypilot/tls"
+    assert rendered.arg("--tls-cert") == f"{mount_path}/tls.crt"
+    assert rendered.arg("--tls-key") == f"{mount_path}/tls.key"
+    (mount,) = [m for m in rendered.container["volumeMounts"] if m["mountPath"] == mount_path]
+    assert mount["readOnly"] is True
+    (volume,) = [v for v in rendered.pod["volumes"] if v["name"] == mount["name"]]
+    assert volume["secret"]["secretName"] == "skypilot-api-server-tls"
+    assert {item["key"] for item in volume["secret"]["items"]} == {"tls.crt", "tls.key"}
+    assert "health" in {port["name"] for port in rendered.container["ports"]}
+
+
+def test_no_tls_no_ingress_by_default():
+    rendered = render_variant("default")
+    assert rendered.arg("--tls-cert") is None and not rendered.all("Ingress")
+
+
+@pytest.mark.parametrize("server_tls, protocol", [(False, "GRPC"), (True, "GRPCS")])
+def test_the_ingress_routes_grpc_to_the_service(server_tls, protocol):
+    extra = ["tls.yaml"] if server_tls else []
+    rendered = render("ingress", values_files=extra)
+    ingress = rendered.one("Ingress")
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/backend-protocol"] == protocol
+    assert annotations["cert-manager.io/cluster-issuer"] == "internal-ca"
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert ingress["spec"]["tls"] == [{"hosts": ["skypilot.example.test"], "secretName": "skypilot-example-test-tls"}]
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["host"] == "skypilot.example.test"
+    backend = rule["http"]["paths"][0]["backend"]["service"]
+    service = rendered.named("Service", backend["name"])
+    assert service is not None
+    assert backend["port"]["name"] in {port["name"] for port in service["spec"]["ports"]}
+
+
+def test_ingress_annotations_given_by_the_user_win():
+    rendered = render(
+        "ingress", set_values=["ingress.annotations.nginx\\.ingress\\.kubernetes\\.io/proxy-read-timeout=7200"]
+    )
+    annotations = rendered.one("Ingress")["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"] == "7200"
+
+
+@pytest.mark.parametrize(
+    "settings, expected",
+    [
+        (["tls.enabled=true"], "tls.enabled needs tls.secretName"),
+        (["tls.enabled=true", "tls.secretName=x", "server.healthPort=46580"], "server.healthPort (46580)"),
+        (["auth.initialAdmin.password=short"], "at least 8 characters"),
+        (["auth.initialAdmin.username=a:b"], "without ':'"),
+        (
+            ["auth.initialServiceAccountToken.enabled=true", "auth.initialServiceAccountToken.value=sky_abc"],
+            "64 lowercase hex digits",
+        ),
+        (["ingress.enabled=true"], "ingress.enabled needs ingress.host"),
+        (["server.logFormat=xml"], "server.logFormat must be json or text"),
+    ],
+)
+def test_unworkable_settings_refuse_to_render_with_a_reason(settings, expected):
+    assert expected in render_error(set_values=settings)
+
+
+def test_a_settings_change_restarts_the_pod():
+    def checksum(rendered):
+        return rendered.statefulset["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+
+    assert checksum(render()) == checksum(render())
+    assert checksum(render()) != checksum(render(set_values=["server.requestsRetentionHours=48"]))
+
+
+@pytest.mark.parametrize("variant", ["default", "tls", "ingress", "initial-token"])
+def test_notes_tell_how_to_read_the_credentials_and_log_in(variant):
+    notes = render_notes(variant)
+    assert f"get secret {FULLNAME}-initial-admin" in notes
+    assert '"basic-auth" | base64decode' in notes
+    assert "sky api login -e" in notes and "sky api info" in notes
+    if variant == "ingress":
+        assert 'sky api login -e "https://${SKY_ADMIN}@skypilot.example.test"' in notes
+    else:
+        assert f"port-forward svc/{FULLNAME} 46580:46580" in notes
+        scheme = "https" if variant == "tls" else "http"
+        assert f'sky api login -e "{scheme}://${{SKY_ADMIN}}@localhost:46580"' in notes
+    assert ("service-account-token" in notes) == (variant == "initial-token")
+
+
+def test_an_upgrade_keeps_the_generated_credentials():
+    previous = {
+        "username": "admin",
+        "password": "KeptFromTheFirstInstall42",
+        "service-account-token": "sky_" + "ab" * 32,
+    }
+    rendered = render_with_existing_secret(previous, set_values=["auth.initialServiceAccountToken.enabled=true"])
+    env = rendered.environment()
+    assert env["SKYPILOT_INITIAL_BASIC_AUTH"] == "admin:KeptFromTheFirstInstall42"
+    assert env["SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN"] == previous["service-account-token"]
+
+
+def test_given_credentials_win_over_the_stored_ones():
+    previous = {"username": "admin", "password": "KeptFromTheFirstInstall42"}
+    rendered = render_with_existing_secret(previous, set_values=["auth.initialAdmin.password=NewlyGivenPassword"])
+    assert rendered.environment()["SKYPILOT_INITIAL_BASIC_AUTH"] == "admin:NewlyGivenPassword"

@@ -1,0 +1,456 @@
+"""The real server, started with the args and environment the chart's
+StatefulSet gives it: only the data dir (a temporary one), the ports (0), the
+listen address (127.0.0.1), HOME and mounted files are swapped for local ones.
+Then the admin from the chart's Secret logs in with the `sky` CLI."""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import urllib.parse
+from functools import lru_cache
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from chart import REPO, Rendered, SecretRef, render_variant
+
+START_TIMEOUT = 30
+STOP_TIMEOUT = 60
+# Settings the chart passes that are new to the server, with their flags.
+FLAGS = {
+    "SKYPILOT_HEALTH_PORT": "--health-port",
+    "SKYPILOT_REQUESTS_RETENTION_HOURS": "--requests-retention-hours",
+    "SKYPILOT_JOB_LOGS_RETENTION_HOURS": "--job-logs-retention-hours",
+}
+
+
+# --------------------------------------------------------------------------- the binary
+
+
+@pytest.fixture(scope="session")
+def sky() -> str:
+    path = Path(os.environ.get("SKY_BIN") or REPO / "target" / "debug" / "sky")
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        pytest.fail(f"no sky binary at {path}: build it (cargo build --bin sky) or set SKY_BIN")
+    return str(path)
+
+
+@lru_cache(maxsize=None)
+def start_help(sky: str) -> str:
+    env = client_env(Path("/nonexistent"))
+    done = subprocess.run([sky, "api", "start", "--help"], capture_output=True, text=True, timeout=30, env=env)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@lru_cache(maxsize=None)
+def binary_mentions(sky: str, text: str) -> bool:
+    """Whether the binary holds `text` (an environment variable it reads)."""
+    with open(sky, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return data.find(text.encode()) >= 0
+
+
+def knows_setting(sky: str, name: str) -> bool:
+    flag = FLAGS.get(name)
+    if flag is not None and flag not in start_help(sky):
+        return False
+    return f"[env: {name}=" in start_help(sky) or binary_mentions(sky, name)
+
+
+def require_setting(sky: str, name: str) -> None:
+    if not knows_setting(sky, name):
+        flag = FLAGS.get(name)
+        what = f"{flag} / {name}" if flag else name
+        pytest.skip(f"{sky} does not know {what} yet, which the chart sets: this check needs a server that has it")
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def client_env(home: Path, **extra: str) -> dict[str, str]:
+    """A clean environment: no SKYPILOT_* settings of the machine running the tests."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LANG": "C.UTF-8"}
+    env.update(extra)
+    return env
+
+
+class ServerProcess:
+    """A server in the foreground whose JSON log lines are read as they come."""
+
+    def __init__(self, command: list[str], env: dict[str, str], log_dir: Path):
+        self.command = command
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._stdout = open(log_dir / "server.stdout", "wb")
+        self.process = subprocess.Popen(
+            command,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(line.rstrip("\n"))
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def log(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_serving(self) -> str:
+        """Reads log lines until the server says it is serving; returns host:port."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                pytest.fail(f"the server did not report serving within {START_TIMEOUT}s:\n{self.log()}")
+            try:
+                line = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                self.process.wait(timeout=STOP_TIMEOUT)
+                pytest.fail(f"the server exited ({self.process.returncode}) before serving:\n{self.log()}")
+            fields = parse_log_line(line)
+            if fields.get("message") == "API server is serving":
+                return fields["address"]
+
+    def listening_ports(self) -> set[int]:
+        """TCP ports the server process listens on (from /proc)."""
+        inodes = set()
+        fd_dir = Path(f"/proc/{self.process.pid}/fd")
+        for fd in fd_dir.iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+        ports = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                rows = Path(table).read_text().splitlines()[1:]
+            except OSError:
+                continue
+            for row in rows:
+                fields = row.split()
+                if fields[3] == "0A" and fields[9] in inodes:  # LISTEN
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+        return ports
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=STOP_TIMEOUT)
+        self._reader.join(timeout=STOP_TIMEOUT)
+        self._stdout.close()
+
+
+def parse_log_line(line: str) -> dict:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return {}
+    return record.get("fields", {}) if isinstance(record, dict) else {}
+
+
+@pytest.fixture
+def processes(tmp_path):
+    """Starts servers and remembers client homes; stops every process at the end."""
+    started: list[ServerProcess] = []
+    homes: list[Path] = []
+
+    class Processes:
+        def server(self, command, env) -> ServerProcess:
+            server = ServerProcess(command, env, tmp_path)
+            started.append(server)
+            return server
+
+        def home(self, name: str) -> Path:
+            home = tmp_path / name
+            home.mkdir()
+            homes.append(home)
+            return home
+
+    try:
+        yield Processes()
+    finally:
+        for server in started:
+            server.stop()
+        # A CLI that found no saved endpoint would have started a local server: stop it.
+        for home in homes:
+            pid_file = home / ".sky" / "api_server" / "server.pid"
+            if pid_file.exists():
+                try:
+                    os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)
+                except (OSError, ValueError, IndexError):
+                    pass
+
+
+# --------------------------------------------------------------------------- the chart's server
+
+
+class ChartServer:
+    """How the chart's StatefulSet runs the server, made local."""
+
+    def __init__(self, rendered: Rendered, sky: str, root: Path):
+        self.rendered = rendered
+        self.data_dir = root / "data"
+        self.home = root / "server-home"
+        self.home.mkdir()
+        self.mounts = root / "mounts"
+        container = rendered.container
+        assert "command" not in container, "the chart relies on the image's entrypoint, sky"
+        secret_mounts = {
+            mount["mountPath"].rstrip("/"): self.mounts / mount["name"]
+            for mount in container.get("volumeMounts", [])
+            for volume in rendered.pod.get("volumes", [])
+            if volume["name"] == mount["name"] and "secret" in volume
+        }
+        self.secret_mounts = secret_mounts
+
+        def local_path(value: str) -> str:
+            for mount_path, local in secret_mounts.items():
+                if value.startswith(mount_path + "/"):
+                    return str(local / value[len(mount_path) + 1 :])
+            return value
+
+        replace = {"--data-dir": str(self.data_dir), "--port": "0", "--host": "127.0.0.1", "--health-port": "0"}
+        args = rendered.args
+        command = [sky]
+        i = 0
+        while i < len(args):
+            arg = args[i]
+            if arg in replace and i + 1 < len(args):
+                command += [arg, replace[arg]]
+                i += 2
+                continue
+            command.append(local_path(arg))
+            i += 1
+        self.command = command
+
+        env = {}
+        for name, value in rendered.environment().items():
+            if isinstance(value, SecretRef):
+                pytest.fail(f"{name} comes from Secret {value.name}, which the chart does not render")
+            env[name] = value
+        if "SKYPILOT_API_SERVER_DATA_DIR" in env:
+            env["SKYPILOT_API_SERVER_DATA_DIR"] = str(self.data_dir)
+        if "SKYPILOT_HEALTH_PORT" in env:
+            env["SKYPILOT_HEALTH_PORT"] = "0"
+        env["HOME"] = str(self.home)
+        env["PATH"] = os.environ.get("PATH", "/usr/bin:/bin")
+        self.env = env
+
+    def admin(self) -> tuple[str, str]:
+        user, _, password = self.env["SKYPILOT_INITIAL_BASIC_AUTH"].partition(":")
+        return user, password
+
+
+def admin_url(scheme: str, user: str, password: str, address: str) -> str:
+    quote = lambda text: urllib.parse.quote(text, safe="")  # noqa: E731
+    return f"{scheme}://{quote(user)}:{quote(password)}@{address}"
+
+
+def health(address: str, service: str = "", credentials: grpc.ChannelCredentials | None = None) -> int:
+    channel = grpc.secure_channel(address, credentials) if credentials else grpc.insecure_channel(address)
+    with channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=10, wait_for_ready=True)
+    return reply.status
+
+
+def run_sky(sky: str, home: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sky, *args], env=client_env(home, **env), capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
+    )
+
+
+def login_and_check(sky: str, home: Path, login_args: list[str], user: str, **env: str) -> str:
+    login = run_sky(sky, home, "api", "login", *login_args, **env)
+    assert login.returncode == 0, f"sky api login failed:\n{login.stdout}\n{login.stderr}"
+    assert "endpoint:" in (home / ".sky" / "skyconfig.yaml").read_text(), "login saved no endpoint"
+    info = run_sky(sky, home, "api", "info")
+    assert info.returncode == 0, f"sky api info failed:\n{info.stdout}\n{info.stderr}"
+    assert "(local default)" not in info.stdout, info.stdout
+    assert "healthy" in info.stdout, info.stdout
+    assert f"User: {user} (" in info.stdout and "role: admin" in info.stdout, info.stdout
+    return info.stdout
+
+
+def probe_service(rendered: Rendered) -> str:
+    return rendered.container["readinessProbe"]["grpc"].get("service", "")
+
+
+# --------------------------------------------------------------------------- tests
+
+
+@pytest.mark.parametrize("variant", ["default", "initial-token"])
+def test_the_admin_from_the_charts_secret_logs_into_the_charts_server(variant, sky, processes, tmp_path):
+    rendered = render_variant(variant)
+    chart_server = ChartServer(rendered, sky, tmp_path)
+    server = processes.server(chart_server.command, chart_server.env)
+    address = server.wait_serving()
+    assert address.startswith("127.0.0.1:")
+    # What the kubelet's probes ask (without TLS they use the main port).
+    assert health(address, probe_service(rendered)) == health_pb2.HealthCheckResponse.SERVING
+    assert (chart_server.data_dir / "server.pid").exists(), "the server must use the data dir from --data-dir"
+
+    user, password = chart_server.admin()
+    home = processes.home("client")
+    login_and_check(sky, home, ["-e", admin_url("http", user, password, address)], user)
+    assert password not in server.log(), "the admin's password must not be logged"
+
+
+def test_the_initial_token_logs_in_as_the_admin(sky, processes, tmp_path):
+    require_setting(sky, "SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN")
+    rendered = render_variant("initial-token")
+    chart_server = ChartServer(rendered, sky, tmp_path)
+    token = chart_server.env["SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN"]
+    server = processes.server(chart_server.command, chart_server.env)
+    address = server.wait_serving()
+    user, _ = chart_server.admin()
+    home = processes.home("automation")
+    login_and_check(sky, home, ["-e", f"http://{address}", "--token", token], user)
+    assert token not in server.log(), "the token must not be logged"
+
+
+def make_tls_files(directory: Path) -> Path:
+    """A private CA and a server certificate for 127.0.0.1 and localhost, as the
+    kubernetes.io/tls Secret's tls.crt and tls.key; returns the CA certificate."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    directory.mkdir(parents=True)
+    ca_key, ca_cert = directory.parent / "ca.key", directory.parent / "ca.crt"
+    csr, ext = directory.parent / "server.csr", directory.parent / "server.ext"
+    ext.write_text(
+        "basicConstraints=critical,CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\n"
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+    )
+    steps = [
+        ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-keyout", ca_key, "-out", ca_cert, "-days", "2", "-subj", "/CN=chart test CA"],
+        ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-keyout", directory / "tls.key", "-out", csr, "-subj", "/CN=localhost"],
+        ["x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key, "-CAcreateserial",
+         "-days", "2", "-extfile", ext, "-out", directory / "tls.crt"],
+    ]  # fmt: skip
+    for step in steps:
+        done = subprocess.run([openssl, *map(str, step)], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+    return ca_cert
+
+
+def start_tls_server(sky, processes, tmp_path) -> tuple[ChartServer, ServerProcess, str, Path]:
+    rendered = render_variant("tls")
+    chart_server = ChartServer(rendered, sky, tmp_path)
+    (tls_dir,) = chart_server.secret_mounts.values()
+    ca_cert = make_tls_files(tls_dir)
+    server = processes.server(chart_server.command, chart_server.env)
+    address = server.wait_serving()
+    return chart_server, server, address, ca_cert
+
+
+def test_the_admin_logs_into_the_charts_tls_server(sky, processes, tmp_path):
+    chart_server, _, address, ca_cert = start_tls_server(sky, processes, tmp_path)
+    credentials = grpc.ssl_channel_credentials(root_certificates=ca_cert.read_bytes())
+    assert health(address, "", credentials) == health_pb2.HealthCheckResponse.SERVING
+
+    user, password = chart_server.admin()
+    home = processes.home("client")
+    (home / ".sky").mkdir()
+    (home / ".sky" / "skyconfig.yaml").write_text(f"api_server:\n  ca_cert: {ca_cert}\n")
+    # `sky api login` verifies with the system roots only (see the next test),
+    # so it is given the CA that way; `sky api info` then uses api_server.ca_cert.
+    info = login_and_check(
+        sky, home, ["-e", admin_url("https", user, password, address)], user, SSL_CERT_FILE=str(ca_cert)
+    )
+    assert "https://" in info
+
+
+def test_login_trusts_the_configured_ca_cert(sky, processes, tmp_path):
+    chart_server, _, address, ca_cert = start_tls_server(sky, processes, tmp_path)
+    user, password = chart_server.admin()
+    home = processes.home("client")
+    (home / ".sky").mkdir()
+    (home / ".sky" / "skyconfig.yaml").write_text(f"api_server:\n  ca_cert: {ca_cert}\n")
+    login_and_check(sky, home, ["-e", admin_url("https", user, password, address)], user)
+
+
+def test_probes_reach_the_tls_server_through_its_plaintext_health_listener(sky, processes, tmp_path):
+    require_setting(sky, "SKYPILOT_HEALTH_PORT")
+    chart_server, server, address, _ = start_tls_server(sky, processes, tmp_path)
+    main_port = int(address.rsplit(":", 1)[1])
+    deadline = time.monotonic() + START_TIMEOUT
+    others = server.listening_ports() - {main_port}
+    while not others and time.monotonic() < deadline and server.process.poll() is None:
+        time.sleep(0.05)  # the health listener may open just after the main one
+        others = server.listening_ports() - {main_port}
+    assert len(others) == 1, f"expected one health listener besides {main_port}, found {sorted(others)}"
+    (health_port,) = others
+    # What the kubelet does: plaintext grpc.health.v1 on the health port.
+    service = probe_service(chart_server.rendered)
+    assert health(f"127.0.0.1:{health_port}", service) == health_pb2.HealthCheckResponse.SERVING
+
+
+def chart_settings() -> list[str]:
+    names = set()
+    for variant in ("default", "tls", "initial-token"):
+        names |= {name for name in render_variant(variant).environment() if name.startswith("SKYPILOT_")}
+    return sorted(names)
+
+
+@pytest.mark.parametrize("name", chart_settings())
+def test_the_server_knows_every_setting_the_chart_gives_it(name, sky):
+    require_setting(sky, name)
+
+
+def test_jobs_do_not_see_the_initial_credentials(sky, processes, tmp_path):
+    rendered = render_variant("default")
+    chart_server = ChartServer(rendered, sky, tmp_path)
+    server = processes.server(chart_server.command, chart_server.env)
+    address = server.wait_serving()
+    user, password = chart_server.admin()
+    home = processes.home("client")
+    login_and_check(sky, home, ["-e", admin_url("http", user, password, address)], user)
+    task = tmp_path / "task.yaml"
+    task.write_text(
+        "resources:\n  cpus: 0.5\n"
+        "run: |\n"
+        '  echo "basic-auth=${SKYPILOT_INITIAL_BASIC_AUTH:-unset}"\n'
+        '  echo "token=${SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN:-unset}"\n'
+    )
+    try:
+        launch = run_sky(sky, home, "launch", "-c", "chart-env", str(task), "-y")
+        assert launch.returncode == 0, f"sky launch failed:\n{launch.stdout}\n{launch.stderr}"
+        output = launch.stdout + launch.stderr
+        assert "basic-auth=" in output, output
+        assert password not in output, "a job read the initial admin's password from its environment"
+        assert "basic-auth=unset" in output and "token=unset" in output, output
+    finally:
+        down = run_sky(sky, home, "down", "-a", "-y")
+        assert down.returncode == 0, f"sky down failed:\n{down.stdout}\n{down.stderr}"
