@@ -1,0 +1,34 @@
+"""Python client of the SkyPilot-compatible API server (gRPC).
+
+>>> from skypilot_client import Client, Task
+>>> with Client() as client:
+...     op = client.launch(Task(run="echo hello", cpus=0.5), "dev")
+...     launched = op.result()
+...     for _, data in client.job_logs("dev", launched.job_id):
+...         print(data.decode(), end="")
+
+`AsyncClient` offers the same over asyncio. Failures raise `SkyError`;
+messages and enums of the protocol are in `skypilot_client.v1`.
+"""
+
+from ._version import __version__
+from .aio import AsyncClient, AsyncLogStream, AsyncOperation
+from .client import Client, LogStream, Operation
+from .endpoint import Endpoint, parse_endpoint, resolve_endpoint
+from .errors import SkyError
+from .task import Task
+
+__all__ = [
+    "AsyncClient",
+    "AsyncLogStream",
+    "AsyncOperation",
+    "Client",
+    "Endpoint",
+    "LogStream",
+    "Operation",
+    "SkyError",
+    "Task",
+    "__version__",
+    "parse_endpoint",
+    "resolve_endpoint",
+]

@@ -1,0 +1,567 @@
+"""The asyncio client (`grpc.aio`): `AsyncClient`, `AsyncOperation` and
+`AsyncLogStream`, with the same methods as the sync client as coroutines and
+async iterators."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import (
+    Any,
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+    cast,
+)
+
+import grpc
+import grpc.aio
+from google.longrunning import operations_pb2
+
+from . import _common
+from ._gen.skypilot.v1 import (
+    clusters_pb2,
+    clusters_pb2_grpc,
+    infra_pb2,
+    infra_pb2_grpc,
+    requests_pb2,
+    requests_pb2_grpc,
+    server_pb2,
+    server_pb2_grpc,
+    users_pb2,
+    users_pb2_grpc,
+)
+from .endpoint import Connection, resolve_connection
+from .errors import SkyError
+from .task import PathLike, Task
+
+Chunk = Tuple[int, bytes]
+
+
+class _Stubs:
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self.channel = channel
+        self.clusters = clusters_pb2_grpc.ClusterServiceStub(channel)
+        self.jobs = clusters_pb2_grpc.JobServiceStub(channel)
+        self.requests = requests_pb2_grpc.RequestServiceStub(channel)
+        self.server = server_pb2_grpc.ServerServiceStub(channel)
+        self.users = users_pb2_grpc.UserServiceStub(channel)
+        self.infra = infra_pb2_grpc.InfraServiceStub(channel)
+        self.operations = _common.OperationsStub(channel)
+
+
+class AsyncClient:
+    """The asyncio twin of `skypilot_client.Client`: same arguments, same
+    endpoint and credential resolution, deadlines, retries and errors.
+
+    The channel opens on first use in the running event loop (and again if
+    the client is later used from another loop). Use ``async with`` or
+    ``await client.close()``.
+    """
+
+    def __init__(
+        self,
+        endpoint: Optional[str] = None,
+        *,
+        token: Optional[str] = None,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
+        ca_cert: Optional[str] = None,
+        timeout: float = 30.0,
+        retry_unavailable_for: float = 30.0,
+        channel_options: Optional[Sequence[Tuple[str, Any]]] = None,
+    ) -> None:
+        self._connection: Connection = resolve_connection(
+            endpoint, token=token, username=username, password=password, ca_cert=ca_cert
+        )
+        self.timeout = timeout
+        self.retry_unavailable_for = retry_unavailable_for
+        self._metadata = self._connection.metadata()
+        self._options = _common.channel_options(list(channel_options or []))
+        self._credentials = _common.channel_credentials(self._connection)
+        self._stubs_: Optional[_Stubs] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+
+    # -- connection ---------------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        """The server's URL, the password masked."""
+        return self._connection.endpoint.display()
+
+    @property
+    def metadata(self) -> Tuple[Tuple[str, str], ...]:
+        """Headers sent with every call: API version and credentials."""
+        return self._metadata
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        """The channel of the running event loop, for stubs of your own."""
+        return self._stubs().channel
+
+    def _stubs(self) -> _Stubs:
+        loop = asyncio.get_running_loop()
+        if self._stubs_ is None or self._loop is not loop:
+            target = self._connection.endpoint.target
+            if self._credentials is None:
+                channel = grpc.aio.insecure_channel(target, options=self._options)
+            else:
+                channel = grpc.aio.secure_channel(target, self._credentials, options=self._options)
+            self._stubs_, self._loop = _Stubs(channel), loop
+        return self._stubs_
+
+    async def close(self) -> None:
+        stubs, self._stubs_ = self._stubs_, None
+        if stubs is not None and self._loop is asyncio.get_running_loop():
+            await stubs.channel.close(grace=None)
+
+    async def __aenter__(self) -> "AsyncClient":
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"AsyncClient({self.endpoint!r})"
+
+    def stub(self, stub_class: Callable[[grpc.aio.Channel], Any]) -> Any:
+        """A generated stub whose unary methods add this client's headers,
+        deadline, retry and SkyError mapping (coroutines)."""
+        return _AsyncStubProxy(self, stub_class)
+
+    async def _unary(
+        self, pick: Callable[[_Stubs], Callable[..., Awaitable[Any]]], request: Any, *, timeout: Optional[float] = None
+    ) -> Any:
+        backoff = _common.Backoff(self.retry_unavailable_for)
+        while True:
+            method = pick(self._stubs())
+            try:
+                return await method(
+                    request,
+                    timeout=self.timeout if timeout is None else timeout,
+                    metadata=self._metadata,
+                )
+            except grpc.RpcError as rpc_error:
+                error = SkyError.from_rpc_error(rpc_error)
+            pause = _common.retry_delay(error, backoff)
+            if pause is None:
+                raise error
+            await asyncio.sleep(pause)
+
+    async def _submit(self, pick: Callable[[_Stubs], Any], request: Any) -> "AsyncOperation":
+        return AsyncOperation(self, await self._unary(pick, request))
+
+    # -- clusters -----------------------------------------------------------
+
+    async def launch(
+        self,
+        task: Union[Task, PathLike],
+        cluster_name: str = "",
+        *,
+        idempotency_key: Optional[str] = None,
+        down: bool = False,
+        idle_minutes_to_autostop: Optional[int] = None,
+        no_setup: bool = False,
+        dryrun: bool = False,
+    ) -> "AsyncOperation":
+        """`sky launch` (LaunchResponse); see `Client.launch`."""
+        request = clusters_pb2.LaunchRequest(
+            task=Task.coerce(task).to_proto(),
+            cluster_name=cluster_name,
+            no_setup=no_setup,
+            down=down,
+            dryrun=dryrun,
+            idempotency_key=_common.idempotency_key(idempotency_key),
+        )
+        if idle_minutes_to_autostop is not None:
+            request.idle_minutes_to_autostop = idle_minutes_to_autostop
+        return await self._submit(lambda s: s.clusters.Launch, request)
+
+    async def exec(
+        self, cluster_name: str, task: Union[Task, PathLike], *, idempotency_key: Optional[str] = None
+    ) -> "AsyncOperation":
+        """`sky exec` (ExecResponse)."""
+        request = clusters_pb2.ExecRequest(
+            cluster_name=cluster_name,
+            task=Task.coerce(task).to_proto(),
+            idempotency_key=_common.idempotency_key(idempotency_key),
+        )
+        return await self._submit(lambda s: s.clusters.Exec, request)
+
+    async def _cluster_action(self, action: str, cluster_name: str, key: Optional[str]) -> "AsyncOperation":
+        request = clusters_pb2.ClusterActionRequest(
+            cluster_name=cluster_name, idempotency_key=_common.idempotency_key(key)
+        )
+        return await self._submit(lambda s: getattr(s.clusters, action), request)
+
+    async def stop(self, cluster_name: str, *, idempotency_key: Optional[str] = None) -> "AsyncOperation":
+        """`sky stop` (ClusterActionResponse)."""
+        return await self._cluster_action("Stop", cluster_name, idempotency_key)
+
+    async def start(self, cluster_name: str, *, idempotency_key: Optional[str] = None) -> "AsyncOperation":
+        """`sky start` (ClusterActionResponse)."""
+        return await self._cluster_action("Start", cluster_name, idempotency_key)
+
+    async def down(self, cluster_name: str, *, idempotency_key: Optional[str] = None) -> "AsyncOperation":
+        """`sky down` (ClusterActionResponse)."""
+        return await self._cluster_action("Down", cluster_name, idempotency_key)
+
+    async def autostop(
+        self,
+        cluster_name: str,
+        idle_minutes: int = 5,
+        *,
+        down: bool = False,
+        cancel: bool = False,
+        idempotency_key: Optional[str] = None,
+    ) -> "AsyncOperation":
+        """`sky autostop` (ClusterActionResponse)."""
+        request = clusters_pb2.AutostopRequest(
+            cluster_name=cluster_name,
+            idle_minutes=idle_minutes,
+            down=down,
+            cancel=cancel,
+            idempotency_key=_common.idempotency_key(idempotency_key),
+        )
+        return await self._submit(lambda s: s.clusters.Autostop, request)
+
+    async def status(self, cluster_names: Iterable[str] = (), all_users: bool = False) -> List[clusters_pb2.Cluster]:
+        """`sky status`."""
+        request = clusters_pb2.ListClustersRequest(cluster_names=list(cluster_names), all_users=all_users)
+        return list((await self._unary(lambda s: s.clusters.ListClusters, request)).clusters)
+
+    # -- jobs ---------------------------------------------------------------
+
+    async def queue(
+        self, cluster_name: str, skip_finished: bool = False, all_users: bool = False
+    ) -> List[clusters_pb2.Job]:
+        """`sky queue`."""
+        request = clusters_pb2.ListJobsRequest(
+            cluster_name=cluster_name, skip_finished=skip_finished, all_users=all_users
+        )
+        return list((await self._unary(lambda s: s.jobs.ListJobs, request)).jobs)
+
+    async def cancel_jobs(
+        self,
+        cluster_name: str,
+        job_ids: Iterable[int] = (),
+        *,
+        all: bool = False,
+        idempotency_key: Optional[str] = None,
+    ) -> "AsyncOperation":
+        """`sky cancel` (CancelJobsResponse)."""
+        request = clusters_pb2.CancelJobsRequest(
+            cluster_name=cluster_name,
+            job_ids=list(job_ids),
+            all=all,
+            idempotency_key=_common.idempotency_key(idempotency_key),
+        )
+        return await self._submit(lambda s: s.jobs.CancelJobs, request)
+
+    def job_logs(
+        self,
+        cluster_name: str,
+        job_id: int = 0,
+        *,
+        follow: bool = True,
+        offset: Optional[int] = None,
+        tail_lines: Optional[int] = None,
+    ) -> "AsyncLogStream":
+        """`sky logs` as an async iterator of ``(offset, data)``; see `Client.job_logs`."""
+
+        def request(at: Optional[int]) -> clusters_pb2.TailJobLogsRequest:
+            message = clusters_pb2.TailJobLogsRequest(cluster_name=cluster_name, job_id=job_id, follow=follow)
+            if at is not None:
+                message.offset = at
+            elif tail_lines is not None:
+                message.tail_lines = tail_lines
+            return message
+
+        async def ended(stream: AsyncLogStream) -> str:
+            # A followed job log ends with the job's final state; without it,
+            # the server went away (a restart) and the stream resumes.
+            return _common.LOG_DONE if not follow or stream.job is not None else _common.LOG_INTERRUPTED
+
+        return AsyncLogStream(self, lambda s: s.jobs.TailJobLogs, request, offset, ended)
+
+    # -- requests, infra, server --------------------------------------------
+
+    async def operation(self, name_or_id: str) -> "AsyncOperation":
+        """A handle for an existing operation; raises SkyError NOT_FOUND."""
+        request = operations_pb2.GetOperationRequest(name=_common.operation_name(name_or_id))
+        return AsyncOperation(self, await self._unary(lambda s: s.operations.GetOperation, request))
+
+    async def list_operations(
+        self,
+        *,
+        all_users: bool = False,
+        include_finished: bool = True,
+        cluster_name: str = "",
+        limit: int = 0,
+    ) -> List["AsyncOperation"]:
+        """`sky api status`: requests, newest first."""
+        request = requests_pb2.ListRequestsRequest(
+            all_users=all_users, include_finished=include_finished, cluster_name=cluster_name, limit=limit
+        )
+        response = await self._unary(lambda s: s.requests.ListRequests, request)
+        return [AsyncOperation(self, operation) for operation in response.operations]
+
+    async def check(self, *, infras: Iterable[str] = (), idempotency_key: Optional[str] = None) -> "AsyncOperation":
+        """`sky check` (CheckResponse)."""
+        request = infra_pb2.CheckRequest(infras=list(infras), idempotency_key=_common.idempotency_key(idempotency_key))
+        return await self._submit(lambda s: s.infra.Check, request)
+
+    async def server_info(self) -> server_pb2.GetServerInfoResponse:
+        response = await self._unary(lambda s: s.server.GetServerInfo, server_pb2.GetServerInfoRequest())
+        return cast(server_pb2.GetServerInfoResponse, response)
+
+    async def whoami(self) -> users_pb2.UserInfo:
+        response = await self._unary(lambda s: s.users.WhoAmI, users_pb2.WhoAmIRequest())
+        return cast(users_pb2.UserInfo, response.user)
+
+
+class AsyncOperation:
+    """The asyncio twin of `skypilot_client.Operation`."""
+
+    def __init__(self, client: AsyncClient, operation: Union[operations_pb2.Operation, str]) -> None:
+        self._client = client
+        if isinstance(operation, str):
+            self.name = _common.operation_name(operation)
+            self.last: Optional[operations_pb2.Operation] = None
+        else:
+            self.name = operation.name
+            self.last = operation
+
+    @property
+    def id(self) -> str:
+        return _common.operation_id(self.name)
+
+    @property
+    def metadata(self) -> Optional[requests_pb2.RequestMetadata]:
+        """The RequestMetadata of the last snapshot."""
+        return None if self.last is None else _common.request_metadata(self.last)
+
+    def __repr__(self) -> str:
+        metadata = self.metadata
+        state = requests_pb2.RequestState.Name(metadata.state) if metadata else "?"
+        return f"AsyncOperation({self.name!r}, {state})"
+
+    async def refresh(self) -> operations_pb2.Operation:
+        request = operations_pb2.GetOperationRequest(name=self.name)
+        self.last = await self._client._unary(lambda s: s.operations.GetOperation, request)
+        return self.last
+
+    async def done(self) -> bool:
+        if self.last is not None and self.last.done:
+            return True
+        return bool((await self.refresh()).done)
+
+    async def wait(self, timeout: Optional[float] = None) -> operations_pb2.Operation:
+        """Waits until done and returns the operation; TimeoutError after ``timeout`` s."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while self.last is None or not self.last.done:
+            remaining = _common.WAIT_SLICE_SECONDS
+            if deadline is not None:
+                remaining = min(remaining, deadline - loop.time())
+                if remaining <= 0:
+                    if not (await self.refresh()).done:
+                        raise TimeoutError(f"operation {self.name} is not done after {timeout} s")
+                    break
+            request = operations_pb2.WaitOperationRequest(name=self.name, timeout=_common.duration(remaining))
+            self.last = await self._client._unary(
+                lambda s: s.operations.WaitOperation, request, timeout=remaining + self._client.timeout
+            )
+        return self.last
+
+    async def result(self, timeout: Optional[float] = None) -> Any:
+        """The unpacked response; raises SkyError for a failed or cancelled operation."""
+        return _common.operation_result(await self.wait(timeout))
+
+    async def watch(self) -> AsyncIterator[operations_pb2.Operation]:
+        """Snapshots until done."""
+        backoff = _common.Backoff(self._client.retry_unavailable_for)
+        request = requests_pb2.WatchOperationRequest(name=self.name)
+        while True:
+            call = self._client._stubs().requests.WatchOperation(request, metadata=self._client._metadata)
+            error: Optional[SkyError] = None
+            try:
+                async for response in call:
+                    backoff.reset()
+                    self.last = response.operation
+                    yield response.operation
+                    if response.operation.done:
+                        return
+                if self.last is not None and self.last.done:
+                    return
+            except grpc.RpcError as rpc_error:
+                error = SkyError.from_rpc_error(rpc_error)
+            finally:
+                call.cancel()
+            if error is None:
+                error = SkyError(grpc.StatusCode.UNAVAILABLE, "the watch stream ended early")
+            pause = _common.retry_delay(error, backoff)
+            if pause is None:
+                raise error
+            await asyncio.sleep(pause)
+
+    def logs(self, follow: bool = True, offset: int = 0) -> "AsyncLogStream":
+        """The operation's log as an async iterator of ``(offset, data)``."""
+
+        reading = {"follow": follow}
+
+        def request(at: Optional[int]) -> requests_pb2.StreamLogsRequest:
+            message = requests_pb2.StreamLogsRequest(name=self.name, follow=reading["follow"])
+            if at is not None:
+                message.offset = at
+            return message
+
+        async def ended(stream: AsyncLogStream) -> str:
+            if not reading["follow"]:
+                return _common.LOG_DONE
+            if (await self.refresh()).done:  # a last read picks up what the follow may have missed
+                reading["follow"] = False
+                return _common.LOG_REOPEN
+            return _common.LOG_INTERRUPTED  # the log ended before the operation: resume
+
+        return AsyncLogStream(self._client, lambda s: s.requests.StreamLogs, request, offset, ended)
+
+    async def cancel(self) -> None:
+        """Asks the server to cancel; SkyError ALREADY_DONE when finished."""
+        request = operations_pb2.CancelOperationRequest(name=self.name)
+        await self._client._unary(lambda s: s.operations.CancelOperation, request)
+
+
+class AsyncLogStream(AsyncIterator[Chunk]):
+    """Async iterator of ``(offset, data)`` chunks that resumes from the next
+    offset after a server outage; ``offset``, ``job`` and ``aclose()`` as in
+    `skypilot_client.LogStream`."""
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        pick: Callable[[_Stubs], Callable[..., Any]],
+        make_request: Callable[[Optional[int]], Any],
+        offset: Optional[int],
+        ended: Callable[["AsyncLogStream"], Awaitable[str]],
+    ) -> None:
+        self._client = client
+        self._pick = pick
+        self._make_request = make_request
+        self._ended = ended
+        self.offset = offset
+        self.job: Optional[clusters_pb2.Job] = None
+        self._call: Any = None
+        self._closed = False
+        self._chunks = self._run()
+
+    def __aiter__(self) -> "AsyncLogStream":
+        return self
+
+    async def __anext__(self) -> Chunk:
+        return await self._chunks.__anext__()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._call is not None:
+            self._call.cancel()
+        await self._chunks.aclose()
+
+    async def __aenter__(self) -> "AsyncLogStream":
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.aclose()
+
+    async def text(self, encoding: str = "utf-8") -> str:
+        """Reads the rest of the stream and returns it decoded."""
+        parts = [data async for _, data in self]
+        return b"".join(parts).decode(encoding, errors="replace")
+
+    async def _run(self) -> AsyncGenerator[Chunk, None]:
+        backoff = _common.Backoff(self._client.retry_unavailable_for)
+        while not self._closed:
+            method = self._pick(self._client._stubs())
+            call = method(self._make_request(self.offset), metadata=self._client._metadata)
+            self._call = call
+            error: Optional[SkyError] = None
+            try:
+                async for response in call:
+                    backoff.reset()
+                    job = getattr(response, "job", None)
+                    if job is not None and response.HasField("job"):
+                        self.job = job
+                    if response.data:
+                        self.offset = response.offset + len(response.data)
+                        yield response.offset, response.data
+            except grpc.RpcError as rpc_error:
+                if self._closed:
+                    return
+                error = SkyError.from_rpc_error(rpc_error)
+            finally:
+                call.cancel()
+            if error is None:
+                outcome = await self._ended(self)
+                if outcome == _common.LOG_DONE:
+                    return
+                if outcome == _common.LOG_REOPEN:
+                    continue
+                error = SkyError(grpc.StatusCode.UNAVAILABLE, "the log stream ended early: the server went away")
+            pause = _common.retry_delay(error, backoff)
+            if pause is None:
+                raise error
+            await asyncio.sleep(pause)
+
+
+class _AsyncStubProxy:
+    def __init__(self, client: AsyncClient, stub_class: Callable[[grpc.aio.Channel], Any]) -> None:
+        self._client = client
+        self._stub_class = stub_class
+
+    def __getattr__(self, name: str) -> Any:
+        client = self._client
+        stub_class = self._stub_class
+
+        def pick(stubs: _Stubs) -> Any:
+            return getattr(stub_class(stubs.channel), name)
+
+        async def unary(request: Any, *, timeout: Optional[float] = None) -> Any:
+            return await client._unary(pick, request, timeout=timeout)
+
+        async def stream(request: Any) -> AsyncIterator[Any]:
+            call = pick(client._stubs())(request, metadata=client._metadata)
+            try:
+                async for response in call:
+                    yield response
+            except grpc.RpcError as rpc_error:
+                raise SkyError.from_rpc_error(rpc_error) from None
+            finally:
+                call.cancel()
+
+        method = getattr(stub_class(cast(grpc.aio.Channel, _PROBE)), name)
+        return stream if method == "unary_stream" else unary
+
+
+class _Probe:
+    """A fake channel telling a stub's unary methods from its streaming ones."""
+
+    def unary_unary(self, *args: Any, **kwargs: Any) -> str:
+        return "unary_unary"
+
+    def unary_stream(self, *args: Any, **kwargs: Any) -> str:
+        return "unary_stream"
+
+    def stream_unary(self, *args: Any, **kwargs: Any) -> str:
+        return "stream_unary"
+
+    def stream_stream(self, *args: Any, **kwargs: Any) -> str:
+        return "stream_stream"
+
+
+_PROBE = _Probe()
