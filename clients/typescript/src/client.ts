@@ -1,0 +1,471 @@
+// SkyClient: a typed client for the API server over gRPC (HTTP/2) or
+// gRPC-Web (HTTP/1.1), with the endpoint and credentials resolved as the
+// `sky` CLI resolves them.
+
+import { randomUUID } from "node:crypto";
+import * as fs from "node:fs";
+import * as http from "node:http";
+import * as https from "node:https";
+import * as tls from "node:tls";
+
+import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
+import {
+  createClient as createServiceClient,
+  type CallOptions,
+  type Client,
+  type Interceptor,
+  type Transport,
+} from "@connectrpc/connect";
+import { Http2SessionManager, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+
+import { currentIdentity, resolveEndpoint, type Endpoint, type Identity } from "./endpoint.js";
+import { Code, SkyError } from "./errors.js";
+import { Operations, type Operation as OperationMessage } from "./gen/google/longrunning/operations_pb.js";
+import {
+  ClusterActionResponseSchema,
+  ClusterService,
+  ExecResponseSchema,
+  JobService,
+  LaunchResponseSchema,
+  CancelJobsResponseSchema,
+  type Cluster,
+  type ExecResponse,
+  type Job,
+  type LaunchResponse,
+  type ClusterActionResponse,
+  type CancelJobsResponse,
+  type TaskSpec,
+} from "./gen/skypilot/v1/clusters_pb.js";
+import { CheckResponseSchema, InfraService, type CheckResponse } from "./gen/skypilot/v1/infra_pb.js";
+import { RequestService } from "./gen/skypilot/v1/requests_pb.js";
+import { ServerService, type GetServerInfoResponse } from "./gen/skypilot/v1/server_pb.js";
+import { UserService, type UserInfo } from "./gen/skypilot/v1/users_pb.js";
+import { Operation, type LogChunk } from "./operation.js";
+import { Backoff, retryUnavailable } from "./retry.js";
+import { taskFromYaml, taskToSpec, type Task } from "./task.js";
+
+/** The API version this client speaks (`x-skypilot-api-version`). */
+export const API_VERSION = 1;
+export const API_VERSION_HEADER = "x-skypilot-api-version";
+export const USER_NAME_HEADER = "x-skypilot-user";
+export const USER_ID_HEADER = "x-skypilot-user-id";
+
+/** Options of `createClient()`. */
+export interface ClientOptions {
+  /** `http[s]://[user:password@]host[:port]`; default: SKYPILOT_API_SERVER_ENDPOINT,
+   * then `api_server.endpoint` in ~/.sky/skyconfig.yaml, then http://127.0.0.1:46580. */
+  endpoint?: string;
+  /** A service-account token (`sky_...`), sent as a bearer token; default:
+   * SKYPILOT_SERVICE_ACCOUNT_TOKEN, then `api_server.service_account_token`. */
+  token?: string;
+  /** HTTP basic credentials (they win over credentials in the endpoint URL). */
+  username?: string;
+  password?: string;
+  /** A PEM file trusted besides the system roots for `https://`; default `api_server.ca_cert`. */
+  caCert?: string;
+  /** "grpc" (HTTP/2, the default) or "grpc-web" (HTTP/1.1, as browsers and some proxies need). */
+  transport?: "grpc" | "grpc-web";
+  /** Deadline of each unary call in milliseconds (default 30000; 0 for none). */
+  timeoutMs?: number;
+  /** How long to keep retrying while the server is UNAVAILABLE (default 30000 ms). */
+  retryUnavailableForMs?: number;
+  /** Who a local (non-deploy) server records as the caller; default: $USER and
+   * ~/.sky/user_hash, as the `sky` CLI. `false` sends no user headers. */
+  user?: Identity | false;
+}
+
+/** Options every call takes. */
+export interface CallOpts {
+  /** Deadline of the call (default: the client's `timeoutMs`). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** Options of mutating calls. */
+export interface MutatingOpts extends CallOpts {
+  /** The same key with the same request returns the existing operation;
+   * default: a fresh random key per call (kept across retries). */
+  idempotencyKey?: string;
+}
+
+export interface LaunchOpts extends MutatingOpts {
+  /** Empty: a generated name. */
+  clusterName?: string;
+  /** Tear the cluster down when its jobs are done. */
+  down?: boolean;
+  /** Autostop after this many idle minutes. */
+  idleMinutesToAutostop?: number;
+  /** Skip setup when the cluster already exists. */
+  noSetup?: boolean;
+  /** Validate and report what would happen, without doing it. */
+  dryrun?: boolean;
+}
+
+/** A job log chunk; the last one of a stream carries the job's final state. */
+export interface JobLogChunk extends LogChunk {
+  job?: Job;
+}
+
+/** A task given as a Task, a TaskSpec, or task YAML (text or a `.yaml` path). */
+export type TaskInput = Task | TaskSpec | string;
+
+function isTaskSpec(task: Task | TaskSpec): task is TaskSpec {
+  return (task as TaskSpec).$typeName === "skypilot.v1.TaskSpec";
+}
+
+/**
+ * The TaskSpec for any accepted task input: a Task, a TaskSpec, or task YAML
+ * (the text, or the path of a `.yaml` file). To run one shell command, pass
+ * `{ run: "echo hi" }`.
+ */
+export function toTaskSpec(task: TaskInput): TaskSpec {
+  if (typeof task === "string") return taskToSpec(taskFromYaml(task));
+  return isTaskSpec(task) ? task : taskToSpec(task);
+}
+
+/** The generated clients of every service, for calls the typed layer does not wrap. */
+export interface RawClients {
+  clusters: Client<typeof ClusterService>;
+  jobs: Client<typeof JobService>;
+  infra: Client<typeof InfraService>;
+  requests: Client<typeof RequestService>;
+  operations: Client<typeof Operations>;
+  server: Client<typeof ServerService>;
+  users: Client<typeof UserService>;
+}
+
+/** A client of one API server. Create it with `createClient()`; `close()` it when done. */
+export class SkyClient {
+  readonly endpoint: Endpoint;
+  readonly transportKind: "grpc" | "grpc-web";
+  readonly transport: Transport;
+  readonly raw: RawClients;
+  readonly timeoutMs: number;
+  readonly retryUnavailableForMs: number;
+  private readonly closeTransport: () => void;
+
+  constructor(options: ClientOptions = {}) {
+    const endpoint = resolveEndpoint(options.endpoint);
+    if (options.token !== undefined) endpoint.token = options.token;
+    if (options.username !== undefined || options.password !== undefined) {
+      endpoint.basicAuth = { username: options.username ?? "", password: options.password ?? "" };
+    }
+    if (options.caCert !== undefined) endpoint.caCert = options.caCert;
+    this.endpoint = endpoint;
+    this.transportKind = options.transport ?? "grpc";
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.retryUnavailableForMs = options.retryUnavailableForMs ?? 30_000;
+
+    const headers: [string, string][] = [[API_VERSION_HEADER, String(API_VERSION)]];
+    const user = options.user === undefined ? currentIdentity() : options.user;
+    if (user) headers.push([USER_NAME_HEADER, user.name], [USER_ID_HEADER, user.id]);
+    if (endpoint.token) {
+      headers.push(["authorization", `Bearer ${endpoint.token}`]);
+    } else if (endpoint.basicAuth) {
+      const { username, password } = endpoint.basicAuth;
+      headers.push(["authorization", `Basic ${Buffer.from(`${username}:${password}`).toString("base64")}`]);
+    }
+    const addHeaders: Interceptor = (next) => async (request) => {
+      for (const [name, value] of headers) request.header.set(name, value);
+      return next(request);
+    };
+
+    const ca =
+      endpoint.tls && endpoint.caCert ? [...tls.rootCertificates, fs.readFileSync(endpoint.caCert, "utf8")] : undefined;
+    if (this.transportKind === "grpc") {
+      const sessionManager = new Http2SessionManager(
+        endpoint.baseUrl,
+        { idleConnectionTimeoutMs: 60_000 },
+        ca ? { ca } : {},
+      );
+      this.transport = createGrpcTransport({ baseUrl: endpoint.baseUrl, interceptors: [addHeaders], sessionManager });
+      this.closeTransport = () => sessionManager.abort();
+    } else {
+      const agent = endpoint.tls
+        ? new https.Agent({ keepAlive: true, ...(ca ? { ca } : {}) })
+        : new http.Agent({ keepAlive: true });
+      this.transport = createGrpcWebTransport({
+        baseUrl: endpoint.baseUrl,
+        httpVersion: "1.1",
+        interceptors: [addHeaders],
+        nodeOptions: { agent },
+      });
+      this.closeTransport = () => agent.destroy();
+    }
+    const t = this.transport;
+    this.raw = {
+      clusters: createServiceClient(ClusterService, t),
+      jobs: createServiceClient(JobService, t),
+      infra: createServiceClient(InfraService, t),
+      requests: createServiceClient(RequestService, t),
+      operations: createServiceClient(Operations, t),
+      server: createServiceClient(ServerService, t),
+      users: createServiceClient(UserService, t),
+    };
+  }
+
+  /** Closes the connection. Calls after this fail. */
+  close(): void {
+    this.closeTransport();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /**
+   * Runs a unary call with the client's deadline, retrying while the server
+   * is UNAVAILABLE; failures are thrown as SkyError.
+   */
+  async unary<T>(call: (options: CallOptions) => Promise<T>, options: CallOpts = {}): Promise<T> {
+    const callOptions: CallOptions = { timeoutMs: options.timeoutMs ?? this.timeoutMs, signal: options.signal };
+    try {
+      return await retryUnavailable(() => call(callOptions), this.retryUnavailableForMs, options.signal);
+    } catch (err) {
+      throw SkyError.from(err);
+    }
+  }
+
+  /** Call options of a stream: no deadline (it lasts as long as it follows). */
+  streamOptions(signal?: AbortSignal): CallOptions {
+    return { timeoutMs: 0, signal };
+  }
+
+  private async submit<S extends DescMessage>(
+    schema: S,
+    call: (key: string, options: CallOptions) => Promise<OperationMessage>,
+    options: MutatingOpts,
+  ): Promise<Operation<MessageShape<S>>> {
+    const key = options.idempotencyKey || randomUUID();
+    const op = await this.unary((callOptions) => call(key, callOptions), options);
+    return new Operation<MessageShape<S>>(this, op, schema);
+  }
+
+  /** `sky launch`: creates (or reuses) a cluster and submits the task as a job. */
+  launch(task: TaskInput, options: LaunchOpts = {}): Promise<Operation<LaunchResponse>> {
+    const spec = toTaskSpec(task);
+    return this.submit(
+      LaunchResponseSchema,
+      (idempotencyKey, callOptions) =>
+        this.raw.clusters.launch(
+          {
+            task: spec,
+            clusterName: options.clusterName ?? "",
+            down: options.down ?? false,
+            noSetup: options.noSetup ?? false,
+            dryrun: options.dryrun ?? false,
+            idleMinutesToAutostop: options.idleMinutesToAutostop,
+            idempotencyKey,
+          },
+          callOptions,
+        ),
+      options,
+    );
+  }
+
+  /** `sky exec`: submits the task as a job on an UP cluster. */
+  exec(clusterName: string, task: TaskInput, options: MutatingOpts = {}): Promise<Operation<ExecResponse>> {
+    const spec = toTaskSpec(task);
+    return this.submit(
+      ExecResponseSchema,
+      (idempotencyKey, callOptions) => this.raw.clusters.exec({ clusterName, task: spec, idempotencyKey }, callOptions),
+      options,
+    );
+  }
+
+  /** `sky stop`: stops a cluster (its jobs are cancelled). */
+  stop(clusterName: string, options: MutatingOpts = {}): Promise<Operation<ClusterActionResponse>> {
+    return this.submit(
+      ClusterActionResponseSchema,
+      (idempotencyKey, callOptions) => this.raw.clusters.stop({ clusterName, idempotencyKey }, callOptions),
+      options,
+    );
+  }
+
+  /** `sky start`: starts a stopped cluster. */
+  start(clusterName: string, options: MutatingOpts = {}): Promise<Operation<ClusterActionResponse>> {
+    return this.submit(
+      ClusterActionResponseSchema,
+      (idempotencyKey, callOptions) => this.raw.clusters.start({ clusterName, idempotencyKey }, callOptions),
+      options,
+    );
+  }
+
+  /** `sky down`: tears a cluster down. */
+  down(clusterName: string, options: MutatingOpts = {}): Promise<Operation<ClusterActionResponse>> {
+    return this.submit(
+      ClusterActionResponseSchema,
+      (idempotencyKey, callOptions) => this.raw.clusters.down({ clusterName, idempotencyKey }, callOptions),
+      options,
+    );
+  }
+
+  /** `sky autostop`: sets (or with `cancel`, turns off) a cluster's autostop. */
+  autostop(
+    clusterName: string,
+    options: MutatingOpts & { idleMinutes?: number; down?: boolean; cancel?: boolean } = {},
+  ): Promise<Operation<ClusterActionResponse>> {
+    return this.submit(
+      ClusterActionResponseSchema,
+      (idempotencyKey, callOptions) =>
+        this.raw.clusters.autostop(
+          {
+            clusterName,
+            idleMinutes: options.idleMinutes ?? 0,
+            down: options.down ?? false,
+            cancel: options.cancel ?? false,
+            idempotencyKey,
+          },
+          callOptions,
+        ),
+      options,
+    );
+  }
+
+  /** `sky cancel`: cancels jobs (none given and not `all`: the latest job). */
+  cancelJobs(
+    clusterName: string,
+    options: MutatingOpts & { jobIds?: Array<number | bigint>; all?: boolean } = {},
+  ): Promise<Operation<CancelJobsResponse>> {
+    const jobIds = (options.jobIds ?? []).map((id) => BigInt(id));
+    return this.submit(
+      CancelJobsResponseSchema,
+      (idempotencyKey, callOptions) =>
+        this.raw.jobs.cancelJobs({ clusterName, jobIds, all: options.all ?? false, idempotencyKey }, callOptions),
+      options,
+    );
+  }
+
+  /** `sky check`: which infras are usable. */
+  check(options: MutatingOpts & { infras?: string[] } = {}): Promise<Operation<CheckResponse>> {
+    return this.submit(
+      CheckResponseSchema,
+      (idempotencyKey, callOptions) =>
+        this.raw.infra.check({ infras: options.infras ?? [], idempotencyKey }, callOptions),
+      options,
+    );
+  }
+
+  /** `sky status`: the clusters (only these names or globs, if given). */
+  async status(options: CallOpts & { clusterNames?: string[]; allUsers?: boolean } = {}): Promise<Cluster[]> {
+    const response = await this.unary(
+      (callOptions) =>
+        this.raw.clusters.listClusters(
+          { clusterNames: options.clusterNames ?? [], allUsers: options.allUsers ?? false },
+          callOptions,
+        ),
+      options,
+    );
+    return response.clusters;
+  }
+
+  /** `sky queue`: a cluster's jobs. */
+  async queue(
+    clusterName: string,
+    options: CallOpts & { skipFinished?: boolean; allUsers?: boolean } = {},
+  ): Promise<Job[]> {
+    const response = await this.unary(
+      (callOptions) =>
+        this.raw.jobs.listJobs(
+          { clusterName, skipFinished: options.skipFinished ?? false, allUsers: options.allUsers ?? false },
+          callOptions,
+        ),
+      options,
+    );
+    return response.jobs;
+  }
+
+  /**
+   * `sky logs`: a job's output as chunks with byte offsets (job 0: the
+   * latest). With `follow` (the default) it streams until the job ends, and
+   * resumes from the last offset when the connection breaks or the server
+   * restarts; the last chunk carries the job's final state in `job`.
+   */
+  async *jobLogs(
+    clusterName: string,
+    options: {
+      jobId?: number | bigint;
+      follow?: boolean;
+      offset?: number;
+      tailLines?: number;
+      signal?: AbortSignal;
+    } = {},
+  ): AsyncGenerator<JobLogChunk, void, undefined> {
+    const follow = options.follow ?? true;
+    const jobId = BigInt(options.jobId ?? 0);
+    let offset = options.offset;
+    const backoff = new Backoff(this.retryUnavailableForMs, options.signal);
+    for (;;) {
+      try {
+        const stream = this.raw.jobs.tailJobLogs(
+          {
+            clusterName,
+            jobId,
+            follow,
+            offset: offset === undefined ? undefined : BigInt(offset),
+            tailLines: offset === undefined ? options.tailLines : undefined,
+          },
+          this.streamOptions(options.signal),
+        );
+        for await (const chunk of stream) {
+          const start = Number(chunk.offset);
+          offset = start + chunk.data.length;
+          if (chunk.job) {
+            yield { offset: start, data: chunk.data, job: chunk.job };
+            return;
+          }
+          if (chunk.data.length === 0) continue;
+          backoff.reset();
+          yield { offset: start, data: chunk.data };
+        }
+      } catch (err) {
+        await backoff.pause(err);
+        continue;
+      }
+      // Without `follow` the stream may end without the job's state; with it,
+      // an end before the final message means the server went away.
+      if (!follow) return;
+      await backoff.pause(new SkyError("the log stream ended before the job did", { code: Code.Unavailable }));
+    }
+  }
+
+  /** A handle on an existing operation, by name, id or unique id prefix. */
+  operation(nameOrId: string): Operation {
+    return new Operation(this, nameOrId);
+  }
+
+  /** `sky api status`: requests, newest first. */
+  async requests(
+    options: CallOpts & { allUsers?: boolean; includeFinished?: boolean; clusterName?: string; limit?: number } = {},
+  ): Promise<Operation[]> {
+    const response = await this.unary(
+      (callOptions) =>
+        this.raw.requests.listRequests(
+          {
+            allUsers: options.allUsers ?? false,
+            includeFinished: options.includeFinished ?? false,
+            clusterName: options.clusterName ?? "",
+            limit: options.limit ?? 0,
+          },
+          callOptions,
+        ),
+      options,
+    );
+    return response.operations.map((op) => new Operation(this, op));
+  }
+
+  /** The server's version, API version, mode and the calling user. */
+  serverInfo(options: CallOpts = {}): Promise<GetServerInfoResponse> {
+    return this.unary((callOptions) => this.raw.server.getServerInfo({}, callOptions), options);
+  }
+
+  /** The calling user and their role. */
+  async whoami(options: CallOpts = {}): Promise<UserInfo | undefined> {
+    return (await this.unary((callOptions) => this.raw.users.whoAmI({}, callOptions), options)).user;
+  }
+}
+
+/** Creates a client; see ClientOptions for where the endpoint and credentials come from. */
+export function createClient(options: ClientOptions = {}): SkyClient {
+  return new SkyClient(options);
+}

@@ -1,0 +1,65 @@
+// @skypilot-api/client: a typed client of the SkyPilot-compatible API server.
+
+export {
+  API_VERSION,
+  API_VERSION_HEADER,
+  SkyClient,
+  createClient,
+  toTaskSpec,
+  type CallOpts,
+  type ClientOptions,
+  type JobLogChunk,
+  type LaunchOpts,
+  type MutatingOpts,
+  type RawClients,
+  type TaskInput,
+} from "./client.js";
+export {
+  DEFAULT_PORT,
+  ENDPOINT_ENV,
+  TOKEN_ENV,
+  currentIdentity,
+  parseEndpoint,
+  resolveEndpoint,
+  type Endpoint,
+  type EndpointSource,
+  type Identity,
+} from "./endpoint.js";
+export { Code, ERROR_DOMAIN, SkyError, WaitTimeoutError, codeName } from "./errors.js";
+export {
+  Operation,
+  operationId,
+  registry,
+  requestMetadata,
+  type LogChunk,
+  type LogOptions,
+  type OperationMessage,
+} from "./operation.js";
+export {
+  TaskError,
+  commandTask,
+  taskFromYaml,
+  taskToSpec,
+  type Autostop,
+  type Task,
+  type TaskResources,
+  type TaskYamlOptions,
+} from "./task.js";
+
+// The protocol's messages and enums most callers need.
+export {
+  ClusterStatus,
+  JobStatus,
+  type CancelJobsResponse,
+  type Cluster,
+  type ClusterActionResponse,
+  type ExecResponse,
+  type Job,
+  type LaunchResponse,
+  type Resources,
+  type TaskSpec,
+} from "./gen/skypilot/v1/clusters_pb.js";
+export { type CheckResponse, type InfraCheck } from "./gen/skypilot/v1/infra_pb.js";
+export { RequestState, Schedule, type RequestMetadata } from "./gen/skypilot/v1/requests_pb.js";
+export { ServerMode, type GetServerInfoResponse, type User } from "./gen/skypilot/v1/server_pb.js";
+export { Role, type UserInfo } from "./gen/skypilot/v1/users_pb.js";
