@@ -132,7 +132,7 @@ impl Clusters {
                 ),
             });
         }
-        self.sync_files(&cluster, &task, progress)?;
+        self.sync_files(&cluster, &task, progress).await?;
 
         let task_autostop =
             task.resources.as_ref().and_then(|r| r.autostop_idle_minutes.map(|m| (m, r.autostop_down)));
@@ -168,7 +168,7 @@ impl Clusters {
             ));
         }
         self.check_fits(&cluster, task)?;
-        self.sync_files(&cluster, task, progress)?;
+        self.sync_files(&cluster, task, progress).await?;
         let job_id = self.submit_job(name, task, false, caller, request_id).await?;
         progress(&format!("\u{2699}\u{fe0e} Job submitted, ID: {job_id}"));
         Ok(job_id)
@@ -211,7 +211,7 @@ impl Clusters {
         Ok(())
     }
 
-    fn sync_files(
+    async fn sync_files(
         &self,
         cluster: &ClusterRecord,
         task: &TaskSpec,
@@ -226,9 +226,13 @@ impl Clusters {
                 task.workdir, cluster.num_nodes
             ));
         }
-        self.inner
-            .infra
-            .sync_files(&cluster.name, cluster.num_nodes, &task.workdir, &task.file_mounts)
+        // Copying can take long (a big workdir): keep it off the async workers.
+        let infra = self.inner.infra.clone();
+        let (name, nodes) = (cluster.name.clone(), cluster.num_nodes);
+        let (workdir, mounts) = (task.workdir.clone(), task.file_mounts.clone());
+        tokio::task::spawn_blocking(move || infra.sync_files(&name, nodes, &workdir, &mounts))
+            .await
+            .map_err(|err| Error::internal(format!("file copy task: {err}")))?
             .map_err(|err| Error::invalid("task.workdir/file_mounts", format!("cannot copy files: {err}")))
     }
 
