@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project. Installs what the tests need on a
-# machine that has only the Rust toolchain (cargo-nextest when missing).
+# machine that has only the Rust toolchain, Python 3 with pip and Node.js with
+# npm: cargo-nextest when missing; each client suite installs its own pinned
+# packages into target/venvs/ or node_modules/, and the chart suite installs helm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,4 +18,20 @@ cargo clippy --locked --all-targets -- -D warnings
 cargo build --locked --bin sky --bin sky-bench
 target/debug/sky-bench --quick
 
+# Rust: unit, server, CLI, crash and fuzz tests.
 cargo nextest run --locked --no-fail-fast
+
+# Everything else runs against the real `sky` binary built above.
+export SKY_BIN="$PWD/target/debug/sky"
+failed=()
+for suite in python-client typescript-client airflow temporal chart; do
+    echo "=== scripts/test-$suite.sh"
+    if ! bash "scripts/test-$suite.sh"; then
+        failed+=("$suite")
+    fi
+done
+if ((${#failed[@]})); then
+    echo "failed suites: ${failed[*]}" >&2
+    exit 1
+fi
+echo "all tests passed"
