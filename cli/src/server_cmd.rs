@@ -52,6 +52,9 @@ pub struct StartArgs {
     /// Also serve grpc.health.v1 alone, in plaintext, on this port (for probes that cannot speak TLS).
     #[arg(long, env = "SKYPILOT_HEALTH_PORT")]
     pub health_port: Option<u16>,
+    /// Let web pages from this origin call over gRPC-Web (repeat or comma-separate; "*": any).
+    #[arg(long = "cors-allow-origin", env = "SKYPILOT_CORS_ALLOW_ORIGINS", value_delimiter = ',')]
+    pub cors_allow_origins: Vec<String>,
     /// Hours finished requests and their logs are kept; negative keeps them forever.
     #[arg(
         long,
@@ -102,6 +105,9 @@ impl StartArgs {
         if let Some(port) = self.health_port {
             flags.push(format!("--health-port={port}"));
         }
+        for origin in &self.cors_allow_origins {
+            flags.push(format!("--cors-allow-origin={origin}"));
+        }
         if self.log_format == LogFormat::Json {
             flags.push("--log-format=json".into());
         }
@@ -122,6 +128,7 @@ pub fn run_foreground(args: &StartArgs) -> CliResult {
     config.retention_hours = args.requests_retention_hours;
     config.job_logs_retention_hours = args.job_logs_retention_hours;
     config.health_port = args.health_port;
+    config.cors_allow_origins = args.cors_allow_origins.clone();
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         config.tls = Some(TlsFiles { cert: cert.clone(), key: key.clone() });
     }
@@ -133,21 +140,18 @@ pub fn run_foreground(args: &StartArgs) -> CliResult {
         .build()
         .map_err(|err| CliError::new(format!("cannot start the async runtime: {err}")))?;
     runtime.block_on(async {
+        // Listen for signals before the server says it serves, so that a stop
+        // that follows at once is graceful too.
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
         let server = Server::new(config).start().await.map_err(|err| CliError::new(err.to_string()))?;
-        wait_for_stop_signal().await?;
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
         server.shutdown().await.map_err(|err| CliError::new(err.to_string()))
     })
-}
-
-async fn wait_for_stop_signal() -> CliResult {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = interrupt.recv() => {}
-    }
-    Ok(())
 }
 
 fn init_tracing(format: LogFormat) {

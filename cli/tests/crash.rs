@@ -5,16 +5,17 @@
 //! twice, every finished job's log must be whole, and the store must open
 //! cleanly. Prints the counts.
 
+mod common;
+
 use std::{
     collections::{BTreeMap, HashMap},
     fs,
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use common::ServerProcess;
 use prost::Message;
 use skypilot_api::{
     Client, Endpoint, EndpointSource,
@@ -37,66 +38,6 @@ const KILLS: usize = 4;
 /// Clusters that only take jobs, and one that is also torn down and launched again.
 const STEADY_CLUSTERS: [&str; 2] = ["crash-a", "crash-b"];
 const CHURN_CLUSTER: &str = "crash-c";
-
-/// The server as a child process on a fixed data dir and (after the first start) port.
-struct ServerProcess {
-    child: Child,
-    home: PathBuf,
-    data_dir: PathBuf,
-    port: u16,
-}
-
-impl ServerProcess {
-    fn start(home: &Path, data_dir: &Path, port: u16) -> ServerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sky"))
-            .args(["api", "start", "--foreground", "--host", "127.0.0.1", "--port", &port.to_string()])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--shutdown-grace-seconds", "1"])
-            .env("HOME", home)
-            .env("RUST_LOG", "info")
-            .env_remove("SKYPILOT_API_SERVER_ENDPOINT")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the server");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let mut seen = Vec::new();
-        loop {
-            match lines.next() {
-                Some(Ok(line)) if line.contains("API server is serving") => break,
-                Some(Ok(line)) => seen.push(line),
-                _ => panic!("the server exited before serving:\n{}", seen.join("\n")),
-            }
-        }
-        // Keep draining the log so that the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines.by_ref() {});
-        let pid_file = fs::read_to_string(data_dir.join("server.pid")).unwrap();
-        let address = pid_file.lines().nth(1).unwrap().to_string();
-        let port = address.rsplit_once(':').unwrap().1.parse().unwrap();
-        ServerProcess { child, home: home.to_path_buf(), data_dir: data_dir.to_path_buf(), port }
-    }
-
-    fn kill_and_restart(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-        *self = ServerProcess::start(&self.home, &self.data_dir, self.port);
-    }
-
-    /// SIGTERM; returns whether it exited cleanly.
-    fn stop(mut self) -> bool {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        self.child.wait().unwrap().success()
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A small deterministic generator, so that a failing run can be repeated.
 struct Rng(u64);

@@ -37,6 +37,8 @@ pub struct ServerConfig {
     /// A service-account token ("sky_..." or a file holding it) registered for
     /// the first admin (`SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN`).
     pub initial_service_account_token: Option<String>,
+    /// Browser origins allowed to call over gRPC-Web ("*": any); none by default.
+    pub cors_allow_origins: Vec<String>,
     /// Also serve `grpc.health.v1` alone, in plaintext, on this port (for
     /// Kubernetes probes, which cannot speak TLS); 0 picks a free port.
     pub health_port: Option<u16>,
@@ -68,6 +70,7 @@ impl ServerConfig {
             initial_basic_auth: None,
             initial_service_account_token: None,
             health_port: None,
+            cors_allow_origins: Vec::new(),
             owner: None,
         }
     }

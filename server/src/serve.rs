@@ -24,7 +24,7 @@ use crate::{
     config::{ServerConfig, TlsFiles},
     data_dir::DataDir,
     error::{Error, Result},
-    grpc::{ApiVersionLayer, Services, Shared},
+    grpc::{ApiVersionLayer, Services, Shared, cors_layer},
     health::{HealthListener, set_health},
     infra::local::{LocalInfra, host_resources},
     kinds,
@@ -45,6 +45,7 @@ pub enum StartError {
     Reflection(String),
     Insecure { host: String },
     Tls(String),
+    Cors(String),
 }
 
 impl fmt::Display for StartError {
@@ -78,6 +79,7 @@ impl fmt::Display for StartError {
             StartError::Store(err) => write!(f, "{err}"),
             StartError::Reflection(err) => write!(f, "cannot set up server reflection: {err}"),
             StartError::Tls(err) => write!(f, "cannot set up TLS: {err}"),
+            StartError::Cors(err) => write!(f, "cannot set up CORS: {err}"),
             StartError::Insecure { host } => write!(
                 f,
                 "refusing to listen on {host} without authentication: use --deploy (credentials \
@@ -121,6 +123,7 @@ impl Server {
             .transpose()
             .map_err(StartError::Store)?;
         let tls = config.tls.as_ref().map(tls_config).transpose()?;
+        let cors = cors_layer(&config.cors_allow_origins).map_err(StartError::Cors)?;
         let dir = config.data_dir.clone();
         let dir_err = |source| StartError::DataDir { dir: dir.clone(), source };
         let (data_dir, lock) = DataDir::take(&dir)?;
@@ -209,6 +212,7 @@ impl Server {
         // before the version and auth checks see it.
         let router = builder
             .accept_http1(true)
+            .layer(tower::util::option_layer(cors))
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(ApiVersionLayer)
             .layer(AuthLayer::new(accounts.clone()))

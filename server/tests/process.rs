@@ -163,3 +163,52 @@ async fn server_info_reports_versions_mode_and_the_caller() {
     let info = raw.get_server_info(GetServerInfoRequest {}).await.unwrap().into_inner();
     assert_eq!(info.user.unwrap().name, "owner");
 }
+
+/// Sends a raw HTTP/1.1 request and returns the whole answer.
+async fn http1(address: std::net::SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer).to_lowercase()
+}
+
+#[tokio::test]
+async fn browsers_from_an_allowed_origin_may_call_over_grpc_web_and_others_may_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(&dir);
+    config.cors_allow_origins = vec!["https://app.example".into()];
+    let server = TestServer::start_with(dir, config, Default::default()).await;
+    let address = server.running().local_addr();
+    let preflight = |origin: &str| {
+        format!(
+            "OPTIONS /skypilot.v1.ServerService/GetServerInfo HTTP/1.1\r\nhost: {address}\r\norigin: {origin}\r\n\
+             access-control-request-method: POST\r\naccess-control-request-headers: content-type,x-grpc-web\r\n\
+             connection: close\r\n\r\n"
+        )
+    };
+    let allowed = http1(address, &preflight("https://app.example")).await;
+    assert!(allowed.starts_with("http/1.1 200"), "{allowed}");
+    assert!(allowed.contains("access-control-allow-origin: https://app.example"), "{allowed}");
+    let other = http1(address, &preflight("https://evil.example")).await;
+    assert!(!other.contains("access-control-allow-origin"), "{other}");
+
+    let call = format!(
+        "POST /skypilot.v1.ServerService/GetServerInfo HTTP/1.1\r\nhost: {address}\r\norigin: https://app.example\r\n\
+         content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\ncontent-length: 5\r\nconnection: close\r\n\r\n\0\0\0\0\0"
+    );
+    let answer = http1(address, &call).await;
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(answer.contains("access-control-expose-headers"), "{answer}");
+    assert!(answer.contains("grpc-status:0"), "{answer}");
+}
+
+#[tokio::test]
+async fn an_invalid_cors_origin_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(&dir);
+    config.cors_allow_origins = vec!["https://bad\norigin".into()];
+    let err = Server::new(config).start().await.err().expect("refused");
+    assert!(err.to_string().contains("invalid CORS origin"), "{err}");
+}

@@ -1,7 +1,13 @@
-//! What CLI tests share: the outcome of one `sky` run and its assertions.
+//! What CLI tests share: the outcome of one `sky` run and its assertions,
+//! and the server as a child process (to kill it, or limit what it may write).
 #![allow(dead_code)]
 
-use std::process::Output;
+use std::{
+    io::{BufRead, BufReader},
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+};
 
 /// A finished `sky` run.
 pub struct Run {
@@ -38,5 +44,90 @@ impl Run {
         assert_ne!(self.code, 0, "unexpected success; stdout:\n{}", self.stdout);
         assert!(!self.stderr.trim().is_empty(), "a failure must say why");
         self
+    }
+}
+
+/// The server as a child process on a fixed data dir and (after the first start) port.
+pub struct ServerProcess {
+    child: Child,
+    home: PathBuf,
+    data_dir: PathBuf,
+    pub port: u16,
+}
+
+impl ServerProcess {
+    pub fn start(home: &Path, data_dir: &Path, port: u16) -> ServerProcess {
+        ServerProcess::start_limited(home, data_dir, port, None)
+    }
+
+    /// Starts the server; with `file_size_limit`, no file it writes may grow
+    /// beyond that many bytes (writes past it fail as on a full disk).
+    pub fn start_limited(
+        home: &Path,
+        data_dir: &Path,
+        port: u16,
+        file_size_limit: Option<u64>,
+    ) -> ServerProcess {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sky"));
+        if let Some(limit) = file_size_limit {
+            // SAFETY: only async-signal-safe calls between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                    let rlimit = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+                    if libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = command
+            .args(["api", "start", "--foreground", "--host", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--shutdown-grace-seconds", "1"])
+            .env("HOME", home)
+            .env("RUST_LOG", "info")
+            .env_remove("SKYPILOT_API_SERVER_ENDPOINT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the server");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut seen = Vec::new();
+        loop {
+            match lines.next() {
+                Some(Ok(line)) if line.contains("API server is serving") => break,
+                Some(Ok(line)) => seen.push(line),
+                _ => panic!("the server exited before serving:\n{}", seen.join("\n")),
+            }
+        }
+        // Keep draining the log so that the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        let pid_file = std::fs::read_to_string(data_dir.join("server.pid")).unwrap();
+        let address = pid_file.lines().nth(1).unwrap().to_string();
+        let port = address.rsplit_once(':').unwrap().1.parse().unwrap();
+        ServerProcess { child, home: home.to_path_buf(), data_dir: data_dir.to_path_buf(), port }
+    }
+
+    pub fn kill_and_restart(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        *self = ServerProcess::start(&self.home, &self.data_dir, self.port);
+    }
+
+    /// SIGTERM; returns whether it exited cleanly.
+    pub fn stop(mut self) -> bool {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().unwrap().success()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

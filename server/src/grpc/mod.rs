@@ -4,6 +4,7 @@
 mod caller;
 mod clusters;
 mod convert;
+mod cors;
 mod infra;
 mod operations;
 mod requests;
@@ -14,6 +15,7 @@ mod users;
 use std::sync::Arc;
 
 pub use caller::ApiVersionLayer;
+pub use cors::cors_layer;
 use skypilot_api::proto::{
     google::longrunning::operations_server::OperationsServer,
     skypilot::v1::{

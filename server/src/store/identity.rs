@@ -2,6 +2,8 @@
 //! beside it (`db.identity`). sled opens damaged files as an empty database
 //! without an error; the marker lets the server notice that, or a database
 //! swapped in from elsewhere, at start instead of serving an empty store.
+//! (sled's own recovery may already have rewritten the damaged files by then:
+//! the way back is a backup of the data directory.)
 
 use std::path::{Path, PathBuf};
 
@@ -160,7 +162,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_refused_store_is_left_as_it_was() {
+    async fn a_refused_store_keeps_its_marker_and_stays_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = filled_store(dir.path()).await;
         std::fs::write(path.join("db"), vec![0xAB; 4096]).unwrap();
