@@ -12,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use common::Run;
+use common::{Run, ServerProcess};
 use skypilot_api::proto::skypilot::v1::ClusterStatus;
 use skypilot_server::{RunningServer, Server, ServerConfig};
 use tempfile::TempDir;
@@ -344,6 +344,45 @@ async fn stop_start_and_down_change_the_cluster_and_bad_requests_say_why() {
     let broken = env.sky(&["launch", "-c", "bad", "-y", "broken.yaml"]).code(1);
     assert!(broken.stderr.contains("line 2"), "{}", broken.stderr);
     assert!(env.sky(&["status"]).ok().stdout.contains("No existing clusters."));
+}
+
+#[test]
+fn a_job_that_ignores_sigterm_is_killed_even_when_the_server_stops_right_after_cancelling_it() {
+    let temp = tempfile::tempdir().unwrap();
+    let (home, data) = (temp.path().join("home"), temp.path().join("data"));
+    fs::create_dir_all(&home).unwrap();
+    let server = ServerProcess::start(&home, &data, 0);
+    let sky = |args: &[&str]| {
+        Run::from(
+            Command::new(env!("CARGO_BIN_EXE_sky"))
+                .args(args)
+                .env("HOME", &home)
+                .env("SKYPILOT_API_SERVER_ENDPOINT", format!("http://127.0.0.1:{}", server.port))
+                .stdin(Stdio::null())
+                .output()
+                .unwrap(),
+        )
+    };
+    let pid_file = temp.path().join("pid");
+    let script = format!("trap '' TERM; echo $$ > {}; echo started; sleep 300", pid_file.display());
+    sky(&["launch", "-c", "stubborn", "-y", "--cpus", "0.5", "-d", &script]).ok();
+    let mut follow = Command::new(env!("CARGO_BIN_EXE_sky"))
+        .args(["logs", "stubborn", "1"])
+        .env("HOME", &home)
+        .env("SKYPILOT_API_SERVER_ENDPOINT", format!("http://127.0.0.1:{}", server.port))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started =
+        BufReader::new(follow.stdout.take().unwrap()).lines().any(|line| line.unwrap() == "started");
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(started, "the job never started");
+    let pid: i32 = fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+
+    sky(&["cancel", "stubborn", "1", "-y"]).ok();
+    assert!(server.stop(), "the server did not stop cleanly");
+    assert!(wait_for_exit(pid), "job process {pid} outlived its cancellation and the server");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

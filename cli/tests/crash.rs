@@ -169,7 +169,11 @@ async fn no_acknowledged_request_is_lost_and_no_job_runs_twice_across_server_kil
         };
         let launched = setup.launch(request).await.unwrap();
         let done = setup.wait_operation(&launched.name, Duration::from_secs(60)).await.unwrap();
-        assert!(unpack::<LaunchResponse>(&done).is_some(), "setup launch failed: {done:?}");
+        let response = unpack::<LaunchResponse>(&done).expect("the setup launch succeeds");
+        assert!(
+            response.summary.contains(&format!("Job 1 submitted to cluster '{cluster}'")),
+            "{response:?}"
+        );
     }
 
     let tally = Arc::new(Mutex::new(Tally::default()));

@@ -148,7 +148,11 @@ impl Clusters {
         }
         let job_id = self.submit_job(&name, &task, !request.no_setup, caller, request_id).await?;
         progress(&format!("\u{2699}\u{fe0e} Job submitted, ID: {job_id}"));
-        Ok(LaunchResponse { cluster_name: name, job_id, summary: String::new() })
+        let summary = format!(
+            "Job {job_id} submitted to cluster '{name}' ({} node(s), {} CPU(s) per node).",
+            cluster.num_nodes, cluster.cpus
+        );
+        Ok(LaunchResponse { cluster_name: name, job_id, summary })
     }
 
     /// `sky exec`: submits the task as a job on an UP cluster (no setup).

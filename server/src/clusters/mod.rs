@@ -87,6 +87,7 @@ impl Clusters {
         self.inner.shutdown.cancel();
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
+        crate::infra::process::finish_kills().await;
     }
 
     /// A cluster by name.

@@ -121,16 +121,28 @@ pub fn read_exit_code(exit_file: &Path) -> Option<i32> {
     std::fs::read_to_string(exit_file).ok().and_then(|text| text.trim().parse().ok())
 }
 
+/// The SIGKILLs that follow SIGTERMs, so that a stopping server can wait for
+/// them (otherwise a job that ignores SIGTERM would outlive its cancellation).
+static ESCALATIONS: std::sync::LazyLock<tokio_util::task::TaskTracker> =
+    std::sync::LazyLock::new(tokio_util::task::TaskTracker::new);
+
 /// Terminates the process group of `pid` (SIGTERM, then SIGKILL after a grace period).
 pub fn kill_group(pid: u32, start_ticks: u64) {
     if !is_alive(pid, start_ticks) {
         return;
     }
     signal_group(pid, libc::SIGTERM);
-    tokio::spawn(async move {
+    ESCALATIONS.spawn(async move {
         tokio::time::sleep(KILL_GRACE).await;
         signal_group(pid, libc::SIGKILL);
     });
+}
+
+/// Waits until every pending SIGKILL was sent (at most the kill grace).
+pub async fn finish_kills() {
+    ESCALATIONS.close();
+    ESCALATIONS.wait().await;
+    ESCALATIONS.reopen();
 }
 
 fn signal_group(pid: u32, signal: i32) {

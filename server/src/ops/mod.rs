@@ -283,7 +283,10 @@ impl Engine {
     /// returns how many were removed.
     pub async fn remove_finished_before(&self, cutoff_ms: i64) -> Result<usize> {
         let mut removed = 0;
-        for record in self.inner.store.ops_oldest_first() {
+        for (seen, record) in self.inner.store.ops_oldest_first().enumerate() {
+            if seen % 256 == 255 {
+                tokio::task::yield_now().await; // a long sweep never holds a worker
+            }
             let record = record?;
             if record.is_done() && record.finished_ms < cutoff_ms {
                 self.inner.store.delete_op(&record)?;
