@@ -146,11 +146,23 @@ pub fn run_foreground(args: &StartArgs) -> CliResult {
         let mut terminate = signal(SignalKind::terminate())?;
         let mut interrupt = signal(SignalKind::interrupt())?;
         let server = Server::new(config).start().await.map_err(|err| CliError::new(err.to_string()))?;
-        tokio::select! {
-            _ = terminate.recv() => {}
-            _ = interrupt.recv() => {}
+        let failure = tokio::select! {
+            _ = terminate.recv() => None,
+            _ = interrupt.recv() => None,
+            err = server.store_failed() => Some(err),
+        };
+        if let Some(err) = &failure {
+            tracing::error!(
+                error = %err,
+                "the store can no longer write; stopping so that a restart recovers it from disk \
+                 (free space on the data volume first)"
+            );
         }
-        server.shutdown().await.map_err(|err| CliError::new(err.to_string()))
+        let stopped = server.shutdown().await;
+        match failure {
+            Some(err) => Err(CliError::new(format!("the API server stopped: {err}"))),
+            None => stopped.map_err(|err| CliError::new(err.to_string())),
+        }
     })
 }
 

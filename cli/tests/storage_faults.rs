@@ -61,9 +61,11 @@ async fn a_full_disk_refuses_requests_with_storage_full_and_keeps_every_accepted
     assert_eq!(reason.as_deref(), Some("STORAGE_FULL"), "{refusal}");
     assert!(message.contains("free space"), "{message}");
     println!("disk full after {} accepted requests: {message}", accepted.len());
-    // Whatever it still can answer, the server must not crash; stop it hard,
-    // as an operator would a wedged process, and start it with room again.
-    drop(server);
+    // sled takes no write after a failed one until it is opened again: the
+    // server stops by itself, so that its supervisor (or the next `sky`
+    // command) starts it again and it recovers from what is on disk.
+    let status = tokio::task::block_in_place(|| server.wait_for_exit());
+    assert!(!status.success(), "the server must say it stopped on a failure: {status}");
 
     let server = ServerProcess::start(&home, &data_dir, port);
     let roomy = client(port).await;

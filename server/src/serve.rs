@@ -293,6 +293,13 @@ impl RunningServer {
         self.local_addr
     }
 
+    /// Resolves once the store can no longer write (a full or failing disk).
+    /// The store then refuses every write until it is opened again, so the
+    /// process should stop: a restart recovers from what is on disk.
+    pub async fn store_failed(&self) -> Error {
+        self.store.failed().await
+    }
+
     /// The plaintext health-only listener's address, when one was asked for.
     pub fn health_addr(&self) -> Option<SocketAddr> {
         self.health_only.as_ref().and_then(HealthListener::local_addr)

@@ -118,6 +118,11 @@ impl ServerProcess {
         *self = ServerProcess::start(&self.home, &self.data_dir, self.port);
     }
 
+    /// Waits until the server exits by itself.
+    pub fn wait_for_exit(mut self) -> std::process::ExitStatus {
+        self.child.wait().unwrap()
+    }
+
     /// SIGTERM; returns whether it exited cleanly.
     pub fn stop(mut self) -> bool {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };

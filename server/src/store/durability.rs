@@ -2,7 +2,7 @@
 //! background task flushes sled once for everyone who asked while the previous
 //! flush ran, so thousands of writes a second share a few fsyncs.
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -12,6 +12,9 @@ type Waiter = oneshot::Sender<Result<()>>;
 #[derive(Clone)]
 pub struct Flusher {
     requests: mpsc::UnboundedSender<Waiter>,
+    /// The first failed flush: sled refuses every write after an I/O error
+    /// until the database is opened again.
+    failure: watch::Receiver<Option<Error>>,
 }
 
 impl Flusher {
@@ -20,6 +23,7 @@ impl Flusher {
     /// the read lock, so closing the store waits for a flush under way.
     pub fn start(state: super::Shared) -> Flusher {
         let (requests, mut receiver) = mpsc::unbounded_channel::<Waiter>();
+        let (failed, failure) = watch::channel(None);
         tokio::spawn(async move {
             while let Some(first) = receiver.recv().await {
                 let mut waiters = vec![first];
@@ -38,12 +42,26 @@ impl Flusher {
                     Ok(result) => result,
                     Err(err) => Err(Error::new(ErrorKind::Storage, format!("flush task: {err}"))),
                 };
+                if let Err(err) = &result
+                    && matches!(err.kind, ErrorKind::Storage | ErrorKind::StorageFull)
+                {
+                    failed.send_if_modified(|first| first.is_none() && first.replace(err.clone()).is_none());
+                }
                 for waiter in waiters {
                     let _ = waiter.send(result.clone());
                 }
             }
         });
-        Flusher { requests }
+        Flusher { requests, failure }
+    }
+
+    /// Resolves with the error once a flush has failed.
+    pub async fn failed(&self) -> Error {
+        let mut failure = self.failure.clone();
+        match failure.wait_for(Option::is_some).await {
+            Ok(failed) => failed.clone().expect("waited for a failure"),
+            Err(_) => std::future::pending().await, // the flusher is gone: the store was closed
+        }
     }
 
     /// Returns once everything written before this call is on disk.

@@ -110,6 +110,12 @@ impl Store {
         f(guard.as_ref().expect("checked open"))
     }
 
+    /// Resolves once a write to disk has failed; the store takes no more
+    /// writes until it is opened again (a restart).
+    pub async fn failed(&self) -> Error {
+        self.flusher.failed().await
+    }
+
     /// Returns once every write made so far is on disk.
     pub async fn durable(&self) -> Result<()> {
         self.flusher.flush().await
