@@ -24,7 +24,7 @@ use crate::{
     config::{ServerConfig, TlsFiles},
     data_dir::DataDir,
     error::{Error, Result},
-    grpc::{ApiVersionLayer, Services, Shared, cors_layer},
+    grpc::{ApiVersionLayer, BrowserGuardLayer, Services, Shared, cors_layer},
     health::{HealthListener, set_health},
     infra::local::{LocalInfra, host_resources},
     kinds,
@@ -111,26 +111,29 @@ impl Server {
     /// Starts serving; returns once the server answers health checks as SERVING.
     pub async fn start(self) -> Result<RunningServer, StartError> {
         let config = self.config;
-        // Settings are checked before the data directory is touched.
-        let first_admin = config
-            .require_auth
-            .then(|| {
-                FirstAdmin::parse(
-                    config.initial_basic_auth.as_deref(),
-                    config.initial_service_account_token.as_deref(),
-                )
-            })
-            .transpose()
-            .map_err(StartError::Store)?;
-        let tls = config.tls.as_ref().map(tls_config).transpose()?;
+        // Settings are checked before the data directory is touched. The first
+        // admin's are needed only for a store without users, so an error in
+        // them counts only then.
+        let first_admin = config.require_auth.then(|| {
+            FirstAdmin::parse(
+                config.initial_basic_auth.as_deref(),
+                config.initial_service_account_token.as_deref(),
+            )
+        });
+        if !config.require_auth && !config.insecure_no_auth && !is_loopback(&config.host) {
+            return Err(StartError::Insecure { host: config.host.clone() });
+        }
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(files) = &config.tls {
+            builder =
+                builder.tls_config(tls_config(files)?).map_err(|err| StartError::Tls(err.to_string()))?;
+        }
         let cors = cors_layer(&config.cors_allow_origins).map_err(StartError::Cors)?;
+        let browsers = BrowserGuardLayer::new(&config.cors_allow_origins, is_loopback(&config.host));
         let dir = config.data_dir.clone();
         let dir_err = |source| StartError::DataDir { dir: dir.clone(), source };
         let (data_dir, lock) = DataDir::take(&dir)?;
 
-        if !config.require_auth && !config.insecure_no_auth && !is_loopback(&config.host) {
-            return Err(StartError::Insecure { host: config.host.clone() });
-        }
         if !config.require_auth && !is_loopback(&config.host) {
             tracing::warn!(
                 host = %config.host,
@@ -165,7 +168,7 @@ impl Server {
             Engine::start(store.clone(), logs, all_kinds, &config.engine).await.map_err(StartError::Store)?;
 
         let accounts = config.require_auth.then(|| Arc::new(Accounts::new(store.clone())));
-        if let (Some(accounts), Some(first_admin)) = (&accounts, &first_admin) {
+        if let (Some(accounts), Some(first_admin)) = (&accounts, first_admin) {
             let generated = accounts.bootstrap(first_admin).map_err(StartError::Store)?;
             if let Some(password) = generated {
                 tracing::warn!(
@@ -204,15 +207,13 @@ impl Server {
             })
         });
         let (stop_serving, stopped) = oneshot::channel::<()>();
-        let mut builder = tonic::transport::Server::builder();
-        if let Some(tls) = tls {
-            builder = builder.tls_config(tls).map_err(|err| StartError::Tls(err.to_string()))?;
-        }
         // gRPC-Web (for browsers) arrives over HTTP/1.1 and is translated to gRPC
-        // before the version and auth checks see it.
+        // before the version and auth checks see it; pages from origins not
+        // allowed are refused first.
         let router = builder
             .accept_http1(true)
             .layer(tower::util::option_layer(cors))
+            .layer(browsers)
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(ApiVersionLayer)
             .layer(AuthLayer::new(accounts.clone()))

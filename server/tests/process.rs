@@ -212,3 +212,29 @@ async fn an_invalid_cors_origin_stops_the_start() {
     let err = Server::new(config).start().await.err().expect("refused");
     assert!(err.to_string().contains("invalid CORS origin"), "{err}");
 }
+
+#[tokio::test]
+async fn a_web_page_that_reaches_a_local_server_through_dns_rebinding_is_refused() {
+    let server = TestServer::start().await;
+    let address = server.running().local_addr();
+    let port = address.port();
+    let call = |host: &str, origin: Option<&str>| {
+        let origin = origin.map(|o| format!("origin: {o}\r\n")).unwrap_or_default();
+        format!(
+            "POST /skypilot.v1.ServerService/GetServerInfo HTTP/1.1\r\nhost: {host}\r\n{origin}\
+             content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\ncontent-length: 5\r\n\
+             connection: close\r\n\r\n\0\0\0\0\0"
+        )
+    };
+    let rebound =
+        http1(address, &call(&format!("rebind.evil.example:{port}"), Some("http://rebind.evil.example")))
+            .await;
+    assert!(rebound.contains("grpc-status: 7"), "{rebound}");
+    let no_origin = http1(address, &call(&format!("rebind.evil.example:{port}"), None)).await;
+    assert!(no_origin.contains("grpc-status: 7") && no_origin.contains("localhost"), "{no_origin}");
+    let page = http1(address, &call(&format!("127.0.0.1:{port}"), Some("https://some.page"))).await;
+    assert!(page.contains("grpc-status: 7") && page.contains("--cors-allow-origin"), "{page}");
+    // A program (no Origin) on this host is served as before.
+    let local = http1(address, &call(&format!("localhost:{port}"), None)).await;
+    assert!(local.contains("grpc-status:0"), "{local}");
+}

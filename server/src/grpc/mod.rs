@@ -1,10 +1,10 @@
 //! The gRPC layer: thin handlers that validate, convert, call the engine and
 //! convert back. No store access and no business logic here.
 
+mod browsers;
 mod caller;
 mod clusters;
 mod convert;
-mod cors;
 mod infra;
 mod operations;
 mod requests;
@@ -14,8 +14,8 @@ mod users;
 
 use std::sync::Arc;
 
+pub use browsers::{BrowserGuardLayer, cors_layer};
 pub use caller::ApiVersionLayer;
-pub use cors::cors_layer;
 use skypilot_api::proto::{
     google::longrunning::operations_server::OperationsServer,
     skypilot::v1::{

@@ -1,0 +1,191 @@
+//! Browsers and gRPC-Web: CORS for the configured origins (preflight
+//! answered before authentication, gRPC status headers readable), and a guard
+//! that refuses pages from any other origin, and, on a loopback server, calls
+//! addressed to a host name other than a loopback one (DNS rebinding).
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use http::{HeaderName, HeaderValue, Method};
+use tonic::Status;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+
+/// Response headers a gRPC-Web client must be able to read.
+const EXPOSED: &[&str] =
+    &["grpc-status", "grpc-message", "grpc-status-details-bin", "x-skypilot-api-version"];
+
+/// The layer for `origins`, or an error naming the origin that is not valid;
+/// None when no origin is allowed.
+pub fn cors_layer(origins: &[String]) -> Result<Option<CorsLayer>, String> {
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    let allow = if origins.iter().any(|origin| origin.trim() == "*") {
+        AllowOrigin::any()
+    } else {
+        let values = origins
+            .iter()
+            .map(|origin| {
+                HeaderValue::from_str(origin.trim_end_matches('/')).map_err(|_| {
+                    format!("invalid CORS origin {origin:?}: expected e.g. https://app.example.com")
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        AllowOrigin::list(values)
+    };
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::POST, Method::OPTIONS])
+            .allow_headers(Any)
+            .expose_headers(EXPOSED.iter().map(|name| HeaderName::from_static(name)).collect::<Vec<_>>())
+            .max_age(std::time::Duration::from_secs(24 * 3600)),
+    ))
+}
+
+/// `scheme://host[:port]` without surrounding spaces or a trailing slash, or
+/// None when `origin` is not of that form.
+fn normal_origin(origin: &str) -> Option<String> {
+    let origin = origin.trim().trim_end_matches('/');
+    let (scheme, host) = origin.split_once("://")?;
+    let valid = matches!(scheme, "http" | "https")
+        && !host.is_empty()
+        && !host.contains('/')
+        && host.bytes().all(|b| b.is_ascii_graphic());
+    valid.then(|| origin.to_string())
+}
+
+/// Refuses calls from web pages whose origin is not allowed, and, on a
+/// loopback server, calls addressed to a host that is not a loopback one.
+#[derive(Debug, Clone)]
+pub struct BrowserGuardLayer {
+    rules: Arc<Rules>,
+}
+
+#[derive(Debug)]
+struct Rules {
+    any_origin: bool,
+    origins: Vec<String>,
+    loopback_only: bool,
+}
+
+impl BrowserGuardLayer {
+    /// `origins` as given to `--cors-allow-origin`; `loopback` when the server
+    /// listens on a loopback address.
+    pub fn new(origins: &[String], loopback: bool) -> BrowserGuardLayer {
+        let rules = Rules {
+            any_origin: origins.iter().any(|origin| origin.trim() == "*"),
+            origins: origins.iter().filter_map(|origin| normal_origin(origin)).collect(),
+            loopback_only: loopback,
+        };
+        BrowserGuardLayer { rules: Arc::new(rules) }
+    }
+}
+
+impl Rules {
+    fn refusal<B>(&self, request: &http::Request<B>) -> Option<String> {
+        if let Some(origin) = request.headers().get(http::header::ORIGIN) {
+            let origin = origin.to_str().unwrap_or("?");
+            if !self.any_origin && !self.origins.iter().any(|allowed| allowed == origin) {
+                return Some(format!(
+                    "calls from web pages of {origin} are not allowed; start the API server with \
+                     --cors-allow-origin {origin} to allow them"
+                ));
+            }
+        }
+        if self.loopback_only {
+            let host = request
+                .uri()
+                .host()
+                .map(str::to_string)
+                .or_else(|| request.headers().get(http::header::HOST)?.to_str().ok().map(str::to_string));
+            if let Some(host) = host.filter(|host| !is_loopback_host(host)) {
+                return Some(format!(
+                    "this local API server answers only calls addressed to localhost, not to {host}"
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// `localhost`, `127.x.x.x` or `::1`, with or without a port or brackets.
+fn is_loopback_host(authority: &str) -> bool {
+    let host = if let Some(rest) = authority.strip_prefix('[') {
+        rest.split(']').next().unwrap_or(rest)
+    } else if authority.matches(':').count() == 1 {
+        authority.split(':').next().unwrap_or(authority)
+    } else {
+        authority
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+impl<S> tower::Layer<S> for BrowserGuardLayer {
+    type Service = BrowserGuard<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        BrowserGuard { inner, rules: self.rules.clone() }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BrowserGuard<S> {
+    inner: S,
+    rules: Arc<Rules>,
+}
+
+type BoxedResponse<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
+
+impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for BrowserGuard<S>
+where
+    S: tower::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = http::Response<ResBody>;
+    type Error = S::Error;
+    type Future = BoxedResponse<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
+        if let Some(why) = self.rules.refusal(&request) {
+            let response = Status::permission_denied(why).into_http::<ResBody>();
+            return Box::pin(std::future::ready(Ok(response)));
+        }
+        Box::pin(self.inner.call(request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_normalised_and_malformed_ones_refused() {
+        assert_eq!(normal_origin(" https://app.example/ ").as_deref(), Some("https://app.example"));
+        assert_eq!(normal_origin("http://localhost:3000").as_deref(), Some("http://localhost:3000"));
+        for bad in ["app.example", "ftp://x", "https://", "https://a/b", "https://a b"] {
+            assert_eq!(normal_origin(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_loopback_hosts_reach_a_loopback_server() {
+        for host in ["localhost", "LOCALHOST:46580", "127.0.0.1:1", "127.1.2.3", "[::1]:46580", "::1"] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in ["rebind.evil.example:46580", "10.0.0.1", "[2001:db8::1]:80", "localhost.evil"] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+}
