@@ -108,9 +108,13 @@ impl StartArgs {
         for origin in &self.cors_allow_origins {
             flags.push(format!("--cors-allow-origin={origin}"));
         }
-        if self.log_format == LogFormat::Json {
-            flags.push("--log-format=json".into());
-        }
+        flags.push(
+            match self.log_format {
+                LogFormat::Json => "--log-format=json",
+                LogFormat::Text => "--log-format=text",
+            }
+            .into(),
+        );
         flags
     }
 }
@@ -118,6 +122,10 @@ impl StartArgs {
 /// `sky api start --foreground`: serve until SIGTERM or SIGINT.
 pub fn run_foreground(args: &StartArgs) -> CliResult {
     init_tracing(args.log_format);
+    // Jobs run as this user: keep them from reading this process's
+    // environment (initial credentials) and memory through /proc.
+    // SAFETY: prctl(PR_SET_DUMPABLE) takes plain integers and touches no memory of ours.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     let mut config = ServerConfig::local(args.data_dir());
     config.host = args.host();
     config.port = args.port()?;

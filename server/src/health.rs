@@ -56,9 +56,14 @@ impl HealthListener {
         self.local_addr
     }
 
-    /// Stops serving and waits for the listener to close.
+    /// Stops serving; open connections (a Watch stream, a client that never
+    /// spoke) get two seconds, then are dropped.
     pub async fn stop(self) {
         let _ = self.stop.send(());
-        let _ = self.task.await;
+        let mut task = self.task;
+        if tokio::time::timeout(std::time::Duration::from_secs(2), &mut task).await.is_err() {
+            task.abort();
+            let _ = task.await;
+        }
     }
 }

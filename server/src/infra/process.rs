@@ -75,11 +75,11 @@ pub fn spawn(command: &NodeCommand) -> io::Result<Spawned> {
         .arg(&command.prefix)
         .arg(&command.pid_file)
         .current_dir(&command.cwd)
-        .envs(command.env.iter().map(|(k, v)| (k, v)))
-        // The server's own secrets never reach jobs.
+        // The server's own secrets are not passed on (a task may set its own).
         .env_remove("SKYPILOT_INITIAL_BASIC_AUTH")
         .env_remove("SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN")
         .env_remove("SKYPILOT_SERVICE_ACCOUNT_TOKEN")
+        .envs(command.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
