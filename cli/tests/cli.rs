@@ -302,13 +302,13 @@ fn malformed_endpoints_and_config_files_name_their_source() {
 #[test]
 fn a_server_that_fails_to_start_shows_the_end_of_its_log() {
     let home = Home::new();
-    // A file where the store's directory should be: the server cannot open it.
+    // A file where the store's directory should be: the server refuses the directory.
     fs::create_dir_all(home.data_dir()).unwrap();
     fs::write(home.data_dir().join("db"), "not a database").unwrap();
     let run = home.sky(&["api", "info"]).fails();
     assert!(run.stderr.contains("failed to start the SkyPilot API server"), "{}", run.stderr);
     assert!(
-        run.stderr.contains("Last lines of") && run.stderr.contains("cannot open store"),
+        run.stderr.contains("Last lines of") && run.stderr.contains("not the API server's (db)"),
         "{}",
         run.stderr
     );

@@ -23,6 +23,10 @@ const KNOWN_ENTRIES: &[&str] = &[
     "lost+found",
 ];
 
+/// What Python SkyPilot keeps in the same default directory
+/// (`~/.sky/api_server`): left alone, and no reason to refuse it.
+const PYTHON_SKYPILOT_PREFIXES: &[&str] = &["requests.db", "requests", "metrics"];
+
 /// The subdirectories of a data dir.
 #[derive(Debug, Clone)]
 pub struct DataDir {
@@ -62,10 +66,11 @@ impl DataDir {
     }
 }
 
-/// A directory that already holds a store is ours (the store checks its
-/// identity); otherwise it may hold only entries the server would create.
+/// A directory that already holds our store is ours (the store checks its
+/// identity); otherwise it may hold only entries the server would create,
+/// and Python SkyPilot's.
 fn check_not_foreign(root: &Path) -> Result<(), StartError> {
-    if root.join("db").exists() {
+    if root.join("db.identity").exists() || root.join("db/conf").exists() {
         return Ok(());
     }
     let entries =
@@ -73,7 +78,10 @@ fn check_not_foreign(root: &Path) -> Result<(), StartError> {
     let mut foreign: Vec<String> = entries
         .filter_map(|entry| entry.ok())
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .filter(|name| !KNOWN_ENTRIES.contains(&name.as_str()))
+        .filter(|name| {
+            !KNOWN_ENTRIES.contains(&name.as_str()) || (name == "db" && !is_empty_dir(&root.join("db")))
+        })
+        .filter(|name| !PYTHON_SKYPILOT_PREFIXES.iter().any(|prefix| name.starts_with(prefix)))
         .collect();
     if foreign.is_empty() {
         return Ok(());
@@ -81,6 +89,10 @@ fn check_not_foreign(root: &Path) -> Result<(), StartError> {
     foreign.sort();
     foreign.truncate(3);
     Err(StartError::ForeignDataDir { dir: root.to_path_buf(), found: foreign })
+}
+
+fn is_empty_dir(dir: &Path) -> bool {
+    fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
 }
 
 /// Takes the exclusive lock on `<root>/server.lock`.
@@ -117,6 +129,21 @@ mod tests {
         assert!(message.contains("thesis.tex") && message.contains("--data-dir"), "{message}");
         let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, ["thesis.tex"]);
+    }
+
+    #[test]
+    fn a_db_folder_that_is_not_a_store_is_foreign() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("db/migrations")).unwrap();
+        assert!(matches!(DataDir::take(dir.path()), Err(StartError::ForeignDataDir { .. })));
+    }
+
+    #[test]
+    fn python_skypilots_files_in_the_default_directory_are_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("requests.db"), "").unwrap();
+        fs::write(dir.path().join("server.log"), "").unwrap();
+        assert!(DataDir::take(dir.path()).is_ok());
     }
 
     #[test]

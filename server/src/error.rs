@@ -173,8 +173,8 @@ fn disk_full(err: &std::io::Error) -> Error {
     Error::new(
         ErrorKind::StorageFull,
         format!(
-            "the API server cannot write to its data directory ({err}): the request was not \
-             accepted; free space on the server's data volume, then retry"
+            "the API server cannot write to its data directory ({err}): free space on the \
+             server's data volume, then retry"
         ),
     )
 }

@@ -45,10 +45,19 @@ impl Accounts {
 
     /// Creates the first admin when there is no user; returns the generated
     /// password, if any, so that it can be shown once.
-    pub fn bootstrap(&self, first: &FirstAdmin) -> Result<Option<String>> {
+    /// `first` is the parsed settings, whose error matters only when there is
+    /// no user yet.
+    pub fn bootstrap(&self, first: Result<FirstAdmin>) -> Result<Option<String>> {
         if !self.store.scan::<UserRecord>(Table::Users, b"")?.is_empty() {
+            if first.as_ref().is_ok_and(|first| first.token.is_some()) {
+                tracing::warn!(
+                    "SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN is ignored: users exist already \
+                     (create tokens with `sky tokens create`)"
+                );
+            }
             return Ok(None);
         }
+        let first = first?;
         let (password, generated) = match &first.password {
             Some(password) => (password.clone(), false),
             None => (random_hex(12), true),

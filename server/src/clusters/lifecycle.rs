@@ -273,7 +273,9 @@ impl Clusters {
     pub async fn down(&self, name: &str) -> Result<ClusterRecord> {
         let mut cluster = self.get(name)?;
         self.kill_all_jobs(name, "cluster was torn down").await?;
-        self.archive_job_logs(name)?;
+        if let Err(err) = self.archive_job_logs(name) {
+            tracing::warn!(cluster = name, error = %err, "could not keep the job logs of a torn-down cluster");
+        }
         self.inner.infra.teardown(name)?;
         self.inner.store.remove_prefix(Table::Jobs, &super::job_prefix(name))?;
         self.inner.store.delete(Table::Clusters, name.as_bytes())?;

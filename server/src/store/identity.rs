@@ -15,8 +15,9 @@ const ID_KEY: &[u8] = b"store_id";
 const MARKER_HEADER: &str = "skypilot-api-server store";
 
 /// Checks that the database at `path` is the one its marker names; gives a
-/// new store its identity.
-pub(super) fn check(db: &sled::Db, path: &Path) -> Result<()> {
+/// new store its identity. `has_schema`: the database records a schema
+/// version, which every store written by a server has.
+pub(super) fn check(db: &sled::Db, path: &Path, has_schema: bool) -> Result<()> {
     let meta = db.open_tree("meta")?;
     let stored = meta.get(ID_KEY)?.map(|raw| String::from_utf8_lossy(&raw).into_owned());
     let marker = marker_path(path);
@@ -34,6 +35,14 @@ pub(super) fn check(db: &sled::Db, path: &Path) -> Result<()> {
         // The marker is written after the identity is durable: a store without
         // one is new, or stopped in between.
         (None, Some(stored)) => write_marker(&marker, &stored),
+        // Empty, with request logs beside it: a store that sled opened empty.
+        (None, None) if !has_schema && has_entries(&path.with_file_name("logs")) => Err(damaged(
+            path,
+            "it is empty, but the data directory holds request logs, so its files are damaged or \
+             were removed"
+                .into(),
+        )),
+        // A store of a server from before markers (it has a schema), or a new one.
         (None, None) => {
             let id = random_hex(16)?;
             meta.insert(ID_KEY, id.as_bytes())?;
@@ -41,6 +50,10 @@ pub(super) fn check(db: &sled::Db, path: &Path) -> Result<()> {
             write_marker(&marker, &id)
         }
     }
+}
+
+fn has_entries(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some())
 }
 
 fn marker_path(path: &Path) -> PathBuf {
@@ -84,8 +97,8 @@ fn damaged(path: &Path, why: String) -> Error {
     Error::new(
         ErrorKind::Storage,
         format!(
-            "the store at {} cannot be trusted: {why}. Nothing was changed; restore the data directory \
-             from a backup, or move it away to start with an empty one",
+            "the store at {} cannot be trusted: {why}. The server will not serve it; restore the \
+             data directory from a backup, or move it away to start with an empty one",
             path.display()
         ),
     )
@@ -170,6 +183,18 @@ mod tests {
         refused(&path);
         refused(&path);
         assert_eq!(std::fs::read(path.with_extension("identity")).unwrap(), marker);
+    }
+
+    #[tokio::test]
+    async fn an_emptied_store_without_a_marker_but_with_request_logs_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = filled_store(dir.path()).await;
+        std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+        std::fs::write(dir.path().join("logs/op001.log"), "line\n").unwrap();
+        std::fs::remove_file(path.with_extension("identity")).unwrap();
+        std::fs::write(path.join("db"), vec![0xAB; 4096]).unwrap();
+        let message = refused(&path);
+        assert!(message.contains("request logs"), "{message}");
     }
 
     #[tokio::test]

@@ -73,8 +73,9 @@ impl Store {
                 .flush_every_ms(None)
                 .open()
                 .map_err(|err| cannot_open(err.to_string()))?;
-            identity::check(&db, dir)?;
-            check_schema(&db, dir)?;
+            refuse_newer_schema(&db, dir)?;
+            identity::check(&db, dir, schema_version(&db, dir)?.is_some())?;
+            record_schema(&db, dir)?;
             Ok::<_, Error>(db)
         });
         let db = opened.map_err(|panic| {
@@ -306,33 +307,43 @@ where
     }))
 }
 
-fn check_schema(db: &sled::Db, dir: &Path) -> Result<()> {
+/// The schema version the store was written with; None for a new store.
+fn schema_version(db: &sled::Db, dir: &Path) -> Result<Option<u32>> {
     let meta = db.open_tree("meta")?;
-    match meta.get(SCHEMA_KEY)? {
-        None => {
-            meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
-            Ok(())
-        }
-        Some(raw) => {
-            let found = <[u8; 4]>::try_from(raw.as_ref()).map(u32::from_be_bytes).map_err(|_| {
+    meta.get(SCHEMA_KEY)?
+        .map(|raw| {
+            <[u8; 4]>::try_from(raw.as_ref()).map(u32::from_be_bytes).map_err(|_| {
                 Error::new(
                     ErrorKind::Storage,
                     format!("store at {} has an unreadable schema version", dir.display()),
                 )
-            })?;
-            if found > SCHEMA_VERSION {
-                return Err(Error::new(
-                    ErrorKind::Storage,
-                    format!(
-                        "store at {} was written by a newer server (schema {found}, this server reads \
-                         up to {SCHEMA_VERSION}): upgrade the server",
-                        dir.display()
-                    ),
-                ));
-            }
-            Ok(())
-        }
+            })
+        })
+        .transpose()
+}
+
+/// Refuses a store written by a newer server, before anything is written to it.
+fn refuse_newer_schema(db: &sled::Db, dir: &Path) -> Result<()> {
+    match schema_version(db, dir)? {
+        Some(found) if found > SCHEMA_VERSION => Err(Error::new(
+            ErrorKind::Storage,
+            format!(
+                "store at {} was written by a newer server (schema {found}, this server reads up to \
+                 {SCHEMA_VERSION}): upgrade the server",
+                dir.display()
+            ),
+        )),
+        _ => Ok(()),
     }
+}
+
+/// Records the schema version of a new store. (An older one would be
+/// migrated here; version 1 is the first.)
+fn record_schema(db: &sled::Db, dir: &Path) -> Result<()> {
+    if schema_version(db, dir)?.is_none() {
+        db.open_tree("meta")?.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+    }
+    Ok(())
 }
 
 fn idempotency_index_key(user_id: &str, key: &str) -> Vec<u8> {
@@ -366,19 +377,19 @@ mod tests {
     async fn records_survive_reopening_the_store() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = Store::open(dir.path()).unwrap();
+            let store = Store::open(&dir.path().join("db")).unwrap();
             store.put_op(&record("a1")).unwrap();
             store.durable().await.unwrap();
             store.close().unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
         assert_eq!(store.get_op("a1").unwrap().unwrap().kind, "sky.check");
     }
 
     #[tokio::test]
     async fn newest_first_iterates_in_reverse_id_order_from_a_cursor() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
         for id in ["a", "b", "c"] {
             store.put_op(&record(id)).unwrap();
         }
@@ -391,7 +402,7 @@ mod tests {
     #[tokio::test]
     async fn an_idempotency_key_is_claimed_once() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
         assert_eq!(store.claim_idempotency_key("u", "k", "op1").unwrap(), None);
         assert_eq!(store.claim_idempotency_key("u", "k", "op2").unwrap().as_deref(), Some("op1"));
         assert_eq!(store.claim_idempotency_key("v", "k", "op3").unwrap(), None);
@@ -401,7 +412,7 @@ mod tests {
     async fn a_store_from_a_newer_server_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = Store::open(dir.path()).unwrap();
+            let store = Store::open(&dir.path().join("db")).unwrap();
             store
                 .with(|open| {
                     let meta = open.db.open_tree("meta")?;
@@ -411,7 +422,7 @@ mod tests {
                 .unwrap();
             store.close().unwrap();
         }
-        let err = Store::open(dir.path()).err().unwrap();
+        let err = Store::open(&dir.path().join("db")).err().unwrap();
         assert!(err.message.contains("newer server"), "{err}");
     }
 }
