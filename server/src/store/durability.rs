@@ -12,9 +12,9 @@ type Waiter = oneshot::Sender<Result<()>>;
 #[derive(Clone)]
 pub struct Flusher {
     requests: mpsc::UnboundedSender<Waiter>,
-    /// The first failed flush: sled refuses every write after an I/O error
+    /// The first failed write: sled refuses every write after an I/O error
     /// until the database is opened again.
-    failure: watch::Receiver<Option<Error>>,
+    failure: std::sync::Arc<watch::Sender<Option<Error>>>,
 }
 
 impl Flusher {
@@ -23,7 +23,8 @@ impl Flusher {
     /// the read lock, so closing the store waits for a flush under way.
     pub fn start(state: super::Shared) -> Flusher {
         let (requests, mut receiver) = mpsc::unbounded_channel::<Waiter>();
-        let (failed, failure) = watch::channel(None);
+        let failure = std::sync::Arc::new(watch::channel(None).0);
+        let failed = failure.clone();
         tokio::spawn(async move {
             while let Some(first) = receiver.recv().await {
                 let mut waiters = vec![first];
@@ -45,7 +46,7 @@ impl Flusher {
                 if let Err(err) = &result
                     && matches!(err.kind, ErrorKind::Storage | ErrorKind::StorageFull)
                 {
-                    failed.send_if_modified(|first| first.is_none() && first.replace(err.clone()).is_none());
+                    record(&failed, err);
                 }
                 for waiter in waiters {
                     let _ = waiter.send(result.clone());
@@ -55,9 +56,16 @@ impl Flusher {
         Flusher { requests, failure }
     }
 
-    /// Resolves with the error once a flush has failed.
+    /// Notes a write that failed for lack of space (sled refuses writes from then on).
+    pub fn report(&self, err: &Error) {
+        if err.kind == ErrorKind::StorageFull {
+            record(&self.failure, err);
+        }
+    }
+
+    /// Resolves with the error once a write has failed.
     pub async fn failed(&self) -> Error {
-        let mut failure = self.failure.clone();
+        let mut failure = self.failure.subscribe();
         match failure.wait_for(Option::is_some).await {
             Ok(failed) => failed.clone().expect("waited for a failure"),
             Err(_) => std::future::pending().await, // the flusher is gone: the store was closed
@@ -70,4 +78,9 @@ impl Flusher {
         self.requests.send(done).map_err(|_| Error::new(ErrorKind::Unavailable, "the store is closed"))?;
         wait.await.map_err(|_| Error::new(ErrorKind::Unavailable, "the store is closed"))?
     }
+}
+
+/// Keeps the first failure.
+fn record(failure: &watch::Sender<Option<Error>>, err: &Error) {
+    failure.send_if_modified(|first| first.is_none() && first.replace(err.clone()).is_none());
 }

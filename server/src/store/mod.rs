@@ -108,7 +108,11 @@ impl Store {
 
     fn with<T>(&self, f: impl FnOnce(&Open) -> Result<T>) -> Result<T> {
         let guard = self.open_state()?;
-        f(guard.as_ref().expect("checked open"))
+        let result = f(guard.as_ref().expect("checked open"));
+        if let Err(err) = &result {
+            self.flusher.report(err);
+        }
+        result
     }
 
     /// Resolves once a write to disk has failed; the store takes no more
