@@ -5,9 +5,6 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -47,78 +44,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     os._exit(_EXIT_STATUS.get("status", 1))
 
 
-from skypilot_client import Client, SkyError, Task, v1  # noqa: E402
-from skypilot_client.testing import LocalServer  # noqa: E402
-
-
-def wait_until(predicate, timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-
-
-def request_state(client: Client, name: str) -> str:
-    operation = client.operation(name)
-    operation.refresh()
-    return v1.RequestState.Name(operation.metadata.state).removeprefix("REQUEST_STATE_")
-
-
-def job_status(client: Client, cluster: str, job_id: int) -> str:
-    job = next(job for job in client.queue(cluster) if job.job_id == job_id)
-    return v1.JobStatus.Name(job.status).removeprefix("JOB_STATUS_")
-
-
-class Gate:
-    """Holds a cluster busy: a launch whose file mount is a FIFO blocks in the
-    server until the FIFO is opened for writing, so that every request queued
-    behind it on the same cluster stays PENDING (not done) meanwhile."""
-
-    def __init__(self, server: LocalServer, folder: Path) -> None:
-        self.server = server
-        self.cluster = f"gate-{uuid.uuid4().hex[:8]}"
-        self.fifo = folder / "gate.fifo"
-        os.mkfifo(self.fifo)
-        self.operation = ""
-
-    def close_when_ready(self) -> None:
-        with self.server.client() as client:
-            task = Task(run="true", cpus=0.5, file_mounts={"~/gate": str(self.fifo)})
-            self.operation = client.launch(task, self.cluster).name
-            wait_until(lambda: request_state(client, self.operation) == "RUNNING", what="the gate launch to run")
-
-    def open(self) -> None:
-        """Lets the blocked launch go on (it then fails: a FIFO is no file)."""
-        with self.server.client() as client:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
-                except OSError:  # no reader (yet, or any more)
-                    if client.operation(self.operation).done():
-                        return
-                    time.sleep(0.05)
-                    continue
-                os.close(fd)
-                client.operation(self.operation).wait(timeout=30)
-                return
-
-
-@pytest.fixture
-def gate(sky_server: LocalServer, tmp_path: Path) -> Iterator[Gate]:
-    gate = Gate(sky_server, tmp_path)
-    try:
-        gate.close_when_ready()
-        yield gate
-    finally:
-        if gate.operation:
-            gate.open()
-        with sky_server.client() as client:
-            try:
-                client.down(gate.cluster).result(timeout=60)
-            except SkyError:
-                pass
+# Helpers and the `gate` fixture shared with the other example suite.
+sys.path.insert(0, str(EXAMPLE.parent))
+from sky_test_support import Gate, gate, job_status, request_state, wait_until  # noqa: E402, F401
