@@ -352,27 +352,20 @@ fn a_job_that_ignores_sigterm_is_killed_even_when_the_server_stops_right_after_c
     let (home, data) = (temp.path().join("home"), temp.path().join("data"));
     fs::create_dir_all(&home).unwrap();
     let server = ServerProcess::start(&home, &data, 0);
-    let sky = |args: &[&str]| {
-        Run::from(
-            Command::new(env!("CARGO_BIN_EXE_sky"))
-                .args(args)
-                .env("HOME", &home)
-                .env("SKYPILOT_API_SERVER_ENDPOINT", format!("http://127.0.0.1:{}", server.port))
-                .stdin(Stdio::null())
-                .output()
-                .unwrap(),
-        )
+    let command = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sky"));
+        command
+            .args(args)
+            .env("HOME", &home)
+            .env("SKYPILOT_API_SERVER_ENDPOINT", format!("http://127.0.0.1:{}", server.port))
+            .stdin(Stdio::null());
+        command
     };
+    let sky = |args: &[&str]| Run::from(command(args).output().unwrap());
     let pid_file = temp.path().join("pid");
     let script = format!("trap '' TERM; echo $$ > {}; echo started; sleep 300", pid_file.display());
     sky(&["launch", "-c", "stubborn", "-y", "--cpus", "0.5", "-d", &script]).ok();
-    let mut follow = Command::new(env!("CARGO_BIN_EXE_sky"))
-        .args(["logs", "stubborn", "1"])
-        .env("HOME", &home)
-        .env("SKYPILOT_API_SERVER_ENDPOINT", format!("http://127.0.0.1:{}", server.port))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut follow = command(&["logs", "stubborn", "1"]).stdout(Stdio::piped()).spawn().unwrap();
     let started =
         BufReader::new(follow.stdout.take().unwrap()).lines().any(|line| line.unwrap() == "started");
     let _ = follow.kill();

@@ -18,9 +18,8 @@ use std::{
 use common::ServerProcess;
 use prost::Message;
 use skypilot_api::{
-    Client, Endpoint, EndpointSource,
+    Client,
     client::request_metadata,
-    identity::Identity,
     proto::{
         google::longrunning::{Operation, operation::Result as OpResult},
         skypilot::v1::{
@@ -35,6 +34,8 @@ const CLIENTS: usize = 8;
 /// Each client submits at least this many requests, and goes on until the kills are over.
 const MIN_REQUESTS_PER_CLIENT: usize = 30;
 const KILLS: usize = 4;
+/// How long clients keep retrying while the server is down.
+const RIDE_THROUGH_RESTARTS: Duration = Duration::from_secs(60);
 /// Clusters that only take jobs, and one that is also torn down and launched again.
 const STEADY_CLUSTERS: [&str; 2] = ["crash-a", "crash-b"];
 const CHURN_CLUSTER: &str = "crash-c";
@@ -76,21 +77,14 @@ struct Tally {
     acknowledged: BTreeMap<String, Option<String>>,
 }
 
-async fn client(port: u16) -> Client {
-    let endpoint = Endpoint::parse(&format!("http://127.0.0.1:{port}"), EndpointSource::Env).unwrap();
-    let me = Identity { name: "crash".into(), id: "c0ffee00".into() };
-    Client::connect(&endpoint, &me).await.unwrap().with_retry_for(Duration::from_secs(60))
-}
-
 async fn run_client(
-    port: u16,
+    client: Client,
     seed: u64,
     number: usize,
     markers: PathBuf,
     tally: Arc<Mutex<Tally>>,
     kills_over: Arc<std::sync::atomic::AtomicBool>,
 ) {
-    let client = client(port).await;
     let mut rng = Rng(seed);
     let mut mine: Vec<String> = Vec::new();
     for i in 0.. {
@@ -160,7 +154,7 @@ async fn no_acknowledged_request_is_lost_and_no_job_runs_twice_across_server_kil
     let mut server = ServerProcess::start(&home, &data_dir, 0);
     let port = server.port;
 
-    let setup = client(port).await;
+    let setup = server.client(RIDE_THROUGH_RESTARTS).await;
     for cluster in STEADY_CLUSTERS.iter().chain([&CHURN_CLUSTER]) {
         let request = LaunchRequest {
             cluster_name: cluster.to_string(),
@@ -178,18 +172,17 @@ async fn no_acknowledged_request_is_lost_and_no_job_runs_twice_across_server_kil
 
     let tally = Arc::new(Mutex::new(Tally::default()));
     let kills_over = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|n| {
-            tokio::spawn(run_client(
-                port,
-                seed.wrapping_add(n as u64 * 7919),
-                n,
-                markers.clone(),
-                tally.clone(),
-                kills_over.clone(),
-            ))
-        })
-        .collect();
+    let mut clients = Vec::new();
+    for n in 0..CLIENTS {
+        clients.push(tokio::spawn(run_client(
+            server.client(RIDE_THROUGH_RESTARTS).await,
+            seed.wrapping_add(n as u64 * 7919),
+            n,
+            markers.clone(),
+            tally.clone(),
+            kills_over.clone(),
+        )));
+    }
     let mut rng = Rng(seed);
     let mut kills = Vec::new();
     for _ in 0..KILLS {
@@ -202,7 +195,7 @@ async fn no_acknowledged_request_is_lost_and_no_job_runs_twice_across_server_kil
         handle.await.unwrap();
     }
 
-    let checker = client(port).await;
+    let checker = server.client(RIDE_THROUGH_RESTARTS).await;
     let tally = std::mem::take(&mut *tally.lock().unwrap());
     let (mut lost, mut unfinished, mut recovered) = (Vec::new(), Vec::new(), 0);
     let mut jobs: HashMap<String, (String, i64)> = HashMap::new();
@@ -310,7 +303,7 @@ async fn no_acknowledged_request_is_lost_and_no_job_runs_twice_across_server_kil
     // A clean stop, then the store opens again with everything in it.
     assert!(server.stop(), "the server did not stop cleanly");
     let server = ServerProcess::start(&home, &data_dir, port);
-    let again = client(port).await;
+    let again = server.client(RIDE_THROUGH_RESTARTS).await;
     for name in tally.acknowledged.keys() {
         assert!(again.get_operation(name).await.unwrap().done, "{name} changed after a clean restart");
     }

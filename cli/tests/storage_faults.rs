@@ -7,17 +7,10 @@ use std::{fs, process::Command, time::Duration};
 
 use common::ServerProcess;
 use skypilot_api::{
-    Client, ClientError, Endpoint, EndpointSource,
-    identity::Identity,
+    ClientError,
     proto::skypilot::v1::{LaunchRequest, TaskSpec},
 };
 use tempfile::TempDir;
-
-async fn client(port: u16) -> Client {
-    let endpoint = Endpoint::parse(&format!("http://127.0.0.1:{port}"), EndpointSource::Env).unwrap();
-    let me = Identity { name: "disk".into(), id: "d15c0000".into() };
-    Client::connect(&endpoint, &me).await.unwrap().with_retry_for(Duration::ZERO)
-}
 
 /// A dry-run launch whose stored request weighs about 8 KiB.
 fn heavy_request(n: usize) -> LaunchRequest {
@@ -46,7 +39,7 @@ async fn a_full_disk_refuses_requests_with_storage_full_and_keeps_every_accepted
     let store_size = fs::metadata(data_dir.join("db/db")).unwrap().len();
     let server = ServerProcess::start_limited(&home, &data_dir, 0, Some(store_size + 512 * 1024));
     let port = server.port;
-    let limited = client(port).await;
+    let limited = server.client(Duration::ZERO).await;
 
     let mut accepted = Vec::new();
     let refusal = loop {
@@ -68,7 +61,7 @@ async fn a_full_disk_refuses_requests_with_storage_full_and_keeps_every_accepted
     assert!(!status.success(), "the server must say it stopped on a failure: {status}");
 
     let server = ServerProcess::start(&home, &data_dir, port);
-    let roomy = client(port).await;
+    let roomy = server.client(Duration::ZERO).await;
     for name in &accepted {
         let operation = roomy.wait_operation(name, Duration::from_secs(30)).await.unwrap();
         assert!(operation.done, "{name} never finished");

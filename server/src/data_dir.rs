@@ -79,7 +79,7 @@ fn check_not_foreign(root: &Path) -> Result<(), StartError> {
         .filter_map(|entry| entry.ok())
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
         .filter(|name| {
-            !KNOWN_ENTRIES.contains(&name.as_str()) || (name == "db" && !is_empty_dir(&root.join("db")))
+            !KNOWN_ENTRIES.contains(&name.as_str()) || (name == "db" && !is_empty_folder(&root.join("db")))
         })
         .filter(|name| !PYTHON_SKYPILOT_PREFIXES.iter().any(|prefix| name.starts_with(prefix)))
         .collect();
@@ -91,8 +91,13 @@ fn check_not_foreign(root: &Path) -> Result<(), StartError> {
     Err(StartError::ForeignDataDir { dir: root.to_path_buf(), found: foreign })
 }
 
-fn is_empty_dir(dir: &Path) -> bool {
-    fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
+fn is_empty_folder(path: &Path) -> bool {
+    path.is_dir() && !has_entries(path)
+}
+
+/// Whether `dir` is a folder with something in it.
+pub(crate) fn has_entries(dir: &Path) -> bool {
+    fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some())
 }
 
 /// Takes the exclusive lock on `<root>/server.lock`.

@@ -60,10 +60,6 @@ impl HealthListener {
     /// spoke) get two seconds, then are dropped.
     pub async fn stop(self) {
         let _ = self.stop.send(());
-        let mut task = self.task;
-        if tokio::time::timeout(std::time::Duration::from_secs(2), &mut task).await.is_err() {
-            task.abort();
-            let _ = task.await;
-        }
+        crate::serve::join_within(self.task, std::time::Duration::from_secs(2)).await;
     }
 }

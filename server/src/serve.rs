@@ -24,7 +24,7 @@ use crate::{
     config::{ServerConfig, TlsFiles},
     data_dir::DataDir,
     error::{Error, Result},
-    grpc::{ApiVersionLayer, BrowserGuardLayer, Services, Shared, cors_layer},
+    grpc::{ApiVersionLayer, BrowserGuardLayer, Services, Shared, cors_layer, is_loopback_host},
     health::{HealthListener, set_health},
     infra::local::{LocalInfra, host_resources},
     kinds,
@@ -120,7 +120,7 @@ impl Server {
                 config.initial_service_account_token.as_deref(),
             )
         });
-        if !config.require_auth && !config.insecure_no_auth && !is_loopback(&config.host) {
+        if !config.require_auth && !config.insecure_no_auth && !is_loopback_host(&config.host) {
             return Err(StartError::Insecure { host: config.host.clone() });
         }
         let mut builder = tonic::transport::Server::builder();
@@ -129,12 +129,12 @@ impl Server {
                 builder.tls_config(tls_config(files)?).map_err(|err| StartError::Tls(err.to_string()))?;
         }
         let cors = cors_layer(&config.cors_allow_origins).map_err(StartError::Cors)?;
-        let browsers = BrowserGuardLayer::new(&config.cors_allow_origins, is_loopback(&config.host));
+        let browsers = BrowserGuardLayer::new(&config.cors_allow_origins, is_loopback_host(&config.host));
         let dir = config.data_dir.clone();
         let dir_err = |source| StartError::DataDir { dir: dir.clone(), source };
         let (data_dir, lock) = DataDir::take(&dir)?;
 
-        if !config.require_auth && !is_loopback(&config.host) {
+        if !config.require_auth && !is_loopback_host(&config.host) {
             tracing::warn!(
                 host = %config.host,
                 "AUTHENTICATION IS OFF on a non-loopback address: anyone who reaches this port can run \
@@ -332,11 +332,7 @@ impl RunningServer {
         let closed = self.store.close();
         // In-flight calls end once the engine is down (streams end at
         // shutdown); give them a moment, then stop serving regardless.
-        let mut serve = self.serve;
-        if tokio::time::timeout(Duration::from_secs(2), &mut serve).await.is_err() {
-            serve.abort();
-            let _ = serve.await;
-        }
+        join_within(self.serve, Duration::from_secs(2)).await;
         if let Some(health_only) = self.health_only {
             health_only.stop().await;
         }
@@ -384,6 +380,10 @@ async fn bind(host: &str, port: u16) -> Result<TcpListener, StartError> {
     })
 }
 
-fn is_loopback(host: &str) -> bool {
-    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+/// Waits for `task` to end, for at most `within`; then aborts it.
+pub(crate) async fn join_within<T>(mut task: JoinHandle<T>, within: Duration) {
+    if tokio::time::timeout(within, &mut task).await.is_err() {
+        task.abort();
+        let _ = task.await;
+    }
 }

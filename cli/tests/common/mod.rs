@@ -118,6 +118,14 @@ impl ServerProcess {
         *self = ServerProcess::start(&self.home, &self.data_dir, self.port);
     }
 
+    /// A typed client of this server that retries an unavailable server for `retry_for`.
+    pub async fn client(&self, retry_for: std::time::Duration) -> skypilot_api::Client {
+        let url = format!("http://127.0.0.1:{}", self.port);
+        let endpoint = skypilot_api::Endpoint::parse(&url, skypilot_api::EndpointSource::Env).unwrap();
+        let me = skypilot_api::identity::Identity { name: "tester".into(), id: "7e57e700".into() };
+        skypilot_api::Client::connect(&endpoint, &me).await.unwrap().with_retry_for(retry_for)
+    }
+
     /// Waits until the server exits by itself.
     pub fn wait_for_exit(mut self) -> std::process::ExitStatus {
         self.child.wait().unwrap()

@@ -114,7 +114,7 @@ impl Rules {
 }
 
 /// `localhost`, `127.x.x.x` or `::1`, with or without a port or brackets.
-fn is_loopback_host(authority: &str) -> bool {
+pub fn is_loopback_host(authority: &str) -> bool {
     let host = if let Some(rest) = authority.strip_prefix('[') {
         rest.split(']').next().unwrap_or(rest)
     } else if authority.matches(':').count() == 1 {

@@ -14,7 +14,7 @@ mod users;
 
 use std::sync::Arc;
 
-pub use browsers::{BrowserGuardLayer, cors_layer};
+pub use browsers::{BrowserGuardLayer, cors_layer, is_loopback_host};
 pub use caller::ApiVersionLayer;
 use skypilot_api::proto::{
     google::longrunning::operations_server::OperationsServer,

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 
 use skypilot_api::identity::random_hex;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::{
+    data_dir::has_entries,
+    error::{Error, ErrorKind, Result},
+};
 
 const ID_KEY: &[u8] = b"store_id";
 const MARKER_HEADER: &str = "skypilot-api-server store";
@@ -50,10 +53,6 @@ pub(super) fn check(db: &sled::Db, path: &Path, has_schema: bool) -> Result<()> 
             write_marker(&marker, &id)
         }
     }
-}
-
-fn has_entries(dir: &Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some())
 }
 
 fn marker_path(path: &Path) -> PathBuf {
