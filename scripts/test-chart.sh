@@ -58,22 +58,10 @@ EOF
     rm -rf "$work"
 }
 
-install_python_deps() {
-    local python want
-    python="$(command -v python3.11 || command -v python3)"
-    want="$(sha256_of "$REQUIREMENTS")"
-    if [[ -x "$VENV/bin/python" && "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" == "$want" ]]; then
-        return
-    fi
-    echo "Installing the chart tests' Python packages into $VENV..."
-    "$python" -m venv "$VENV"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --require-virtualenv \
-        -r "$REQUIREMENTS"
-    echo "$want" >"$VENV/.requirements.sha256"
-}
 
 install_helm
-install_python_deps
+source "$ROOT/scripts/pinned-venv.sh"
+PYTHON="$(command -v python3.11 || command -v python3)" pinned_venv "$VENV" "$REQUIREMENTS"
 
 # helm keeps its cache and config under target/, not in the user's home.
 export HELM_BIN="$HELM"

@@ -30,14 +30,8 @@ fi
 SKY_BIN="$(cd "$(dirname "$SKY_BIN")" && pwd)/$(basename "$SKY_BIN")"
 export SKY_BIN
 
-want="$(sha256sum "$REQS" | cut -d' ' -f1)"
-stamp="$VENV/.requirements-test.sha256"
-if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
-    echo "test-example.sh: installing the pinned test environment of $NAME into $VENV" >&2
-    "${PYTHON:-python3}" -m venv "$VENV"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQS"
-    echo "$want" >"$stamp"
-fi
+source "$ROOT/scripts/pinned-venv.sh"
+pinned_venv "$VENV" "$REQS"
 # The client of this checkout (its dependencies are pinned above).
 if ! out="$("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --force-reinstall \
     "$ROOT/clients/python" 2>&1)"; then

@@ -26,17 +26,8 @@ pip_install() {
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$@"
 }
 
-if [ ! -x "$VENV/bin/python" ]; then
-    echo "Creating $VENV" >&2
-    "$PYTHON" -m venv "$VENV"
-fi
-want="$(sha256sum "$PKG/requirements-test.txt" | cut -d' ' -f1)"
-stamp="$VENV/.requirements-test.sha256"
-if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
-    echo "Installing the pinned test requirements into $VENV" >&2
-    pip_install -r "$PKG/requirements-test.txt"
-    echo "$want" >"$stamp"
-fi
+source "$ROOT/scripts/pinned-venv.sh"
+PYTHON="$PYTHON" pinned_venv "$VENV" "$PKG/requirements-test.txt"
 # The package itself, always rebuilt from the working tree; its declared
 # dependencies must be met by the pinned requirements.
 pip_install --force-reinstall --no-deps "$PKG"

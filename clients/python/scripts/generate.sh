@@ -46,14 +46,8 @@ esac
 
 # The pinned generators, in a venv of their own (their protobuf pin must not
 # meet the runtime's).
-want="$(sha256sum "$REQS" | cut -d' ' -f1)"
-stamp="$VENV/.requirements-codegen.sha256"
-if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
-    echo "generate.sh: installing the pinned code generators into $VENV" >&2
-    "${PYTHON:-python3}" -m venv "$VENV"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQS"
-    echo "$want" >"$stamp"
-fi
+source "$ROOT/scripts/pinned-venv.sh"
+pinned_venv "$VENV" "$REQS"
 PY="$VENV/bin/python"
 
 tmp="$(mktemp -d)"
