@@ -7,6 +7,7 @@ use std::{env, fs, path::PathBuf, process::Command};
 use prost::Message;
 
 const PROTOS: &[&str] = &[
+    "proto/skypilot/v1/errors.proto",
     "proto/skypilot/v1/requests.proto",
     "proto/skypilot/v1/server.proto",
     "proto/skypilot/v1/infra.proto",

@@ -126,6 +126,34 @@ fn is_transport_failure(status: &Status) -> bool {
     .any(|needle| message.contains(needle))
 }
 
+/// What `Client::cluster_action` asks of a cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterAction {
+    /// Stop it: its jobs are cancelled, its files kept.
+    Stop,
+    /// Start it again after a stop.
+    Start,
+    /// Tear it down.
+    Down,
+}
+
+impl ClusterAction {
+    /// The command's name: "stop", "start" or "down".
+    pub fn name(self) -> &'static str {
+        match self {
+            ClusterAction::Stop => "stop",
+            ClusterAction::Start => "start",
+            ClusterAction::Down => "down",
+        }
+    }
+}
+
+impl fmt::Display for ClusterAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Headers sent with every call.
 #[derive(Clone)]
 pub struct CallHeaders {
@@ -318,18 +346,21 @@ impl Client {
         self.retrying(|| async { self.accept(self.clusters().exec(request.clone()).await) }).await
     }
 
-    /// Submits `sky stop`, `sky start` or `sky down` (`action` is "stop", "start" or "down").
-    pub async fn cluster_action(&self, action: &str, cluster: &str) -> Result<Operation, ClientError> {
+    /// Submits `sky stop`, `sky start` or `sky down` for one cluster.
+    pub async fn cluster_action(
+        &self,
+        action: ClusterAction,
+        cluster: &str,
+    ) -> Result<Operation, ClientError> {
         let mut request =
             ClusterActionRequest { cluster_name: cluster.to_string(), idempotency_key: String::new() };
         with_key(&mut request.idempotency_key);
         self.retrying(|| async {
             let mut clusters = self.clusters();
             let result = match action {
-                "stop" => clusters.stop(request.clone()).await,
-                "start" => clusters.start(request.clone()).await,
-                "down" => clusters.down(request.clone()).await,
-                other => return Err(ClientError::Protocol(format!("unknown cluster action {other:?}"))),
+                ClusterAction::Stop => clusters.stop(request.clone()).await,
+                ClusterAction::Start => clusters.start(request.clone()).await,
+                ClusterAction::Down => clusters.down(request.clone()).await,
             };
             self.accept(result)
         })

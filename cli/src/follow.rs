@@ -1,9 +1,10 @@
-//! Following a request: stream its log to stdout until it finishes, then
-//! report its outcome. Ctrl-C detaches: the request goes on, and the user is
-//! told how to follow or cancel it.
+//! Following a request: stream its log until it finishes, then report its
+//! outcome (or decode its response). Ctrl-C detaches: the request goes on,
+//! and the user is told how to follow or cancel it.
 
 use std::io::Write;
 
+use prost::Message;
 use skypilot_api::{
     Client,
     client::request_metadata,
@@ -105,6 +106,20 @@ pub async fn follow_to_end_on(
         _ = tokio::signal::ctrl_c() => return Err(detached(id)),
     };
     outcome(operation)
+}
+
+/// Follows the request's log on stderr until it finishes; decodes its response.
+pub async fn follow_to_response<M: Message + Default>(
+    client: &Client,
+    operation: &Operation,
+) -> CliResult<M> {
+    let id = request_metadata(operation)?.request_id;
+    let done = follow_to_end_on(client, &id, &mut std::io::stderr()).await?;
+    match done.result {
+        Some(operation::Result::Response(any)) => M::decode(any.value.as_slice())
+            .map_err(|err| CliError::new(format!("unreadable response of request {id}: {err}"))),
+        _ => Err(CliError::new(format!("request {id} finished without a response"))),
+    }
 }
 
 /// The operation if it succeeded; its error otherwise.

@@ -1,9 +1,17 @@
-//! Terminal output helpers: SkyPilot-style tables, relative times, and the
-//! fields of a request shown to users.
+//! Terminal output helpers: the output formats of listing commands,
+//! SkyPilot-style tables, relative times, and the fields of a request shown
+//! to users.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use skypilot_api::proto::skypilot::v1::RequestMetadata;
+
+/// Output formats of listing commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
 
 /// Left-aligned columns separated by two spaces, like SkyPilot's tables.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {

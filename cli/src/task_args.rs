@@ -11,7 +11,7 @@ use skypilot_api::{
 use crate::error::{CliError, CliResult};
 
 /// SkyPilot's task options.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, clap::Args)]
 pub struct TaskOptions {
     /// Task name.
     #[arg(short = 'n', long)]

@@ -55,10 +55,10 @@ impl Env {
 
     /// Stops the server, lets `edit` change its store (as a crash at an
     /// awkward moment would leave it), and starts it again on the same port.
-    async fn restart_editing(&mut self, edit: impl FnOnce(&skypilot_server::store::Store)) {
+    async fn restart_editing(&mut self, edit: impl FnOnce(&skypilot_server::Store)) {
         let port = self.server().local_addr().port();
         self.server.take().unwrap().shutdown().await.unwrap();
-        let store = skypilot_server::store::Store::open(&self.data.path().join("api_server/db")).unwrap();
+        let store = skypilot_server::Store::open(&self.data.path().join("api_server/db")).unwrap();
         edit(&store);
         store.durable().await.unwrap();
         store.close().unwrap();
@@ -391,7 +391,7 @@ async fn down_keeps_the_job_logs_for_the_retention_period_and_retention_removes_
     assert!(fs::read_to_string(folders[0].join("1.log")).unwrap().contains("first job"));
     assert!(fs::read_to_string(folders[0].join("2.log")).unwrap().contains("second job"));
 
-    let retention = skypilot_server::retention::Retention {
+    let retention = skypilot_server::Retention {
         request_hours: -1.0,
         job_log_hours: 0.0,
         job_log_archive: archive.clone(),
@@ -460,7 +460,7 @@ async fn a_log_follow_rides_through_a_server_restart_and_prints_every_line_once(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_whose_processes_were_not_recorded_before_a_crash_is_adopted_not_run_again() {
-    use skypilot_server::store::{JobRecord, Table};
+    use skypilot_server::{JobRecord, Table};
 
     let mut env = Env::start().await;
     let starts = env.work.path().join("starts");

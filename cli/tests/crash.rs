@@ -116,7 +116,7 @@ async fn run_client(
             let _ = client.cancel_operation(&victim).await;
             continue;
         } else if roll < 72 {
-            (client.cluster_action("down", CHURN_CLUSTER).await, None)
+            (client.cluster_action(skypilot_api::client::ClusterAction::Down, CHURN_CLUSTER).await, None)
         } else {
             (client.check(CheckRequest::default()).await, None)
         };
@@ -274,7 +274,7 @@ async fn no_acknowledged_request_is_lost_and_no_job_runs_twice_across_server_kil
     }
 
     for cluster in STEADY_CLUSTERS.iter().chain([&CHURN_CLUSTER]) {
-        if let Ok(down) = checker.cluster_action("down", cluster).await {
+        if let Ok(down) = checker.cluster_action(skypilot_api::client::ClusterAction::Down, cluster).await {
             checker.wait_operation(&down.name, Duration::from_secs(60)).await.unwrap();
         }
     }

@@ -2,11 +2,11 @@
 //! lock), and a refusal to take over a directory that holds something else.
 
 use std::{
+    fmt,
     fs::{self, File},
+    io,
     path::{Path, PathBuf},
 };
-
-use crate::serve::StartError;
 
 /// Entries a data dir may hold before the server first starts in it: what
 /// the server and the CLI create, plus what a fresh volume comes with.
@@ -27,6 +27,46 @@ const KNOWN_ENTRIES: &[&str] = &[
 /// (`~/.sky/api_server`): left alone, and no reason to refuse it.
 const PYTHON_SKYPILOT_PREFIXES: &[&str] = &["requests.db", "requests", "metrics"];
 
+/// Why a data directory cannot be used.
+#[derive(Debug)]
+pub enum DataDirError {
+    Io { dir: PathBuf, source: io::Error },
+    Locked { dir: PathBuf, pid: Option<String> },
+    Foreign { dir: PathBuf, found: Vec<String> },
+}
+
+impl fmt::Display for DataDirError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DataDirError::Io { dir, source } => {
+                write!(f, "cannot use data directory {}: {source}", dir.display())
+            }
+            DataDirError::Locked { dir, pid } => {
+                write!(f, "another API server is already running on data directory {}", dir.display())?;
+                if let Some(pid) = pid {
+                    write!(f, " (pid {pid})")?;
+                }
+                write!(f, "; stop it with `sky api stop` or choose another data directory")
+            }
+            DataDirError::Foreign { dir, found } => write!(
+                f,
+                "data directory {} holds files that are not the API server's ({}): refusing to use \
+                 it; choose an empty or new directory with --data-dir (or SKYPILOT_API_SERVER_DATA_DIR)",
+                dir.display(),
+                found.join(", ")
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DataDirError {}
+
+impl DataDirError {
+    fn io(dir: &Path) -> impl FnOnce(io::Error) -> DataDirError + '_ {
+        move |source| DataDirError::Io { dir: dir.to_path_buf(), source }
+    }
+}
+
 /// The subdirectories of a data dir.
 #[derive(Debug, Clone)]
 pub struct DataDir {
@@ -36,9 +76,8 @@ pub struct DataDir {
 impl DataDir {
     /// Creates `root` if needed, refuses a foreign directory and takes the
     /// lock, held as long as the returned file is open.
-    pub fn take(root: &Path) -> Result<(DataDir, File), StartError> {
-        let dir_err = |source| StartError::DataDir { dir: root.to_path_buf(), source };
-        fs::create_dir_all(root).map_err(dir_err)?;
+    pub fn take(root: &Path) -> Result<(DataDir, File), DataDirError> {
+        fs::create_dir_all(root).map_err(DataDirError::io(root))?;
         check_not_foreign(root)?;
         let lock = lock(root)?;
         Ok((DataDir { root: root.to_path_buf() }, lock))
@@ -69,12 +108,11 @@ impl DataDir {
 /// A directory that already holds our store is ours (the store checks its
 /// identity); otherwise it may hold only entries the server would create,
 /// and Python SkyPilot's.
-fn check_not_foreign(root: &Path) -> Result<(), StartError> {
+fn check_not_foreign(root: &Path) -> Result<(), DataDirError> {
     if root.join("db.identity").exists() || root.join("db/conf").exists() {
         return Ok(());
     }
-    let entries =
-        fs::read_dir(root).map_err(|source| StartError::DataDir { dir: root.to_path_buf(), source })?;
+    let entries = fs::read_dir(root).map_err(DataDirError::io(root))?;
     let mut foreign: Vec<String> = entries
         .filter_map(|entry| entry.ok())
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
@@ -88,7 +126,7 @@ fn check_not_foreign(root: &Path) -> Result<(), StartError> {
     }
     foreign.sort();
     foreign.truncate(3);
-    Err(StartError::ForeignDataDir { dir: root.to_path_buf(), found: foreign })
+    Err(DataDirError::Foreign { dir: root.to_path_buf(), found: foreign })
 }
 
 fn is_empty_folder(path: &Path) -> bool {
@@ -101,23 +139,23 @@ pub(crate) fn has_entries(dir: &Path) -> bool {
 }
 
 /// Takes the exclusive lock on `<root>/server.lock`.
-fn lock(root: &Path) -> Result<File, StartError> {
+fn lock(root: &Path) -> Result<File, DataDirError> {
     let path = root.join("server.lock");
     let file = fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|source| StartError::DataDir { dir: root.to_path_buf(), source })?;
+        .map_err(DataDirError::io(root))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(fs::TryLockError::WouldBlock) => {
             let pid = fs::read_to_string(root.join("server.pid"))
                 .ok()
                 .and_then(|text| text.lines().next().map(str::to_string));
-            Err(StartError::DataDirLocked { dir: root.to_path_buf(), pid })
+            Err(DataDirError::Locked { dir: root.to_path_buf(), pid })
         }
-        Err(fs::TryLockError::Error(source)) => Err(StartError::DataDir { dir: root.to_path_buf(), source }),
+        Err(fs::TryLockError::Error(source)) => Err(DataDirError::io(root)(source)),
     }
 }
 
@@ -140,7 +178,7 @@ mod tests {
     fn a_db_folder_that_is_not_a_store_is_foreign() {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir_all(dir.path().join("db/migrations")).unwrap();
-        assert!(matches!(DataDir::take(dir.path()), Err(StartError::ForeignDataDir { .. })));
+        assert!(matches!(DataDir::take(dir.path()), Err(DataDirError::Foreign { .. })));
     }
 
     #[test]
@@ -164,6 +202,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (_data_dir, _lock) = DataDir::take(dir.path()).unwrap();
         let err = DataDir::take(dir.path()).err().unwrap();
-        assert!(matches!(err, StartError::DataDirLocked { .. }), "{err}");
+        assert!(matches!(err, DataDirError::Locked { .. }), "{err}");
     }
 }

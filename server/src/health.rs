@@ -60,6 +60,6 @@ impl HealthListener {
     /// spoke) get two seconds, then are dropped.
     pub async fn stop(self) {
         let _ = self.stop.send(());
-        crate::serve::join_within(self.task, std::time::Duration::from_secs(2)).await;
+        crate::clock::join_within(self.task, std::time::Duration::from_secs(2)).await;
     }
 }

@@ -1,25 +1,41 @@
-//! The SkyPilot-compatible API server.
+//! The SkyPilot-compatible API server. `ARCHITECTURE.md` at the repository
+//! root maps the layers; from the top:
 //!
-//! - `grpc`: thin tonic handlers over the engine;
+//! - `serve`: the server process (data-dir lock, port, health, shutdown);
+//! - `grpc`: thin tonic handlers (caller, submit or read, convert);
+//! - `kinds`: the requests the server runs (`sky.launch` ...): validation,
+//!   permission and what each does; also autostop;
 //! - `ops`: the operation engine (queues, cancellation, logs, recovery);
+//! - `clusters`: clusters and their job queues, above the `Infra` contract;
+//! - `infra`: where clusters run (`local`);
+//! - `auth`: callers, users and tokens;
 //! - `store`: the embedded sled store;
-//! - `kinds`: the operations the server runs (`sky.check` ...);
-//! - `infra`: where clusters run;
-//! - `serve`: the server process (data-dir lock, port, health, shutdown).
+//! - `data_dir`, `logfile`, `clock`, `error`: the ground floor.
+//!
+//! Only what the `sky` binary, the benchmarks and the tests use is exported.
 
-pub mod auth;
-pub mod clusters;
-pub mod config;
-pub mod data_dir;
-pub mod error;
-pub mod grpc;
-pub mod health;
-pub mod infra;
-pub mod kinds;
-pub mod ops;
-pub mod retention;
-pub mod serve;
-pub mod store;
+mod auth;
+mod clock;
+mod clusters;
+mod config;
+mod data_dir;
+mod error;
+mod grpc;
+mod health;
+mod infra;
+mod kinds;
+mod logfile;
+mod ops;
+mod retention;
+mod serve;
+mod store;
 
+pub use auth::Caller;
+pub use clusters::Clusters;
 pub use config::{ServerConfig, TlsFiles};
+pub use data_dir::DataDirError;
+pub use error::{Error, ErrorReason, Result};
+pub use ops::{Admitted, BoxFuture, Engine, EngineConfig, OpContext, OpOutput, OperationKind, Submission};
+pub use retention::Retention;
 pub use serve::{RunningServer, Server, StartError};
+pub use store::{JobRecord, OpRecord, Store, Table};

@@ -5,7 +5,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use crate::ops::{Engine, now_ms};
+use crate::{clock::now_ms, ops::Engine};
 
 /// What to remove, and after how long.
 #[derive(Debug, Clone)]

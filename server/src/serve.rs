@@ -20,14 +20,15 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
     auth::{Accounts, AuthLayer, Caller, FirstAdmin},
-    clusters::{Clusters, autostop_loop},
+    clock::join_within,
+    clusters::Clusters,
     config::{ServerConfig, TlsFiles},
-    data_dir::DataDir,
+    data_dir::{DataDir, DataDirError},
     error::{Error, Result},
     grpc::{ApiVersionLayer, BrowserGuardLayer, Services, Shared, cors_layer, is_loopback_host},
     health::{HealthListener, set_health},
-    infra::local::{LocalInfra, host_resources},
-    kinds,
+    infra::local::LocalInfra,
+    kinds::{self, autostop_loop},
     ops::{Engine, OperationKind, log::LogDir},
     retention::Retention,
     store::Store,
@@ -36,9 +37,7 @@ use crate::{
 /// Why the server could not start.
 #[derive(Debug)]
 pub enum StartError {
-    DataDir { dir: PathBuf, source: io::Error },
-    DataDirLocked { dir: PathBuf, pid: Option<String> },
-    ForeignDataDir { dir: PathBuf, found: Vec<String> },
+    DataDir(DataDirError),
     PortInUse { host: String, port: u16 },
     Bind { address: String, source: io::Error },
     Store(Error),
@@ -51,23 +50,7 @@ pub enum StartError {
 impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StartError::DataDir { dir, source } => {
-                write!(f, "cannot use data directory {}: {source}", dir.display())
-            }
-            StartError::DataDirLocked { dir, pid } => {
-                write!(f, "another API server is already running on data directory {}", dir.display())?;
-                if let Some(pid) = pid {
-                    write!(f, " (pid {pid})")?;
-                }
-                write!(f, "; stop it with `sky api stop` or choose another data directory")
-            }
-            StartError::ForeignDataDir { dir, found } => write!(
-                f,
-                "data directory {} holds files that are not the API server's ({}): refusing to use \
-                 it; choose an empty or new directory with --data-dir (or SKYPILOT_API_SERVER_DATA_DIR)",
-                dir.display(),
-                found.join(", ")
-            ),
+            StartError::DataDir(err) => write!(f, "{err}"),
             StartError::PortInUse { host, port } => write!(
                 f,
                 "port {port} on {host} is already in use (another API server or program is \
@@ -90,6 +73,12 @@ impl fmt::Display for StartError {
 }
 
 impl std::error::Error for StartError {}
+
+impl From<DataDirError> for StartError {
+    fn from(err: DataDirError) -> StartError {
+        StartError::DataDir(err)
+    }
+}
 
 /// A server to start.
 pub struct Server {
@@ -131,7 +120,7 @@ impl Server {
         let cors = cors_layer(&config.cors_allow_origins).map_err(StartError::Cors)?;
         let browsers = BrowserGuardLayer::new(&config.cors_allow_origins, is_loopback_host(&config.host));
         let dir = config.data_dir.clone();
-        let dir_err = |source| StartError::DataDir { dir: dir.clone(), source };
+        let dir_err = |source| StartError::DataDir(DataDirError::Io { dir: dir.clone(), source });
         let (data_dir, lock) = DataDir::take(&dir)?;
 
         if !config.require_auth && !is_loopback_host(&config.host) {
@@ -159,7 +148,7 @@ impl Server {
         let close_on_error = CloseOnError(Some(store.clone()));
         let logs = LogDir::open(data_dir.operation_logs()).map_err(dir_err)?;
         let infra = Arc::new(LocalInfra::new(data_dir.clusters()));
-        let clusters = Clusters::open(store.clone(), infra, host_resources(), data_dir.archived_job_logs())
+        let clusters = Clusters::open(store.clone(), infra, data_dir.archived_job_logs())
             .await
             .map_err(StartError::Store)?;
         let mut all_kinds = kinds::all(&clusters);
@@ -169,14 +158,13 @@ impl Server {
 
         let accounts = config.require_auth.then(|| Arc::new(Accounts::new(store.clone())));
         if let (Some(accounts), Some(first_admin)) = (&accounts, first_admin) {
-            let generated = accounts.bootstrap(first_admin).map_err(StartError::Store)?;
+            let generated = accounts.bootstrap(first_admin).await.map_err(StartError::Store)?;
             if let Some(password) = generated {
                 tracing::warn!(
                     "created the initial admin user 'admin' with password {password} (shown only now: \
                      change it with `sky users set-password`)"
                 );
             }
-            store.durable().await.map_err(StartError::Store)?;
         }
         let owner = config.owner.clone().unwrap_or_else(|| {
             Identity::current()
@@ -378,12 +366,4 @@ async fn bind(host: &str, port: u16) -> Result<TcpListener, StartError> {
             StartError::Bind { address, source }
         }
     })
-}
-
-/// Waits for `task` to end, for at most `within`; then aborts it.
-pub(crate) async fn join_within<T>(mut task: JoinHandle<T>, within: Duration) {
-    if tokio::time::timeout(within, &mut task).await.is_err() {
-        task.abort();
-        let _ = task.await;
-    }
 }

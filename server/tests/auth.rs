@@ -238,12 +238,12 @@ async fn only_the_owner_or_an_admin_may_change_a_cluster_but_everyone_sees_it() 
     let own = bob.list_clusters(ListClustersRequest::default()).await.unwrap();
     assert!(own.is_empty());
 
-    let err = bob.cluster_action("stop", "alices").await.unwrap_err();
+    let err = bob.cluster_action(skypilot_api::client::ClusterAction::Stop, "alices").await.unwrap_err();
     assert_eq!(err.code(), Some(Code::PermissionDenied));
     assert!(err.to_string().contains("belongs to alice"), "{err}");
     let err = bob.cancel_operation(&launch.name).await.unwrap_err();
     assert_eq!(err.code(), Some(Code::PermissionDenied));
-    for action in ["start", "down"] {
+    for action in [skypilot_api::client::ClusterAction::Start, skypilot_api::client::ClusterAction::Down] {
         let err = bob.cluster_action(action, "alices").await.unwrap_err();
         assert_eq!(err.code(), Some(Code::PermissionDenied), "{action}: {err}");
     }
@@ -266,7 +266,7 @@ async fn only_the_owner_or_an_admin_may_change_a_cluster_but_everyone_sees_it() 
     assert_eq!(refused.code(), Some(Code::FailedPrecondition));
     assert!(refused.to_string().contains("alices"), "{refused}");
 
-    let stop = admin.cluster_action("stop", "alices").await.unwrap();
+    let stop = admin.cluster_action(skypilot_api::client::ClusterAction::Stop, "alices").await.unwrap();
     admin.wait_operation(&stop.name, Duration::from_secs(30)).await.unwrap();
     let clusters =
         admin.list_clusters(ListClustersRequest { cluster_names: vec![], all_users: true }).await.unwrap();

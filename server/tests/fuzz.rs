@@ -382,7 +382,8 @@ async fn random_and_mutated_requests_get_clear_errors_and_the_server_stays_whole
     for cluster in
         client.list_clusters(ListClustersRequest { all_users: true, ..Default::default() }).await.unwrap()
     {
-        let down = client.cluster_action("down", &cluster.name).await.unwrap();
+        let down =
+            client.cluster_action(skypilot_api::client::ClusterAction::Down, &cluster.name).await.unwrap();
         client.wait_operation(&down.name, Duration::from_secs(30)).await.unwrap();
     }
 }

@@ -416,7 +416,7 @@ async fn a_resumable_operation_running_at_shutdown_runs_again_after_restart() {
 #[tokio::test]
 async fn a_launch_run_again_after_a_restart_finds_its_job_instead_of_submitting_another() {
     use skypilot_api::proto::skypilot::v1::{LaunchRequest, Resources, TaskSpec};
-    use skypilot_server::auth::Caller;
+    use skypilot_server::Caller;
 
     let server = TestServer::start().await;
     let request = LaunchRequest {

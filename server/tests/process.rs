@@ -8,7 +8,7 @@ use skypilot_api::{
     proto::skypilot::v1::{CheckRequest, GetServerInfoRequest, server_service_client::ServerServiceClient},
     version::API_VERSION_HEADER,
 };
-use skypilot_server::{Server, StartError};
+use skypilot_server::{DataDirError, Server, StartError};
 use tokio_stream::StreamExt;
 use tonic::{Code, Request};
 use tonic_health::pb::{
@@ -98,7 +98,7 @@ async fn reflection_lists_every_service_and_resolves_their_files() {
 async fn a_second_server_on_the_same_data_dir_is_refused() {
     let server = TestServer::start().await;
     let err = Server::new(server.config.clone()).start().await.err().expect("second server refused");
-    assert!(matches!(err, StartError::DataDirLocked { .. }), "{err}");
+    assert!(matches!(err, StartError::DataDir(DataDirError::Locked { .. })), "{err}");
     assert!(err.to_string().contains("already running on data directory"), "{err}");
 }
 

@@ -11,7 +11,7 @@ from typing import List
 import grpc
 import pytest
 
-from skypilot_client import Client, Operation, SkyError, Task, v1
+from skypilot_client import Client, ErrorReason, Operation, SkyError, Task, v1
 from skypilot_client.testing import LocalServer
 
 from _helpers import eventually, free_port, job_status, lines
@@ -143,6 +143,35 @@ def test_typed_errors(sky_client: Client) -> None:
 
     with pytest.raises(ValueError, match="unknown field"):
         sky_client.launch("name: x\nrun: echo hi\nbogus: 1\n", "bad-task")
+
+
+def test_typed_error_reasons_from_the_server(sky_client: Client, cluster_name: str) -> None:
+    # An unknown request id.
+    with pytest.raises(SkyError) as info:
+        sky_client.operation("ffffffff-0000")
+    assert (info.value.reason, info.value.error_reason) == ("NOT_FOUND", ErrorReason.ERROR_REASON_NOT_FOUND)
+    # A bad task.
+    with pytest.raises(SkyError) as info:
+        sky_client.launch(Task(run="true", cpus="lots"), "bad-task")
+    assert info.value.error_reason == ErrorReason.ERROR_REASON_INVALID_ARGUMENT
+    # An idempotency key reused for a different request.
+    key = str(uuid.uuid4())
+    first = sky_client.launch(Task(run="true", cpus=0.5), cluster_name, idempotency_key=key)
+    with pytest.raises(SkyError) as info:
+        sky_client.launch(Task(run="echo other", cpus=0.5), cluster_name, idempotency_key=key)
+    assert info.value.error_reason == ErrorReason.ERROR_REASON_IDEMPOTENCY_KEY_REUSED
+    assert info.value.reason == "IDEMPOTENCY_KEY_REUSED"
+    first.result(timeout=60)
+    # Cancelling a finished request.
+    with pytest.raises(SkyError) as info:
+        first.cancel()
+    assert info.value.error_reason == ErrorReason.ERROR_REASON_ALREADY_DONE
+    # A failed operation carries its reason too.
+    failed = sky_client.launch(Task(run="true", cpus=4096), f"py-{uuid.uuid4().hex[:8]}")
+    with pytest.raises(SkyError) as info:
+        failed.result(timeout=60)
+    assert info.value.error_reason == ErrorReason.ERROR_REASON_RESOURCE_EXHAUSTED
+    assert info.value.operation == failed.name
 
 
 def test_a_failed_operation_raises_its_error(sky_client: Client) -> None:

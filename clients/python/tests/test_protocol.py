@@ -12,7 +12,7 @@ from google.protobuf import any_pb2, descriptor_pool, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 import skypilot_client
-from skypilot_client import SkyError, v1
+from skypilot_client import ErrorReason, SkyError, error_reason_name, parse_error_reason, v1
 from skypilot_client._common import operation_error, operation_result, unpack
 from skypilot_client.errors import STATUS_DETAILS_KEY
 
@@ -46,7 +46,7 @@ def test_no_top_level_skypilot_module_is_claimed() -> None:
 
 
 def test_v1_exports_every_message_enum_and_stub() -> None:
-    for module in (v1.clusters_pb2, v1.infra_pb2, v1.requests_pb2, v1.server_pb2, v1.users_pb2):
+    for module in (v1.clusters_pb2, v1.errors_pb2, v1.infra_pb2, v1.requests_pb2, v1.server_pb2, v1.users_pb2):
         for name in list(module.DESCRIPTOR.message_types_by_name) + list(module.DESCRIPTOR.enum_types_by_name):
             assert getattr(v1, name) is getattr(module, name)
         for service in module.DESCRIPTOR.services_by_name:
@@ -128,5 +128,37 @@ def test_failed_and_successful_operations() -> None:
 
 
 def test_public_names() -> None:
-    for name in ("Client", "AsyncClient", "Operation", "AsyncOperation", "SkyError", "Task"):
+    for name in ("Client", "AsyncClient", "Operation", "AsyncOperation", "SkyError", "Task", "ErrorReason"):
         assert hasattr(skypilot_client, name)
+    assert skypilot_client.ErrorReason is v1.ErrorReason is v1.errors_pb2.ErrorReason
+
+
+def test_every_error_reason_round_trips_through_its_wire_name() -> None:
+    values = [value for value in ErrorReason.values() if value != ErrorReason.ERROR_REASON_UNSPECIFIED]
+    assert len(values) == len(ErrorReason.values()) - 1 and ErrorReason.ERROR_REASON_INTERNAL in values
+    for value in values:
+        name = error_reason_name(value)
+        assert name == ErrorReason.Name(value)[len("ERROR_REASON_") :] and not name.startswith("ERROR_REASON_")
+        assert parse_error_reason(name) == value
+        # As the server sends it, in a status detail, and back.
+        info = any_pb2.Any()
+        info.Pack(error_details_pb2.ErrorInfo(reason=name, domain="skypilot.v1"))
+        error = SkyError.from_status(status_pb2.Status(code=13, message="m", details=[info]))
+        assert (error.reason, error.error_reason) == (name, value)
+        assert SkyError(grpc.StatusCode.INTERNAL, "m", reason=value).reason == name
+        assert pickle.loads(pickle.dumps(error)).error_reason == value
+    assert parse_error_reason("NOT_FOUND") == ErrorReason.ERROR_REASON_NOT_FOUND
+    assert parse_error_reason("STORAGE_FULL") == ErrorReason.ERROR_REASON_STORAGE_FULL
+
+
+def test_missing_and_unknown_error_reasons() -> None:
+    assert error_reason_name(ErrorReason.ERROR_REASON_UNSPECIFIED) == ""
+    assert parse_error_reason("") == ErrorReason.ERROR_REASON_UNSPECIFIED
+    # Unknown (newer) reasons are treated like INTERNAL, as errors.proto asks;
+    # so are the prefixed, lower-case and UNSPECIFIED spellings the server never sends.
+    for name in ("SOMETHING_NEW", "ERROR_REASON_NOT_FOUND", "not_found", "UNSPECIFIED"):
+        assert parse_error_reason(name) == ErrorReason.ERROR_REASON_INTERNAL
+    bare = SkyError.from_rpc_error(FakeRpcError(grpc.StatusCode.UNAVAILABLE, "no server", ()))
+    assert (bare.reason, bare.error_reason) == ("", ErrorReason.ERROR_REASON_UNSPECIFIED)
+    newer = SkyError(grpc.StatusCode.UNKNOWN, "m", reason="SOMETHING_NEW")
+    assert (newer.reason, newer.error_reason) == ("SOMETHING_NEW", ErrorReason.ERROR_REASON_INTERNAL)

@@ -1,17 +1,58 @@
 // SkyError: every failed call and every failed or cancelled operation, with
-// the gRPC code, the stable google.rpc.ErrorInfo reason and whether trying
-// again may succeed.
+// the gRPC code, the stable google.rpc.ErrorInfo reason (as sent, and as the
+// generated ErrorReason enum) and whether trying again may succeed.
 
 import { anyUnpack, durationMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 
 import { ErrorInfoSchema, RetryInfoSchema } from "./gen/google/rpc/error_details_pb.js";
 import type { Status } from "./gen/google/rpc/status_pb.js";
+import { ErrorReason, ErrorReasonSchema } from "./gen/skypilot/v1/errors_pb.js";
 
-export { Code };
+export { Code, ErrorReason };
 
 /** The domain of every ErrorInfo the API server sends. */
 export const ERROR_DOMAIN = "skypilot.v1";
+
+/**
+ * What the wire spelling of a reason drops from its proto value name:
+ * `ERROR_REASON_NOT_FOUND` travels as `NOT_FOUND` (the TypeScript enum member,
+ * `ErrorReason.NOT_FOUND`, has the same name).
+ */
+export const ERROR_REASON_PREFIX = "ERROR_REASON_";
+
+const REASONS_BY_NAME: ReadonlyMap<string, ErrorReason> = new Map(
+  ErrorReasonSchema.values
+    .filter((value) => value.number !== ErrorReason.UNSPECIFIED && value.name.startsWith(ERROR_REASON_PREFIX))
+    .map((value) => [value.name.slice(ERROR_REASON_PREFIX.length), value.number as ErrorReason]),
+);
+
+/**
+ * The `ErrorReason` of a `google.rpc.ErrorInfo.reason` as the server spells it
+ * (the proto value name without `ERROR_REASON_`), e.g.
+ * `parseErrorReason("NOT_FOUND") === ErrorReason.NOT_FOUND`.
+ *
+ * No reason (`""` or undefined) gives `ErrorReason.UNSPECIFIED`; any other name
+ * this client does not know (a reason added to the server later, or
+ * `"UNSPECIFIED"` itself, which the server never sends) gives
+ * `ErrorReason.INTERNAL`, as errors.proto asks clients to treat them.
+ */
+export function parseErrorReason(reason: string | undefined): ErrorReason {
+  if (!reason) return ErrorReason.UNSPECIFIED;
+  return REASONS_BY_NAME.get(reason) ?? ErrorReason.INTERNAL;
+}
+
+/**
+ * The wire spelling of an `ErrorReason`: its proto value name without
+ * `ERROR_REASON_` (`"NOT_FOUND"`), and `""` for `ErrorReason.UNSPECIFIED`.
+ * Throws a RangeError for a number that is no `ErrorReason` value.
+ */
+export function errorReasonName(reason: ErrorReason): string {
+  if (reason === ErrorReason.UNSPECIFIED) return "";
+  const value = ErrorReasonSchema.value[reason];
+  if (value === undefined) throw new RangeError(`${reason} is not an ErrorReason value`);
+  return value.name.slice(ERROR_REASON_PREFIX.length);
+}
 
 /** The upper-snake gRPC name of a code, e.g. `NOT_FOUND`. */
 export function codeName(code: Code): string {
@@ -25,8 +66,16 @@ export class SkyError extends Error {
   override name = "SkyError";
   /** The gRPC status code, e.g. `Code.NotFound`. */
   readonly code: Code;
-  /** `google.rpc.ErrorInfo.reason`, e.g. `NOT_FOUND` or `IDEMPOTENCY_KEY_REUSED`; "" if none. */
+  /** `google.rpc.ErrorInfo.reason` as sent, e.g. `NOT_FOUND` or `IDEMPOTENCY_KEY_REUSED`; "" if none. */
   readonly reason: string;
+  /**
+   * `reason` as the generated enum, to branch on a constant
+   * (`err.errorReason === ErrorReason.NOT_FOUND`): `ErrorReason.UNSPECIFIED`
+   * when the error carries no reason (a transport failure, an error the client
+   * made itself), `ErrorReason.INTERNAL` for a reason this client does not
+   * know. See `parseErrorReason`.
+   */
+  readonly errorReason: ErrorReason;
   /** `google.rpc.ErrorInfo.domain` (`skypilot.v1` for this server's errors); "" if none. */
   readonly domain: string;
   /** `google.rpc.ErrorInfo.metadata`. */
@@ -42,7 +91,8 @@ export class SkyError extends Error {
     message: string,
     init: {
       code: Code;
-      reason?: string;
+      /** The wire name (`"NOT_FOUND"`) or an `ErrorReason` value. */
+      reason?: string | ErrorReason;
       domain?: string;
       metadata?: Record<string, string>;
       retryable?: boolean;
@@ -53,7 +103,8 @@ export class SkyError extends Error {
   ) {
     super(message, init.cause === undefined ? undefined : { cause: init.cause });
     this.code = init.code;
-    this.reason = init.reason ?? "";
+    this.reason = typeof init.reason === "number" ? errorReasonName(init.reason) : (init.reason ?? "");
+    this.errorReason = parseErrorReason(this.reason);
     this.domain = init.domain ?? "";
     this.metadata = init.metadata ?? {};
     this.retryable = init.retryable ?? false;

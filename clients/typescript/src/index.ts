@@ -25,7 +25,17 @@ export {
   type EndpointSource,
   type Identity,
 } from "./endpoint.js";
-export { Code, ERROR_DOMAIN, SkyError, WaitTimeoutError, codeName } from "./errors.js";
+export {
+  Code,
+  ERROR_DOMAIN,
+  ERROR_REASON_PREFIX,
+  ErrorReason,
+  SkyError,
+  WaitTimeoutError,
+  codeName,
+  errorReasonName,
+  parseErrorReason,
+} from "./errors.js";
 export {
   Operation,
   operationId,

@@ -217,7 +217,10 @@ export class Operation<T extends Message = Message> {
     }
   }
 
-  /** Asks the server to cancel the operation (it ends CANCELLED unless already done). */
+  /**
+   * Asks the server to cancel the operation (it ends CANCELLED unless already
+   * done; then this throws a SkyError with `errorReason` `ErrorReason.ALREADY_DONE`).
+   */
   async cancel(options: { signal?: AbortSignal } = {}): Promise<void> {
     await this.client.unary(
       (callOptions) => this.client.raw.operations.cancelOperation({ name: this.name }, callOptions),
@@ -227,8 +230,8 @@ export class Operation<T extends Message = Message> {
 
   /**
    * Waits for the operation (at most `timeoutMs`) and returns its response,
-   * e.g. a LaunchResponse. Throws a SkyError (code, reason, retryable) when
-   * the operation failed or was cancelled.
+   * e.g. a LaunchResponse. Throws a SkyError (code, reason and errorReason,
+   * retryable) when the operation failed or was cancelled.
    */
   async result(timeoutMs?: number): Promise<T> {
     const op = this.latest?.done ? this.latest : await this.wait(timeoutMs);

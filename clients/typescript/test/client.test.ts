@@ -8,6 +8,7 @@ import { after, before, describe, test } from "node:test";
 import {
   ClusterStatus,
   Code,
+  ErrorReason,
   JobStatus,
   RequestState,
   ServerMode,
@@ -199,6 +200,42 @@ for (const transport of ["grpc", "grpc-web"] as const) {
         client.operation("not-an-id").refresh(),
         (err: unknown) => err instanceof SkyError && err.code === Code.InvalidArgument,
       );
+    });
+
+    test("errors carry the generated ErrorReason", async () => {
+      const reasonOf = (err: unknown): ErrorReason => {
+        assert.ok(err instanceof SkyError, `not a SkyError: ${String(err)}`);
+        return err.errorReason;
+      };
+      // An unknown request id.
+      const unknown = await client.operation("ffffffff-0000").refresh().then(
+        () => assert.fail("an unknown request id was found"),
+        (err: unknown) => err,
+      );
+      assert.equal(reasonOf(unknown), ErrorReason.NOT_FOUND);
+      assert.equal((unknown as SkyError).reason, "NOT_FOUND");
+      // A malformed request id.
+      await assert.rejects(client.operation("not-an-id").refresh(), (err: unknown) => {
+        assert.equal(reasonOf(err), ErrorReason.INVALID_ARGUMENT);
+        return true;
+      });
+      // An idempotency key reused for a different request.
+      const key = `typed-${transport}-${Date.now()}`;
+      const first = await client.launch({ run: "echo a" }, { clusterName: "dry", dryrun: true, idempotencyKey: key });
+      await assert.rejects(
+        client.launch({ run: "echo b" }, { clusterName: "dry", dryrun: true, idempotencyKey: key }),
+        (err: unknown) => {
+          assert.equal(reasonOf(err), ErrorReason.IDEMPOTENCY_KEY_REUSED);
+          assert.equal((err as SkyError).reason, "IDEMPOTENCY_KEY_REUSED");
+          return true;
+        },
+      );
+      // Cancelling a finished request.
+      await first.wait(60_000);
+      await assert.rejects(first.cancel(), (err: unknown) => {
+        assert.equal(reasonOf(err), ErrorReason.ALREADY_DONE);
+        return true;
+      });
     });
 
     test("a handle on an existing operation, and the request list", async () => {

@@ -16,8 +16,8 @@ use skypilot_api::proto::skypilot::v1::Role;
 
 use super::Caller;
 use crate::{
-    error::{Error, ErrorKind, Result},
-    ops::now_ms,
+    clock::now_ms,
+    error::{Error, ErrorReason, Result},
     store::{Store, Table, TokenRecord, UserRecord},
 };
 
@@ -47,7 +47,7 @@ impl Accounts {
     /// password, if any, so that it can be shown once.
     /// `first` is the parsed settings, whose error matters only when there is
     /// no user yet.
-    pub fn bootstrap(&self, first: Result<FirstAdmin>) -> Result<Option<String>> {
+    pub async fn bootstrap(&self, first: Result<FirstAdmin>) -> Result<Option<String>> {
         if !self.store.scan::<UserRecord>(Table::Users, b"")?.is_empty() {
             if first.as_ref().is_ok_and(|first| first.token.is_some()) {
                 tracing::warn!(
@@ -62,9 +62,10 @@ impl Accounts {
             Some(password) => (password.clone(), false),
             None => (random_hex(12), true),
         };
-        self.create_user(&first.name, &password, Role::Admin)?;
+        self.create_user(&first.name, &password, Role::Admin).await?;
         if let Some(token) = &first.token {
             self.register_token(&first.name, "initial", 0, token)?;
+            self.store.durable().await?;
         }
         Ok(generated.then_some(password))
     }
@@ -96,7 +97,7 @@ impl Accounts {
 
     async fn check(&self, header: Option<&str>) -> Result<Caller> {
         let unauthenticated =
-            |why: &str| Error::new(ErrorKind::Unauthenticated, format!("{why}; {LOGIN_HINT}"));
+            |why: &str| Error::new(ErrorReason::Unauthenticated, format!("{why}; {LOGIN_HINT}"));
         let header = header.map(str::trim).filter(|h| !h.is_empty());
         let Some(header) = header else {
             return Err(unauthenticated("this API server requires credentials"));
@@ -167,11 +168,12 @@ impl Accounts {
         self.store.scan(Table::Users, b"")
     }
 
-    pub fn create_user(&self, name: &str, password: &str, role: Role) -> Result<UserRecord> {
+    /// Creates a user (durably, like every change below).
+    pub async fn create_user(&self, name: &str, password: &str, role: Role) -> Result<UserRecord> {
         validate_user_name(name)?;
         validate_password(password)?;
         if self.store.get::<UserRecord>(Table::Users, name.as_bytes())?.is_some() {
-            return Err(Error::new(ErrorKind::AlreadyExists, format!("user {name:?} already exists")));
+            return Err(Error::new(ErrorReason::AlreadyExists, format!("user {name:?} already exists")));
         }
         let user = UserRecord {
             name: name.to_string(),
@@ -181,21 +183,22 @@ impl Accounts {
             created_ms: now_ms(),
         };
         self.store.put(Table::Users, name.as_bytes(), &user)?;
+        self.store.durable().await?;
         Ok(user)
     }
 
     /// Deletes a user; `owns` lists what they still own (refused when any).
-    pub fn delete_user(&self, name: &str, owns: &[String]) -> Result<()> {
+    pub async fn delete_user(&self, name: &str, owns: &[String]) -> Result<()> {
         let user = self.user(name)?;
         if user.role() == Role::Admin && self.admins()? <= 1 {
             return Err(Error::new(
-                ErrorKind::FailedPrecondition,
+                ErrorReason::FailedPrecondition,
                 format!("{name} is the last admin; make another admin first"),
             ));
         }
         if !owns.is_empty() {
             return Err(Error::new(
-                ErrorKind::FailedPrecondition,
+                ErrorReason::FailedPrecondition,
                 format!(
                     "{name} still owns cluster(s): {}; tear them down first (sky down ... -u)",
                     owns.join(", ")
@@ -209,35 +212,36 @@ impl Accounts {
             }
         }
         self.forget_verified();
-        Ok(())
+        self.store.durable().await
     }
 
-    pub fn set_role(&self, name: &str, role: Role) -> Result<UserRecord> {
+    pub async fn set_role(&self, name: &str, role: Role) -> Result<UserRecord> {
         let mut user = self.user(name)?;
         let role = normal_role(role);
         if user.role() == Role::Admin && role != Role::Admin && self.admins()? <= 1 {
             return Err(Error::new(
-                ErrorKind::FailedPrecondition,
+                ErrorReason::FailedPrecondition,
                 format!("{name} is the last admin; make another admin first"),
             ));
         }
         user.role = role as i32;
         self.store.put(Table::Users, name.as_bytes(), &user)?;
         self.forget_verified();
+        self.store.durable().await?;
         Ok(user)
     }
 
-    pub fn set_password(&self, name: &str, password: &str) -> Result<()> {
+    pub async fn set_password(&self, name: &str, password: &str) -> Result<()> {
         validate_password(password)?;
         let mut user = self.user(name)?;
         user.password_hash = hash_password(password)?;
         self.store.put(Table::Users, name.as_bytes(), &user)?;
         self.forget_verified();
-        Ok(())
+        self.store.durable().await
     }
 
     /// Creates a token; returns its record and the secret (shown once).
-    pub fn create_token(
+    pub async fn create_token(
         &self,
         user_name: &str,
         name: &str,
@@ -249,6 +253,7 @@ impl Accounts {
         }
         let secret = format!("sky_{}", random_hex(32));
         let record = self.register_token(user_name, name, expires_in_seconds, &secret)?;
+        self.store.durable().await?;
         Ok((record, secret))
     }
 
@@ -278,13 +283,14 @@ impl Accounts {
     }
 
     /// Revokes a token; `caller` must own it or be an admin.
-    pub fn revoke_token(&self, caller: &Caller, token_id: &str) -> Result<()> {
+    pub async fn revoke_token(&self, caller: &Caller, token_id: &str) -> Result<()> {
         for (key, token) in self.store.scan_with_keys::<TokenRecord>(Table::Tokens)? {
             if token.token_id == token_id {
                 if token.user_name != caller.name {
                     caller.ensure_admin("revoke other users' tokens")?;
                 }
-                return self.store.delete(Table::Tokens, &key);
+                self.store.delete(Table::Tokens, &key)?;
+                return self.store.durable().await;
             }
         }
         Err(Error::not_found(format!("no token with id {token_id:?}; `sky tokens list` lists tokens")))

@@ -11,7 +11,7 @@ pub use accounts::{Accounts, FirstAdmin};
 pub use layer::AuthLayer;
 pub use skypilot_api::proto::skypilot::v1::Role;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorReason, Result};
 
 /// The user on whose behalf a request runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +42,7 @@ impl Caller {
             return Ok(());
         }
         Err(Error::new(
-            ErrorKind::PermissionDenied,
+            ErrorReason::PermissionDenied,
             format!("{what} belongs to {owner_name}; only its owner or an admin may change it"),
         ))
     }
@@ -53,7 +53,7 @@ impl Caller {
             return Ok(());
         }
         Err(Error::new(
-            ErrorKind::PermissionDenied,
+            ErrorReason::PermissionDenied,
             format!("only admins may {action}; {} is a user", self.name),
         ))
     }

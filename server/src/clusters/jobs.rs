@@ -8,12 +8,14 @@ use skypilot_api::{
     task::{parse_accelerators, parse_amount},
 };
 
-use super::{Clusters, DEFAULT_JOB_CPUS, is_job_done, job_prefix, run::Phase};
+use super::{
+    Clusters, DEFAULT_JOB_CPUS, is_job_done, job_prefix,
+    run::{self, Phase},
+};
 use crate::{
     auth::Caller,
-    error::{Error, ErrorKind, Result},
-    infra::process,
-    ops::now_ms,
+    clock::now_ms,
+    error::{Error, ErrorReason, Result},
     store::{JobRecord, Table},
 };
 
@@ -110,7 +112,7 @@ impl Clusters {
         } else if ids.is_empty() {
             let latest = jobs.into_iter().rev().find(|j| !is_job_done(j.status())).ok_or_else(|| {
                 Error::new(
-                    ErrorKind::FailedPrecondition,
+                    ErrorReason::FailedPrecondition,
                     format!("cluster {cluster_name:?} has no unfinished job to cancel"),
                 )
             })?;
@@ -121,7 +123,7 @@ impl Clusters {
                 let job = self.job(cluster_name, *id)?;
                 if is_job_done(job.status()) {
                     return Err(Error::new(
-                        ErrorKind::AlreadyDone,
+                        ErrorReason::AlreadyDone,
                         format!(
                             "job {id} on cluster {cluster_name:?} already finished ({})",
                             skypilot_api::names::job_status(job.status())
@@ -161,7 +163,7 @@ impl Clusters {
         message: &str,
     ) -> Result<()> {
         for process in &job.processes {
-            process::kill_group(process.pid, process.start_ticks);
+            self.inner.infra.terminate(run::handle(process));
         }
         job.set_status(status);
         job.exit_code = exit_code;

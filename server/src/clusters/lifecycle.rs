@@ -7,17 +7,14 @@ use skypilot_api::{
 };
 
 use super::{Clusters, DEFAULT_CLUSTER_CPUS, DEFAULT_JOB_CPUS};
+use std::path::Path;
+
 use crate::{
     auth::Caller,
-    error::{Error, ErrorKind, Result},
-    ops::now_ms,
-    store::{ClusterRecord, JobRecord, Table},
+    clock::now_ms,
+    error::{Error, ErrorReason, Result},
+    store::{ClusterRecord, Table},
 };
-
-/// What a launch will do, for `--dryrun` and the request log.
-pub struct LaunchPlan {
-    pub summary: String,
-}
 
 /// Per-node resources a task asks for: (CPUs, GiB, accelerators, GPUs).
 fn task_resources(task: &TaskSpec, default_cpus: f64) -> Result<(f64, f64, String, u32)> {
@@ -69,10 +66,7 @@ impl Clusters {
                     // An earlier launch stopped half way (a server restart): finish it.
                     progress(&format!("Resuming the launch of cluster '{name}'."));
                     let mut cluster = cluster;
-                    self.inner.infra.provision(&name, cluster.num_nodes)?;
-                    cluster.status = ClusterStatus::Up as i32;
-                    cluster.idle_since_ms = now_ms();
-                    self.save_cluster(&cluster).await?;
+                    self.provision(&mut cluster).await?;
                     cluster
                 } else {
                     progress(&format!("Reusing existing cluster '{name}' ({}).", status_name(&cluster)));
@@ -100,7 +94,7 @@ impl Clusters {
                     cluster
                 } else {
                     progress(&format!(
-                        "Launching a new cluster '{name}': {} node(s), {} CPU(s){}{} per node, on local.",
+                        "Launching a new cluster '{name}': {} node(s), {} CPU(s){}{} per node, on {}.",
                         cluster.num_nodes,
                         cluster.cpus,
                         if memory > 0.0 { format!(", {memory} GiB memory") } else { String::new() },
@@ -109,12 +103,10 @@ impl Clusters {
                         } else {
                             format!(", {}", cluster.accelerators)
                         },
+                        self.inner.infra.name(),
                     ));
                     self.save_cluster(&cluster).await?;
-                    self.inner.infra.provision(&name, cluster.num_nodes)?;
-                    cluster.status = ClusterStatus::Up as i32;
-                    cluster.idle_since_ms = now_ms();
-                    self.save_cluster(&cluster).await?;
+                    self.provision(&mut cluster).await?;
                     progress(&format!("\u{2713} Cluster launched: {name}."));
                     cluster
                 }
@@ -167,7 +159,7 @@ impl Clusters {
         let cluster = self.get(name)?;
         if cluster.status() != ClusterStatus::Up {
             return Err(Error::new(
-                ErrorKind::FailedPrecondition,
+                ErrorReason::FailedPrecondition,
                 format!("cluster {name:?} is {}; start it first: sky start {name}", status_name(&cluster)),
             ));
         }
@@ -184,7 +176,7 @@ impl Clusters {
         let name = &cluster.name;
         let mismatch = |what: String| {
             Err(Error::new(
-                ErrorKind::FailedPrecondition,
+                ErrorReason::FailedPrecondition,
                 format!(
                     "the task does not fit cluster {name:?}: {what}. Launch it on another cluster \
                      (-c NEW_NAME), or tear this one down first (sky down {name})."
@@ -215,29 +207,29 @@ impl Clusters {
         Ok(())
     }
 
+    /// Copies the workdir to `~/sky_workdir` and each file mount to its
+    /// destination, on every node.
     async fn sync_files(
         &self,
         cluster: &ClusterRecord,
         task: &TaskSpec,
         progress: &(dyn Fn(&str) + Sync),
     ) -> Result<()> {
-        if task.workdir.is_empty() && task.file_mounts.is_empty() {
-            return Ok(());
-        }
         if !task.workdir.is_empty() {
             progress(&format!(
                 "Syncing workdir {} to ~/sky_workdir on {} node(s).",
                 task.workdir, cluster.num_nodes
             ));
         }
-        // Copying can take long (a big workdir): keep it off the async workers.
-        let infra = self.inner.infra.clone();
-        let (name, nodes) = (cluster.name.clone(), cluster.num_nodes);
-        let (workdir, mounts) = (task.workdir.clone(), task.file_mounts.clone());
-        tokio::task::spawn_blocking(move || infra.sync_files(&name, nodes, &workdir, &mounts))
-            .await
-            .map_err(|err| Error::internal(format!("file copy task: {err}")))?
-            .map_err(|err| Error::invalid("task.workdir/file_mounts", format!("cannot copy files: {err}")))
+        let workdir = (!task.workdir.is_empty()).then_some(("~/sky_workdir", task.workdir.as_str()));
+        let mounts = task.file_mounts.iter().map(|(dest, source)| (dest.as_str(), source.as_str()));
+        let copies: Vec<(&str, &str)> = workdir.into_iter().chain(mounts).collect();
+        for rank in 0..cluster.num_nodes {
+            for (dest, source) in &copies {
+                self.inner.infra.copy_to_node(&cluster.name, rank, Path::new(source), dest).await?;
+            }
+        }
+        Ok(())
     }
 
     /// `sky stop`: cancels the cluster's jobs and releases its resources.
@@ -262,43 +254,45 @@ impl Clusters {
             return Ok(cluster);
         }
         cluster.gpu_indices = self.reserve(&cluster, gpus_per_node(&cluster))?;
-        self.inner.infra.provision(name, cluster.num_nodes)?;
+        self.provision(&mut cluster).await?;
+        Ok(cluster)
+    }
+
+    /// After an upgrade from a server that did not record node addresses:
+    /// asks the infra for those of every UP cluster that lacks them.
+    pub(super) async fn reconcile_node_addresses(&self) -> Result<()> {
+        for mut cluster in self.list(&[], None)? {
+            if cluster.status() == ClusterStatus::Up && cluster.node_ips.len() != cluster.num_nodes as usize {
+                cluster.node_ips = self.inner.infra.provision(&cluster.name, cluster.num_nodes).await?;
+                self.save_cluster(&cluster).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the cluster's nodes exist and records it UP, with their addresses.
+    pub(super) async fn provision(&self, cluster: &mut ClusterRecord) -> Result<()> {
+        cluster.node_ips = self.inner.infra.provision(&cluster.name, cluster.num_nodes).await?;
         cluster.status = ClusterStatus::Up as i32;
         cluster.idle_since_ms = now_ms();
-        self.save_cluster(&cluster).await?;
-        Ok(cluster)
+        self.save_cluster(cluster).await
     }
 
     /// `sky down`: cancels the jobs, removes the nodes and forgets the cluster.
     pub async fn down(&self, name: &str) -> Result<ClusterRecord> {
         let mut cluster = self.get(name)?;
         self.kill_all_jobs(name, "cluster was torn down").await?;
-        if let Err(err) = self.archive_job_logs(name) {
+        let archive = self.inner.job_log_archive.join(format!("{name}-{}", now_ms()));
+        if let Err(err) = self.inner.infra.archive_logs(name, &archive).await {
             tracing::warn!(cluster = name, error = %err, "could not keep the job logs of a torn-down cluster");
         }
-        self.inner.infra.teardown(name)?;
+        self.inner.infra.release(name).await?;
         self.inner.store.remove_prefix(Table::Jobs, &super::job_prefix(name))?;
         self.inner.store.delete(Table::Clusters, name.as_bytes())?;
         self.inner.store.durable().await?;
         self.inner.cluster_changes.send_modify(|n| *n += 1);
         cluster.status = ClusterStatus::Unspecified as i32;
         Ok(cluster)
-    }
-
-    /// Moves the cluster's job logs to `<archive>/<cluster>-<ms>/<job id>.log`,
-    /// where retention removes them later.
-    fn archive_job_logs(&self, name: &str) -> Result<()> {
-        let jobs: Vec<JobRecord> = self.inner.store.scan(Table::Jobs, &super::job_prefix(name))?;
-        let dest = self.inner.job_log_archive.join(format!("{name}-{}", now_ms()));
-        for job in jobs {
-            let log = self.job_log_path(name, job.job_id);
-            if !log.exists() {
-                continue;
-            }
-            std::fs::create_dir_all(&dest)?;
-            std::fs::rename(&log, dest.join(format!("{}.log", job.job_id)))?;
-        }
-        Ok(())
     }
 
     /// `sky autostop`: `minutes` < 0 turns it off.

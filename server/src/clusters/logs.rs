@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
-use futures_util::stream::{self, Stream};
+use futures_util::stream::{Stream, StreamExt};
+use tokio::sync::watch;
 
 use super::{Clusters, is_job_done, job_prefix};
 use crate::{
     error::{Error, Result},
-    ops::log::{read_chunk_async, tail_offset},
+    logfile::{self, Followed, Piece},
     store::{JobRecord, Table},
 };
 
@@ -23,15 +24,36 @@ pub struct JobLogChunk {
     pub job: Option<JobRecord>,
 }
 
-struct Cursor {
+/// A job's log as the infra holds it, and the job's record.
+struct JobLog {
     clusters: Clusters,
     cluster: String,
     job_id: i64,
-    path: std::path::PathBuf,
-    offset: u64,
     follow: bool,
-    changes: tokio::sync::watch::Receiver<u64>,
-    finished: bool,
+    changes: watch::Receiver<u64>,
+}
+
+impl Followed for JobLog {
+    type End = JobRecord;
+
+    async fn read(&mut self, offset: u64) -> Result<Vec<u8>> {
+        self.clusters.inner.infra.read_log(&self.cluster, self.job_id, offset).await
+    }
+
+    fn finished(&mut self) -> Result<Option<JobRecord>> {
+        self.changes.borrow_and_update();
+        let job = self.clusters.job(&self.cluster, self.job_id)?;
+        Ok((is_job_done(job.status()) || !self.follow).then_some(job))
+    }
+
+    async fn changed(&mut self) -> Result<()> {
+        let shutdown = self.clusters.inner.shutdown.clone();
+        tokio::select! {
+            _ = self.changes.changed() => Ok(()),
+            _ = tokio::time::sleep(FOLLOW_POLL) => Ok(()),
+            _ = shutdown.cancelled() => Err(Error::shutting_down()),
+        }
+    }
 }
 
 impl Clusters {
@@ -45,7 +67,7 @@ impl Clusters {
     }
 
     /// A job's log (job 0: the latest).
-    pub fn job_logs(
+    pub async fn job_logs(
         &self,
         cluster: &str,
         job_id: i64,
@@ -55,62 +77,23 @@ impl Clusters {
     ) -> Result<impl Stream<Item = Result<JobLogChunk>> + use<>> {
         let job_id = if job_id == 0 { self.latest_job_id(cluster)? } else { job_id };
         self.job(cluster, job_id)?;
-        let path = self.job_log_path(cluster, job_id);
         let start = match (offset, tail_lines) {
             (Some(offset), _) => offset,
-            (None, Some(lines)) => tail_offset(&path, lines)?,
+            (None, Some(lines)) => self.inner.infra.log_tail_offset(cluster, job_id, lines).await?,
             (None, None) => 0,
         };
-        let cursor = Cursor {
+        let log = JobLog {
             clusters: self.clone(),
             cluster: cluster.to_string(),
             job_id,
-            path,
-            offset: start,
             follow,
             changes: self.inner.job_changes.subscribe(),
-            finished: false,
         };
-        Ok(stream::unfold(cursor, |mut cursor| async move {
-            if cursor.finished {
-                return None;
-            }
-            loop {
-                cursor.changes.borrow_and_update();
-                let job = match cursor.clusters.job(&cursor.cluster, cursor.job_id) {
-                    Ok(job) => job,
-                    Err(err) => {
-                        cursor.finished = true;
-                        return Some((Err(err), cursor));
-                    }
-                };
-                let done = is_job_done(job.status()) || !cursor.follow;
-                let offset = cursor.offset;
-                let chunk = match read_chunk_async(cursor.path.clone(), offset).await {
-                    Ok(chunk) => chunk,
-                    Err(err) => {
-                        cursor.finished = true;
-                        return Some((Err(err), cursor));
-                    }
-                };
-                if !chunk.is_empty() {
-                    cursor.offset += chunk.len() as u64;
-                    return Some((Ok(JobLogChunk { offset, data: chunk, job: None }), cursor));
-                }
-                if done {
-                    cursor.finished = true;
-                    return Some((Ok(JobLogChunk { offset, data: Vec::new(), job: Some(job) }), cursor));
-                }
-                let shutdown = cursor.clusters.inner.shutdown.clone();
-                tokio::select! {
-                    _ = cursor.changes.changed() => {}
-                    _ = tokio::time::sleep(FOLLOW_POLL) => {}
-                    _ = shutdown.cancelled() => {
-                        cursor.finished = true;
-                        return Some((Err(crate::ops::shutting_down()), cursor));
-                    }
-                }
-            }
+        Ok(logfile::follow(log, start).map(|piece| {
+            piece.map(|piece| match piece {
+                Piece::Data { offset, data } => JobLogChunk { offset, data, job: None },
+                Piece::End { offset, end } => JobLogChunk { offset, data: Vec::new(), job: Some(end) },
+            })
         }))
     }
 }

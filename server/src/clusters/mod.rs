@@ -1,9 +1,9 @@
 //! Clusters and their jobs, written once above the `Infra` trait: launching,
-//! stopping, starting and tearing down clusters; a FIFO job queue per cluster
-//! that respects what each job asks for; job processes and their logs;
-//! autostop. Cluster and job records live in the store.
+//! stopping, starting and tearing down clusters and their autostop settings;
+//! a FIFO job queue per cluster that respects what each job asks for; job
+//! runs and their logs. Cluster and job records live in the store; nodes,
+//! processes and files are the infra's.
 
-mod autostop;
 mod jobs;
 mod lifecycle;
 mod logs;
@@ -15,13 +15,9 @@ use skypilot_api::proto::skypilot::v1::{ClusterStatus, JobStatus};
 use tokio::sync::{Mutex, watch};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-pub use autostop::autostop_loop;
-pub use lifecycle::LaunchPlan;
-pub use logs::JobLogChunk;
-
 use crate::{
-    error::{Error, ErrorKind, Result},
-    infra::{Infra, local::HostResources},
+    error::{Error, ErrorReason, Result},
+    infra::{Capacity, Infra, InfraStatus},
     store::{ClusterRecord, JobRecord, Store, Table},
 };
 
@@ -39,7 +35,8 @@ pub struct Clusters {
 struct Inner {
     store: Store,
     infra: Arc<dyn Infra>,
-    host: HostResources,
+    /// What each node of the infra offers.
+    capacity: Capacity,
     /// Where `down` keeps the job logs of the clusters it removes.
     job_log_archive: PathBuf,
     /// Serializes job state changes and scheduling decisions.
@@ -56,19 +53,15 @@ impl Clusters {
     /// Creates the layer and reconciles jobs left by an earlier run: running
     /// processes are watched again, pending jobs are scheduled.
     /// `job_log_archive` receives the job logs of torn-down clusters.
-    pub async fn open(
-        store: Store,
-        infra: Arc<dyn Infra>,
-        host: HostResources,
-        job_log_archive: PathBuf,
-    ) -> Result<Clusters> {
+    pub async fn open(store: Store, infra: Arc<dyn Infra>, job_log_archive: PathBuf) -> Result<Clusters> {
+        let capacity = infra.capacity().await?;
         let (job_changes, _) = watch::channel(0);
         let (cluster_changes, _) = watch::channel(0);
         let clusters = Clusters {
             inner: Arc::new(Inner {
                 store,
                 infra,
-                host,
+                capacity,
                 job_log_archive,
                 jobs_lock: Mutex::new(()),
                 job_changes,
@@ -77,6 +70,7 @@ impl Clusters {
                 tasks: TaskTracker::new(),
             }),
         };
+        clusters.reconcile_node_addresses().await?;
         clusters.recover().await?;
         Ok(clusters)
     }
@@ -87,7 +81,22 @@ impl Clusters {
         self.inner.shutdown.cancel();
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
-        crate::infra::process::finish_kills().await;
+        self.inner.infra.settle().await;
+    }
+
+    /// Fires when the layer shuts down.
+    pub fn shutting_down(&self) -> CancellationToken {
+        self.inner.shutdown.clone()
+    }
+
+    /// Whether the infra is usable, and what it offers.
+    pub async fn check_infra(&self) -> InfraStatus {
+        self.inner.infra.check().await
+    }
+
+    /// Refuses a file mount destination the infra cannot place files at.
+    pub fn check_destination(&self, dest: &str) -> Result<()> {
+        self.inner.infra.check_destination(dest).map_err(|err| Error::invalid("task.file_mounts", err))
     }
 
     /// A cluster by name.
@@ -165,9 +174,9 @@ impl Clusters {
     /// clusters; returns the GPU indices it can hold.
     fn reserve(&self, cluster: &ClusterRecord, gpus_per_node: u32) -> Result<Vec<u32>> {
         let (cpus, memory, gpus_held) = self.held(&cluster.name)?;
-        let host = &self.inner.host;
+        let host = &self.inner.capacity;
         let nodes = f64::from(cluster.num_nodes);
-        let exhausted = |what: String| Err(Error::new(ErrorKind::ResourceExhausted, what));
+        let exhausted = |what: String| Err(Error::new(ErrorReason::ResourceExhausted, what));
         let free_cpus = host.cpus as f64 - cpus;
         if cluster.cpus * nodes > free_cpus + 1e-9 {
             return exhausted(format!(
@@ -231,6 +240,18 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
     matches(&p, &n)
+}
+
+/// A generated cluster name, as SkyPilot makes them: sky-XXXX-user.
+pub fn generated_cluster_name(user: &str) -> String {
+    let random = uuid::Uuid::now_v7().simple().to_string();
+    let user: String = user
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(20)
+        .collect();
+    format!("sky-{}-{}", &random[random.len() - 4..], user.trim_matches('-'))
 }
 
 /// Checks a cluster name as SkyPilot does.

@@ -1,6 +1,6 @@
 //! Running a job: setup on every node of the task, then run on every node,
-//! each as a detached process (see `infra::process`) with SkyPilot's
-//! environment variables; a watcher moves the job on when all nodes are done.
+//! each as a detached run of the infra with SkyPilot's environment
+//! variables; a watcher moves the job on when all nodes are done.
 
 use futures_util::future::join_all;
 use prost::Message;
@@ -8,9 +8,9 @@ use skypilot_api::proto::skypilot::v1::{JobStatus, TaskSpec};
 
 use super::{Clusters, is_job_done};
 use crate::{
+    clock::now_ms,
     error::{Error, Result},
-    infra::process::{self, NodeCommand, Spawned},
-    ops::now_ms,
+    infra::{RunHandle, RunRef, RunSpec},
     store::{ClusterRecord, JobRecord, NodeProcess},
 };
 
@@ -38,39 +38,24 @@ impl Phase {
 }
 
 impl Clusters {
-    /// The log file of a job (all nodes, setup and run).
-    pub(super) fn job_log_path(&self, cluster: &str, job_id: i64) -> std::path::PathBuf {
-        self.inner.infra.job_dir(cluster, job_id).join("run.log")
-    }
-
-    fn exit_file(&self, job: &JobRecord, phase: Phase, rank: i32) -> std::path::PathBuf {
-        self.inner.infra.job_dir(&job.cluster, job.job_id).join(format!("{}-{rank}.exit", phase.name()))
-    }
-
-    /// The command that runs `phase` of `job` on node `rank`.
-    fn node_command(
+    /// What runs `phase` of `job` on node `rank`.
+    fn run_spec(
         &self,
         cluster: &ClusterRecord,
         job: &JobRecord,
         task: &TaskSpec,
         rank: i32,
         phase: Phase,
-    ) -> NodeCommand {
-        let dir = self.inner.infra.job_dir(&cluster.name, job.job_id);
-        let home = self.inner.infra.node_home(&cluster.name, rank);
+    ) -> RunSpec {
         let num_nodes = job_nodes(task, cluster);
-        NodeCommand {
+        RunSpec {
+            run: run_ref(job, phase, rank),
             script: match phase {
                 Phase::Setup => task.setup.clone(),
                 Phase::Run => task.run.clone(),
             },
-            script_file: dir.join(format!("{}-{rank}.sh", phase.name())),
-            log: dir.join("run.log"),
-            exit_file: self.exit_file(job, phase, rank),
-            pid_file: dir.join(format!("{}-{rank}.pid", phase.name())),
-            prefix: node_prefix(rank, num_nodes),
-            cwd: home.join("sky_workdir"),
-            env: job_env(cluster, job, task, rank, num_nodes, phase, &home),
+            env: job_env(self.inner.infra.name(), cluster, job, task, rank, num_nodes, phase),
+            log_prefix: node_prefix(rank, num_nodes),
         }
     }
 
@@ -82,58 +67,52 @@ impl Clusters {
         phase: Phase,
     ) -> Result<()> {
         let task = decode_task(&job)?;
-        std::fs::create_dir_all(self.inner.infra.job_dir(&cluster.name, job.job_id))?;
         // Record the phase before anything starts: after a crash from here on,
-        // recovery finds the processes through their pid files instead of
-        // starting the phase a second time.
+        // recovery finds the runs the infra started instead of starting the
+        // phase a second time.
         job.set_status(phase.status());
         job.processes.clear();
         if job.started_ms == 0 {
             job.started_ms = now_ms();
         }
         self.save_job(&job).await?;
-        let mut spawned = Vec::new();
+        let infra = &self.inner.infra;
+        let mut started = Vec::new();
         for rank in 0..job_nodes(&task, cluster) {
-            match process::spawn(&self.node_command(cluster, &job, &task, rank, phase)) {
-                Ok(process) => spawned.push((rank, process)),
+            match infra.start(&self.run_spec(cluster, &job, &task, rank, phase)).await {
+                Ok(handle) => started.push((rank, handle)),
                 Err(err) => {
-                    for (_, process) in &spawned {
-                        process::kill_group(process.pid, process.start_ticks);
+                    for (_, handle) in &started {
+                        infra.terminate(*handle);
                     }
                     let message = format!("could not start the job's {} on node {rank}: {err}", phase.name());
                     return self.end_job_locked(job, JobStatus::Failed, None, &message).await;
                 }
             }
         }
-        job.processes = spawned
-            .iter()
-            .map(|(rank, p)| NodeProcess { rank: *rank, pid: p.pid, start_ticks: p.start_ticks })
-            .collect();
+        job.processes = started.iter().map(|(rank, handle)| node_process(*rank, *handle)).collect();
         self.save_job(&job).await?;
-        self.watch(job, phase, spawned.into_iter().map(|(_, p)| p).collect());
+        self.watch(job, phase, started);
         Ok(())
     }
 
-    /// After a restart: watches the processes of a phase that was under way,
-    /// adopting those that recorded only a pid file and starting those that
-    /// never started. Call with `jobs_lock` held.
+    /// After a restart: watches the runs of a phase that was under way,
+    /// adopting those the infra started but that were not recorded, and
+    /// starting those that never started. Call with `jobs_lock` held.
     pub(super) async fn resume_phase(&self, mut job: JobRecord, phase: Phase) -> Result<()> {
         let cluster = self.get(&job.cluster)?;
         let task = decode_task(&job)?;
-        let mut records = Vec::new();
-        let mut processes = Vec::new();
+        let infra = &self.inner.infra;
+        let mut runs = Vec::new();
         for rank in 0..job_nodes(&task, &cluster) {
             if let Some(known) = job.processes.iter().find(|p| p.rank == rank) {
-                processes.push(Spawned::recovered(known.pid, known.start_ticks));
-                records.push(known.clone());
+                runs.push((rank, RunHandle { pid: known.pid, start_ticks: known.start_ticks }));
                 continue;
             }
-            let command = self.node_command(&cluster, &job, &task, rank, phase);
-            let process = match process::read_pid(&command.pid_file) {
-                // Started before the crash; if it is gone, its exit file tells how it ended.
-                Some(pid) => Spawned::recovered(pid, process::start_ticks(pid).unwrap_or(u64::MAX)),
-                None => match process::spawn(&command) {
-                    Ok(process) => process,
+            let handle = match infra.find(&run_ref(&job, phase, rank)).await {
+                Some(handle) => handle, // started before the crash
+                None => match infra.start(&self.run_spec(&cluster, &job, &task, rank, phase)).await {
+                    Ok(handle) => handle,
                     Err(err) => {
                         let message =
                             format!("could not start the job's {} on node {rank}: {err}", phase.name());
@@ -141,24 +120,25 @@ impl Clusters {
                     }
                 },
             };
-            records.push(NodeProcess { rank, pid: process.pid, start_ticks: process.start_ticks });
-            processes.push(process);
+            runs.push((rank, handle));
         }
-        job.processes = records;
+        job.processes = runs.iter().map(|(rank, handle)| node_process(*rank, *handle)).collect();
         self.save_job(&job).await?;
-        self.watch(job, phase, processes);
+        self.watch(job, phase, runs);
         Ok(())
     }
 
-    fn watch(&self, job: JobRecord, phase: Phase, processes: Vec<Spawned>) {
+    /// Waits for every run of the phase, then moves the job on.
+    fn watch(&self, job: JobRecord, phase: Phase, runs: Vec<(i32, RunHandle)>) {
         let clusters = self.clone();
-        let exit_files: Vec<_> = job.processes.iter().map(|p| self.exit_file(&job, phase, p.rank)).collect();
         let shutdown = self.inner.shutdown.clone();
         self.inner.tasks.spawn(async move {
-            let waits = processes.into_iter().zip(&exit_files).map(|(process, file)| process::wait(process, file));
+            let infra = clusters.inner.infra.clone();
+            let refs: Vec<RunRef> = runs.iter().map(|(rank, _)| run_ref(&job, phase, *rank)).collect();
+            let waits = refs.iter().zip(&runs).map(|(run, (_, handle))| infra.wait(run, *handle));
             let codes = tokio::select! {
                 codes = join_all(waits) => codes,
-                _ = shutdown.cancelled() => return, // processes keep running; watched again at next start
+                _ = shutdown.cancelled() => return, // runs keep going; watched again at next start
             };
             if let Err(err) = clusters.finish_phase(&job.cluster, job.job_id, phase, codes).await {
                 tracing::error!(cluster = %job.cluster, job_id = job.job_id, error = %err, "could not record the job's end");
@@ -175,11 +155,7 @@ impl Clusters {
     ) -> Result<()> {
         let _lock = self.inner.jobs_lock.lock().await;
         let Ok(job) = self.job(cluster, job_id) else { return Ok(()) }; // torn down meanwhile
-        let expected = match phase {
-            Phase::Setup => JobStatus::SettingUp,
-            Phase::Run => JobStatus::Running,
-        };
-        if is_job_done(job.status()) || job.status() != expected {
+        if is_job_done(job.status()) || job.status() != phase.status() {
             return Ok(()); // cancelled meanwhile
         }
         let failure = codes.iter().find(|code| **code != Some(0)).copied();
@@ -208,6 +184,19 @@ impl Clusters {
     }
 }
 
+fn run_ref(job: &JobRecord, phase: Phase, rank: i32) -> RunRef {
+    RunRef { cluster: job.cluster.clone(), job_id: job.job_id, phase: phase.name(), rank }
+}
+
+fn node_process(rank: i32, handle: RunHandle) -> NodeProcess {
+    NodeProcess { rank, pid: handle.pid, start_ticks: handle.start_ticks }
+}
+
+/// The handle of a recorded run.
+pub(super) fn handle(process: &NodeProcess) -> RunHandle {
+    RunHandle { pid: process.pid, start_ticks: process.start_ticks }
+}
+
 fn decode_task(job: &JobRecord) -> Result<TaskSpec> {
     TaskSpec::decode(job.task.as_slice())
         .map_err(|err| Error::internal(format!("stored task of job {} is unreadable: {err}", job.job_id)))
@@ -229,22 +218,22 @@ fn node_prefix(rank: i32, num_nodes: i32) -> String {
 
 /// SkyPilot's job environment, then the task's envs and secrets.
 fn job_env(
+    infra: &str,
     cluster: &ClusterRecord,
     job: &JobRecord,
     task: &TaskSpec,
     rank: i32,
     num_nodes: i32,
     phase: Phase,
-    home: &std::path::Path,
 ) -> Vec<(String, String)> {
-    let ips = vec!["127.0.0.1"; num_nodes as usize].join("\n");
+    let ips: Vec<&str> = cluster.node_ips.iter().take(num_nodes as usize).map(String::as_str).collect();
+    let ips = ips.join("\n");
     let info = format!(
-        "{{\"cluster_name\": \"{}\", \"cloud\": \"local\", \"region\": \"local\", \"zone\": null, \"num_nodes\": {num_nodes}}}",
+        "{{\"cluster_name\": \"{}\", \"cloud\": \"{infra}\", \"region\": \"{infra}\", \"zone\": null, \"num_nodes\": {num_nodes}}}",
         cluster.name
     );
     let mut env = vec![
-        ("HOME".to_string(), home.to_string_lossy().into_owned()),
-        ("SKYPILOT_NODE_RANK".into(), rank.to_string()),
+        ("SKYPILOT_NODE_RANK".to_string(), rank.to_string()),
         ("SKYPILOT_NODE_IPS".into(), ips.clone()),
         ("SKYPILOT_NUM_NODES".into(), num_nodes.to_string()),
         ("SKYPILOT_NUM_GPUS_PER_NODE".into(), job.gpus.to_string()),

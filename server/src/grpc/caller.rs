@@ -14,7 +14,7 @@ use tonic::{Request, Status};
 
 use crate::{
     auth::Caller,
-    error::{Error, ErrorKind},
+    error::{Error, ErrorReason},
 };
 
 /// Longest user name or id accepted in a header.
@@ -94,7 +94,7 @@ where
             .and_then(|v| v.trim().parse::<i32>().ok());
         if let Some(version) = client_version.filter(|v| *v < MIN_API_VERSION) {
             let status = Status::from(Error::new(
-                ErrorKind::ClientTooOld,
+                ErrorReason::ClientTooOld,
                 format!(
                     "this client speaks API version {version}, but the API server needs at \
                      least version {MIN_API_VERSION}: upgrade the client (sky)"

@@ -1,5 +1,6 @@
-//! The gRPC layer: thin handlers that validate, convert, call the engine and
-//! convert back. No store access and no business logic here.
+//! The gRPC layer: thin handlers. A mutating call is caller -> submit (the
+//! operation's kind validates and authorizes it) -> convert; a read is
+//! caller -> read -> convert. No store access and no business logic here.
 
 mod browsers;
 mod caller;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 pub use browsers::{BrowserGuardLayer, cors_layer, is_loopback_host};
 pub use caller::ApiVersionLayer;
 use skypilot_api::proto::{
-    google::longrunning::operations_server::OperationsServer,
+    google::longrunning::{Operation, operations_server::OperationsServer},
     skypilot::v1::{
         ServerMode, cluster_service_server::ClusterServiceServer, infra_service_server::InfraServiceServer,
         job_service_server::JobServiceServer, request_service_server::RequestServiceServer,
@@ -25,10 +26,12 @@ use skypilot_api::proto::{
     },
 };
 
+use tonic::{Request, Response, Status};
+
 use crate::{
     auth::{Accounts, Caller},
     clusters::Clusters,
-    ops::Engine,
+    ops::{Engine, Submission},
 };
 
 /// Largest request message the server decodes.
@@ -53,6 +56,20 @@ pub struct Shared {
     pub mode: ServerMode,
     /// Identity assumed for calls that carry none (a local server's owner).
     pub owner: Caller,
+}
+
+impl Shared {
+    /// Submits the request as an operation of `kind` (which validates and
+    /// authorizes it) on behalf of the caller.
+    async fn submit<M: prost::Message>(
+        &self,
+        kind: &'static str,
+        request: Request<M>,
+    ) -> Result<Response<Operation>, Status> {
+        let caller = caller::caller(&request, &self.owner)?;
+        let record = self.engine.submit(Submission::new(kind, caller, request.get_ref())).await?;
+        Ok(Response::new(convert::operation(&record)))
+    }
 }
 
 /// The application services, ready to add to a tonic router.

@@ -71,10 +71,7 @@ impl Operations for OperationsApi {
         request: Request<DeleteOperationRequest>,
     ) -> Result<Response<()>, Status> {
         let caller = caller(&request, &self.0.owner)?;
-        let name = request.into_inner().name;
-        let record = self.0.engine.get(&name)?;
-        caller.ensure_may_manage(&record.user_id, &record.user_name, &format!("request {}", record.id))?;
-        self.0.engine.delete(&record.id).await?;
+        self.0.engine.delete(&caller, &request.into_inner().name).await?;
         Ok(Response::new(()))
     }
 
@@ -83,10 +80,7 @@ impl Operations for OperationsApi {
         request: Request<CancelOperationRequest>,
     ) -> Result<Response<()>, Status> {
         let caller = caller(&request, &self.0.owner)?;
-        let name = request.into_inner().name;
-        let record = self.0.engine.get(&name)?;
-        caller.ensure_may_manage(&record.user_id, &record.user_name, &format!("request {}", record.id))?;
-        self.0.engine.cancel(&record.id).await?;
+        self.0.engine.cancel(&caller, &request.into_inner().name).await?;
         Ok(Response::new(()))
     }
 

@@ -10,7 +10,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::{
-    error::{Error, ErrorKind},
+    error::{Error, ErrorReason, is_retryable, reason_from_name, reason_name},
     store::StoredError,
 };
 
@@ -18,41 +18,42 @@ use crate::{
 pub const ERROR_DOMAIN: &str = "skypilot.v1";
 
 /// The gRPC code for each kind of error.
-pub fn code(kind: ErrorKind) -> Code {
+pub fn code(kind: ErrorReason) -> Code {
     match kind {
-        ErrorKind::InvalidArgument => Code::InvalidArgument,
-        ErrorKind::NotFound => Code::NotFound,
-        ErrorKind::Unauthenticated => Code::Unauthenticated,
-        ErrorKind::PermissionDenied => Code::PermissionDenied,
-        ErrorKind::AlreadyExists => Code::AlreadyExists,
-        ErrorKind::AmbiguousId => Code::InvalidArgument,
-        ErrorKind::IdempotencyKeyReused => Code::AlreadyExists,
-        ErrorKind::AlreadyDone => Code::FailedPrecondition,
-        ErrorKind::FailedPrecondition => Code::FailedPrecondition,
-        ErrorKind::Cancelled => Code::Cancelled,
-        ErrorKind::Interrupted => Code::Aborted,
-        ErrorKind::Unavailable => Code::Unavailable,
-        ErrorKind::ClientTooOld => Code::FailedPrecondition,
-        ErrorKind::ResourceExhausted => Code::ResourceExhausted,
-        ErrorKind::Storage => Code::Internal,
-        ErrorKind::StorageFull => Code::ResourceExhausted,
-        ErrorKind::Internal => Code::Internal,
+        ErrorReason::InvalidArgument => Code::InvalidArgument,
+        ErrorReason::NotFound => Code::NotFound,
+        ErrorReason::Unauthenticated => Code::Unauthenticated,
+        ErrorReason::PermissionDenied => Code::PermissionDenied,
+        ErrorReason::AlreadyExists => Code::AlreadyExists,
+        ErrorReason::AmbiguousId => Code::InvalidArgument,
+        ErrorReason::IdempotencyKeyReused => Code::AlreadyExists,
+        ErrorReason::AlreadyDone => Code::FailedPrecondition,
+        ErrorReason::FailedPrecondition => Code::FailedPrecondition,
+        ErrorReason::Cancelled => Code::Cancelled,
+        ErrorReason::InterruptedByRestart => Code::Aborted,
+        ErrorReason::Unavailable => Code::Unavailable,
+        ErrorReason::ClientTooOld => Code::FailedPrecondition,
+        ErrorReason::ResourceExhausted => Code::ResourceExhausted,
+        ErrorReason::Storage => Code::Internal,
+        ErrorReason::StorageFull => Code::ResourceExhausted,
+        ErrorReason::Internal | ErrorReason::Unspecified => Code::Internal,
     }
 }
 
 impl From<Error> for Status {
     fn from(err: Error) -> Status {
-        let mut details = ErrorDetails::with_error_info(err.kind.reason(), ERROR_DOMAIN, HashMap::new());
-        if err.kind.retryable() {
+        let mut details =
+            ErrorDetails::with_error_info(reason_name(err.reason), ERROR_DOMAIN, HashMap::new());
+        if is_retryable(err.reason) {
             details.set_retry_info(Some(Duration::from_secs(1)));
         }
-        Status::with_error_details(code(err.kind), err.message, details)
+        Status::with_error_details(code(err.reason), err.message, details)
     }
 }
 
 /// The `google.rpc.Status` of a failed or cancelled operation.
 pub fn rpc_status(error: &StoredError) -> rpc::Status {
-    let kind = ErrorKind::from_reason(&error.reason);
+    let kind = reason_from_name(&error.reason);
     let info = rpc::ErrorInfo {
         reason: error.reason.clone(),
         domain: ERROR_DOMAIN.to_string(),

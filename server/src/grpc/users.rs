@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 use super::{Shared, caller::caller, convert::timestamp};
 use crate::{
     auth::{Accounts, Caller},
-    error::{Error, ErrorKind},
+    error::{Error, ErrorReason},
     store::{TokenRecord, UserRecord},
 };
 
@@ -25,7 +25,7 @@ impl UsersApi {
         let caller = caller(request, &self.0.owner)?;
         let accounts = self.0.accounts.as_deref().ok_or_else(|| {
             Error::new(
-                ErrorKind::FailedPrecondition,
+                ErrorReason::FailedPrecondition,
                 "this is a local API server, which has no users or tokens; a team deployment \
                  (sky api start --deploy) has them",
             )
@@ -77,8 +77,7 @@ impl UserService for UsersApi {
         let (caller, accounts) = self.accounts(&request)?;
         caller.ensure_admin("create users")?;
         let request = request.into_inner();
-        let user = accounts.create_user(&request.name, &request.password, request.role())?;
-        self.0.engine.store().durable().await?;
+        let user = accounts.create_user(&request.name, &request.password, request.role()).await?;
         Ok(Response::new(CreateUserResponse { user: Some(user_info(&user)) }))
     }
 
@@ -92,8 +91,7 @@ impl UserService for UsersApi {
         let user = accounts.user(&name)?;
         let owned: Vec<String> =
             self.0.clusters.list(&[], Some(&user.id))?.into_iter().map(|cluster| cluster.name).collect();
-        accounts.delete_user(&name, &owned)?;
-        self.0.engine.store().durable().await?;
+        accounts.delete_user(&name, &owned).await?;
         Ok(Response::new(DeleteUserResponse {}))
     }
 
@@ -104,8 +102,7 @@ impl UserService for UsersApi {
         if request.role() == Role::Unspecified {
             return Err(Error::invalid("role", "must be admin or user").into());
         }
-        let user = accounts.set_role(&request.name, request.role())?;
-        self.0.engine.store().durable().await?;
+        let user = accounts.set_role(&request.name, request.role()).await?;
         Ok(Response::new(SetRoleResponse { user: Some(user_info(&user)) }))
     }
 
@@ -119,8 +116,7 @@ impl UserService for UsersApi {
         if name != caller.name {
             caller.ensure_admin("set other users' passwords")?;
         }
-        accounts.set_password(&name, &request.password)?;
-        self.0.engine.store().durable().await?;
+        accounts.set_password(&name, &request.password).await?;
         Ok(Response::new(SetPasswordResponse {}))
     }
 
@@ -134,8 +130,7 @@ impl UserService for UsersApi {
         if user != caller.name {
             caller.ensure_admin("create tokens for other users")?;
         }
-        let (token, secret) = accounts.create_token(&user, &request.name, request.expires_in_seconds)?;
-        self.0.engine.store().durable().await?;
+        let (token, secret) = accounts.create_token(&user, &request.name, request.expires_in_seconds).await?;
         Ok(Response::new(CreateTokenResponse { token: Some(token_info(&token)), secret }))
     }
 
@@ -154,8 +149,7 @@ impl UserService for UsersApi {
         request: Request<RevokeTokenRequest>,
     ) -> Result<Response<RevokeTokenResponse>, Status> {
         let (caller, accounts) = self.accounts(&request)?;
-        accounts.revoke_token(&caller, &request.into_inner().token_id)?;
-        self.0.engine.store().durable().await?;
+        accounts.revoke_token(&caller, &request.into_inner().token_id).await?;
         Ok(Response::new(RevokeTokenResponse {}))
     }
 }

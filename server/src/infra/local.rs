@@ -1,22 +1,242 @@
-//! The `local` infra: clusters on the API server's own host. Reports the CPUs,
-//! memory and GPUs the host offers.
+//! The `local` infra: clusters on the API server's own host. A cluster is a
+//! folder with one home folder per node (`node-<rank>`, holding
+//! `sky_workdir` and file mounts) and a `jobs` folder with each job's
+//! scripts, log (`run.log`, all nodes) and exit codes. Runs are detached
+//! process groups (`process`).
 
-use std::process::Command;
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::Command,
+    sync::Mutex,
+};
 
-use super::InfraStatus;
+use futures_util::future::BoxFuture;
 
-/// What the host offers.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HostResources {
-    pub cpus: usize,
-    pub memory_gib: f64,
-    pub gpus: Vec<String>,
+use super::{
+    Capacity, Infra, InfraStatus, RunHandle, RunRef, RunSpec,
+    process::{self, NodeCommand},
+};
+use crate::{
+    error::{Error, Result},
+    logfile,
+};
+
+/// Clusters on this host, as folders under `root`.
+pub struct LocalInfra {
+    root: PathBuf,
+    /// Runs started by this process, waited on directly (others are watched
+    /// through /proc).
+    children: Mutex<HashMap<u32, tokio::process::Child>>,
 }
 
-/// Reads the host's CPUs (those this process may use), memory and GPUs.
+impl LocalInfra {
+    pub fn new(root: PathBuf) -> LocalInfra {
+        LocalInfra { root, children: Mutex::default() }
+    }
+
+    fn cluster_dir(&self, cluster: &str) -> PathBuf {
+        self.root.join(cluster)
+    }
+
+    fn node_home(&self, cluster: &str, rank: i32) -> PathBuf {
+        self.cluster_dir(cluster).join(format!("node-{rank}"))
+    }
+
+    fn job_dir(&self, cluster: &str, job_id: i64) -> PathBuf {
+        self.cluster_dir(cluster).join("jobs").join(job_id.to_string())
+    }
+
+    fn job_log(&self, cluster: &str, job_id: i64) -> PathBuf {
+        self.job_dir(cluster, job_id).join("run.log")
+    }
+
+    /// `<job dir>/<phase>-<rank>.<extension>`
+    fn run_file(&self, run: &RunRef, extension: &str) -> PathBuf {
+        self.job_dir(&run.cluster, run.job_id).join(format!("{}-{}.{extension}", run.phase, run.rank))
+    }
+
+    fn command(&self, spec: &RunSpec) -> NodeCommand {
+        let run = &spec.run;
+        let home = self.node_home(&run.cluster, run.rank);
+        let mut env = vec![("HOME".to_string(), home.to_string_lossy().into_owned())];
+        env.extend(spec.env.iter().cloned());
+        NodeCommand {
+            script: spec.script.clone(),
+            script_file: self.run_file(run, "sh"),
+            log: self.job_log(&run.cluster, run.job_id),
+            exit_file: self.run_file(run, "exit"),
+            pid_file: self.run_file(run, "pid"),
+            prefix: spec.log_prefix.clone(),
+            cwd: home.join("sky_workdir"),
+            env,
+        }
+    }
+
+    fn children(&self) -> std::sync::MutexGuard<'_, HashMap<u32, tokio::process::Child>> {
+        self.children.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Infra for LocalInfra {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn check(&self) -> BoxFuture<'_, InfraStatus> {
+        Box::pin(async {
+            let detail = match self.capacity().await {
+                Ok(host) => {
+                    let gpus = if host.gpus.is_empty() {
+                        "no GPUs".to_string()
+                    } else {
+                        format!("{} GPU(s): {}", host.gpus.len(), host.gpus.join(", "))
+                    };
+                    format!("{} CPUs, {:.1} GiB memory, {gpus}", host.cpus, host.memory_gib)
+                }
+                Err(err) => format!("cannot read the host's resources: {err}"),
+            };
+            InfraStatus { name: "local", enabled: true, detail }
+        })
+    }
+
+    fn capacity(&self) -> BoxFuture<'_, Result<Capacity>> {
+        Box::pin(blocking(|| Ok(host_capacity())))
+    }
+
+    fn check_destination(&self, dest: &str) -> Result<(), String> {
+        node_relative_path(dest).map(|_| ())
+    }
+
+    fn provision<'a>(&'a self, cluster: &'a str, num_nodes: i32) -> BoxFuture<'a, Result<Vec<String>>> {
+        let homes: Vec<PathBuf> = (0..num_nodes).map(|rank| self.node_home(cluster, rank)).collect();
+        let jobs = self.cluster_dir(cluster).join("jobs");
+        Box::pin(blocking(move || {
+            for home in &homes {
+                std::fs::create_dir_all(home.join("sky_workdir"))?;
+            }
+            std::fs::create_dir_all(jobs)?;
+            Ok(vec!["127.0.0.1".to_string(); homes.len()])
+        }))
+    }
+
+    fn release<'a>(&'a self, cluster: &'a str) -> BoxFuture<'a, Result<()>> {
+        let dir = self.cluster_dir(cluster);
+        Box::pin(blocking(move || match std::fs::remove_dir_all(dir) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err.into()),
+            _ => Ok(()),
+        }))
+    }
+
+    fn copy_to_node<'a>(
+        &'a self,
+        cluster: &'a str,
+        rank: i32,
+        source: &'a Path,
+        dest: &'a str,
+    ) -> BoxFuture<'a, Result<()>> {
+        let home = self.node_home(cluster, rank);
+        let source = source.to_path_buf();
+        let dest = node_relative_path(dest).map(|relative| home.join(relative));
+        Box::pin(blocking(move || {
+            let dest = dest.map_err(|err| Error::invalid("task.file_mounts", err))?;
+            copy_tree(&source, &dest).map_err(|err| {
+                Error::invalid("task.workdir/file_mounts", format!("cannot copy files: {err}"))
+            })
+        }))
+    }
+
+    fn start<'a>(&'a self, spec: &'a RunSpec) -> BoxFuture<'a, Result<RunHandle>> {
+        Box::pin(async move {
+            let command = self.command(spec);
+            std::fs::create_dir_all(self.job_dir(&spec.run.cluster, spec.run.job_id))?;
+            let spawned = process::spawn(&command)?;
+            self.children().insert(spawned.handle.pid, spawned.child);
+            Ok(spawned.handle)
+        })
+    }
+
+    fn find<'a>(&'a self, run: &'a RunRef) -> BoxFuture<'a, Option<RunHandle>> {
+        Box::pin(async move {
+            let pid = process::read_pid(&self.run_file(run, "pid"))?;
+            // A process that is gone gets a start time no process has: its
+            // exit file then tells how it ended.
+            Some(RunHandle { pid, start_ticks: process::start_ticks(pid).unwrap_or(u64::MAX) })
+        })
+    }
+
+    fn wait<'a>(&'a self, run: &'a RunRef, handle: RunHandle) -> BoxFuture<'a, Option<i32>> {
+        Box::pin(async move {
+            let exit_file = self.run_file(run, "exit");
+            let child = self.children().remove(&handle.pid);
+            match child {
+                Some(child) => process::wait_child(child, &exit_file).await,
+                None => process::wait_recovered(handle, &exit_file).await,
+            }
+        })
+    }
+
+    fn terminate(&self, handle: RunHandle) {
+        process::kill_group(handle);
+    }
+
+    fn read_log<'a>(&'a self, cluster: &'a str, job_id: i64, offset: u64) -> BoxFuture<'a, Result<Vec<u8>>> {
+        Box::pin(logfile::read_chunk_async(self.job_log(cluster, job_id), offset))
+    }
+
+    fn log_tail_offset<'a>(
+        &'a self,
+        cluster: &'a str,
+        job_id: i64,
+        lines: u64,
+    ) -> BoxFuture<'a, Result<u64>> {
+        let path = self.job_log(cluster, job_id);
+        Box::pin(blocking(move || Ok(logfile::tail_offset(&path, lines)?)))
+    }
+
+    fn archive_logs<'a>(&'a self, cluster: &'a str, dest: &'a Path) -> BoxFuture<'a, Result<usize>> {
+        let jobs = self.cluster_dir(cluster).join("jobs");
+        let dest = dest.to_path_buf();
+        Box::pin(blocking(move || {
+            let entries = match std::fs::read_dir(&jobs) {
+                Ok(entries) => entries,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+                Err(err) => return Err(err.into()),
+            };
+            let mut moved = 0;
+            for entry in entries {
+                let entry = entry?;
+                let log = entry.path().join("run.log");
+                let Some(job_id) = entry.file_name().to_str().and_then(|id| id.parse::<i64>().ok()) else {
+                    continue;
+                };
+                if !log.exists() {
+                    continue;
+                }
+                std::fs::create_dir_all(&dest)?;
+                std::fs::rename(&log, dest.join(format!("{job_id}.log")))?;
+                moved += 1;
+            }
+            Ok(moved)
+        }))
+    }
+
+    fn settle(&self) -> BoxFuture<'_, ()> {
+        Box::pin(process::finish_kills())
+    }
+}
+
+/// Runs file-system work on a blocking thread, off the async workers.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| Error::internal(format!("local infra task: {err}")))?
+}
+
+/// What the host offers: the CPUs this process may use, memory and GPUs.
 /// In a container the limits are the container's: the CPU count follows the
 /// cgroup's quota (std reads it) and memory the cgroup's `memory.max`.
-pub fn host_resources() -> HostResources {
+fn host_capacity() -> Capacity {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let total_gib = std::fs::read_to_string("/proc/meminfo")
         .ok()
@@ -35,7 +255,7 @@ pub fn host_resources() -> HostResources {
         Some(limit) if total_gib == 0.0 || limit < total_gib => limit,
         _ => total_gib,
     };
-    HostResources { cpus, memory_gib, gpus: nvidia_gpus() }
+    Capacity { cpus, memory_gib, gpus: nvidia_gpus() }
 }
 
 /// GPU names from `nvidia-smi`, empty when it is absent or fails.
@@ -56,89 +276,22 @@ fn nvidia_gpus() -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The local infra is always usable; the detail says what it offers.
-pub fn check() -> InfraStatus {
-    let host = host_resources();
-    let gpus = if host.gpus.is_empty() {
-        "no GPUs".to_string()
-    } else {
-        format!("{} GPU(s): {}", host.gpus.len(), host.gpus.join(", "))
-    };
-    InfraStatus {
-        name: "local",
-        enabled: true,
-        detail: format!("{} CPUs, {:.1} GiB memory, {gpus}", host.cpus, host.memory_gib),
+/// A file destination as a path inside the node's home: `~/x` and relative
+/// paths are accepted; other absolute paths are not (nodes of the local
+/// infra share the host's file system).
+fn node_relative_path(dest: &str) -> Result<PathBuf, String> {
+    let relative = dest.strip_prefix("~/").unwrap_or(dest);
+    if relative.starts_with('/') || relative.split('/').any(|part| part == "..") {
+        return Err(format!(
+            "file mount destination {dest:?}: the local infra places files under each node's home; \
+             use a path like ~/data"
+        ));
     }
-}
-
-/// Clusters on this host: a cluster is a folder with one home folder per node
-/// (`node-<rank>`, holding `sky_workdir` and file mounts) and a `jobs` folder
-/// with each job's scripts, log and exit codes.
-#[derive(Debug, Clone)]
-pub struct LocalInfra {
-    root: std::path::PathBuf,
-}
-
-impl LocalInfra {
-    pub fn new(root: std::path::PathBuf) -> LocalInfra {
-        LocalInfra { root }
-    }
-
-    fn cluster_dir(&self, cluster: &str) -> std::path::PathBuf {
-        self.root.join(cluster)
-    }
-}
-
-impl super::Infra for LocalInfra {
-    fn name(&self) -> &'static str {
-        "local"
-    }
-
-    fn provision(&self, cluster: &str, num_nodes: i32) -> std::io::Result<()> {
-        for rank in 0..num_nodes {
-            std::fs::create_dir_all(self.node_home(cluster, rank).join("sky_workdir"))?;
-        }
-        std::fs::create_dir_all(self.cluster_dir(cluster).join("jobs"))
-    }
-
-    fn sync_files(
-        &self,
-        cluster: &str,
-        num_nodes: i32,
-        workdir: &str,
-        file_mounts: &std::collections::HashMap<String, String>,
-    ) -> std::io::Result<()> {
-        for rank in 0..num_nodes {
-            let home = self.node_home(cluster, rank);
-            if !workdir.is_empty() {
-                copy_tree(std::path::Path::new(workdir), &home.join("sky_workdir"))?;
-            }
-            for (dest, source) in file_mounts {
-                let dest = home.join(super::node_relative_path(dest).map_err(std::io::Error::other)?);
-                copy_tree(std::path::Path::new(source), &dest)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn node_home(&self, cluster: &str, rank: i32) -> std::path::PathBuf {
-        self.cluster_dir(cluster).join(format!("node-{rank}"))
-    }
-
-    fn job_dir(&self, cluster: &str, job_id: i64) -> std::path::PathBuf {
-        self.cluster_dir(cluster).join("jobs").join(job_id.to_string())
-    }
-
-    fn teardown(&self, cluster: &str) -> std::io::Result<()> {
-        match std::fs::remove_dir_all(self.cluster_dir(cluster)) {
-            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err),
-            _ => Ok(()),
-        }
-    }
+    Ok(PathBuf::from(relative))
 }
 
 /// Copies a file or a folder (recursively, symlinks as links) to `dest`.
-fn copy_tree(source: &std::path::Path, dest: &std::path::Path) -> std::io::Result<()> {
+fn copy_tree(source: &Path, dest: &Path) -> std::io::Result<()> {
     let meta = std::fs::symlink_metadata(source)
         .map_err(|err| std::io::Error::new(err.kind(), format!("{}: {err}", source.display())))?;
     if meta.is_dir() {

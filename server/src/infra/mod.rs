@@ -1,54 +1,90 @@
-//! Where clusters run: the `Infra` trait (provision nodes, copy files, tear
-//! down) with its one implementation so far, `local` (the API server's own
-//! host); which infras exist and whether they work; detached job processes.
+//! Where clusters run. The `Infra` trait is the one place that knows where a
+//! cluster's nodes are and how a command runs on them; the job layer
+//! (`clusters`) is written once above it and never spawns a process or
+//! builds a path on a node. `local` (the API server's own host) is the first
+//! implementation.
+//!
+//! # The contract
+//!
+//! - **Nodes** are addressed by cluster name and rank (0 is the head).
+//!   `provision` makes a cluster's nodes exist (idempotently: a second call
+//!   for the same cluster finds them) and returns each node's address, which
+//!   jobs see as `SKYPILOT_NODE_IPS`; `release` removes them and everything
+//!   on them. `capacity` says what one node offers, so that the job layer
+//!   can refuse clusters that cannot fit.
+//! - **Files**: `copy_to_node` copies a file or folder of the API server's
+//!   host to a destination on a node, `~/`-relative (`~/sky_workdir`, a
+//!   file mount). `check_destination` tells, before a request is accepted,
+//!   whether a file mount destination is one the infra can place files at.
+//! - **Runs**: one phase (setup or run) of one job on one node. `start`
+//!   starts it detached: it keeps running when the API server stops or the
+//!   connection to the node drops, with HOME set to the node's home, the
+//!   working directory `~/sky_workdir`, the given environment, and its output
+//!   appended (with the given line prefix) to the job's log. Its exit code is
+//!   kept on the node. The returned `RunHandle` is recorded by the job layer;
+//!   after a restart `wait` accepts a recorded handle, and `find` recovers
+//!   the handle of a run that started but was not recorded yet. `terminate`
+//!   ends a run and everything it started.
+//! - **Logs**: a job has one log, the output of all its runs on all nodes,
+//!   read from any byte offset (`read_log`, `log_tail_offset`); it lives
+//!   with the cluster (on the head node for remote infras) and is moved to
+//!   the API server's host by `archive_logs` before the cluster is released.
+//!
+//! A node reached over SSH keeps the same layout on the remote host (the
+//! handle is the remote pid); a Slurm allocation maps nodes to the
+//! allocation's hosts and runs to `srun` steps (the handle is the step); a
+//! Kubernetes pod is a node whose runs are processes in the pod.
 
 pub mod local;
 pub mod process;
 
-use std::{collections::HashMap, io, path::PathBuf};
+use std::path::Path;
+
+use futures_util::future::BoxFuture;
 
 use crate::error::{Error, Result};
 
-/// What the job layer needs from the place clusters run.
-pub trait Infra: Send + Sync + 'static {
-    fn name(&self) -> &'static str;
-    /// Creates the nodes of a cluster (idempotent).
-    fn provision(&self, cluster: &str, num_nodes: i32) -> io::Result<()>;
-    /// Copies the workdir to `~/sky_workdir` and each file mount to its node
-    /// path, on every node.
-    fn sync_files(
-        &self,
-        cluster: &str,
-        num_nodes: i32,
-        workdir: &str,
-        file_mounts: &HashMap<String, String>,
-    ) -> io::Result<()>;
-    /// The home folder of node `rank` (jobs run with HOME set to it).
-    fn node_home(&self, cluster: &str, rank: i32) -> PathBuf;
-    /// The folder of a job's scripts, log and exit codes.
-    fn job_dir(&self, cluster: &str, job_id: i64) -> PathBuf;
-    /// Removes the cluster's nodes and files.
-    fn teardown(&self, cluster: &str) -> io::Result<()>;
+/// One phase of one job on one node: the infra finds what it keeps for a
+/// run (its script, pid and exit status) by this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRef {
+    pub cluster: String,
+    pub job_id: i64,
+    /// "setup" or "run".
+    pub phase: &'static str,
+    pub rank: i32,
 }
 
-/// A file-mount destination as a path inside the node's home: `~/x` and
-/// relative paths are accepted; other absolute paths are not (nodes of the
-/// local infra share the host's file system).
-pub fn node_relative_path(dest: &str) -> Result<PathBuf, String> {
-    let relative = dest.strip_prefix("~/").unwrap_or(dest);
-    if relative.starts_with('/') || relative.split('/').any(|part| part == "..") {
-        return Err(format!(
-            "file mount destination {dest:?}: the local infra places files under each node's home; \
-             use a path like ~/data"
-        ));
-    }
-    Ok(PathBuf::from(relative))
+/// A run to start.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    pub run: RunRef,
+    /// A bash script.
+    pub script: String,
+    pub env: Vec<(String, String)>,
+    /// Put before every line of output in the job's log, e.g. "(worker1, rank=1) ".
+    pub log_prefix: String,
 }
 
-/// Names of every infra this server knows.
-pub const INFRAS: &[&str] = &["local"];
+/// How to find a started run again, as the job layer records it. Opaque
+/// above the contract: for local and SSH nodes the process id and its start
+/// time (clock ticks since boot, which tell a reused pid apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunHandle {
+    pub pid: u32,
+    pub start_ticks: u64,
+}
 
-/// Whether one infra is usable, and why (not).
+/// What one node offers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Capacity {
+    pub cpus: usize,
+    pub memory_gib: f64,
+    /// One name per GPU, in index order.
+    pub gpus: Vec<String>,
+}
+
+/// Whether an infra is usable, and why (not).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InfraStatus {
     pub name: &'static str,
@@ -56,6 +92,58 @@ pub struct InfraStatus {
     /// What it offers when enabled, or why it is disabled.
     pub detail: String,
 }
+
+/// The place clusters run; see the module docs for the contract.
+pub trait Infra: Send + Sync + 'static {
+    /// The name users give in `--infra` and see in `sky status`.
+    fn name(&self) -> &'static str;
+    /// Whether the infra is usable now, and what it offers.
+    fn check(&self) -> BoxFuture<'_, InfraStatus>;
+    /// What one node offers.
+    fn capacity(&self) -> BoxFuture<'_, Result<Capacity>>;
+    /// Refuses a file mount destination the infra cannot place files at,
+    /// saying what to use instead.
+    fn check_destination(&self, dest: &str) -> Result<(), String>;
+    /// Makes the cluster's nodes exist; returns their addresses by rank.
+    fn provision<'a>(&'a self, cluster: &'a str, num_nodes: i32) -> BoxFuture<'a, Result<Vec<String>>>;
+    /// Removes the cluster's nodes and everything on them.
+    fn release<'a>(&'a self, cluster: &'a str) -> BoxFuture<'a, Result<()>>;
+    /// Copies `source` on the API server's host to `dest` (`~/`-relative)
+    /// on node `rank`.
+    fn copy_to_node<'a>(
+        &'a self,
+        cluster: &'a str,
+        rank: i32,
+        source: &'a Path,
+        dest: &'a str,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// Starts a run detached.
+    fn start<'a>(&'a self, spec: &'a RunSpec) -> BoxFuture<'a, Result<RunHandle>>;
+    /// After a restart: the handle of a run that started but was not
+    /// recorded; None when it never started.
+    fn find<'a>(&'a self, run: &'a RunRef) -> BoxFuture<'a, Option<RunHandle>>;
+    /// Waits until the run ends; its exit code, or None when it was killed
+    /// before it could record one.
+    fn wait<'a>(&'a self, run: &'a RunRef, handle: RunHandle) -> BoxFuture<'a, Option<i32>>;
+    /// Ends the run and everything it started (SIGTERM, then SIGKILL after a
+    /// grace period); returns at once.
+    fn terminate(&self, handle: RunHandle);
+    /// Up to `logfile::CHUNK_BYTES` of the job's log at `offset`; empty at
+    /// the end (or before the job wrote anything).
+    fn read_log<'a>(&'a self, cluster: &'a str, job_id: i64, offset: u64) -> BoxFuture<'a, Result<Vec<u8>>>;
+    /// The offset at which the last `lines` lines of the job's log start.
+    fn log_tail_offset<'a>(&'a self, cluster: &'a str, job_id: i64, lines: u64)
+    -> BoxFuture<'a, Result<u64>>;
+    /// Moves the logs of the cluster's jobs to `dest/<job id>.log` on the
+    /// API server's host (before `release`); returns how many it moved.
+    fn archive_logs<'a>(&'a self, cluster: &'a str, dest: &'a Path) -> BoxFuture<'a, Result<usize>>;
+    /// Waits for what the infra still does in the background (the SIGKILLs
+    /// that follow `terminate`), at shutdown.
+    fn settle(&self) -> BoxFuture<'_, ()>;
+}
+
+/// Names of every infra this server knows.
+pub const INFRAS: &[&str] = &["local"];
 
 /// Checks that every name in `names` is a known infra; empty means all.
 pub fn select(names: &[String]) -> Result<Vec<&'static str>> {
@@ -74,14 +162,6 @@ pub fn select(names: &[String]) -> Result<Vec<&'static str>> {
             })
         })
         .collect()
-}
-
-/// Checks one infra.
-pub fn check(name: &'static str) -> InfraStatus {
-    match name {
-        "local" => local::check(),
-        _ => InfraStatus { name, enabled: false, detail: "not supported by this server".into() },
-    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
-//! Detached job processes: each runs in its own process group (so it outlives
-//! the API server), appends its output to a log file and writes its exit code
-//! to a file when it ends. The server waits on its own children directly and
-//! watches processes it recovered after a restart through /proc.
+//! Detached processes on this host, as the local infra runs them: each runs
+//! in its own process group (so it outlives the API server), appends its
+//! output to a log file and writes its exit code to a file when it ends. The
+//! server waits on its own children directly and watches processes it
+//! recovered after a restart through /proc.
 
 use std::{
     io,
@@ -10,6 +11,8 @@ use std::{
     process::Stdio,
     time::Duration,
 };
+
+use super::RunHandle;
 
 /// How often a recovered (not our child) process is checked.
 const RECOVERED_POLL: Duration = Duration::from_millis(200);
@@ -45,18 +48,10 @@ pub struct NodeCommand {
     pub env: Vec<(String, String)>,
 }
 
-/// A started process.
+/// A started process: how to find it again, and the child to wait on.
 pub struct Spawned {
-    pub pid: u32,
-    pub start_ticks: u64,
-    child: Option<tokio::process::Child>,
-}
-
-impl Spawned {
-    /// A process started by an earlier run of the server.
-    pub fn recovered(pid: u32, start_ticks: u64) -> Spawned {
-        Spawned { pid, start_ticks, child: None }
-    }
+    pub handle: RunHandle,
+    pub child: tokio::process::Child,
 }
 
 /// Starts `command` detached, in its own process group.
@@ -88,25 +83,24 @@ pub fn spawn(command: &NodeCommand) -> io::Result<Spawned> {
     let child = process.spawn()?;
     let pid = child.id().ok_or_else(|| io::Error::other("the job process exited before it was seen"))?;
     let start_ticks = start_ticks(pid).unwrap_or(0);
-    Ok(Spawned { pid, start_ticks, child: Some(child) })
+    Ok(Spawned { handle: RunHandle { pid, start_ticks }, child })
 }
 
-/// Waits until the process ends; returns the exit code it wrote, or None
+/// Waits until a child of ours ends; returns the exit code it wrote, or None
 /// when it was killed before writing one.
-pub async fn wait(mut process: Spawned, exit_file: &Path) -> Option<i32> {
-    match process.child.as_mut() {
-        Some(child) => {
-            let _ = child.wait().await;
-        }
-        None => {
-            while is_alive(process.pid, process.start_ticks) && !exit_file.exists() {
-                tokio::time::sleep(RECOVERED_POLL).await;
-            }
-            // The wrapper writes the file just before it exits.
-            while is_alive(process.pid, process.start_ticks) {
-                tokio::time::sleep(RECOVERED_POLL).await;
-            }
-        }
+pub async fn wait_child(mut child: tokio::process::Child, exit_file: &Path) -> Option<i32> {
+    let _ = child.wait().await;
+    read_exit_code(exit_file)
+}
+
+/// The same for a process started by an earlier run of the server.
+pub async fn wait_recovered(process: RunHandle, exit_file: &Path) -> Option<i32> {
+    while is_alive(process) && !exit_file.exists() {
+        tokio::time::sleep(RECOVERED_POLL).await;
+    }
+    // The wrapper writes the file just before it exits.
+    while is_alive(process) {
+        tokio::time::sleep(RECOVERED_POLL).await;
     }
     read_exit_code(exit_file)
 }
@@ -126,11 +120,12 @@ pub fn read_exit_code(exit_file: &Path) -> Option<i32> {
 static ESCALATIONS: std::sync::LazyLock<tokio_util::task::TaskTracker> =
     std::sync::LazyLock::new(tokio_util::task::TaskTracker::new);
 
-/// Terminates the process group of `pid` (SIGTERM, then SIGKILL after a grace period).
-pub fn kill_group(pid: u32, start_ticks: u64) {
-    if !is_alive(pid, start_ticks) {
+/// Terminates the process group of `process` (SIGTERM, then SIGKILL after a grace period).
+pub fn kill_group(process: RunHandle) {
+    if !is_alive(process) {
         return;
     }
+    let pid = process.pid;
     signal_group(pid, libc::SIGTERM);
     ESCALATIONS.spawn(async move {
         tokio::time::sleep(KILL_GRACE).await;
@@ -153,10 +148,11 @@ fn signal_group(pid: u32, signal: i32) {
     }
 }
 
-/// Whether `pid` is the same live process that started at `start_ticks`.
-pub fn is_alive(pid: u32, start_ticks: u64) -> bool {
-    match self::start_ticks(pid) {
-        Some(ticks) => start_ticks == 0 || ticks == start_ticks,
+/// Whether `process` is still the same live process (a start time of 0,
+/// never recorded, matches any).
+pub fn is_alive(process: RunHandle) -> bool {
+    match self::start_ticks(process.pid) {
+        Some(ticks) => process.start_ticks == 0 || ticks == process.start_ticks,
         None => false,
     }
 }
@@ -192,9 +188,9 @@ mod tests {
             env: vec![("GREETING_NAME".into(), "sky".into())],
         };
         let process = spawn(&command).unwrap();
-        assert!(process.start_ticks > 0);
-        let pid = process.pid;
-        assert_eq!(wait(process, &command.exit_file).await, Some(3));
+        assert!(process.handle.start_ticks > 0);
+        let pid = process.handle.pid;
+        assert_eq!(wait_child(process.child, &command.exit_file).await, Some(3));
         assert_eq!(read_pid(&command.pid_file), Some(pid));
         assert_eq!(std::fs::read_to_string(&command.log).unwrap(), "(worker1, rank=1) hello sky\n");
     }
@@ -213,10 +209,10 @@ mod tests {
             env: vec![],
         };
         let process = spawn(&command).unwrap();
-        let (pid, ticks) = (process.pid, process.start_ticks);
-        kill_group(pid, ticks);
-        let code = wait(process, &command.exit_file).await;
+        let handle = process.handle;
+        kill_group(handle);
+        let code = wait_child(process.child, &command.exit_file).await;
         assert!(code.is_none() || code != Some(0), "{code:?}");
-        assert!(!is_alive(pid, ticks));
+        assert!(!is_alive(handle));
     }
 }

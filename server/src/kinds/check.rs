@@ -1,44 +1,46 @@
 //! `sky.check`: reports which infras are usable, with a log like SkyPilot's.
 
-use skypilot_api::proto::skypilot::v1::{CheckRequest, CheckResponse, InfraCheck, Schedule};
+use skypilot_api::proto::skypilot::v1::{CheckRequest, CheckResponse, InfraCheck};
 
+use super::Kind;
 use crate::{
+    auth::Caller,
+    clusters::Clusters,
     error::Result,
-    infra,
-    ops::{BoxFuture, OpContext, OpOutput, OperationKind},
+    infra::{self, InfraStatus},
+    ops::{BoxFuture, OpContext, OpOutput},
 };
 
 pub const NAME: &str = "sky.check";
 
-/// Validates a check request before it is accepted.
-pub fn validate(request: &CheckRequest) -> Result<()> {
-    infra::select(&request.infras).map(|_| ())
-}
+pub struct Check(pub Clusters);
 
-pub struct Check;
+impl Kind for Check {
+    type Request = CheckRequest;
 
-impl OperationKind for Check {
-    fn name(&self) -> &'static str {
-        NAME
+    fn validate(&self, _caller: &Caller, request: &mut CheckRequest) -> Result<()> {
+        infra::select(&request.infras).map(|_| ())
     }
 
-    fn schedule(&self) -> Schedule {
-        Schedule::Short
+    /// Anyone may check.
+    fn authorize(&self, _caller: &Caller, _request: &CheckRequest) -> Result<()> {
+        Ok(())
     }
 
-    fn resumable(&self) -> bool {
-        true // a check has no side effects
-    }
-
-    fn run(&self, ctx: OpContext) -> BoxFuture<Result<OpOutput>> {
+    fn run(&self, request: CheckRequest, ctx: OpContext) -> BoxFuture<Result<OpOutput>> {
+        let clusters = self.0.clone();
         Box::pin(async move {
-            let request: CheckRequest = ctx.request()?;
             let names = infra::select(&request.infras)?;
             ctx.log_line("Checking credentials to enable infra for SkyPilot.")?;
-            let statuses =
-                tokio::task::spawn_blocking(move || names.into_iter().map(infra::check).collect::<Vec<_>>())
-                    .await
-                    .map_err(|err| crate::error::Error::internal(format!("infra check: {err}")))?;
+            let mut statuses: Vec<InfraStatus> = Vec::new();
+            for name in names {
+                let status = clusters.check_infra().await;
+                statuses.push(if status.name == name {
+                    status
+                } else {
+                    InfraStatus { name, enabled: false, detail: "not configured on this server".into() }
+                });
+            }
             for status in &statuses {
                 let verdict = if status.enabled { "enabled [compute]" } else { "disabled" };
                 ctx.log_line(&format!("  {}: {verdict}", display_name(status.name)))?;

@@ -1,19 +1,22 @@
-//! The cluster and job requests: `sky.launch`, `sky.exec` (LONG), `sky.stop`,
-//! `sky.start` (LONG), `sky.down`, `sky.autostop` and `sky.cancel` (SHORT).
-//! Each validates its request before it is accepted and runs through `Clusters`.
+//! The cluster and job requests: `sky.launch`, `sky.exec`, `sky.stop`,
+//! `sky.start`, `sky.down`, `sky.autostop` and `sky.cancel`. Each validates
+//! its request, lets only the cluster's owner or an admin change an existing
+//! cluster, and runs through `Clusters`.
 
 use skypilot_api::{
     proto::skypilot::v1::{
         AutostopRequest, CancelJobsRequest, CancelJobsResponse, ClusterActionRequest, ClusterActionResponse,
-        ExecRequest, ExecResponse, LaunchRequest, Schedule,
+        ExecRequest, ExecResponse, LaunchRequest, TaskSpec,
     },
     task,
 };
 
+use super::Kind;
 use crate::{
-    clusters::{Clusters, validate_cluster_name},
+    auth::Caller,
+    clusters::{Clusters, generated_cluster_name, validate_cluster_name},
     error::{Error, Result},
-    ops::{BoxFuture, OpContext, OpOutput, OperationKind},
+    ops::{BoxFuture, OpContext, OpOutput},
 };
 
 pub const LAUNCH: &str = "sky.launch";
@@ -24,24 +27,17 @@ pub const DOWN: &str = "sky.down";
 pub const AUTOSTOP: &str = "sky.autostop";
 pub const CANCEL: &str = "sky.cancel";
 
-/// Every cluster and job kind.
-pub fn kinds(clusters: &Clusters) -> Vec<std::sync::Arc<dyn OperationKind>> {
-    vec![
-        std::sync::Arc::new(Launch(clusters.clone())),
-        std::sync::Arc::new(Exec(clusters.clone())),
-        std::sync::Arc::new(Action { name: STOP, clusters: clusters.clone() }),
-        std::sync::Arc::new(Action { name: START, clusters: clusters.clone() }),
-        std::sync::Arc::new(Action { name: DOWN, clusters: clusters.clone() }),
-        std::sync::Arc::new(Autostop(clusters.clone())),
-        std::sync::Arc::new(Cancel(clusters.clone())),
-    ]
+/// Refuses unless the cluster exists and `caller` may change it.
+fn ensure_may_manage(clusters: &Clusters, caller: &Caller, cluster: &str) -> Result<()> {
+    let record = clusters.get(cluster)?;
+    caller.ensure_may_manage(&record.user_id, &record.user_name, &format!("cluster {cluster:?}"))
 }
 
-fn validate_task(task: Option<&skypilot_api::proto::skypilot::v1::TaskSpec>) -> Result<()> {
+fn validate_task(clusters: &Clusters, task: Option<&TaskSpec>) -> Result<()> {
     let task = task.ok_or_else(|| Error::invalid("task", "missing; give a task YAML or a command"))?;
     task::validate(task).map_err(|e| Error::invalid("task", e))?;
     for dest in task.file_mounts.keys() {
-        crate::infra::node_relative_path(dest).map_err(|e| Error::invalid("task.file_mounts", e))?;
+        clusters.check_destination(dest)?;
     }
     for (what, path) in std::iter::once(("workdir", &task.workdir))
         .chain(task.file_mounts.values().map(|p| ("file_mounts", p)))
@@ -56,66 +52,64 @@ fn validate_task(task: Option<&skypilot_api::proto::skypilot::v1::TaskSpec>) -> 
     Ok(())
 }
 
-/// Checks a launch request before it is accepted.
-pub fn validate_launch(request: &LaunchRequest) -> Result<()> {
-    validate_cluster_name(&request.cluster_name)?;
-    validate_task(request.task.as_ref())?;
-    if request.idle_minutes_to_autostop.is_some_and(|m| m < 0) {
-        return Err(Error::invalid("idle_minutes_to_autostop", "must not be negative"));
-    }
-    Ok(())
-}
-
-/// Checks an exec request before it is accepted.
-pub fn validate_exec(request: &ExecRequest) -> Result<()> {
-    validate_cluster_name(&request.cluster_name)?;
-    validate_task(request.task.as_ref())
-}
-
+/// Appends each progress line to the operation's log.
 fn progress(ctx: &OpContext) -> impl Fn(&str) + Sync + '_ {
     move |line: &str| {
         let _ = ctx.log_line(line);
     }
 }
 
-struct Launch(Clusters);
+pub struct Launch(pub Clusters);
 
-impl OperationKind for Launch {
-    fn name(&self) -> &'static str {
-        LAUNCH
+impl Kind for Launch {
+    type Request = LaunchRequest;
+
+    fn validate(&self, caller: &Caller, request: &mut LaunchRequest) -> Result<()> {
+        if request.cluster_name.is_empty() {
+            request.cluster_name = generated_cluster_name(&caller.name);
+        }
+        validate_cluster_name(&request.cluster_name)?;
+        validate_task(&self.0, request.task.as_ref())?;
+        if request.idle_minutes_to_autostop.is_some_and(|m| m < 0) {
+            return Err(Error::invalid("idle_minutes_to_autostop", "must not be negative"));
+        }
+        Ok(())
     }
-    fn schedule(&self) -> Schedule {
-        Schedule::Long
+
+    /// Anyone may launch a new cluster; an existing one only its owner or an admin.
+    fn authorize(&self, caller: &Caller, request: &LaunchRequest) -> Result<()> {
+        match self.0.get(&request.cluster_name) {
+            Ok(_) => ensure_may_manage(&self.0, caller, &request.cluster_name),
+            Err(_) => Ok(()),
+        }
     }
-    fn resumable(&self) -> bool {
-        true // reconciles the cluster; a job it submitted already is found, not submitted again
-    }
-    fn run(&self, ctx: OpContext) -> BoxFuture<Result<OpOutput>> {
+
+    fn run(&self, request: LaunchRequest, ctx: OpContext) -> BoxFuture<Result<OpOutput>> {
         let clusters = self.0.clone();
         Box::pin(async move {
-            let request: LaunchRequest = ctx.request()?;
             let response = clusters.launch(&request, &ctx.id, &ctx.caller, &progress(&ctx)).await?;
             Ok(OpOutput::message("skypilot.v1.LaunchResponse", &response))
         })
     }
 }
 
-struct Exec(Clusters);
+pub struct Exec(pub Clusters);
 
-impl OperationKind for Exec {
-    fn name(&self) -> &'static str {
-        EXEC
+impl Kind for Exec {
+    type Request = ExecRequest;
+
+    fn validate(&self, _caller: &Caller, request: &mut ExecRequest) -> Result<()> {
+        validate_cluster_name(&request.cluster_name)?;
+        validate_task(&self.0, request.task.as_ref())
     }
-    fn schedule(&self) -> Schedule {
-        Schedule::Long
+
+    fn authorize(&self, caller: &Caller, request: &ExecRequest) -> Result<()> {
+        ensure_may_manage(&self.0, caller, &request.cluster_name)
     }
-    fn resumable(&self) -> bool {
-        true // a job it submitted already is found, not submitted again
-    }
-    fn run(&self, ctx: OpContext) -> BoxFuture<Result<OpOutput>> {
+
+    fn run(&self, request: ExecRequest, ctx: OpContext) -> BoxFuture<Result<OpOutput>> {
         let clusters = self.0.clone();
         Box::pin(async move {
-            let request: ExecRequest = ctx.request()?;
             let task = request.task.clone().unwrap_or_default();
             let job_id =
                 clusters.exec(&request.cluster_name, &task, &ctx.id, &ctx.caller, &progress(&ctx)).await?;
@@ -125,37 +119,52 @@ impl OperationKind for Exec {
     }
 }
 
+/// What `sky.stop`, `sky.start` and `sky.down` do to a cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ActionKind {
+    Stop,
+    Start,
+    Down,
+}
+
 /// `sky.stop`, `sky.start` and `sky.down`.
-struct Action {
-    name: &'static str,
+pub struct Action {
+    action: ActionKind,
     clusters: Clusters,
 }
 
-impl OperationKind for Action {
-    fn name(&self) -> &'static str {
-        self.name
+impl Action {
+    pub fn stop(clusters: Clusters) -> Action {
+        Action { action: ActionKind::Stop, clusters }
     }
-    fn schedule(&self) -> Schedule {
-        if self.name == START { Schedule::Long } else { Schedule::Short }
+    pub fn start(clusters: Clusters) -> Action {
+        Action { action: ActionKind::Start, clusters }
     }
-    fn resumable(&self) -> bool {
-        true // each converges on its target state
+    pub fn down(clusters: Clusters) -> Action {
+        Action { action: ActionKind::Down, clusters }
     }
-    fn run(&self, ctx: OpContext) -> BoxFuture<Result<OpOutput>> {
+}
+
+impl Kind for Action {
+    type Request = ClusterActionRequest;
+
+    fn validate(&self, _caller: &Caller, request: &mut ClusterActionRequest) -> Result<()> {
+        validate_cluster_name(&request.cluster_name)
+    }
+
+    fn authorize(&self, caller: &Caller, request: &ClusterActionRequest) -> Result<()> {
+        ensure_may_manage(&self.clusters, caller, &request.cluster_name)
+    }
+
+    fn run(&self, request: ClusterActionRequest, ctx: OpContext) -> BoxFuture<Result<OpOutput>> {
         let clusters = self.clusters.clone();
-        let name = self.name;
+        let action = self.action;
         Box::pin(async move {
-            let request: ClusterActionRequest = ctx.request()?;
             let cluster = &request.cluster_name;
-            let record = match name {
-                STOP => clusters.stop(cluster).await?,
-                START => clusters.start(cluster).await?,
-                _ => clusters.down(cluster).await?,
-            };
-            let done = match name {
-                STOP => "Stopped",
-                START => "Started",
-                _ => "Terminated",
+            let (record, done) = match action {
+                ActionKind::Stop => (clusters.stop(cluster).await?, "Stopped"),
+                ActionKind::Start => (clusters.start(cluster).await?, "Started"),
+                ActionKind::Down => (clusters.down(cluster).await?, "Terminated"),
             };
             ctx.log_line(&format!("{done} cluster '{cluster}'."))?;
             let response =
@@ -165,22 +174,28 @@ impl OperationKind for Action {
     }
 }
 
-struct Autostop(Clusters);
+pub struct Autostop(pub Clusters);
 
-impl OperationKind for Autostop {
-    fn name(&self) -> &'static str {
-        AUTOSTOP
+impl Kind for Autostop {
+    type Request = AutostopRequest;
+
+    fn validate(&self, _caller: &Caller, request: &mut AutostopRequest) -> Result<()> {
+        if !request.cancel && request.idle_minutes < 0 {
+            return Err(Error::invalid(
+                "idle_minutes",
+                "must not be negative; use cancel to turn autostop off",
+            ));
+        }
+        validate_cluster_name(&request.cluster_name)
     }
-    fn schedule(&self) -> Schedule {
-        Schedule::Short
+
+    fn authorize(&self, caller: &Caller, request: &AutostopRequest) -> Result<()> {
+        ensure_may_manage(&self.0, caller, &request.cluster_name)
     }
-    fn resumable(&self) -> bool {
-        true
-    }
-    fn run(&self, ctx: OpContext) -> BoxFuture<Result<OpOutput>> {
+
+    fn run(&self, request: AutostopRequest, ctx: OpContext) -> BoxFuture<Result<OpOutput>> {
         let clusters = self.0.clone();
         Box::pin(async move {
-            let request: AutostopRequest = ctx.request()?;
             let minutes = if request.cancel { -1 } else { request.idle_minutes };
             let record = clusters.set_autostop(&request.cluster_name, minutes, request.down).await?;
             let line = if request.cancel {
@@ -197,22 +212,26 @@ impl OperationKind for Autostop {
     }
 }
 
-struct Cancel(Clusters);
+pub struct Cancel(pub Clusters);
 
-impl OperationKind for Cancel {
-    fn name(&self) -> &'static str {
-        CANCEL
+impl Kind for Cancel {
+    type Request = CancelJobsRequest;
+
+    fn validate(&self, _caller: &Caller, request: &mut CancelJobsRequest) -> Result<()> {
+        validate_cluster_name(&request.cluster_name)?;
+        if request.job_ids.iter().any(|id| *id < 1) {
+            return Err(Error::invalid("job_ids", "job ids start at 1"));
+        }
+        Ok(())
     }
-    fn schedule(&self) -> Schedule {
-        Schedule::Short
+
+    fn authorize(&self, caller: &Caller, request: &CancelJobsRequest) -> Result<()> {
+        ensure_may_manage(&self.0, caller, &request.cluster_name)
     }
-    fn resumable(&self) -> bool {
-        true
-    }
-    fn run(&self, ctx: OpContext) -> BoxFuture<Result<OpOutput>> {
+
+    fn run(&self, request: CancelJobsRequest, ctx: OpContext) -> BoxFuture<Result<OpOutput>> {
         let clusters = self.0.clone();
         Box::pin(async move {
-            let request: CancelJobsRequest = ctx.request()?;
             let cancelled =
                 clusters.cancel_jobs(&request.cluster_name, &request.job_ids, request.all).await?;
             let ids: Vec<String> = cancelled.iter().map(i64::to_string).collect();

@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use skypilot_api::proto::skypilot::v1::{RequestState, Schedule};
 
-use super::{Engine, LiveOp, OpContext, finish, now_ms, queue::ClusterTurn};
+use super::{Engine, LiveOp, OpContext, finish, queue::ClusterTurn};
+use crate::clock::now_ms;
 use crate::{
     auth::Caller,
-    error::{Error, ErrorKind, Result},
+    error::{Error, ErrorReason, Result},
 };
 
 impl Engine {
@@ -131,7 +132,7 @@ impl Engine {
                     finish(
                         &mut record,
                         Err(Error::new(
-                            ErrorKind::Interrupted,
+                            ErrorReason::InterruptedByRestart,
                             "interrupted by server restart; submit the request again",
                         )),
                     );

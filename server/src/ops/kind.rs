@@ -1,6 +1,7 @@
 //! The contract between the engine and the work it runs: an `OperationKind`
-//! per request name (`sky.check`, later `sky.launch` ...), the context a
-//! running operation gets, and what it returns.
+//! per request name (`sky.launch`, `sky.check` ...) that checks a request
+//! before it is accepted and runs it afterwards; the context a running
+//! operation gets, and what it returns.
 
 use std::{future::Future, pin::Pin, sync::Arc};
 
@@ -16,7 +17,8 @@ use crate::{
 /// A boxed future, so that kinds can be stored as trait objects.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
-/// One kind of request the engine can run.
+/// One kind of request the engine can run. `Engine::submit` calls
+/// `validate`, then `authorize`, and stores the request only when both pass.
 pub trait OperationKind: Send + Sync + 'static {
     /// The request name users see, e.g. "sky.check".
     fn name(&self) -> &'static str;
@@ -25,8 +27,25 @@ pub trait OperationKind: Send + Sync + 'static {
     /// Whether an operation of this kind that was RUNNING when the server
     /// stopped may simply be run again (it converges on the wanted state).
     fn resumable(&self) -> bool;
+    /// Decodes and checks the encoded request (filling in defaults, such as
+    /// a generated cluster name); says what the engine stores and on which
+    /// cluster's queue it waits.
+    fn validate(&self, caller: &Caller, payload: Vec<u8>) -> Result<Admitted>;
+    /// Refuses a caller who may not submit this request.
+    fn authorize(&self, caller: &Caller, request: &Admitted) -> Result<()>;
     /// Runs the operation. Dropping the future cancels it.
     fn run(&self, ctx: OpContext) -> BoxFuture<Result<OpOutput>>;
+}
+
+/// A request that passed validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted {
+    /// The encoded request message, as the kind will decode it to run it.
+    pub payload: Vec<u8>,
+    /// The cluster it acts on; empty for none.
+    pub cluster: String,
+    /// Empty for none.
+    pub idempotency_key: String,
 }
 
 /// What a running operation knows and can do.

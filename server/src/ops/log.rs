@@ -1,18 +1,14 @@
 //! Operation logs: one append-only file per operation under `<data>/logs/`,
-//! a watch on its length so followers wake when it grows, and readers that
-//! start from an offset or from the last N lines.
+//! with a watch on its length so that followers wake when it grows.
 
 use std::{
     fs::{self, File, OpenOptions},
-    io::{self, Read, Seek, SeekFrom, Write},
-    path::{Path, PathBuf},
+    io::{self, Write},
+    path::PathBuf,
     sync::Mutex,
 };
 
 use tokio::sync::watch;
-
-/// Largest chunk a reader returns at once.
-pub const CHUNK_BYTES: usize = 64 * 1024;
 
 /// The folder of operation logs.
 #[derive(Debug, Clone)]
@@ -81,85 +77,10 @@ impl OpLog {
     }
 }
 
-/// Reads up to `CHUNK_BYTES` of `path` at `offset`; empty at or past the end
-/// or when the file does not exist yet.
-pub fn read_chunk(path: &Path, offset: u64) -> io::Result<Vec<u8>> {
-    let mut file = match File::open(path) {
-        Ok(file) => file,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(err) => return Err(err),
-    };
-    file.seek(SeekFrom::Start(offset))?;
-    let mut buf = Vec::with_capacity(CHUNK_BYTES);
-    file.take(CHUNK_BYTES as u64).read_to_end(&mut buf)?;
-    Ok(buf)
-}
-
-/// `read_chunk` on a blocking thread.
-pub async fn read_chunk_async(path: PathBuf, offset: u64) -> crate::error::Result<Vec<u8>> {
-    match tokio::task::spawn_blocking(move || read_chunk(&path, offset)).await {
-        Ok(result) => Ok(result?),
-        Err(err) => Err(crate::error::Error::internal(format!("log reader: {err}"))),
-    }
-}
-
-/// The offset at which the last `lines` lines of `path` start.
-pub fn tail_offset(path: &Path, lines: u64) -> io::Result<u64> {
-    let mut file = match File::open(path) {
-        Ok(file) => file,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(0),
-        Err(err) => return Err(err),
-    };
-    let len = file.metadata()?.len();
-    if lines == 0 {
-        return Ok(len);
-    }
-    // Count newlines backwards; a final newline ends the last line rather
-    // than starting an empty one.
-    let mut end = len;
-    let mut newlines = 0u64;
-    let mut skip_final = true;
-    let mut buf = vec![0u8; CHUNK_BYTES];
-    while end > 0 {
-        let start = end.saturating_sub(CHUNK_BYTES as u64);
-        let block = &mut buf[..(end - start) as usize];
-        file.seek(SeekFrom::Start(start))?;
-        file.read_exact(block)?;
-        for (i, byte) in block.iter().enumerate().rev() {
-            if *byte != b'\n' {
-                skip_final = false;
-                continue;
-            }
-            if skip_final {
-                skip_final = false;
-                continue;
-            }
-            newlines += 1;
-            if newlines == lines {
-                return Ok(start + i as u64 + 1);
-            }
-        }
-        end = start;
-    }
-    Ok(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tail_offset_finds_the_start_of_the_last_lines() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.log");
-        fs::write(&path, "one\ntwo\nthree\n").unwrap();
-        assert_eq!(tail_offset(&path, 1).unwrap(), 8);
-        assert_eq!(tail_offset(&path, 2).unwrap(), 4);
-        assert_eq!(tail_offset(&path, 5).unwrap(), 0);
-        assert_eq!(tail_offset(&path, 0).unwrap(), 14);
-        fs::write(&path, "one\ntwo").unwrap();
-        assert_eq!(tail_offset(&path, 1).unwrap(), 4);
-    }
+    use crate::logfile::read_chunk;
 
     #[test]
     fn appends_are_counted_and_readable_from_an_offset() {

@@ -1,4 +1,5 @@
-//! The operation engine: accepts requests as durable operations, schedules
+//! The operation engine: accepts requests that their `OperationKind`
+//! validated and authorized as durable operations, schedules
 //! them on the LONG and SHORT queues (one at a time per cluster), runs them
 //! through their `OperationKind`, and answers reads about them. Every state
 //! change is written to the store before anyone hears of it.
@@ -16,21 +17,22 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use skypilot_api::proto::skypilot::v1::RequestState;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-pub use kind::{BoxFuture, OpContext, OpOutput, OperationKind};
+pub use kind::{Admitted, BoxFuture, OpContext, OpOutput, OperationKind};
 use live::LiveOp;
 use log::LogDir;
 use queue::Queues;
-pub use read::{ListQuery, LogChunk, shutting_down};
+pub use read::ListQuery;
 
 use crate::{
     auth::Caller,
-    error::{Error, ErrorKind, Result},
+    clock::now_ms,
+    error::{Error, ErrorReason, Result, is_retryable, reason_name},
     store::{OpRecord, Store, StoredError},
 };
 
@@ -58,14 +60,16 @@ impl Default for EngineConfig {
 #[derive(Debug, Clone)]
 pub struct Submission {
     /// The registered kind, e.g. "sky.check".
-    pub kind: String,
+    pub kind: &'static str,
     /// The encoded request message.
     pub payload: Vec<u8>,
     pub caller: Caller,
-    /// The cluster it acts on; empty for none.
-    pub cluster: String,
-    /// Empty for none.
-    pub idempotency_key: String,
+}
+
+impl Submission {
+    pub fn new(kind: &'static str, caller: Caller, request: &impl prost::Message) -> Submission {
+        Submission { kind, payload: request.encode_to_vec(), caller }
+    }
 }
 
 /// Handle to the engine; cheap to clone.
@@ -115,39 +119,38 @@ impl Engine {
         Ok(engine)
     }
 
-    /// The store behind the engine.
-    pub fn store(&self) -> &Store {
-        &self.inner.store
-    }
-
-    /// Accepts a request: stores it as PENDING (durably), queues it and
-    /// returns its record. With an idempotency key already used by the same
-    /// caller, returns that operation instead (or an error when the request differs).
+    /// Accepts a request once its kind has validated and authorized it:
+    /// stores it as PENDING (durably), queues it and returns its record. With
+    /// an idempotency key already used by the same caller, returns that
+    /// operation instead (or an error when the request differs).
     pub async fn submit(&self, submission: Submission) -> Result<OpRecord> {
         if !self.inner.accepting.load(Ordering::Acquire) {
             return Err(Error::new(
-                ErrorKind::Unavailable,
+                ErrorReason::Unavailable,
                 "the API server is shutting down; retry in a few seconds",
             ));
         }
-        let kind = self.kind(&submission.kind)?;
-        validate_idempotency_key(&submission.idempotency_key)?;
+        let kind = self.kind(submission.kind)?;
+        let caller = submission.caller;
+        let admitted = kind.validate(&caller, submission.payload)?;
+        validate_idempotency_key(&admitted.idempotency_key)?;
+        kind.authorize(&caller, &admitted)?;
 
         let record = OpRecord {
             id: uuid::Uuid::now_v7().to_string(),
-            kind: submission.kind.clone(),
+            kind: submission.kind.to_string(),
             state: RequestState::Pending as i32,
-            user_name: submission.caller.name.clone(),
-            user_id: submission.caller.id.clone(),
-            cluster: submission.cluster.clone(),
+            user_name: caller.name.clone(),
+            user_id: caller.id.clone(),
+            cluster: admitted.cluster,
             schedule: kind.schedule() as i32,
             created_ms: now_ms(),
-            payload: submission.payload.clone(),
-            idempotency_key: submission.idempotency_key.clone(),
+            payload: admitted.payload,
+            idempotency_key: admitted.idempotency_key,
             ..Default::default()
         };
-        if !submission.idempotency_key.is_empty()
-            && let Some(existing) = self.claim_idempotency_key(&submission, &record.id)?
+        if !record.idempotency_key.is_empty()
+            && let Some(existing) = self.claim_idempotency_key(&record)?
         {
             return Ok(existing);
         }
@@ -180,27 +183,26 @@ impl Engine {
         let _ = self.inner.logs.remove(&record.id);
     }
 
-    /// Binds the submission's idempotency key to `new_id`, or returns the
-    /// operation it already names.
-    fn claim_idempotency_key(&self, submission: &Submission, new_id: &str) -> Result<Option<OpRecord>> {
+    /// Binds the new record's idempotency key to its id, or returns the
+    /// operation the key already names.
+    fn claim_idempotency_key(&self, new: &OpRecord) -> Result<Option<OpRecord>> {
         let store = &self.inner.store;
-        let key = &submission.idempotency_key;
-        let user = &submission.caller.id;
-        let Some(existing_id) = store.claim_idempotency_key(user, key, new_id)? else {
+        let key = &new.idempotency_key;
+        let user = &new.user_id;
+        let Some(existing_id) = store.claim_idempotency_key(user, key, &new.id)? else {
             return Ok(None);
         };
         if store.get_op(&existing_id)?.is_none() {
             // The operation the key named is gone (expired): reuse the key.
             store.release_idempotency_key(user, key, &existing_id)?;
-            return self.claim_idempotency_key(submission, new_id);
+            return self.claim_idempotency_key(new);
         }
         let existing = self.get(&existing_id)?;
-        let same = existing.kind == submission.kind
-            && existing.payload == submission.payload
-            && existing.cluster == submission.cluster;
+        let same =
+            existing.kind == new.kind && existing.payload == new.payload && existing.cluster == new.cluster;
         if !same {
             return Err(Error::new(
-                ErrorKind::IdempotencyKeyReused,
+                ErrorReason::IdempotencyKeyReused,
                 format!(
                     "idempotency_key {key:?} was already used for request {} ({}) with a \
                      different request; use a new key for a new request",
@@ -220,14 +222,16 @@ impl Engine {
         self.inner.store.get_op(&id)?.ok_or_else(|| not_found(id_or_prefix))
     }
 
-    /// Cancels an operation: a PENDING one at once, a RUNNING one through its
-    /// cancellation token (the record turns CANCELLED when it stops).
-    pub async fn cancel(&self, id_or_prefix: &str) -> Result<OpRecord> {
+    /// Cancels an operation on behalf of its owner or an admin: a PENDING
+    /// one at once, a RUNNING one through its cancellation token (the record
+    /// turns CANCELLED when it stops).
+    pub async fn cancel(&self, caller: &Caller, id_or_prefix: &str) -> Result<OpRecord> {
         let id = self.resolve(id_or_prefix)?;
+        ensure_may_manage(caller, &self.get(&id)?)?;
         let Some(live) = self.live(&id) else {
             let record = self.get(&id)?;
             return Err(Error::new(
-                ErrorKind::AlreadyDone,
+                ErrorReason::AlreadyDone,
                 format!("request {id} already finished ({})", state_name(&record)),
             ));
         };
@@ -248,12 +252,13 @@ impl Engine {
         Ok(record)
     }
 
-    /// Deletes a finished operation and its log.
-    pub async fn delete(&self, id_or_prefix: &str) -> Result<()> {
+    /// Deletes a finished operation and its log, on behalf of its owner or an admin.
+    pub async fn delete(&self, caller: &Caller, id_or_prefix: &str) -> Result<()> {
         let record = self.get(id_or_prefix)?;
+        ensure_may_manage(caller, &record)?;
         if !record.is_done() {
             return Err(Error::new(
-                ErrorKind::FailedPrecondition,
+                ErrorReason::FailedPrecondition,
                 format!(
                     "request {} is still {}; cancel it first (sky api cancel {})",
                     record.id,
@@ -343,7 +348,7 @@ impl Engine {
                 let shown = several[..several.len().min(AMBIGUOUS_MATCHES_SHOWN)].join(", ");
                 let more = if several.len() > AMBIGUOUS_MATCHES_SHOWN { ", ..." } else { "" };
                 Err(Error::new(
-                    ErrorKind::AmbiguousId,
+                    ErrorReason::AmbiguousId,
                     format!(
                         "request id prefix {prefix:?} matches several requests ({shown}{more}); \
                          give more characters"
@@ -381,17 +386,25 @@ fn finish(record: &mut OpRecord, outcome: Result<OpOutput>) {
             record.status_message.clear();
         }
         Err(err) => {
-            let state =
-                if err.kind == ErrorKind::Cancelled { RequestState::Cancelled } else { RequestState::Failed };
+            let state = if err.reason == ErrorReason::Cancelled {
+                RequestState::Cancelled
+            } else {
+                RequestState::Failed
+            };
             record.set_state(state);
             record.status_message = err.message.clone();
             record.error = Some(StoredError {
-                reason: err.kind.reason().to_string(),
-                retryable: err.kind.retryable(),
+                reason: reason_name(err.reason).to_string(),
+                retryable: is_retryable(err.reason),
                 message: err.message,
             });
         }
     }
+}
+
+/// Refuses unless `caller` owns the operation or is an admin.
+fn ensure_may_manage(caller: &Caller, record: &OpRecord) -> Result<()> {
+    caller.ensure_may_manage(&record.user_id, &record.user_name, &format!("request {}", record.id))
 }
 
 fn validate_idempotency_key(key: &str) -> Result<()> {
@@ -417,9 +430,4 @@ fn not_found(id: &str) -> Error {
 /// SkyPilot's spelling of a request's state.
 pub fn state_name(record: &OpRecord) -> &'static str {
     skypilot_api::names::request_state(record.state())
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

@@ -2,16 +2,14 @@
 //! snapshots that ends when the operation is done, and a log stream that
 //! follows a running operation and resumes from any byte offset.
 
-use futures_util::stream::{self, Stream};
+use futures_util::stream::{self, Stream, StreamExt};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    Engine,
-    log::{read_chunk_async, tail_offset},
-};
+use super::Engine;
 use crate::{
-    error::{Error, ErrorKind, Result},
+    error::{Error, Result},
+    logfile::{self, Followed, Piece, read_chunk_async, tail_offset},
     store::OpRecord,
 };
 
@@ -96,7 +94,7 @@ impl Engine {
                 let receiver = changes.as_mut()?;
                 tokio::select! {
                     changed = receiver.changed() => changed.ok()?,
-                    _ = shutdown.cancelled() => return Some((Err(shutting_down()), (None, None))),
+                    _ = shutdown.cancelled() => return Some((Err(Error::shutting_down()), (None, None))),
                 }
                 let record = receiver.borrow_and_update().clone();
                 let done = record.is_done();
@@ -123,75 +121,53 @@ impl Engine {
         };
         let live = self.live(&id).filter(|_| follow);
         let shutdown = self.inner.shutdown.clone();
-        let follower =
-            live.map(|live| Follower { growth: live.log.subscribe(), state: live.subscribe(), shutdown });
-        let state = LogCursor { path, offset: start, follower, finished: false };
-        Ok(stream::unfold(state, |mut cursor| async move {
-            if cursor.finished {
-                return None;
-            }
-            loop {
-                // Whether the operation was done *before* this read: if so,
-                // reaching the end of the file means the log is complete.
-                let done_before_read = cursor.follower.as_mut().is_none_or(|f| f.mark_seen());
-                let offset = cursor.offset;
-                let chunk = match read_chunk_async(cursor.path.clone(), offset).await {
-                    Ok(chunk) => chunk,
-                    Err(err) => {
-                        cursor.finished = true;
-                        return Some((Err(err), cursor));
-                    }
-                };
-                if !chunk.is_empty() {
-                    cursor.offset += chunk.len() as u64;
-                    return Some((Ok(LogChunk { offset, data: chunk }), cursor));
-                }
-                if done_before_read {
-                    return None;
-                }
-                if !cursor.follower.as_mut()?.wait().await {
-                    cursor.finished = true;
-                    return Some((Err(shutting_down()), cursor));
-                }
-            }
+        let writer =
+            live.map(|live| Writer { growth: live.log.subscribe(), state: live.subscribe(), shutdown });
+        let pieces = logfile::follow(OpLogFile { path, writer }, start);
+        Ok(pieces.filter_map(|piece| {
+            std::future::ready(match piece {
+                Ok(Piece::Data { offset, data }) => Some(Ok(LogChunk { offset, data })),
+                Ok(Piece::End { .. }) => None,
+                Err(err) => Some(Err(err)),
+            })
         }))
     }
 }
 
-/// How a followed stream ends when the server stops: the client resumes
-/// from what it has once the server is back.
-pub fn shutting_down() -> Error {
-    Error::new(ErrorKind::Unavailable, "the API server is shutting down; resume once it is back")
-}
-
-struct LogCursor {
+/// An operation's log file, and its writer while the operation runs.
+struct OpLogFile {
     path: std::path::PathBuf,
-    offset: u64,
-    follower: Option<Follower>,
-    finished: bool,
+    writer: Option<Writer>,
 }
 
-/// What a following log reader waits on: the log growing or the state changing.
-struct Follower {
+/// What a follower of a running operation's log waits on: the log growing
+/// or the state changing.
+struct Writer {
     growth: watch::Receiver<u64>,
     state: watch::Receiver<OpRecord>,
     shutdown: CancellationToken,
 }
 
-impl Follower {
-    /// Marks the current values as seen; returns whether the operation is done.
-    fn mark_seen(&mut self) -> bool {
-        self.growth.borrow_and_update();
-        self.state.borrow_and_update().is_done()
+impl Followed for OpLogFile {
+    type End = ();
+
+    async fn read(&mut self, offset: u64) -> Result<Vec<u8>> {
+        read_chunk_async(self.path.clone(), offset).await
     }
 
-    /// Waits for the log to grow or the state to change (or the operation to
-    /// be forgotten, which only happens once it is done); false at shutdown.
-    async fn wait(&mut self) -> bool {
+    fn finished(&mut self) -> Result<Option<()>> {
+        let Some(writer) = self.writer.as_mut() else { return Ok(Some(())) };
+        writer.growth.borrow_and_update();
+        Ok(writer.state.borrow_and_update().is_done().then_some(()))
+    }
+
+    /// Also wakes when the operation is forgotten, which happens only once it is done.
+    async fn changed(&mut self) -> Result<()> {
+        let Some(writer) = self.writer.as_mut() else { return Ok(()) };
         tokio::select! {
-            _ = self.growth.changed() => true,
-            _ = self.state.changed() => true,
-            _ = self.shutdown.cancelled() => false,
+            _ = writer.growth.changed() => Ok(()),
+            _ = writer.state.changed() => Ok(()),
+            _ = writer.shutdown.cancelled() => Err(Error::shutting_down()),
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorReason, Result};
 
 type Waiter = oneshot::Sender<Result<()>>;
 
@@ -41,10 +41,10 @@ impl Flusher {
                 };
                 let result = match tokio::task::spawn_blocking(flush).await {
                     Ok(result) => result,
-                    Err(err) => Err(Error::new(ErrorKind::Storage, format!("flush task: {err}"))),
+                    Err(err) => Err(Error::new(ErrorReason::Storage, format!("flush task: {err}"))),
                 };
                 if let Err(err) = &result
-                    && matches!(err.kind, ErrorKind::Storage | ErrorKind::StorageFull)
+                    && matches!(err.reason, ErrorReason::Storage | ErrorReason::StorageFull)
                 {
                     record(&failed, err);
                 }
@@ -58,7 +58,7 @@ impl Flusher {
 
     /// Notes a write that failed for lack of space (sled refuses writes from then on).
     pub fn report(&self, err: &Error) {
-        if err.kind == ErrorKind::StorageFull {
+        if err.reason == ErrorReason::StorageFull {
             record(&self.failure, err);
         }
     }
@@ -75,8 +75,8 @@ impl Flusher {
     /// Returns once everything written before this call is on disk.
     pub async fn flush(&self) -> Result<()> {
         let (done, wait) = oneshot::channel();
-        self.requests.send(done).map_err(|_| Error::new(ErrorKind::Unavailable, "the store is closed"))?;
-        wait.await.map_err(|_| Error::new(ErrorKind::Unavailable, "the store is closed"))?
+        self.requests.send(done).map_err(|_| Error::new(ErrorReason::Unavailable, "the store is closed"))?;
+        wait.await.map_err(|_| Error::new(ErrorReason::Unavailable, "the store is closed"))?
     }
 }
 

@@ -11,7 +11,7 @@ use skypilot_api::identity::random_hex;
 
 use crate::{
     data_dir::has_entries,
-    error::{Error, ErrorKind, Result},
+    error::{Error, ErrorReason, Result},
 };
 
 const ID_KEY: &[u8] = b"store_id";
@@ -64,14 +64,14 @@ fn read_marker(marker: &Path) -> Result<Option<String>> {
         Ok(text) => text,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(err) => {
-            return Err(Error::new(ErrorKind::Storage, format!("cannot read {}: {err}", marker.display())));
+            return Err(Error::new(ErrorReason::Storage, format!("cannot read {}: {err}", marker.display())));
         }
     };
     let mut lines = text.lines();
     match (lines.next(), lines.next().and_then(|line| line.strip_prefix("id="))) {
         (Some(MARKER_HEADER), Some(id)) if !id.is_empty() => Ok(Some(id.to_string())),
         _ => Err(Error::new(
-            ErrorKind::Storage,
+            ErrorReason::Storage,
             format!(
                 "{} is not an API server store marker: restore it from a backup, or move the data \
                  directory away to start with an empty one",
@@ -94,7 +94,7 @@ fn write_marker(marker: &Path, id: &str) -> Result<()> {
 
 fn damaged(path: &Path, why: String) -> Error {
     Error::new(
-        ErrorKind::Storage,
+        ErrorReason::Storage,
         format!(
             "the store at {} cannot be trusted: {why}. The server will not serve it; restore the \
              data directory from a backup, or move it away to start with an empty one",
@@ -108,7 +108,7 @@ mod tests {
     use std::path::Path;
 
     use crate::{
-        error::ErrorKind,
+        error::ErrorReason,
         store::{OpRecord, Store},
     };
 
@@ -127,7 +127,7 @@ mod tests {
 
     fn refused(path: &Path) -> String {
         let err = Store::open(path).err().expect("a damaged store must be refused");
-        assert_eq!(err.kind, ErrorKind::Storage);
+        assert_eq!(err.reason, ErrorReason::Storage);
         err.message
     }
 

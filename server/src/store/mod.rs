@@ -1,5 +1,7 @@
-//! The embedded store (sled) behind a small API: operation records, the
-//! idempotency-key index and the schema version. Knows nothing of gRPC.
+//! The embedded store (sled) behind a small API: operation records and the
+//! idempotency-key index, typed tables of clusters, jobs, users and tokens,
+//! the schema version and the store's identity (`identity`), and group
+//! commits that make writes durable (`durability`). Knows nothing of gRPC.
 
 mod durability;
 mod identity;
@@ -11,11 +13,9 @@ use std::{
 };
 
 use prost::Message;
-pub use record::{
-    ClusterRecord, JobRecord, NodeProcess, OpRecord, StoredError, TokenRecord, UserRecord, is_terminal,
-};
+pub use record::{ClusterRecord, JobRecord, NodeProcess, OpRecord, StoredError, TokenRecord, UserRecord};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorReason, Result};
 use durability::Flusher;
 
 /// Version of the on-disk layout; a server refuses a data dir from a newer one.
@@ -60,7 +60,7 @@ impl Store {
     /// Opens (or creates) the store in `dir`. Must run inside a Tokio runtime.
     pub fn open(dir: &Path) -> Result<Store> {
         let cannot_open = |why: String| {
-            Error::new(ErrorKind::Storage, format!("cannot open store at {}: {why}", dir.display()))
+            Error::new(ErrorReason::Storage, format!("cannot open store at {}: {why}", dir.display()))
         };
         // sled may panic on some damaged files; that must be an error, not a crash.
         let opened = std::panic::catch_unwind(|| {
@@ -265,11 +265,6 @@ impl Store {
             Ok(())
         })
     }
-
-    /// Number of stored operation records.
-    pub fn op_count(&self) -> Result<usize> {
-        self.with(|open| Ok(open.ops.len()))
-    }
 }
 
 impl Open {
@@ -286,14 +281,14 @@ impl Open {
 fn decode_as<M: Message + Default>(key: &[u8], raw: &[u8]) -> Result<M> {
     M::decode(raw).map_err(|err| {
         Error::new(
-            ErrorKind::Storage,
+            ErrorReason::Storage,
             format!("stored record {} is unreadable: {err}", String::from_utf8_lossy(key)),
         )
     })
 }
 
 fn closed() -> Error {
-    Error::new(ErrorKind::Unavailable, "the store is closed (the server is shutting down)")
+    Error::new(ErrorReason::Unavailable, "the store is closed (the server is shutting down)")
 }
 
 /// Decodes every item of a sled iterator, or yields the error that kept it from starting.
@@ -318,7 +313,7 @@ fn schema_version(db: &sled::Db, dir: &Path) -> Result<Option<u32>> {
         .map(|raw| {
             <[u8; 4]>::try_from(raw.as_ref()).map(u32::from_be_bytes).map_err(|_| {
                 Error::new(
-                    ErrorKind::Storage,
+                    ErrorReason::Storage,
                     format!("store at {} has an unreadable schema version", dir.display()),
                 )
             })
@@ -330,7 +325,7 @@ fn schema_version(db: &sled::Db, dir: &Path) -> Result<Option<u32>> {
 fn refuse_newer_schema(db: &sled::Db, dir: &Path) -> Result<()> {
     match schema_version(db, dir)? {
         Some(found) if found > SCHEMA_VERSION => Err(Error::new(
-            ErrorKind::Storage,
+            ErrorReason::Storage,
             format!(
                 "store at {} was written by a newer server (schema {found}, this server reads up to \
                  {SCHEMA_VERSION}): upgrade the server",
@@ -357,7 +352,7 @@ fn idempotency_index_key(user_id: &str, key: &str) -> Vec<u8> {
 fn decode(key: &[u8], raw: &[u8]) -> Result<OpRecord> {
     OpRecord::decode(raw).map_err(|err| {
         Error::new(
-            ErrorKind::Storage,
+            ErrorReason::Storage,
             format!("stored operation {} is unreadable: {err}", String::from_utf8_lossy(key)),
         )
     })

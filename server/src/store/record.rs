@@ -1,5 +1,6 @@
-//! What the store keeps for each operation. Encoded with prost: compact, fast,
-//! and tolerant of fields added later (an older record reads with defaults).
+//! What the store keeps: operations, clusters, jobs, users and tokens.
+//! Encoded with prost: compact, fast, and tolerant of fields added later (an
+//! older record reads with defaults).
 
 use skypilot_api::proto::skypilot::v1::{RequestState, Schedule};
 
@@ -53,7 +54,7 @@ pub struct OpRecord {
 /// The error of a failed or cancelled operation.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct StoredError {
-    /// `ErrorKind::reason()`.
+    /// `ErrorReason::reason()`.
     #[prost(string, tag = "1")]
     pub reason: String,
     #[prost(string, tag = "2")]
@@ -113,6 +114,9 @@ pub struct ClusterRecord {
     pub next_job_id: i64,
     #[prost(string, repeated, tag = "15")]
     pub ports: Vec<String>,
+    /// Each node's address by rank, as the infra gave them at provisioning.
+    #[prost(string, repeated, tag = "16")]
+    pub node_ips: Vec<String>,
 }
 
 /// A job as stored.

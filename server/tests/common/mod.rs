@@ -10,17 +10,15 @@ use std::{
     time::Duration,
 };
 
+use prost::Message;
 use skypilot_api::{
     Client, Endpoint, EndpointSource,
     identity::Identity,
-    proto::skypilot::v1::{RequestState, Schedule},
+    proto::skypilot::v1::{ClusterActionRequest, RequestState, Schedule},
 };
 use skypilot_server::{
-    RunningServer, Server, ServerConfig,
-    auth::Caller,
-    error::Result,
-    ops::{BoxFuture, EngineConfig, OpContext, OpOutput, OperationKind, Submission},
-    store::OpRecord,
+    Admitted, BoxFuture, Caller, EngineConfig, OpContext, OpOutput, OpRecord, OperationKind, Result,
+    RunningServer, Server, ServerConfig, Submission,
 };
 use tempfile::TempDir;
 use tokio::sync::Semaphore;
@@ -79,6 +77,14 @@ impl OperationKind for GateKind {
     }
     fn resumable(&self) -> bool {
         self.resumable
+    }
+    /// The payload is a `ClusterActionRequest`: the cluster and idempotency key.
+    fn validate(&self, _caller: &Caller, payload: Vec<u8>) -> Result<Admitted> {
+        let request = ClusterActionRequest::decode(payload.as_slice()).expect("a test payload");
+        Ok(Admitted { payload, cluster: request.cluster_name, idempotency_key: request.idempotency_key })
+    }
+    fn authorize(&self, _caller: &Caller, _request: &Admitted) -> Result<()> {
+        Ok(())
     }
     fn run(&self, ctx: OpContext) -> BoxFuture<Result<OpOutput>> {
         let controls = self.controls.clone();
@@ -173,21 +179,14 @@ impl TestServer {
     }
 
     /// Submits a test operation directly to the engine as alice.
-    pub async fn submit(&self, kind: &str, cluster: &str) -> OpRecord {
+    pub async fn submit(&self, kind: &'static str, cluster: &str) -> OpRecord {
         self.submit_with(kind, cluster, "").await.unwrap()
     }
 
-    pub async fn submit_with(&self, kind: &str, cluster: &str, key: &str) -> Result<OpRecord> {
-        self.running()
-            .engine()
-            .submit(Submission {
-                kind: kind.into(),
-                payload: cluster.as_bytes().to_vec(),
-                caller: Caller::local("alice", "a11ce000"),
-                cluster: cluster.into(),
-                idempotency_key: key.into(),
-            })
-            .await
+    pub async fn submit_with(&self, kind: &'static str, cluster: &str, key: &str) -> Result<OpRecord> {
+        let request = ClusterActionRequest { cluster_name: cluster.into(), idempotency_key: key.into() };
+        let alice = Caller::local("alice", "a11ce000");
+        self.running().engine().submit(Submission::new(kind, alice, &request)).await
     }
 
     /// Waits (through WatchOperation) until `id` reaches `state`.

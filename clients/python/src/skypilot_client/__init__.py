@@ -7,15 +7,16 @@
 ...     for _, data in client.job_logs("dev", launched.job_id):
 ...         print(data.decode(), end="")
 
-`AsyncClient` offers the same over asyncio. Failures raise `SkyError`;
-messages and enums of the protocol are in `skypilot_client.v1`.
+`AsyncClient` offers the same over asyncio. Failures raise `SkyError`, whose
+`error_reason` is an `ErrorReason` value to branch on; messages and enums of
+the protocol are in `skypilot_client.v1`.
 """
 
 from ._version import __version__
 from .aio import AsyncClient, AsyncLogStream, AsyncOperation
 from .client import Client, LogStream, Operation
 from .endpoint import Endpoint, parse_endpoint, resolve_endpoint
-from .errors import SkyError
+from .errors import ErrorReason, SkyError, error_reason_name, parse_error_reason
 from .task import Task
 
 __all__ = [
@@ -24,11 +25,14 @@ __all__ = [
     "AsyncOperation",
     "Client",
     "Endpoint",
+    "ErrorReason",
     "LogStream",
     "Operation",
     "SkyError",
     "Task",
     "__version__",
+    "error_reason_name",
     "parse_endpoint",
+    "parse_error_reason",
     "resolve_endpoint",
 ]

@@ -293,7 +293,8 @@ class AsyncClient:
     # -- requests, infra, server --------------------------------------------
 
     async def operation(self, name_or_id: str) -> "AsyncOperation":
-        """A handle for an existing operation; raises SkyError NOT_FOUND."""
+        """A handle for an existing operation; raises SkyError
+        (``ErrorReason.ERROR_REASON_NOT_FOUND``) if there is none."""
         request = operations_pb2.GetOperationRequest(name=_common.operation_name(name_or_id))
         return AsyncOperation(self, await self._unary(lambda s: s.operations.GetOperation, request))
 
@@ -433,7 +434,8 @@ class AsyncOperation:
         return AsyncLogStream(self._client, lambda s: s.requests.StreamLogs, request, offset, ended)
 
     async def cancel(self) -> None:
-        """Asks the server to cancel; SkyError ALREADY_DONE when finished."""
+        """Asks the server to cancel; raises SkyError
+        (``ErrorReason.ERROR_REASON_ALREADY_DONE``) when it has already finished."""
         request = operations_pb2.CancelOperationRequest(name=self.name)
         await self._client._unary(lambda s: s.operations.CancelOperation, request)
 

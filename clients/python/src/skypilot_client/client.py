@@ -276,7 +276,8 @@ class Client:
 
     def operation(self, name_or_id: str) -> "Operation":
         """A handle for an existing operation (``operations/<id>``, an id or a
-        unique id prefix); raises SkyError NOT_FOUND if there is none."""
+        unique id prefix); raises SkyError (``error_reason``
+        ``ErrorReason.ERROR_REASON_NOT_FOUND``) if there is none."""
         request = operations_pb2.GetOperationRequest(name=_common.operation_name(name_or_id))
         return Operation(self, self._unary(self._operations.GetOperation, request))
 
@@ -421,8 +422,8 @@ class Operation:
         return LogStream(self._client, self._client._requests.StreamLogs, request, offset, ended)
 
     def cancel(self) -> None:
-        """Asks the server to cancel the operation; raises SkyError
-        (reason ALREADY_DONE) when it has already finished."""
+        """Asks the server to cancel the operation; raises SkyError (``error_reason``
+        ``ErrorReason.ERROR_REASON_ALREADY_DONE``) when it has already finished."""
         request = operations_pb2.CancelOperationRequest(name=self.name)
         self._client._unary(self._client._operations.CancelOperation, request)
 

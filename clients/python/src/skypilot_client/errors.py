@@ -1,16 +1,52 @@
-"""`SkyError`: every failed call and every failed operation."""
+"""`SkyError`: every failed call and every failed operation, and `ErrorReason`,
+the generated enum of the reasons it carries."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Optional, Tuple
+from typing import Any, Dict, Iterable, Optional, Tuple, Union, cast
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
+
+from ._gen.skypilot.v1.errors_pb2 import ErrorReason
 
 #: Trailer carrying a serialized google.rpc.Status with typed error details.
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 #: The domain of every ErrorInfo the SkyPilot API server sends.
 ERROR_DOMAIN = "skypilot.v1"
+#: What the wire spelling of a reason drops from its `ErrorReason` value name:
+#: ``ERROR_REASON_NOT_FOUND`` travels as ``NOT_FOUND``.
+ERROR_REASON_PREFIX = "ERROR_REASON_"
+
+
+def parse_error_reason(reason: str) -> "ErrorReason":
+    """The `ErrorReason` of a ``google.rpc.ErrorInfo.reason`` as the server
+    spells it (the value name without ``ERROR_REASON_``), e.g.
+    ``parse_error_reason("NOT_FOUND") == ErrorReason.ERROR_REASON_NOT_FOUND``.
+
+    ``""`` (no reason sent) gives ``ERROR_REASON_UNSPECIFIED``; any other name
+    this client does not know (a reason added to the server later, or
+    ``"UNSPECIFIED"`` itself, which the server never sends) gives
+    ``ERROR_REASON_INTERNAL``, as errors.proto asks clients to treat them.
+    """
+    if not reason:
+        return cast("ErrorReason", ErrorReason.ERROR_REASON_UNSPECIFIED)
+    if reason != "UNSPECIFIED":
+        try:
+            return cast("ErrorReason", ErrorReason.Value(ERROR_REASON_PREFIX + reason))
+        except ValueError:
+            pass
+    return cast("ErrorReason", ErrorReason.ERROR_REASON_INTERNAL)
+
+
+def error_reason_name(reason: "ErrorReason") -> str:
+    """The wire spelling of an `ErrorReason`: its value name without
+    ``ERROR_REASON_`` (``"NOT_FOUND"``), and ``""`` for ``ERROR_REASON_UNSPECIFIED``.
+    Raises ValueError for a number that is no `ErrorReason` value."""
+    if reason == ErrorReason.ERROR_REASON_UNSPECIFIED:
+        return ""
+    return ErrorReason.Name(reason)[len(ERROR_REASON_PREFIX) :]
+
 
 _CODES: Dict[int, grpc.StatusCode] = {code.value[0]: code for code in grpc.StatusCode}
 
@@ -25,8 +61,9 @@ class SkyError(Exception):
 
     Attributes:
         code: the gRPC status code, e.g. ``grpc.StatusCode.NOT_FOUND``.
-        reason: the stable ``google.rpc.ErrorInfo.reason`` (e.g. ``NOT_FOUND``,
+        reason: the stable ``google.rpc.ErrorInfo.reason`` as sent (e.g. ``NOT_FOUND``,
             ``INVALID_ARGUMENT``, ``IDEMPOTENCY_KEY_REUSED``); ``''`` if none was sent.
+            `error_reason` is the same as a generated `ErrorReason` value.
         message: the server's message, for humans.
         retryable: whether the same request may succeed later: the server sent
             ``google.rpc.RetryInfo`` or marked the failed operation retryable, or
@@ -51,7 +88,7 @@ class SkyError(Exception):
         code: grpc.StatusCode,
         message: str,
         *,
-        reason: str = "",
+        reason: Union[str, "ErrorReason"] = "",
         retryable: bool = False,
         domain: str = "",
         metadata: Optional[Dict[str, str]] = None,
@@ -61,12 +98,25 @@ class SkyError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-        self.reason = reason
+        # An ErrorReason value (an int) is kept in its wire spelling.
+        self.reason = reason if isinstance(reason, str) else error_reason_name(reason)
         self.retryable = retryable
         self.domain = domain
         self.metadata = dict(metadata or {})
         self.retry_delay = retry_delay
         self.operation = operation
+
+    @property
+    def error_reason(self) -> "ErrorReason":
+        """`reason` as the generated enum, to branch on a constant::
+
+            if err.error_reason == ErrorReason.ERROR_REASON_NOT_FOUND: ...
+
+        ``ERROR_REASON_UNSPECIFIED`` when the error carries no reason (a
+        transport failure, an error made by the client itself);
+        ``ERROR_REASON_INTERNAL`` for a reason this client does not know.
+        See `parse_error_reason`."""
+        return parse_error_reason(self.reason)
 
     def __str__(self) -> str:
         label = self.reason or self.code.name

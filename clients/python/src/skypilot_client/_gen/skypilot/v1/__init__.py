@@ -3,6 +3,8 @@
 from . import (  # noqa: F401
     clusters_pb2,
     clusters_pb2_grpc,
+    errors_pb2,
+    errors_pb2_grpc,
     infra_pb2,
     infra_pb2_grpc,
     requests_pb2,
@@ -38,6 +40,9 @@ from .clusters_pb2 import (  # noqa: F401
 from .clusters_pb2_grpc import (  # noqa: F401
     ClusterServiceStub,
     JobServiceStub,
+)
+from .errors_pb2 import (  # noqa: F401
+    ErrorReason,
 )
 from .infra_pb2 import (  # noqa: F401
     CheckRequest,
@@ -114,6 +119,7 @@ __all__ = [
     "CreateUserResponse",
     "DeleteUserRequest",
     "DeleteUserResponse",
+    "ErrorReason",
     "ExecRequest",
     "ExecResponse",
     "GetServerInfoRequest",
@@ -164,6 +170,8 @@ __all__ = [
     "WhoAmIResponse",
     "clusters_pb2",
     "clusters_pb2_grpc",
+    "errors_pb2",
+    "errors_pb2_grpc",
     "infra_pb2",
     "infra_pb2_grpc",
     "requests_pb2",

@@ -4,24 +4,25 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use prost::Message;
 use skypilot_api::proto::skypilot::v1::{ClusterActionRequest, ClusterStatus};
 
-use super::Clusters;
+use super::cluster::{DOWN, STOP};
 use crate::{
     auth::Caller,
-    kinds::cluster::{DOWN, STOP},
-    ops::{Engine, Submission, now_ms},
+    clock::now_ms,
+    clusters::Clusters,
+    ops::{Engine, Submission},
 };
 
 /// Checks every `interval` for clusters whose autostop is due.
 pub async fn autostop_loop(clusters: Clusters, engine: Engine, interval: Duration) {
     // Cluster -> the autostop request submitted for it and not finished yet.
     let mut submitted: HashMap<String, String> = HashMap::new();
+    let shutdown = clusters.shutting_down();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
-            _ = clusters.inner.shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return,
         }
         submitted.retain(|_, id| engine.get(id).is_ok_and(|op| !op.is_done()));
         let Ok(all) = clusters.list(&[], None) else { continue };
@@ -36,14 +37,8 @@ pub async fn autostop_loop(clusters: Clusters, engine: Engine, interval: Duratio
             let kind = if cluster.autostop_down { DOWN } else { STOP };
             let request =
                 ClusterActionRequest { cluster_name: cluster.name.clone(), idempotency_key: String::new() };
-            let submission = Submission {
-                kind: kind.to_string(),
-                payload: request.encode_to_vec(),
-                caller: Caller::owner(&cluster.user_name, &cluster.user_id),
-                cluster: cluster.name.clone(),
-                idempotency_key: String::new(),
-            };
-            match engine.submit(submission).await {
+            let owner = Caller::owner(&cluster.user_name, &cluster.user_id);
+            match engine.submit(Submission::new(kind, owner, &request)).await {
                 Ok(op) => {
                     tracing::info!(cluster = %cluster.name, request = %op.id, "autostop: cluster idle, {kind}");
                     submitted.insert(cluster.name.clone(), op.id);

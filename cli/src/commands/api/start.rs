@@ -1,0 +1,223 @@
+//! `sky api start`: running the API server in this process (`--foreground`)
+//! or in the background.
+
+use std::path::PathBuf;
+
+use skypilot_api::{Endpoint, EndpointSource, proto::skypilot::v1::ServerMode};
+use skypilot_server::{Server, ServerConfig, TlsFiles};
+
+use crate::{
+    connect::{BackgroundStart, server_log_path, start_background},
+    error::{CliError, CliResult},
+};
+
+/// Options of `sky api start`.
+#[derive(Debug, clap::Args)]
+pub struct StartArgs {
+    /// Address to listen on (default 127.0.0.1; 0.0.0.0 with --deploy).
+    #[arg(long)]
+    host: Option<String>,
+    /// Port to listen on (default 46580).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Run in this process instead of in the background.
+    #[arg(long)]
+    pub foreground: bool,
+    /// Run as a team deployment: credentials required, listens on all interfaces by default.
+    #[arg(long)]
+    deploy: bool,
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The TLS private key (PEM); needs --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve without authentication even beyond loopback (dangerous).
+    #[arg(long)]
+    insecure_no_auth: bool,
+    /// Where the server keeps its state (default ~/.sky/api_server).
+    #[arg(long, env = "SKYPILOT_API_SERVER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Seconds running requests get to finish when the server is asked to stop.
+    #[arg(long, env = "SKYPILOT_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
+    shutdown_grace_seconds: u64,
+    /// Log format of the server.
+    #[arg(long, value_enum, default_value = "text", env = "SKYPILOT_LOG_FORMAT")]
+    log_format: LogFormat,
+    /// Also serve grpc.health.v1 alone, in plaintext, on this port (for probes that cannot speak TLS).
+    #[arg(long, env = "SKYPILOT_HEALTH_PORT")]
+    health_port: Option<u16>,
+    /// Let web pages from this origin call over gRPC-Web (repeat or comma-separate; "*": any).
+    #[arg(long = "cors-allow-origin", env = "SKYPILOT_CORS_ALLOW_ORIGINS", value_delimiter = ',')]
+    cors_allow_origins: Vec<String>,
+    /// Hours finished requests and their logs are kept; negative keeps them forever.
+    #[arg(
+        long,
+        env = "SKYPILOT_REQUESTS_RETENTION_HOURS",
+        default_value_t = 24.0,
+        allow_negative_numbers = true
+    )]
+    requests_retention_hours: f64,
+    /// Hours the job logs of torn-down clusters are kept; negative keeps them forever.
+    #[arg(
+        long,
+        env = "SKYPILOT_JOB_LOGS_RETENTION_HOURS",
+        default_value_t = 168.0,
+        allow_negative_numbers = true
+    )]
+    job_logs_retention_hours: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl StartArgs {
+    /// `sky api start`: start in the background unless a server already answers.
+    pub async fn run(self) -> CliResult {
+        let port = self.port()?;
+        let host = self.host();
+        let connect_host =
+            if host == "0.0.0.0" || host == "::" { "127.0.0.1".to_string() } else { host.clone() };
+        let scheme = if self.tls_cert.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::parse(
+            &format!("{scheme}://{}", join_host_port(&connect_host, port)),
+            EndpointSource::LocalDefault,
+        )
+        .map_err(|problem| CliError::new(format!("invalid --host/--port: {problem}")))?;
+        endpoint.ca_cert = Endpoint::resolve().ok().and_then(|configured| configured.ca_cert);
+        let identity = crate::connect::identity()?;
+        if skypilot_api::Client::connect(&endpoint, &identity).await.is_ok() {
+            println!("SkyPilot API server is already running at {}", endpoint.display());
+            return Ok(());
+        }
+        let data_dir = self.data_dir();
+        let start = BackgroundStart {
+            host,
+            port,
+            deploy: self.deploy,
+            insecure_no_auth: self.insecure_no_auth,
+            tls: self.tls_cert.clone().zip(self.tls_key.clone()),
+            data_dir: data_dir.clone(),
+            settings: self.settings(),
+        };
+        start_background(&endpoint, &start).await?;
+        println!("\u{251c}\u{2500}\u{2500} SkyPilot API server: {}", endpoint.display());
+        println!(
+            "\u{2514}\u{2500}\u{2500} View API server logs at: {}",
+            server_log_path(&data_dir).display()
+        );
+        Ok(())
+    }
+
+    /// `sky api start --foreground`: serve until SIGTERM or SIGINT.
+    pub fn run_foreground(self) -> CliResult {
+        init_tracing(self.log_format);
+        // Jobs run as this user: keep them from reading this process's
+        // environment (initial credentials) and memory through /proc.
+        // SAFETY: prctl(PR_SET_DUMPABLE) takes plain integers and touches no memory of ours.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+        let mut config = ServerConfig::local(self.data_dir());
+        config.host = self.host();
+        config.port = self.port()?;
+        config.mode = if self.deploy { ServerMode::Deploy } else { ServerMode::Local };
+        config.require_auth = self.deploy && !self.insecure_no_auth;
+        config.insecure_no_auth = self.insecure_no_auth;
+        config.shutdown_grace = std::time::Duration::from_secs(self.shutdown_grace_seconds);
+        config.retention_hours = self.requests_retention_hours;
+        config.job_logs_retention_hours = self.job_logs_retention_hours;
+        config.health_port = self.health_port;
+        config.cors_allow_origins = self.cors_allow_origins.clone();
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            config.tls = Some(TlsFiles { cert: cert.clone(), key: key.clone() });
+        }
+        let secret_env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        config.initial_basic_auth = secret_env("SKYPILOT_INITIAL_BASIC_AUTH");
+        config.initial_service_account_token = secret_env("SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|err| CliError::new(format!("cannot start the async runtime: {err}")))?;
+        runtime.block_on(async {
+            // Listen for signals before the server says it serves, so that a stop
+            // that follows at once is graceful too.
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut terminate = signal(SignalKind::terminate())?;
+            let mut interrupt = signal(SignalKind::interrupt())?;
+            let server = Server::new(config).start().await.map_err(|err| CliError::new(err.to_string()))?;
+            let failure = tokio::select! {
+                _ = terminate.recv() => None,
+                _ = interrupt.recv() => None,
+                err = server.store_failed() => Some(err),
+            };
+            if let Some(err) = &failure {
+                tracing::error!(
+                    error = %err,
+                    "the store can no longer write; stopping so that a restart recovers it from disk \
+                     (free space on the data volume first)"
+                );
+            }
+            let stopped = server.shutdown().await;
+            match failure {
+                Some(err) => Err(CliError::new(format!("the API server stopped: {err}"))),
+                None => stopped.map_err(|err| CliError::new(err.to_string())),
+            }
+        })
+    }
+
+    fn host(&self) -> String {
+        self.host.clone().unwrap_or_else(|| if self.deploy { "0.0.0.0" } else { "127.0.0.1" }.into())
+    }
+
+    fn port(&self) -> CliResult<u16> {
+        match self.port {
+            Some(port) => Ok(port),
+            None => Ok(Endpoint::local_default()?.port),
+        }
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(ServerConfig::default_data_dir)
+    }
+
+    /// The settings a background server must be started with, as flags.
+    fn settings(&self) -> Vec<String> {
+        let mut flags = vec![
+            format!("--shutdown-grace-seconds={}", self.shutdown_grace_seconds),
+            format!("--requests-retention-hours={}", self.requests_retention_hours),
+            format!("--job-logs-retention-hours={}", self.job_logs_retention_hours),
+        ];
+        if let Some(port) = self.health_port {
+            flags.push(format!("--health-port={port}"));
+        }
+        for origin in &self.cors_allow_origins {
+            flags.push(format!("--cors-allow-origin={origin}"));
+        }
+        flags.push(
+            match self.log_format {
+                LogFormat::Json => "--log-format=json",
+                LogFormat::Text => "--log-format=text",
+            }
+            .into(),
+        );
+        flags
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+}

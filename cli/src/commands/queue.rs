@@ -1,0 +1,101 @@
+//! `sky queue`: the job queue of clusters, one table a cluster.
+
+use skypilot_api::{
+    names,
+    proto::skypilot::v1::{Job, ListClustersRequest, ListJobsRequest},
+};
+
+use crate::{
+    connect::connect,
+    error::CliResult,
+    output::{ago, table},
+};
+
+/// Options of `sky queue`.
+#[derive(Debug, clap::Args)]
+pub struct QueueArgs {
+    /// Clusters (default: all of yours).
+    clusters: Vec<String>,
+    /// Show only pending and running jobs.
+    #[arg(short = 's', long = "skip-finished")]
+    skip_finished: bool,
+    /// Show every user's jobs.
+    #[arg(short = 'u', long = "all-users")]
+    all_users: bool,
+}
+
+impl QueueArgs {
+    pub async fn run(self) -> CliResult {
+        let QueueArgs { clusters, skip_finished, all_users } = self;
+        let client = connect().await?;
+        let names: Vec<String> = if clusters.is_empty() {
+            client
+                .list_clusters(ListClustersRequest { cluster_names: vec![], all_users })
+                .await?
+                .into_iter()
+                .map(|c| c.name)
+                .collect()
+        } else {
+            clusters
+        };
+        if names.is_empty() {
+            println!("No existing clusters.");
+        }
+        for name in names {
+            let jobs = client
+                .list_jobs(ListJobsRequest { cluster_name: name.clone(), skip_finished, all_users })
+                .await?;
+            let whose = if all_users { "all users" } else { "current user" };
+            println!("Job queue of {whose} on cluster {name}");
+            let rows: Vec<Vec<String>> = jobs
+                .iter()
+                .map(|j| {
+                    vec![
+                        j.job_id.to_string(),
+                        if j.name.is_empty() { "-".into() } else { j.name.clone() },
+                        j.user_name.clone(),
+                        ago(j.submitted_at.as_ref()),
+                        ago(j.started_at.as_ref()),
+                        duration(j),
+                        job_resources(j),
+                        names::job_status(j.status()).to_string(),
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                table(
+                    &["ID", "NAME", "USER", "SUBMITTED", "STARTED", "DURATION", "RESOURCES", "STATUS"],
+                    &rows
+                )
+            );
+        }
+        Ok(())
+    }
+}
+
+fn duration(job: &Job) -> String {
+    let Some(start) = &job.started_at else { return "-".into() };
+    let end = job.ended_at.as_ref().map(|t| t.seconds).unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    });
+    let secs = (end - start.seconds).max(0);
+    if secs < 60 {
+        format!("{secs}s")
+    } else if secs < 3600 {
+        format!("{}m {}s", secs / 60, secs % 60)
+    } else {
+        format!("{}h {}m", secs / 3600, secs % 3600 / 60)
+    }
+}
+
+fn job_resources(job: &Job) -> String {
+    if job.accelerators.is_empty() {
+        format!("1x[CPU:{}]", job.cpus)
+    } else {
+        format!("1x[{}, CPU:{}]", job.accelerators, job.cpus)
+    }
+}

@@ -1,0 +1,85 @@
+//! `sky status`: the table of clusters.
+
+use skypilot_api::{
+    names,
+    proto::skypilot::v1::{Cluster, ListClustersRequest},
+};
+
+use crate::{
+    connect::connect,
+    error::CliResult,
+    output::{ago, table},
+};
+
+/// Options of `sky status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Cluster names or glob patterns.
+    clusters: Vec<String>,
+    /// Show every user's clusters.
+    #[arg(short = 'u', long = "all-users")]
+    all_users: bool,
+    /// Show more details.
+    #[arg(short, long)]
+    verbose: bool,
+    /// Query the infra for the latest status (always current on the local infra).
+    #[arg(short, long)]
+    refresh: bool,
+}
+
+impl StatusArgs {
+    pub async fn run(self) -> CliResult {
+        let StatusArgs { clusters, all_users, verbose, refresh: _ } = self;
+        let client = connect().await?;
+        let clusters =
+            client.list_clusters(ListClustersRequest { cluster_names: clusters, all_users }).await?;
+        if clusters.is_empty() {
+            println!("No existing clusters.");
+            return Ok(());
+        }
+        let mut headers = vec!["NAME"];
+        if all_users || verbose {
+            headers.push("USER");
+        }
+        headers.extend(["INFRA", "RESOURCES", "STATUS", "AUTOSTOP", "LAUNCHED"]);
+        let rows: Vec<Vec<String>> = clusters
+            .iter()
+            .map(|c| {
+                let mut row = vec![c.name.clone()];
+                if all_users || verbose {
+                    row.push(c.user_name.clone());
+                }
+                row.extend([
+                    c.infra.clone(),
+                    resources(c),
+                    names::cluster_status(c.status()).into(),
+                    autostop_column(c),
+                    ago(c.launched_at.as_ref()),
+                ]);
+                row
+            })
+            .collect();
+        println!("Clusters");
+        print!("{}", table(&headers, &rows));
+        Ok(())
+    }
+}
+
+fn resources(cluster: &Cluster) -> String {
+    let mut parts = vec![format!("cpus={}", cluster.cpus)];
+    parts.push(if cluster.memory_gib > 0.0 { format!("mem={}", cluster.memory_gib) } else { "mem=-".into() });
+    if !cluster.accelerators.is_empty() {
+        parts.insert(0, format!("gpus={}", cluster.accelerators));
+    }
+    format!("{}x({})", cluster.num_nodes, parts.join(", "))
+}
+
+fn autostop_column(cluster: &Cluster) -> String {
+    if cluster.autostop_idle_minutes < 0 {
+        "-".into()
+    } else if cluster.autostop_down {
+        format!("{}m (down)", cluster.autostop_idle_minutes)
+    } else {
+        format!("{}m", cluster.autostop_idle_minutes)
+    }
+}
