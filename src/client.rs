@@ -23,11 +23,11 @@ use crate::{
             operations_client::OperationsClient,
         },
         skypilot::v1::{
-            AutostopRequest, CancelJobsRequest, CheckRequest, Cluster, ClusterActionRequest, ExecRequest,
-            GetServerInfoRequest, GetServerInfoResponse, Job, LaunchRequest, ListClustersRequest,
-            ListJobsRequest, ListRequestsRequest, RequestMetadata, StreamLogsRequest, StreamLogsResponse,
-            TailJobLogsRequest, TailJobLogsResponse, UserInfo, WatchOperationRequest, WatchOperationResponse,
-            WhoAmIRequest, cluster_service_client::ClusterServiceClient,
+            AutostopRequest, CancelJobsRequest, CheckRequest, Cluster, ClusterActionRequest, ErrorReason,
+            ExecRequest, GetServerInfoRequest, GetServerInfoResponse, Job, LaunchRequest,
+            ListClustersRequest, ListJobsRequest, ListRequestsRequest, RequestMetadata, StreamLogsRequest,
+            StreamLogsResponse, TailJobLogsRequest, TailJobLogsResponse, UserInfo, WatchOperationRequest,
+            WatchOperationResponse, WhoAmIRequest, cluster_service_client::ClusterServiceClient,
             infra_service_client::InfraServiceClient, job_service_client::JobServiceClient,
             request_service_client::RequestServiceClient, server_service_client::ServerServiceClient,
             user_service_client::UserServiceClient,
@@ -93,6 +93,12 @@ impl ClientError {
             ClientError::Status { reason, .. } => reason.as_deref(),
             _ => None,
         }
+    }
+
+    /// The same reason as the protocol's enum, to branch on; a reason this
+    /// client does not know reads as `Internal`.
+    pub fn error_reason(&self) -> Option<ErrorReason> {
+        self.reason().map(crate::names::parse_error_reason)
     }
 
     fn from_status(status: Status, endpoint: &Endpoint) -> ClientError {

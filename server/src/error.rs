@@ -4,25 +4,9 @@
 use std::fmt;
 
 /// What kind of failure: the protocol's `skypilot.v1.ErrorReason`, whose
-/// name (without its prefix) clients get as `google.rpc.ErrorInfo.reason`
-/// and find stored with failed operations.
+/// name (without its prefix, see `names::error_reason`) clients get as
+/// `google.rpc.ErrorInfo.reason` and find stored with failed operations.
 pub use skypilot_api::proto::skypilot::v1::ErrorReason;
-
-/// The prefix of every `ErrorReason` value name in the protocol.
-const REASON_PREFIX: &str = "ERROR_REASON_";
-
-/// The stable reason string of `reason`, e.g. "INVALID_ARGUMENT".
-pub fn reason_name(reason: ErrorReason) -> &'static str {
-    let name = reason.as_str_name();
-    name.strip_prefix(REASON_PREFIX).unwrap_or(name)
-}
-
-/// The reason for a stored reason string; unknown ones read as `Internal`.
-pub fn reason_from_name(name: &str) -> ErrorReason {
-    ErrorReason::from_str_name(&format!("{REASON_PREFIX}{name}"))
-        .filter(|reason| *reason != ErrorReason::Unspecified)
-        .unwrap_or(ErrorReason::Internal)
-}
 
 /// Whether repeating the same request later may succeed.
 pub fn is_retryable(reason: ErrorReason) -> bool {
@@ -124,14 +108,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_reason_reads_back_from_its_name() {
-        for value in 1..=ErrorReason::Internal as i32 {
-            let reason = ErrorReason::try_from(value).unwrap();
-            assert!(!reason_name(reason).starts_with(REASON_PREFIX));
-            assert_eq!(reason_from_name(reason_name(reason)), reason);
-        }
-        assert_eq!(reason_name(ErrorReason::StorageFull), "STORAGE_FULL");
-        assert_eq!(reason_from_name("NO_SUCH_REASON"), ErrorReason::Internal);
-        assert_eq!(reason_from_name("UNSPECIFIED"), ErrorReason::Internal);
+    fn only_transient_failures_are_retryable() {
+        assert!(is_retryable(ErrorReason::StorageFull) && is_retryable(ErrorReason::InterruptedByRestart));
+        assert!(!is_retryable(ErrorReason::InvalidArgument) && !is_retryable(ErrorReason::Internal));
     }
 }

@@ -14,7 +14,9 @@ use skypilot_api::{
             DeleteOperationRequest, ListOperationsRequest, Operation, operation,
             operations_client::OperationsClient,
         },
-        skypilot::v1::{CheckRequest, CheckResponse, ListRequestsRequest, RequestState, StreamLogsRequest},
+        skypilot::v1::{
+            CheckRequest, CheckResponse, ErrorReason, ListRequestsRequest, RequestState, StreamLogsRequest,
+        },
     },
 };
 use tonic::Code;
@@ -93,6 +95,7 @@ async fn a_bad_check_request_is_refused_before_anything_is_stored() {
         client.check(CheckRequest { infras: vec!["aws".into()], ..Default::default() }).await.unwrap_err();
     assert_eq!(err.code(), Some(Code::InvalidArgument));
     assert_eq!(err.reason(), Some("INVALID_ARGUMENT"));
+    assert_eq!(err.error_reason(), Some(ErrorReason::InvalidArgument));
     assert!(err.to_string().contains("`infras`"), "{err}");
     let all =
         client.list_requests(ListRequestsRequest { include_finished: true, ..Default::default() }).await;

@@ -5,12 +5,15 @@
 use std::{collections::HashMap, time::Duration};
 
 use prost::Message;
-use skypilot_api::proto::google::rpc;
+use skypilot_api::{
+    names::{error_reason, parse_error_reason},
+    proto::google::rpc,
+};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::{
-    error::{Error, ErrorReason, is_retryable, reason_from_name, reason_name},
+    error::{Error, ErrorReason, is_retryable},
     store::StoredError,
 };
 
@@ -43,7 +46,7 @@ pub fn code(kind: ErrorReason) -> Code {
 impl From<Error> for Status {
     fn from(err: Error) -> Status {
         let mut details =
-            ErrorDetails::with_error_info(reason_name(err.reason), ERROR_DOMAIN, HashMap::new());
+            ErrorDetails::with_error_info(error_reason(err.reason), ERROR_DOMAIN, HashMap::new());
         if is_retryable(err.reason) {
             details.set_retry_info(Some(Duration::from_secs(1)));
         }
@@ -53,7 +56,7 @@ impl From<Error> for Status {
 
 /// The `google.rpc.Status` of a failed or cancelled operation.
 pub fn rpc_status(error: &StoredError) -> rpc::Status {
-    let kind = reason_from_name(&error.reason);
+    let kind = parse_error_reason(&error.reason);
     let info = rpc::ErrorInfo {
         reason: error.reason.clone(),
         domain: ERROR_DOMAIN.to_string(),

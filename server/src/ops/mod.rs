@@ -20,7 +20,7 @@ use std::{
     time::Duration,
 };
 
-use skypilot_api::proto::skypilot::v1::RequestState;
+use skypilot_api::{names::error_reason, proto::skypilot::v1::RequestState};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use kind::{Admitted, BoxFuture, OpContext, OpOutput, OperationKind};
@@ -32,7 +32,7 @@ pub use read::ListQuery;
 use crate::{
     auth::Caller,
     clock::now_ms,
-    error::{Error, ErrorReason, Result, is_retryable, reason_name},
+    error::{Error, ErrorReason, Result, is_retryable},
     store::{OpRecord, Store, StoredError},
 };
 
@@ -394,7 +394,7 @@ fn finish(record: &mut OpRecord, outcome: Result<OpOutput>) {
             record.set_state(state);
             record.status_message = err.message.clone();
             record.error = Some(StoredError {
-                reason: reason_name(err.reason).to_string(),
+                reason: error_reason(err.reason).to_string(),
                 retryable: is_retryable(err.reason),
                 message: err.message,
             });
