@@ -109,6 +109,7 @@ impl Clusters {
     /// Clusters whose name matches one of `patterns` (globs; all when empty),
     /// of `user_id` only when given.
     pub fn list(&self, patterns: &[String], user_id: Option<&str>) -> Result<Vec<ClusterRecord>> {
+        validate_patterns(patterns)?;
         let all: Vec<ClusterRecord> = self.inner.store.scan(Table::Clusters, b"")?;
         Ok(all
             .into_iter()
@@ -226,20 +227,61 @@ pub fn is_job_done(status: JobStatus) -> bool {
     matches!(status, JobStatus::Succeeded | JobStatus::Failed | JobStatus::FailedSetup | JobStatus::Cancelled)
 }
 
-/// Shell-style glob: `*` any run, `?` one character.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    fn matches(p: &[char], n: &[char]) -> bool {
-        match (p.first(), n.first()) {
-            (None, None) => true,
-            (Some('*'), _) => matches(&p[1..], n) || (!n.is_empty() && matches(p, &n[1..])),
-            (Some('?'), Some(_)) => matches(&p[1..], &n[1..]),
-            (Some(a), Some(b)) if a == b => matches(&p[1..], &n[1..]),
-            _ => false,
-        }
+/// Longest cluster-name pattern accepted, and most patterns in one request.
+pub const MAX_PATTERN_CHARS: usize = 256;
+pub const MAX_PATTERNS: usize = 256;
+
+/// Refuses patterns beyond the bounds above.
+pub fn validate_patterns(patterns: &[String]) -> Result<()> {
+    if patterns.len() > MAX_PATTERNS {
+        return Err(Error::invalid(
+            "cluster_names",
+            format!("{} patterns given; at most {MAX_PATTERNS} are accepted", patterns.len()),
+        ));
     }
+    if let Some(long) = patterns.iter().find(|p| p.chars().count() > MAX_PATTERN_CHARS) {
+        return Err(Error::invalid(
+            "cluster_names",
+            format!(
+                "a pattern of {} characters; at most {MAX_PATTERN_CHARS} are accepted",
+                long.chars().count()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Shell-style glob: `*` any run, `?` one character. Iterative, with one
+/// backtracking point (the last `*`): at most pattern x name steps, without
+/// recursion, whatever the pattern.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
-    matches(&p, &n)
+    let (mut pi, mut ni) = (0, 0);
+    // Where the last `*` was, and the name position it currently stands for.
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        match p.get(pi) {
+            Some('*') => {
+                star = Some((pi, ni));
+                pi += 1;
+            }
+            Some(c) if *c == '?' || *c == n[ni] => {
+                pi += 1;
+                ni += 1;
+            }
+            _ => match star {
+                // Let the last `*` take one more character and try again.
+                Some((star_pi, star_ni)) => {
+                    pi = star_pi + 1;
+                    ni = star_ni + 1;
+                    star = Some((star_pi, star_ni + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
 }
 
 /// A generated cluster name, as SkyPilot makes them: sky-XXXX-user.
@@ -279,9 +321,34 @@ mod tests {
     #[test]
     fn globs_match_like_the_shell() {
         assert!(glob_match("*", "dev"));
+        assert!(glob_match("*", ""));
         assert!(glob_match("dev-*", "dev-1"));
         assert!(!glob_match("dev-*", "prod-1"));
         assert!(glob_match("d?v", "dev"));
+        assert!(!glob_match("d?v", "dv"));
+        assert!(glob_match("*-gpu-*", "train-gpu-7"));
+        assert!(glob_match("a*b*c", "axxbyyc"));
+        assert!(!glob_match("a*b*c", "axxbyy"));
+        assert!(glob_match("**a", "ba"));
+        assert!(!glob_match("dev", "dev2"));
+    }
+
+    /// Each of these overflowed the stack or ran for hours with recursive
+    /// backtracking; now they take at most pattern x name steps.
+    #[test]
+    fn adversarial_globs_neither_recurse_nor_backtrack_exponentially() {
+        let name = format!("{}b", "a".repeat(62));
+        assert!(!glob_match(&format!("{}c", "*a".repeat(10)), &name));
+        assert!(glob_match(&"*".repeat(200_000), "x"));
+        assert!(!glob_match(&format!("{}c", "*a".repeat(128)), &"a".repeat(63)));
+    }
+
+    #[test]
+    fn too_many_or_too_long_patterns_are_refused() {
+        assert!(validate_patterns(&["*".repeat(MAX_PATTERN_CHARS)]).is_ok());
+        let err = validate_patterns(&["*".repeat(MAX_PATTERN_CHARS + 1)]).unwrap_err();
+        assert!(err.message.contains("`cluster_names`"), "{err}");
+        assert!(validate_patterns(&vec!["a".to_string(); MAX_PATTERNS + 1]).is_err());
     }
 
     #[test]

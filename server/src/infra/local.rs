@@ -157,12 +157,19 @@ impl Infra for LocalInfra {
     }
 
     fn find<'a>(&'a self, run: &'a RunRef) -> BoxFuture<'a, Option<RunHandle>> {
-        Box::pin(async move {
-            let pid = process::read_pid(&self.run_file(run, "pid"))?;
-            // A process that is gone gets a start time no process has: its
-            // exit file then tells how it ended.
-            Some(RunHandle { pid, start_ticks: process::start_ticks(pid).unwrap_or(u64::MAX) })
-        })
+        let (pid_file, script_file) = (self.run_file(run, "pid"), self.run_file(run, "sh"));
+        let found = blocking(move || {
+            Ok(match process::read_pid(&pid_file) {
+                // A process that is gone gets a start time no process has:
+                // its exit file then tells how it ended.
+                Some(pid) => {
+                    Some(RunHandle { pid, start_ticks: process::start_ticks(pid).unwrap_or(u64::MAX) })
+                }
+                // Started a moment before the server stopped, before it wrote its pid.
+                None => process::find_running(&script_file),
+            })
+        });
+        Box::pin(async move { found.await.ok().flatten() })
     }
 
     fn wait<'a>(&'a self, run: &'a RunRef, handle: RunHandle) -> BoxFuture<'a, Option<i32>> {
@@ -178,6 +185,9 @@ impl Infra for LocalInfra {
 
     fn terminate(&self, handle: RunHandle) {
         process::kill_group(handle);
+        // A run nobody waits for (its phase failed to start on another node):
+        // dropping the child lets the runtime reap it.
+        self.children().remove(&handle.pid);
     }
 
     fn read_log<'a>(&'a self, cluster: &'a str, job_id: i64, offset: u64) -> BoxFuture<'a, Result<Vec<u8>>> {
@@ -311,4 +321,26 @@ fn copy_tree(source: &Path, dest: &Path) -> std::io::Result<()> {
         std::fs::copy(source, dest)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_local_infra_keeps_the_infra_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("clusters");
+        let reopen = || Box::new(LocalInfra::new(root.clone())) as Box<dyn Infra>;
+        super::super::contract::check(&LocalInfra::new(root.clone()), &reopen, dir.path()).await;
+    }
+
+    #[test]
+    fn destinations_outside_the_node_home_are_refused() {
+        assert!(node_relative_path("~/data").is_ok());
+        assert!(node_relative_path("data/x").is_ok());
+        for bad in ["/etc/passwd", "~/../x", "a/../../b"] {
+            assert!(node_relative_path(bad).is_err(), "{bad}");
+        }
+    }
 }

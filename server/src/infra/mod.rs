@@ -35,6 +35,8 @@
 //! allocation's hosts and runs to `srun` steps (the handle is the step); a
 //! Kubernetes pod is a node whose runs are processes in the pod.
 
+#[cfg(test)]
+mod contract;
 pub mod local;
 pub mod process;
 

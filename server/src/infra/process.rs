@@ -33,6 +33,9 @@ code=$?
 echo "$code" > "$exit_file.tmp" && mv "$exit_file.tmp" "$exit_file"
 "#;
 
+/// The wrapper's `$0`, by which `find_running` knows it.
+const WRAPPER_NAME: &str = "sky-job";
+
 /// One command to run on one node.
 #[derive(Debug, Clone)]
 pub struct NodeCommand {
@@ -63,7 +66,7 @@ pub fn spawn(command: &NodeCommand) -> io::Result<Spawned> {
     process
         .arg("-c")
         .arg(WRAPPER)
-        .arg("sky-job")
+        .arg(WRAPPER_NAME)
         .arg(&command.script_file)
         .arg(&command.log)
         .arg(&command.exit_file)
@@ -103,6 +106,20 @@ pub async fn wait_recovered(process: RunHandle, exit_file: &Path) -> Option<i32>
         tokio::time::sleep(RECOVERED_POLL).await;
     }
     read_exit_code(exit_file)
+}
+
+/// The wrapper process running `script_file`, found through /proc: for a
+/// process that started but has not written its pid file yet.
+pub fn find_running(script_file: &Path) -> Option<RunHandle> {
+    let script = script_file.as_os_str().as_encoded_bytes();
+    std::fs::read_dir("/proc").ok()?.filter_map(Result::ok).find_map(|entry| {
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+        // bash -c WRAPPER sky-job SCRIPT LOG ...
+        let mut args = cmdline.split(|byte| *byte == 0).skip(3);
+        (args.next() == Some(WRAPPER_NAME.as_bytes()) && args.next() == Some(script))
+            .then(|| RunHandle { pid, start_ticks: start_ticks(pid).unwrap_or(u64::MAX) })
+    })
 }
 
 /// The pid a process wrote to `pid_file`, if it got that far.
