@@ -5,6 +5,7 @@
 use std::{
     fs::{self, File, OpenOptions},
     io::{Read, Seek, SeekFrom},
+    os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _},
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -82,8 +83,15 @@ pub fn server_log_path(data_dir: &Path) -> PathBuf {
 /// answering at `endpoint`, and waits until it is healthy. A lock file keeps
 /// two CLIs from starting two servers at once.
 pub async fn start_background(endpoint: &Endpoint, start: &BackgroundStart) -> CliResult {
-    fs::create_dir_all(&start.data_dir)?;
-    let lock = File::create(start.data_dir.join(".start.lock"))?;
+    // Only its owner may enter the data dir (the server repairs the modes of
+    // an older one when it starts).
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(&start.data_dir)?;
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(start.data_dir.join(".start.lock"))?;
     let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
         .await
         .map_err(|err| CliError::new(format!("start lock: {err}")))??;
@@ -94,7 +102,7 @@ pub async fn start_background(endpoint: &Endpoint, start: &BackgroundStart) -> C
 
     let log_path = server_log_path(&start.data_dir);
     eprintln!("Starting SkyPilot API server, view logs at {}", log_path.display());
-    let log = OpenOptions::new().create(true).append(true).open(&log_path)?;
+    let log = OpenOptions::new().create(true).append(true).mode(0o600).open(&log_path)?;
     let log_start = log.metadata()?.len();
     let exe = std::env::current_exe()?;
     let mut command = Command::new(exe);

@@ -6,6 +6,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use skypilot_api::proto::skypilot::v1::RequestMetadata;
 
+/// `text` with every control character written as its escape (`\u{1b}`,
+/// `\n` ...), so that it prints as one inert line.
+pub fn printable(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
+        .collect()
+}
+
 /// Output formats of listing commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -14,9 +25,13 @@ pub enum Format {
 }
 
 /// Left-aligned columns separated by two spaces, like SkyPilot's tables.
+/// Control characters in cells (names come from other users) are shown
+/// escaped, so that no cell can move the cursor or retitle the terminal.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> =
+        rows.iter().map(|row| row.iter().map(|cell| printable(cell)).collect()).collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
+    for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
@@ -35,7 +50,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         out.push('\n');
     };
     line(headers.to_vec());
-    for row in rows {
+    for row in &rows {
         line(row.iter().map(String::as_str).collect());
     }
     out
@@ -71,6 +86,15 @@ pub fn epoch_seconds(timestamp: Option<&prost_types::Timestamp>) -> Option<f64> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_in_cells_are_printed_escaped() {
+        let rows = vec![vec!["\u{1b}]0;pwned\u{7}".to_string(), "ok".to_string()]];
+        let out = table(&["NAME", "STATUS"], &rows);
+        assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
+        assert!(out.contains("\\u{1b}]0;pwned\\u{7}"), "{out}");
+        assert_eq!(printable("plain"), "plain");
+    }
 
     #[test]
     fn table_columns_align_and_trailing_space_is_trimmed() {

@@ -5,6 +5,7 @@ use std::{
     fmt,
     fs::{self, File},
     io,
+    os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
 };
 
@@ -77,9 +78,10 @@ impl DataDir {
     /// Creates `root` if needed, refuses a foreign directory and takes the
     /// lock, held as long as the returned file is open.
     pub fn take(root: &Path) -> Result<(DataDir, File), DataDirError> {
-        fs::create_dir_all(root).map_err(DataDirError::io(root))?;
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(root).map_err(DataDirError::io(root))?;
         check_not_foreign(root)?;
         let lock = lock(root)?;
+        close_to_others(root).map_err(DataDirError::io(root))?;
         Ok((DataDir { root: root.to_path_buf() }, lock))
     }
 
@@ -138,6 +140,34 @@ pub(crate) fn has_entries(dir: &Path) -> bool {
     fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some())
 }
 
+/// Makes the data dir and what the server keeps in it reachable by the
+/// server's user alone (folders 0700, files without group or other bits).
+/// A data dir that is closed already is left as it is (the server creates
+/// its files so); one an older server left open is repaired whole. Node
+/// folders under `clusters/` hold users' files, whose modes are theirs.
+fn close_to_others(root: &Path) -> io::Result<()> {
+    if fs::metadata(root)?.permissions().mode() & 0o077 == 0 {
+        return Ok(());
+    }
+    fn close(path: &Path, skip: Option<&Path>) -> io::Result<()> {
+        let meta = fs::symlink_metadata(path)?;
+        if meta.file_type().is_symlink() {
+            return Ok(());
+        }
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o7700))?;
+        }
+        if meta.is_dir() && Some(path) != skip {
+            for entry in fs::read_dir(path)? {
+                close(&entry?.path(), skip)?;
+            }
+        }
+        Ok(())
+    }
+    close(root, Some(&root.join("clusters")))
+}
+
 /// Takes the exclusive lock on `<root>/server.lock`.
 fn lock(root: &Path) -> Result<File, DataDirError> {
     let path = root.join("server.lock");
@@ -145,6 +175,7 @@ fn lock(root: &Path) -> Result<File, DataDirError> {
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(&path)
         .map_err(DataDirError::io(root))?;
     match file.try_lock() {
@@ -162,6 +193,42 @@ fn lock(root: &Path) -> Result<File, DataDirError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn a_new_data_dir_is_closed_to_other_users() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("api_server");
+        let (_data_dir, _lock) = DataDir::take(&root).unwrap();
+        assert_eq!(mode(&root), 0o700);
+        assert_eq!(mode(&root.join("server.lock")), 0o600);
+    }
+
+    #[test]
+    fn an_open_data_dir_is_repaired_but_node_folders_keep_their_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("api_server");
+        fs::create_dir_all(root.join("logs")).unwrap();
+        fs::create_dir_all(root.join("clusters/dev/node-0/sky_workdir")).unwrap();
+        fs::write(root.join("server.log"), "").unwrap();
+        fs::write(root.join("logs/a.log"), "").unwrap();
+        fs::write(root.join("clusters/dev/node-0/sky_workdir/run.sh"), "").unwrap();
+        for (path, mode) in [("", 0o755), ("logs", 0o755), ("server.log", 0o644), ("logs/a.log", 0o644)] {
+            fs::set_permissions(root.join(path), fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let script = root.join("clusters/dev/node-0/sky_workdir/run.sh");
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+        let (_data_dir, _lock) = DataDir::take(&root).unwrap();
+        assert_eq!(mode(&root), 0o700);
+        assert_eq!(mode(&root.join("logs")), 0o700);
+        assert_eq!(mode(&root.join("server.log")), 0o600);
+        assert_eq!(mode(&root.join("logs/a.log")), 0o600);
+        assert_eq!(mode(&root.join("clusters")), 0o700);
+        assert_eq!(mode(&script), 0o755, "a user's file keeps its mode");
+    }
 
     #[test]
     fn a_directory_with_other_files_is_refused_and_left_untouched() {

@@ -117,6 +117,7 @@ impl Server {
             builder =
                 builder.tls_config(tls_config(files)?).map_err(|err| StartError::Tls(err.to_string()))?;
         }
+        check_cors(&config)?;
         let cors = cors_layer(&config.cors_allow_origins).map_err(StartError::Cors)?;
         let browsers = BrowserGuardLayer::new(&config.cors_allow_origins, is_loopback_host(&config.host));
         let dir = config.data_dir.clone();
@@ -346,6 +347,28 @@ impl Drop for CloseOnError {
             let _ = store.close();
         }
     }
+}
+
+/// Refuses `--cors-allow-origin '*'` on a server without authentication: any
+/// web page the server's users open could then run jobs as them. Other
+/// origins are allowed with a warning, as they can too.
+fn check_cors(config: &ServerConfig) -> Result<(), StartError> {
+    if config.require_auth || config.cors_allow_origins.is_empty() {
+        return Ok(());
+    }
+    if config.cors_allow_origins.iter().any(|origin| origin.trim() == "*") {
+        return Err(StartError::Cors(
+            "--cors-allow-origin '*' lets every web page call this server, which requires no \
+             credentials: name the origins of the pages you trust, or require credentials (--deploy)"
+                .into(),
+        ));
+    }
+    tracing::warn!(
+        origins = ?config.cors_allow_origins,
+        "web pages from these origins may call this server, which requires no credentials: \
+         they can run commands as its users"
+    );
+    Ok(())
 }
 
 /// The server's TLS identity from its PEM files.

@@ -214,6 +214,21 @@ async fn an_invalid_cors_origin_stops_the_start() {
 }
 
 #[tokio::test]
+async fn any_origin_is_refused_on_a_server_that_requires_no_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(&dir);
+    config.cors_allow_origins = vec!["https://app.example.com".into(), "*".into()];
+    let err = Server::new(config.clone()).start().await.err().expect("refused");
+    assert!(matches!(err, StartError::Cors(_)), "{err}");
+    assert!(err.to_string().contains("'*'") && err.to_string().contains("--deploy"), "{err}");
+    // With credentials required, a page from any origin still needs them.
+    config.require_auth = true;
+    config.initial_basic_auth = Some("admin:a-long-password".into());
+    let server = Server::new(config).start().await.expect("starts with credentials required");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_web_page_that_reaches_a_local_server_through_dns_rebinding_is_refused() {
     let server = TestServer::start().await;
     let address = server.running().local_addr();

@@ -91,6 +91,14 @@ impl Overrides {
 
 /// Checks a task as the server receives it.
 pub fn validate(task: &TaskSpec) -> Result<(), TaskError> {
+    if !task.name.is_empty() && !is_task_name(&task.name) {
+        return err(format!(
+            "`name`: {:?} is not a valid task name: use up to {MAX_TASK_NAME_CHARS} ASCII letters, \
+             digits, underscores, periods and dashes, starting and ending with a letter or digit, \
+             with no more than two of `._-` in a row",
+            task.name
+        ));
+    }
     if task.num_nodes < 1 {
         return err(format!("`num_nodes` must be at least 1, not {}", task.num_nodes));
     }
@@ -120,6 +128,31 @@ pub fn validate(task: &TaskSpec) -> Result<(), TaskError> {
         }
     }
     Ok(())
+}
+
+/// Longest task name accepted.
+pub const MAX_TASK_NAME_CHARS: usize = 128;
+
+/// SkyPilot's rule for task names: `[a-zA-Z0-9]+(?:[._-]{1,2}[a-zA-Z0-9]+)*`.
+pub fn is_task_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    if bytes.len() > MAX_TASK_NAME_CHARS
+        || !bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        || !bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+    {
+        return false;
+    }
+    let mut separators = 0;
+    for byte in bytes {
+        if byte.is_ascii_alphanumeric() {
+            separators = 0;
+        } else if matches!(byte, b'.' | b'_' | b'-') && separators < 2 {
+            separators += 1;
+        } else {
+            return false;
+        }
+    }
+    true
 }
 
 /// Whether `name` can be an environment variable name.
@@ -182,4 +215,29 @@ pub fn parse_env_file(text: &str, path: &str) -> Result<Vec<(String, String)>, T
 /// A task that runs one shell command (an ENTRYPOINT that is not a YAML file).
 pub fn command_task(command: &str) -> TaskSpec {
     TaskSpec { run: command.to_string(), num_nodes: 1, ..Default::default() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_names_follow_skypilot_rules() {
+        for good in ["train", "my-task_2", "a.b", "a--b", "Eval.v2", "x"] {
+            assert!(is_task_name(good), "{good}");
+        }
+        let too_long = "a".repeat(MAX_TASK_NAME_CHARS + 1);
+        for bad in
+            ["", "-a", "a-", "a---b", "a b", "tab\there", "\u{1b}]0;pwned\u{7}", "é", too_long.as_str()]
+        {
+            assert!(!is_task_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_task_with_control_characters_in_its_name_is_refused() {
+        let task = TaskSpec { name: "job\u{1b}[2J".into(), num_nodes: 1, ..Default::default() };
+        let err = validate(&task).unwrap_err();
+        assert!(err.to_string().contains("`name`"), "{err}");
+    }
 }

@@ -1,7 +1,7 @@
 //! The users and service-account tokens of a deployed server: argon2id
 //! password hashes and SHA-256 token digests in the store (never the secrets
-//! themselves), credential checks with a short cache for verified passwords,
-//! and a slow-down for sources that keep failing.
+//! themselves), credential checks with a short, bounded cache for verified
+//! passwords, and a slow-down for sources that keep failing (`throttle`).
 
 use std::{
     collections::HashMap,
@@ -10,11 +10,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use sha2::{Digest, Sha256};
 use skypilot_api::proto::skypilot::v1::Role;
 
-use super::Caller;
+use super::{Caller, passwords::Passwords, throttle::Throttle};
 use crate::{
     clock::now_ms,
     error::{Error, ErrorReason, Result},
@@ -23,10 +22,8 @@ use crate::{
 
 /// How long a verified password stays verified without hashing it again.
 const VERIFIED_FOR: Duration = Duration::from_secs(300);
-/// Failures from one source before its answers slow down.
-const FREE_FAILURES: u32 = 3;
-/// The longest slow-down.
-const MAX_DELAY: Duration = Duration::from_secs(5);
+/// Verified credentials remembered at most.
+const MAX_VERIFIED: usize = 10_000;
 const LOGIN_HINT: &str = "log in with `sky api login -e http://USER:PASSWORD@HOST:PORT`, or set \
                           SKYPILOT_SERVICE_ACCOUNT_TOKEN to a token from `sky tokens create`";
 
@@ -34,13 +31,18 @@ pub struct Accounts {
     store: Store,
     /// SHA-256 of a verified `authorization` header -> who and until when.
     verified: Mutex<HashMap<Vec<u8>, (Caller, Instant)>>,
-    /// Failed attempts per source.
-    failures: Mutex<HashMap<IpAddr, u32>>,
+    throttle: Throttle,
+    passwords: Passwords,
 }
 
 impl Accounts {
     pub fn new(store: Store) -> Accounts {
-        Accounts { store, verified: Mutex::default(), failures: Mutex::default() }
+        Accounts {
+            store,
+            verified: Mutex::default(),
+            throttle: Throttle::default(),
+            passwords: Passwords::new(),
+        }
     }
 
     /// Creates the first admin when there is no user; returns the generated
@@ -70,32 +72,9 @@ impl Accounts {
         Ok(generated.then_some(password))
     }
 
-    /// Checks an `authorization` header; `peer` failures are slowed down.
+    /// Checks an `authorization` header. A source's password attempts and
+    /// failed tokens are slowed down, before the check, as its failures grow.
     pub async fn authenticate(&self, header: Option<&str>, peer: Option<IpAddr>) -> Result<Caller> {
-        let result = self.check(header).await;
-        match (&result, peer) {
-            (Ok(_), Some(peer)) => {
-                self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&peer);
-            }
-            (Err(_), Some(peer)) => {
-                let failures = {
-                    let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-                    let count = map.entry(peer).or_insert(0);
-                    *count = count.saturating_add(1);
-                    *count
-                };
-                if failures > FREE_FAILURES {
-                    let delay =
-                        Duration::from_millis(100 << (failures - FREE_FAILURES).min(10)).min(MAX_DELAY);
-                    tokio::time::sleep(delay).await;
-                }
-            }
-            _ => {}
-        }
-        result
-    }
-
-    async fn check(&self, header: Option<&str>) -> Result<Caller> {
         let unauthenticated =
             |why: &str| Error::new(ErrorReason::Unauthenticated, format!("{why}; {LOGIN_HINT}"));
         let header = header.map(str::trim).filter(|h| !h.is_empty());
@@ -109,49 +88,66 @@ impl Accounts {
             return Ok(caller.clone());
         }
         let (scheme, value) = header.split_once(' ').unwrap_or((header, ""));
-        let caller = match scheme.to_ascii_lowercase().as_str() {
+        match scheme.to_ascii_lowercase().as_str() {
             "basic" => {
                 let decoded = skypilot_api::base64::decode(value.trim())
                     .and_then(|bytes| String::from_utf8(bytes).ok())
                     .ok_or_else(|| unauthenticated("malformed basic credentials"))?;
                 let (name, password) =
                     decoded.split_once(':').ok_or_else(|| unauthenticated("malformed basic credentials"))?;
-                let user = self.user(name).map_err(|_| unauthenticated("wrong user name or password"))?;
-                let hash = user.password_hash.clone();
-                let password = password.to_string();
-                let valid = tokio::task::spawn_blocking(move || {
-                    Argon2::default().verify_password(password.as_bytes(), hash.as_str()).is_ok()
-                })
-                .await
-                .unwrap_or(false);
-                if !valid {
+                if let Some(peer) = peer {
+                    self.throttle.attempt(peer).await;
+                }
+                // An unknown name costs the same check as a wrong password.
+                let user = self.user(name).ok();
+                let hash = user.as_ref().map(|user| user.password_hash.as_str());
+                let (true, Some(user)) = (self.passwords.verify(password, hash).await?, user) else {
                     return Err(unauthenticated("wrong user name or password"));
+                };
+                if let Some(peer) = peer {
+                    self.throttle.succeeded(peer);
                 }
                 let caller = caller_of(&user);
-                self.verified
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(digest, (caller.clone(), Instant::now() + VERIFIED_FOR));
-                caller
+                self.remember_verified(digest, caller.clone());
+                Ok(caller)
             }
             "bearer" => {
-                let secret = value.trim();
-                let key = hex(&sha256(secret.as_bytes()));
-                let token: TokenRecord = self
-                    .store
-                    .get(Table::Tokens, key.as_bytes())?
-                    .ok_or_else(|| unauthenticated("unknown or revoked token"))?;
-                if token.expires_ms > 0 && token.expires_ms <= now_ms() {
-                    return Err(unauthenticated(&format!("token {} has expired", token.token_id)));
+                let caller = self.check_token(value.trim()).map_err(|why| unauthenticated(&why));
+                if let (Err(_), Some(peer)) = (&caller, peer) {
+                    self.throttle.attempt(peer).await;
                 }
-                let user = self
-                    .user(&token.user_name)
-                    .map_err(|_| unauthenticated("the token's user no longer exists"))?;
-                caller_of(&user)
+                caller
             }
-            _ => return Err(unauthenticated("malformed authorization header (expected Basic or Bearer)")),
-        };
-        Ok(caller)
+            _ => Err(unauthenticated("malformed authorization header (expected Basic or Bearer)")),
+        }
+    }
+
+    /// The caller a service-account token stands for, or why it is refused.
+    fn check_token(&self, secret: &str) -> Result<Caller, String> {
+        let key = hex(&sha256(secret.as_bytes()));
+        let token: TokenRecord = self
+            .store
+            .get(Table::Tokens, key.as_bytes())
+            .map_err(|err| err.message)?
+            .ok_or("unknown or revoked token")?;
+        if token.expires_ms > 0 && token.expires_ms <= now_ms() {
+            return Err(format!("token {} has expired", token.token_id));
+        }
+        let user = self.user(&token.user_name).map_err(|_| "the token's user no longer exists")?;
+        Ok(caller_of(&user))
+    }
+
+    /// Caches a verified header, keeping the cache bounded.
+    fn remember_verified(&self, digest: Vec<u8>, caller: Caller) {
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if verified.len() >= MAX_VERIFIED {
+            let now = Instant::now();
+            verified.retain(|_, (_, until)| *until > now);
+            if verified.len() >= MAX_VERIFIED {
+                verified.clear();
+            }
+        }
+        verified.insert(digest, (caller, Instant::now() + VERIFIED_FOR));
     }
 
     fn forget_verified(&self) {
@@ -175,11 +171,12 @@ impl Accounts {
         if self.store.get::<UserRecord>(Table::Users, name.as_bytes())?.is_some() {
             return Err(Error::new(ErrorReason::AlreadyExists, format!("user {name:?} already exists")));
         }
+        let taken: Vec<String> = self.users()?.into_iter().map(|user| user.id).collect();
         let user = UserRecord {
             name: name.to_string(),
-            id: random_hex(4),
+            id: unique_id(|id| taken.iter().any(|t| t == id)),
             role: normal_role(role) as i32,
-            password_hash: hash_password(password)?,
+            password_hash: self.passwords.hash(password).await?,
             created_ms: now_ms(),
         };
         self.store.put(Table::Users, name.as_bytes(), &user)?;
@@ -234,7 +231,7 @@ impl Accounts {
     pub async fn set_password(&self, name: &str, password: &str) -> Result<()> {
         validate_password(password)?;
         let mut user = self.user(name)?;
-        user.password_hash = hash_password(password)?;
+        user.password_hash = self.passwords.hash(password).await?;
         self.store.put(Table::Users, name.as_bytes(), &user)?;
         self.forget_verified();
         self.store.durable().await
@@ -248,8 +245,19 @@ impl Accounts {
         expires_in_seconds: i64,
     ) -> Result<(TokenRecord, String)> {
         self.user(user_name)?;
-        if expires_in_seconds < 0 {
-            return Err(Error::invalid("expires_in_seconds", "must not be negative (0: never expires)"));
+        if !(0..=MAX_TOKEN_SECONDS).contains(&expires_in_seconds) {
+            return Err(Error::invalid(
+                "expires_in_seconds",
+                format!("must be 0 (never expires) to {MAX_TOKEN_SECONDS} (ten years)"),
+            ));
+        }
+        if name.chars().count() > MAX_TOKEN_NAME_CHARS || name.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                "name",
+                format!(
+                    "a token name has at most {MAX_TOKEN_NAME_CHARS} characters and no control characters"
+                ),
+            ));
         }
         let secret = format!("sky_{}", random_hex(32));
         let record = self.register_token(user_name, name, expires_in_seconds, &secret)?;
@@ -265,12 +273,16 @@ impl Accounts {
         expires_in_seconds: i64,
         secret: &str,
     ) -> Result<TokenRecord> {
+        let taken: Vec<String> = self.tokens(None)?.into_iter().map(|token| token.token_id).collect();
         let record = TokenRecord {
-            token_id: random_hex(4),
+            token_id: unique_id(|id| taken.iter().any(|t| t == id)),
             name: if name.is_empty() { "token".into() } else { name.to_string() },
             user_name: user_name.to_string(),
             created_ms: now_ms(),
-            expires_ms: if expires_in_seconds == 0 { 0 } else { now_ms() + expires_in_seconds * 1000 },
+            expires_ms: match expires_in_seconds {
+                0 => 0,
+                seconds => now_ms().saturating_add(seconds.saturating_mul(1000)),
+            },
         };
         self.store.put(Table::Tokens, hex(&sha256(secret.as_bytes())).as_bytes(), &record)?;
         Ok(record)
@@ -302,12 +314,21 @@ impl Accounts {
 }
 
 fn caller_of(user: &UserRecord) -> Caller {
-    Caller { name: user.name.clone(), id: user.id.clone(), role: normal_role(user.role()) }
+    Caller {
+        name: user.name.clone(),
+        id: user.id.clone(),
+        role: normal_role(user.role()),
+        on_server_host: false,
+    }
 }
 
 fn normal_role(role: Role) -> Role {
     if role == Role::Admin { Role::Admin } else { Role::User }
 }
+
+/// The longest token lifetime and name accepted.
+const MAX_TOKEN_SECONDS: i64 = 10 * 365 * 24 * 3600;
+const MAX_TOKEN_NAME_CHARS: usize = 64;
 
 fn validate_user_name(name: &str) -> Result<()> {
     let valid = !name.is_empty()
@@ -326,13 +347,6 @@ fn validate_password(password: &str) -> Result<()> {
     Ok(())
 }
 
-fn hash_password(password: &str) -> Result<String> {
-    Argon2::default()
-        .hash_password(password.as_bytes())
-        .map(|hash| hash.to_string())
-        .map_err(|err| Error::internal(format!("cannot hash the password: {err}")))
-}
-
 fn sha256(bytes: &[u8]) -> Vec<u8> {
     Sha256::digest(bytes).to_vec()
 }
@@ -344,6 +358,16 @@ fn hex(bytes: &[u8]) -> String {
 /// `n` random bytes as hex.
 fn random_hex(n: usize) -> String {
     skypilot_api::identity::random_hex(n).expect("/dev/urandom is readable")
+}
+
+/// A random 128-bit id (hex) that `taken` does not know.
+fn unique_id(taken: impl Fn(&str) -> bool) -> String {
+    loop {
+        let id = random_hex(16);
+        if !taken(&id) {
+            return id;
+        }
+    }
 }
 
 /// The first admin of a deployed server, from `SKYPILOT_INITIAL_BASIC_AUTH`

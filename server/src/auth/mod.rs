@@ -6,6 +6,8 @@
 
 mod accounts;
 mod layer;
+mod passwords;
+mod throttle;
 
 pub use accounts::{Accounts, FirstAdmin};
 pub use layer::AuthLayer;
@@ -19,17 +21,22 @@ pub struct Caller {
     pub name: String,
     pub id: String,
     pub role: Role,
+    /// The call came from the API server's own host (loopback), so paths it
+    /// names there are the caller's own: a workdir or file mount may be read
+    /// from them. False for remote callers and for work the server does on
+    /// someone's behalf.
+    pub on_server_host: bool,
 }
 
 impl Caller {
     /// A user of a local server: trusted, and an admin of it.
     pub fn local(name: impl Into<String>, id: impl Into<String>) -> Caller {
-        Caller { name: name.into(), id: id.into(), role: Role::Admin }
+        Caller { name: name.into(), id: id.into(), role: Role::Admin, on_server_host: false }
     }
 
     /// The owner recorded on a request, cluster or job.
     pub fn owner(name: impl Into<String>, id: impl Into<String>) -> Caller {
-        Caller { name: name.into(), id: id.into(), role: Role::User }
+        Caller { name: name.into(), id: id.into(), role: Role::User, on_server_host: false }
     }
 
     pub fn is_admin(&self) -> bool {

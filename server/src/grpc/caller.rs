@@ -24,6 +24,13 @@ const MAX_IDENTITY_CHARS: usize = 128;
 /// otherwise (a local server) as the client presents itself, or `default`
 /// (the server's owner) when the call carries no identity, as from `grpcurl`.
 pub fn caller<T>(request: &Request<T>, default: &Caller) -> Result<Caller, Status> {
+    let mut caller = presented(request, default)?;
+    caller.on_server_host = request.remote_addr().is_some_and(|peer| peer.ip().is_loopback());
+    Ok(caller)
+}
+
+/// Who the caller is, before where it calls from.
+fn presented<T>(request: &Request<T>, default: &Caller) -> Result<Caller, Status> {
     if let Some(authenticated) = request.extensions().get::<Caller>() {
         return Ok(authenticated.clone());
     }

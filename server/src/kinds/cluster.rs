@@ -33,7 +33,7 @@ fn ensure_may_manage(clusters: &Clusters, caller: &Caller, cluster: &str) -> Res
     caller.ensure_may_manage(&record.user_id, &record.user_name, &format!("cluster {cluster:?}"))
 }
 
-fn validate_task(clusters: &Clusters, task: Option<&TaskSpec>) -> Result<()> {
+fn validate_task(clusters: &Clusters, caller: &Caller, task: Option<&TaskSpec>) -> Result<()> {
     let task = task.ok_or_else(|| Error::invalid("task", "missing; give a task YAML or a command"))?;
     task::validate(task).map_err(|e| Error::invalid("task", e))?;
     for dest in task.file_mounts.keys() {
@@ -42,6 +42,17 @@ fn validate_task(clusters: &Clusters, task: Option<&TaskSpec>) -> Result<()> {
     for (what, path) in std::iter::once(("workdir", &task.workdir))
         .chain(task.file_mounts.values().map(|p| ("file_mounts", p)))
     {
+        if !path.is_empty() && !caller.on_server_host {
+            // Paths name files of the caller's machine, not the server's:
+            // looking them up here would only show what exists on the server.
+            return Err(Error::invalid(
+                &format!("task.{what}"),
+                format!(
+                    "{path} is a path on your machine, and this API server runs elsewhere: it cannot \
+                     read it. Run from the API server's host, or leave `{what}` out"
+                ),
+            ));
+        }
         if !path.is_empty() && !std::path::Path::new(path).exists() {
             return Err(Error::invalid(
                 &format!("task.{what}"),
@@ -69,7 +80,7 @@ impl Kind for Launch {
             request.cluster_name = generated_cluster_name(&caller.name);
         }
         validate_cluster_name(&request.cluster_name)?;
-        validate_task(&self.0, request.task.as_ref())?;
+        validate_task(&self.0, caller, request.task.as_ref())?;
         if request.idle_minutes_to_autostop.is_some_and(|m| m < 0) {
             return Err(Error::invalid("idle_minutes_to_autostop", "must not be negative"));
         }
@@ -98,9 +109,9 @@ pub struct Exec(pub Clusters);
 impl Kind for Exec {
     type Request = ExecRequest;
 
-    fn validate(&self, _caller: &Caller, request: &mut ExecRequest) -> Result<()> {
+    fn validate(&self, caller: &Caller, request: &mut ExecRequest) -> Result<()> {
         validate_cluster_name(&request.cluster_name)?;
-        validate_task(&self.0, request.task.as_ref())
+        validate_task(&self.0, caller, request.task.as_ref())
     }
 
     fn authorize(&self, caller: &Caller, request: &ExecRequest) -> Result<()> {

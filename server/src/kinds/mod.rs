@@ -127,8 +127,15 @@ impl<K: Kind> OperationKind for Registered<K> {
         self.kind.authorize(caller, &decode(&request.payload)?)
     }
 
+    /// Authorizes the caller again before running: the cluster may have
+    /// changed hands since the request was accepted (torn down, then
+    /// launched by someone else).
     fn run(&self, ctx: OpContext) -> BoxFuture<Result<OpOutput>> {
-        match ctx.request() {
+        let request = ctx.request().and_then(|request| {
+            self.kind.authorize(&ctx.caller, &request)?;
+            Ok(request)
+        });
+        match request {
             Ok(request) => self.kind.run(request, ctx),
             Err(err) => Box::pin(std::future::ready(Err(err))),
         }

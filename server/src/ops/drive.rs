@@ -4,13 +4,14 @@
 
 use std::sync::Arc;
 
-use skypilot_api::proto::skypilot::v1::{RequestState, Schedule};
+use skypilot_api::proto::skypilot::v1::{RequestState, Role, Schedule};
 
 use super::{Engine, LiveOp, OpContext, finish, queue::ClusterTurn};
 use crate::clock::now_ms;
 use crate::{
     auth::Caller,
     error::{Error, ErrorReason, Result},
+    store::OpRecord,
 };
 
 impl Engine {
@@ -74,7 +75,7 @@ impl Engine {
         tracing::debug!(%id, kind = %record.kind, "operation running");
         let ctx = OpContext {
             id: id.clone(),
-            caller: Caller::owner(&record.user_name, &record.user_id),
+            caller: submitter(&record),
             cluster: record.cluster.clone(),
             payload: record.payload.clone(),
             cancel: live.cancel.clone(),
@@ -150,4 +151,10 @@ impl Engine {
         }
         self.inner.store.durable().await
     }
+}
+
+/// On whose behalf, and with what rights, an operation runs: its submitter's.
+fn submitter(record: &OpRecord) -> Caller {
+    let role = if record.user_is_admin { Role::Admin } else { Role::User };
+    Caller { name: record.user_name.clone(), id: record.user_id.clone(), role, on_server_host: false }
 }

@@ -4,6 +4,7 @@
 use std::{
     fs::{self, File, OpenOptions},
     io::{self, Write},
+    os::unix::fs::OpenOptionsExt as _,
     path::PathBuf,
     sync::Mutex,
 };
@@ -28,7 +29,7 @@ impl LogDir {
 
     /// Opens (creating if needed) the log of operation `id` for appending.
     pub fn open_writer(&self, id: &str) -> io::Result<OpLog> {
-        let file = OpenOptions::new().create(true).append(true).open(self.path(id))?;
+        let file = OpenOptions::new().create(true).append(true).mode(0o600).open(self.path(id))?;
         let len = file.metadata()?.len();
         let (len_tx, _) = watch::channel(len);
         Ok(OpLog { file: Mutex::new(file), len: len_tx })

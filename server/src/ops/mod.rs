@@ -142,6 +142,7 @@ impl Engine {
             state: RequestState::Pending as i32,
             user_name: caller.name.clone(),
             user_id: caller.id.clone(),
+            user_is_admin: caller.is_admin(),
             cluster: admitted.cluster,
             schedule: kind.schedule() as i32,
             created_ms: now_ms(),

@@ -49,6 +49,9 @@ pub struct OpRecord {
     /// Final size of the log, set when the operation finishes.
     #[prost(int64, tag = "17")]
     pub log_size: i64,
+    /// The submitter was an admin: the operation runs with an admin's rights.
+    #[prost(bool, tag = "18")]
+    pub user_is_admin: bool,
 }
 
 /// The error of a failed or cancelled operation.

@@ -2,6 +2,8 @@
 //! kinds the test controls, and clients for it.
 #![allow(dead_code)]
 
+pub mod unix_user;
+
 use std::{
     sync::{
         Arc,

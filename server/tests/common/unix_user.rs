@@ -1,0 +1,39 @@
+//! A Unix user of its own for a test (tests run as root in CI): created with
+//! `useradd`, removed with `userdel` when dropped; commands run as it with
+//! `runuser`.
+
+use std::process::{Command, Output};
+
+pub struct UnixUser {
+    pub name: String,
+}
+
+impl UnixUser {
+    /// Creates a user with a fresh name and no home. Panics unless run as
+    /// root, which the security tests need (CI runs them as root).
+    pub fn create() -> UnixUser {
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(unsafe { libc::geteuid() }, 0, "the security tests create Unix users: run them as root");
+        let name = format!("skyt{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+        let status = Command::new("useradd")
+            .args(["--no-create-home", "--shell", "/bin/sh", "--user-group", &name])
+            .status()
+            .expect("useradd runs");
+        assert!(status.success(), "useradd {name} failed");
+        UnixUser { name }
+    }
+
+    /// Runs `sh -c script` as this user.
+    pub fn run(&self, script: &str) -> Output {
+        Command::new("runuser")
+            .args(["-u", &self.name, "--", "sh", "-c", script])
+            .output()
+            .expect("runuser runs")
+    }
+}
+
+impl Drop for UnixUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.name).status();
+    }
+}

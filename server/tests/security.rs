@@ -1,0 +1,148 @@
+//! Attacks on a server by other users, each checked to do no harm: another
+//! Unix user on the server's host, and (for a deployed server) an ordinary
+//! user of the API.
+
+mod common;
+
+use std::{os::unix::fs::PermissionsExt as _, sync::Arc, time::Duration};
+
+use common::{GATE, TestServer, test_config, unix_user::UnixUser};
+use skypilot_api::proto::skypilot::v1::{
+    CheckRequest, LaunchRequest, ListClustersRequest, RequestState, Resources, TaskSpec,
+};
+use skypilot_server::{Caller, ErrorReason, Submission};
+
+const LAUNCH: &str = "sky.launch";
+
+#[tokio::test]
+async fn another_unix_user_reads_nothing_of_a_local_servers_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    // Open the parent, so that only the data dir's own modes stand in the way.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = test_config(&dir);
+    let data = config.data_dir.clone();
+    let server = TestServer::start_with(dir, config, Arc::default()).await;
+    let client = server.client().await;
+    let check = client.check(CheckRequest::default()).await.unwrap();
+    client.wait_operation(&check.name, Duration::from_secs(30)).await.unwrap();
+    let id = check.name.trim_start_matches("operations/");
+
+    let mallory = UnixUser::create();
+    for path in [
+        data.clone(),
+        data.join("db"),
+        data.join("db/db"),
+        data.join("db.identity"),
+        data.join("logs"),
+        data.join(format!("logs/{id}.log")),
+        data.join("server.pid"),
+    ] {
+        assert!(path.exists(), "{} exists", path.display());
+        let path = path.display();
+        let out = mallory.run(&format!("cat '{path}' 2>&1 || ls '{path}' 2>&1"));
+        assert!(
+            !out.status.success(),
+            "{} read {path}: {}",
+            mallory.name,
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Permission denied"), "{path}");
+    }
+}
+
+fn small_task(name: &str) -> TaskSpec {
+    TaskSpec {
+        name: name.into(),
+        run: "true".into(),
+        num_nodes: 1,
+        resources: Some(Resources { cpus: "0.5".into(), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+fn launch(cluster: &str, task: TaskSpec) -> LaunchRequest {
+    LaunchRequest { cluster_name: cluster.into(), task: Some(task), ..Default::default() }
+}
+
+#[tokio::test]
+async fn a_launch_accepted_before_someone_else_made_the_cluster_does_not_run_on_it() {
+    let server = TestServer::start().await;
+    let engine = server.running().engine();
+    let (alice, bob) = (Caller::owner("alice", "a11ce"), Caller::owner("bob", "b0b"));
+    // Hold the cluster's queue, so that both launches are accepted before either runs.
+    let hold = server.submit(GATE, "victim").await;
+    let victims =
+        engine.submit(Submission::new(LAUNCH, alice, &launch("victim", small_task("mine")))).await.unwrap();
+    let attackers =
+        engine.submit(Submission::new(LAUNCH, bob, &launch("victim", small_task("theirs")))).await.unwrap();
+    server.open_gate(1);
+    engine.wait(&hold.id, Duration::from_secs(30)).await.unwrap();
+    let victims = engine.wait(&victims.id, Duration::from_secs(30)).await.unwrap();
+    let attackers = engine.wait(&attackers.id, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(victims.state(), RequestState::Succeeded, "{}", victims.status_message);
+    assert_eq!(attackers.state(), RequestState::Failed);
+    assert_eq!(attackers.error.unwrap().reason, "PERMISSION_DENIED");
+    let jobs = server.running().clusters().jobs("victim", false, None).unwrap();
+    assert_eq!(jobs.iter().map(|job| job.name.as_str()).collect::<Vec<_>>(), ["mine"]);
+}
+
+#[tokio::test]
+async fn a_remote_caller_cannot_probe_paths_on_the_servers_host() {
+    let server = TestServer::start().await;
+    let mut task = small_task("probe");
+    task.workdir = "/etc".into();
+    // As a caller from another host presents itself to the engine.
+    let remote = Caller::owner("mallory", "ma11");
+    let err = server
+        .running()
+        .engine()
+        .submit(Submission::new(LAUNCH, remote, &launch("probe", task.clone())))
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason, ErrorReason::InvalidArgument);
+    assert!(err.message.contains("`task.workdir`") && err.message.contains("your machine"), "{err}");
+    task.workdir = "/no/such/dir".into();
+    let missing = server
+        .running()
+        .engine()
+        .submit(Submission::new(LAUNCH, Caller::owner("mallory", "ma11"), &launch("probe", task)))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        missing.message,
+        err.message.replace("/etc", "/no/such/dir"),
+        "an existing and a missing path answer alike"
+    );
+}
+
+#[tokio::test]
+async fn cluster_patterns_cannot_crash_or_freeze_the_server() {
+    let server = TestServer::start().await;
+    let client = server.client().await;
+    let huge = ListClustersRequest { cluster_names: vec!["*".repeat(200_000)], all_users: true };
+    let err = client.list_clusters(huge).await.unwrap_err();
+    assert_eq!(err.error_reason(), Some(ErrorReason::InvalidArgument));
+    assert!(err.to_string().contains("`cluster_names`"), "{err}");
+    let many = ListClustersRequest { cluster_names: vec!["a".into(); 10_000], all_users: true };
+    assert_eq!(
+        client.list_clusters(many).await.unwrap_err().error_reason(),
+        Some(ErrorReason::InvalidArgument)
+    );
+    // The pattern that pinned both workers before, against a 63-character name.
+    let name = format!("a{}", "a".repeat(62));
+    let create = client.launch(launch(&name, small_task("t"))).await.unwrap();
+    client.wait_operation(&create.name, Duration::from_secs(30)).await.unwrap();
+    let evil = ListClustersRequest { cluster_names: vec![format!("{}*c", "*a".repeat(10))], all_users: true };
+    assert!(client.list_clusters(evil).await.unwrap().is_empty());
+    let health = client.server_info().await;
+    assert!(health.is_ok());
+}
+
+#[tokio::test]
+async fn names_with_control_characters_are_refused() {
+    let server = TestServer::start().await;
+    let client = server.client().await;
+    let err = client.launch(launch("fine", small_task("x\u{1b}]0;pwned\u{7}"))).await.unwrap_err();
+    assert_eq!(err.error_reason(), Some(ErrorReason::InvalidArgument));
+    assert!(err.to_string().contains("`name`"), "{err}");
+}
