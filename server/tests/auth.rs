@@ -334,3 +334,60 @@ async fn the_health_port_answers_probes_in_plaintext_without_credentials() {
     assert_eq!(status.into_inner().status(), ServingStatus::Serving);
     server.shutdown().await.unwrap();
 }
+
+/// Sends one GetServerInfo with `user:password` as basic credentials.
+async fn try_password(channel: Channel, user: &str, password: &str) -> Code {
+    let mut request = tonic::Request::new(GetServerInfoRequest {});
+    let header = format!("Basic {}", skypilot_api::base64::encode(format!("{user}:{password}").as_bytes()));
+    request.metadata_mut().insert("authorization", header.parse().unwrap());
+    match ServerServiceClient::new(channel).get_server_info(request).await {
+        Ok(_) => Code::Ok,
+        Err(status) => status.code(),
+    }
+}
+
+#[tokio::test]
+async fn password_guesses_sent_in_parallel_are_checked_one_at_a_time_and_slowed_down() {
+    let (server, _dir) = deployed().await;
+    let channel = channel(&server).await;
+    let started = std::time::Instant::now();
+    // Known and unknown user names alike; 8 at once from one source.
+    let guesses = (0..8).map(|i| {
+        let user = if i % 2 == 0 { ADMIN } else { "nobody" };
+        let channel = channel.clone();
+        async move { try_password(channel, user, &format!("guess-{i}")).await }
+    });
+    let codes = futures_util::future::join_all(guesses).await;
+    assert!(codes.iter().all(|code| *code == Code::Unauthenticated), "{codes:?}");
+    // Attempts 4 to 8 wait 0.1, 0.2, 0.4, 0.8 and 1.6 s, one after another.
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(3100), "8 parallel guesses took only {elapsed:?}");
+    // The right password still works (after its own wait), and resets the count.
+    assert_eq!(try_password(channel.clone(), ADMIN, ADMIN_PASSWORD).await, Code::Ok);
+    let again = std::time::Instant::now();
+    assert_eq!(try_password(channel, "nobody", "x").await, Code::Unauthenticated);
+    assert!(again.elapsed() < Duration::from_millis(3100));
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn user_and_token_ids_are_128_bit_and_token_lifetimes_are_bounded() {
+    let (server, _dir) = deployed().await;
+    let admin = client(&server, ADMIN, ADMIN_PASSWORD).await;
+    let me = admin.who_am_i().await.unwrap();
+    assert_eq!(me.id.len(), 32, "{}", me.id);
+    let forever =
+        CreateTokenRequest { name: "ci".into(), expires_in_seconds: i64::MAX, ..Default::default() };
+    let err = admin.accept(admin.users().create_token(forever).await).unwrap_err();
+    assert_eq!(err.code(), Some(Code::InvalidArgument));
+    assert!(err.to_string().contains("expires_in_seconds"), "{err}");
+    let escape = CreateTokenRequest { name: "\u{1b}[2J".into(), ..Default::default() };
+    assert_eq!(
+        admin.accept(admin.users().create_token(escape).await).unwrap_err().code(),
+        Some(Code::InvalidArgument)
+    );
+    let token = CreateTokenRequest { name: "ci".into(), expires_in_seconds: 3600, ..Default::default() };
+    let created = admin.accept(admin.users().create_token(token).await).unwrap();
+    assert_eq!(created.token.unwrap().token_id.len(), 32);
+    server.shutdown().await.unwrap();
+}

@@ -95,9 +95,10 @@ impl Accounts {
                     .ok_or_else(|| unauthenticated("malformed basic credentials"))?;
                 let (name, password) =
                     decoded.split_once(':').ok_or_else(|| unauthenticated("malformed basic credentials"))?;
-                if let Some(peer) = peer {
-                    self.throttle.attempt(peer).await;
-                }
+                let _turn = match peer {
+                    Some(peer) => Some(self.throttle.attempt(peer).await),
+                    None => None,
+                };
                 // An unknown name costs the same check as a wrong password.
                 let user = self.user(name).ok();
                 let hash = user.as_ref().map(|user| user.password_hash.as_str());
@@ -114,7 +115,7 @@ impl Accounts {
             "bearer" => {
                 let caller = self.check_token(value.trim()).map_err(|why| unauthenticated(&why));
                 if let (Err(_), Some(peer)) = (&caller, peer) {
-                    self.throttle.attempt(peer).await;
+                    drop(self.throttle.attempt(peer).await);
                 }
                 caller
             }

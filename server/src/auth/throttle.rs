@@ -1,15 +1,18 @@
-//! The slow-down for sources that keep failing to authenticate. Every
-//! attempt counts as a failure until it succeeds, so that attempts sent in
-//! parallel from one source are slowed down as much as attempts in a row;
-//! the delay is taken before the credentials are checked. The map is bounded
-//! and forgets sources that have been quiet for a while.
+//! The slow-down for sources that keep failing to authenticate. A source's
+//! attempts are checked one at a time, each after a delay that grows with
+//! the source's failures, so that attempts sent in parallel are no faster
+//! than attempts in a row; every attempt counts as a failure until it
+//! succeeds. The map is bounded and forgets sources that have been quiet for
+//! a while.
 
 use std::{
     collections::HashMap,
     net::IpAddr,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
+
+use tokio::sync::OwnedMutexGuard;
 
 /// Attempts from one source that are not slowed down.
 const FREE_ATTEMPTS: u32 = 3;
@@ -19,29 +22,53 @@ const MAX_DELAY: Duration = Duration::from_secs(5);
 const MAX_SOURCES: usize = 10_000;
 const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
 
+/// What is known of one source.
+struct Source {
+    /// Unsuccessful attempts, including the one under way.
+    attempts: u32,
+    last: Instant,
+    /// Held while one of its attempts is checked.
+    turn: Arc<tokio::sync::Mutex<()>>,
+}
+
 #[derive(Default)]
 pub struct Throttle {
-    /// Unsuccessful attempts (including those under way) and the last one, per source.
-    sources: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    sources: Mutex<HashMap<IpAddr, Source>>,
+}
+
+/// The turn of one attempt: the source's next attempt waits until it is dropped.
+pub struct Turn {
+    _held: OwnedMutexGuard<()>,
 }
 
 impl Throttle {
-    /// Counts an attempt from `source` and waits as long as its earlier
-    /// failures call for.
-    pub async fn attempt(&self, source: IpAddr) {
-        let attempts = {
-            let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
-            if sources.len() >= MAX_SOURCES && !sources.contains_key(&source) {
-                prune(&mut sources);
-            }
-            let entry = sources.entry(source).or_insert((0, Instant::now()));
-            entry.0 = entry.0.saturating_add(1);
-            entry.1 = Instant::now();
-            entry.0
-        };
+    /// Waits for the source's turn, counts the attempt and waits as long as
+    /// the source's failures call for. Hold the turn while checking.
+    pub async fn attempt(&self, source: IpAddr) -> Turn {
+        let turn = self.with_source(source, |entry| entry.turn.clone());
+        let held = turn.lock_owned().await;
+        let attempts = self.with_source(source, |entry| {
+            entry.attempts = entry.attempts.saturating_add(1);
+            entry.last = Instant::now();
+            entry.attempts
+        });
         if let Some(delay) = delay(attempts) {
             tokio::time::sleep(delay).await;
         }
+        Turn { _held: held }
+    }
+
+    /// Applies `f` to what is known of `source`, making room for it if needed.
+    fn with_source<T>(&self, source: IpAddr, f: impl FnOnce(&mut Source) -> T) -> T {
+        let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+        if sources.len() >= MAX_SOURCES && !sources.contains_key(&source) {
+            prune(&mut sources);
+        }
+        f(sources.entry(source).or_insert_with(|| Source {
+            attempts: 0,
+            last: Instant::now(),
+            turn: Arc::default(),
+        }))
     }
 
     /// `source` authenticated: its slate is clean.
@@ -62,10 +89,10 @@ fn delay(attempts: u32) -> Option<Duration> {
 }
 
 /// Makes room: quiet sources go first, then those with few failures, then all.
-fn prune(sources: &mut HashMap<IpAddr, (u32, Instant)>) {
-    sources.retain(|_, (_, last)| last.elapsed() < FORGET_AFTER);
+fn prune(sources: &mut HashMap<IpAddr, Source>) {
+    sources.retain(|_, source| source.last.elapsed() < FORGET_AFTER);
     if sources.len() >= MAX_SOURCES {
-        sources.retain(|_, (attempts, _)| *attempts > FREE_ATTEMPTS);
+        sources.retain(|_, source| source.attempts > FREE_ATTEMPTS);
     }
     if sources.len() >= MAX_SOURCES {
         sources.clear();
