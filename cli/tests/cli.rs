@@ -418,3 +418,23 @@ async fn an_https_endpoint_is_verified_against_the_configured_ca() {
     .fails();
     server.shutdown().await.unwrap();
 }
+
+#[test]
+fn a_generated_admin_password_goes_to_a_private_file_not_to_the_log() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let home = Home::new();
+    let start = home.command(&["api", "start", "--deploy", "--host", "127.0.0.1"]).output().unwrap();
+    Run::from(start).ok();
+    let file = home.data_dir().join("initial-admin-password");
+    let password = fs::read_to_string(&file).unwrap().trim().to_string();
+    assert!(password.len() >= 16, "{password:?}");
+    assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(fs::metadata(home.data_dir()).unwrap().permissions().mode() & 0o777, 0o700);
+    let with_password = format!("http://admin:{password}@127.0.0.1:{}", home.port);
+    home.sky(&["api", "login", "-e", &with_password]).ok();
+    home.sky(&["api", "logout"]).ok();
+    home.sky(&["api", "stop"]).ok();
+    let log = fs::read_to_string(home.data_dir().join("server.log")).unwrap();
+    assert!(!log.contains(&password), "the generated password is in the log");
+    assert!(log.contains("initial-admin-password"), "the log names the file: {log}");
+}

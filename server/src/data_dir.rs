@@ -21,6 +21,7 @@ const KNOWN_ENTRIES: &[&str] = &[
     "logs",
     "clusters",
     "job_logs",
+    "initial-admin-password",
     "lost+found",
 ];
 
@@ -100,6 +101,11 @@ impl DataDir {
     /// Job logs of torn-down clusters, kept for `job_logs_retention_hours`.
     pub fn archived_job_logs(&self) -> PathBuf {
         self.root.join("job_logs")
+    }
+
+    /// The generated password of the first admin, when none was given.
+    pub fn initial_admin_password(&self) -> PathBuf {
+        self.root.join("initial-admin-password")
     }
 
     pub fn pid_file(&self) -> PathBuf {

@@ -161,9 +161,15 @@ impl Server {
         if let (Some(accounts), Some(first_admin)) = (&accounts, first_admin) {
             let generated = accounts.bootstrap(first_admin).await.map_err(StartError::Store)?;
             if let Some(password) = generated {
+                // Not in the log, which others may read: in a file only the
+                // server's user can.
+                let file = data_dir.initial_admin_password();
+                write_private(&file, &format!("{password}\n")).map_err(dir_err)?;
                 tracing::warn!(
-                    "created the initial admin user 'admin' with password {password} (shown only now: \
-                     change it with `sky users set-password`)"
+                    file = %file.display(),
+                    "created the initial admin user 'admin'; its password is in the file named here \
+                     (readable by the server's user only): log in, change it with \
+                     `sky users set-password`, then delete the file"
                 );
             }
         }
@@ -369,6 +375,14 @@ fn check_cors(config: &ServerConfig) -> Result<(), StartError> {
          they can run commands as its users"
     );
     Ok(())
+}
+
+/// Writes `text` to a new file that only the server's user may read.
+fn write_private(path: &std::path::Path, text: &str) -> io::Result<()> {
+    use std::{io::Write as _, os::unix::fs::OpenOptionsExt as _};
+    let mut file = fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
 }
 
 /// The server's TLS identity from its PEM files.
