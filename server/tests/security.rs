@@ -146,3 +146,42 @@ async fn names_with_control_characters_are_refused() {
     assert_eq!(err.error_reason(), Some(ErrorReason::InvalidArgument));
     assert!(err.to_string().contains("`name`"), "{err}");
 }
+
+#[tokio::test]
+async fn one_user_cannot_queue_requests_without_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(&dir);
+    config.engine.max_requests_per_user = 3;
+    config.engine.max_request_bytes_per_user = 1 << 20;
+    let server = TestServer::start_with(dir, config, Arc::default()).await;
+    // alice's three held requests fill her share; the fourth is refused.
+    let held: Vec<_> =
+        futures_util::future::join_all((0..3).map(|i| server.submit(GATE, ["a", "b", "c"][i]))).await;
+    let err = server.submit_with(GATE, "d", "").await.unwrap_err();
+    assert_eq!(err.reason, ErrorReason::ResourceExhausted);
+    assert!(err.message.contains("3 unfinished requests"), "{err}");
+    // Others are not held up; nothing was stored for the refused request.
+    let engine = server.running().engine();
+    let bobs = engine.submit(Submission::new(GATE, Caller::owner("bob", "b0b"), &cluster_request("e"))).await;
+    assert!(bobs.is_ok());
+    // A large request counts by its bytes.
+    let mut big = small_task("big");
+    big.envs.insert("DATA".into(), "x".repeat(2 << 20));
+    let carol = Caller::owner("carol", "ca201");
+    let too_big = engine.submit(Submission::new(LAUNCH, carol, &launch("big", big))).await.unwrap_err();
+    assert!(too_big.message.contains("MiB"), "{too_big}");
+    // Finished requests give their share back.
+    server.open_gate(4);
+    for op in &held {
+        engine.wait(&op.id, Duration::from_secs(30)).await.unwrap();
+    }
+    assert!(server.submit_with(GATE, "d", "").await.is_ok());
+    server.open_gate(1);
+}
+
+fn cluster_request(cluster: &str) -> skypilot_api::proto::skypilot::v1::ClusterActionRequest {
+    skypilot_api::proto::skypilot::v1::ClusterActionRequest {
+        cluster_name: cluster.into(),
+        idempotency_key: String::new(),
+    }
+}

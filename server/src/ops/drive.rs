@@ -144,7 +144,8 @@ impl Engine {
             if record.state() == RequestState::Pending {
                 tracing::info!(id = %record.id, kind = %record.kind, "re-queued after restart");
                 let log = self.inner.logs.open_writer(&record.id)?;
-                self.enqueue(LiveOp::new(record, log));
+                let reservation = self.inner.quota.reserve(&record.user_id, record.payload.len(), None)?;
+                self.enqueue(LiveOp::new(record, log, reservation));
             } else {
                 tracing::warn!(id = %record.id, kind = %record.kind, "failed: interrupted by restart");
             }

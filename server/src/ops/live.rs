@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::{Mutex, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::log::OpLog;
+use super::{log::OpLog, quota::Reservation};
 use crate::{
     error::Result,
     store::{OpRecord, Store},
@@ -18,12 +18,20 @@ pub struct LiveOp {
     snapshots: watch::Sender<OpRecord>,
     pub cancel: CancellationToken,
     pub log: Arc<OpLog>,
+    /// Its share of its user's quota, given back when it goes.
+    _reservation: Reservation,
 }
 
 impl LiveOp {
-    pub fn new(record: OpRecord, log: OpLog) -> LiveOp {
+    pub fn new(record: OpRecord, log: OpLog, reservation: Reservation) -> LiveOp {
         let (snapshots, _) = watch::channel(record.clone());
-        LiveOp { record: Mutex::new(record), snapshots, cancel: CancellationToken::new(), log: Arc::new(log) }
+        LiveOp {
+            record: Mutex::new(record),
+            snapshots,
+            cancel: CancellationToken::new(),
+            log: Arc::new(log),
+            _reservation: reservation,
+        }
     }
 
     /// The latest record, with the log size as of now.

@@ -9,6 +9,7 @@ pub mod kind;
 mod live;
 pub mod log;
 mod queue;
+mod quota;
 mod read;
 
 use std::{
@@ -27,6 +28,7 @@ pub use kind::{Admitted, BoxFuture, OpContext, OpOutput, OperationKind};
 use live::LiveOp;
 use log::LogDir;
 use queue::Queues;
+use quota::{Limits, Quota};
 pub use read::ListQuery;
 
 use crate::{
@@ -48,11 +50,20 @@ pub struct EngineConfig {
     pub long_workers: usize,
     /// Concurrent SHORT operations (status, stop, cancel, check ...).
     pub short_workers: usize,
+    /// Unfinished requests one user may have.
+    pub max_requests_per_user: usize,
+    /// Bytes of request data one user's unfinished requests may hold.
+    pub max_request_bytes_per_user: usize,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { long_workers: 8, short_workers: 32 }
+        EngineConfig {
+            long_workers: 8,
+            short_workers: 32,
+            max_requests_per_user: 2_000,
+            max_request_bytes_per_user: 256 << 20,
+        }
     }
 }
 
@@ -84,6 +95,8 @@ struct Inner {
     kinds: HashMap<&'static str, Arc<dyn OperationKind>>,
     live: Mutex<HashMap<String, Arc<LiveOp>>>,
     queues: Queues,
+    quota: Quota,
+    limits: Limits,
     accepting: AtomicBool,
     /// Fires at shutdown: queued operations stop waiting, streams end.
     shutdown: CancellationToken,
@@ -109,6 +122,11 @@ impl Engine {
                 kinds: kinds.into_iter().map(|kind| (kind.name(), kind)).collect(),
                 live: Mutex::default(),
                 queues: Queues::new(config.long_workers, config.short_workers),
+                quota: Quota::default(),
+                limits: Limits {
+                    requests: config.max_requests_per_user,
+                    bytes: config.max_request_bytes_per_user,
+                },
                 accepting: AtomicBool::new(true),
                 shutdown: CancellationToken::new(),
                 halt: CancellationToken::new(),
@@ -155,6 +173,14 @@ impl Engine {
         {
             return Ok(existing);
         }
+        let reservation =
+            match self.inner.quota.reserve(&record.user_id, record.payload.len(), Some(self.inner.limits)) {
+                Ok(reservation) => reservation,
+                Err(err) => {
+                    self.forget_unaccepted(&record);
+                    return Err(err);
+                }
+            };
         let stored = async {
             let log = self.inner.logs.open_writer(&record.id)?;
             self.inner.store.put_op(&record)?;
@@ -169,7 +195,7 @@ impl Engine {
             }
         };
         tracing::debug!(id = %record.id, kind = %record.kind, "operation accepted");
-        self.enqueue(LiveOp::new(record.clone(), log));
+        self.enqueue(LiveOp::new(record.clone(), log, reservation));
         Ok(record)
     }
 

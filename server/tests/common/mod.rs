@@ -124,7 +124,7 @@ pub fn test_config(dir: &TempDir) -> ServerConfig {
     let mut config = ServerConfig::local(dir.path().join("api_server"));
     config.port = 0;
     config.shutdown_grace = Duration::from_millis(200);
-    config.engine = EngineConfig { long_workers: 2, short_workers: 8 };
+    config.engine = EngineConfig { long_workers: 2, short_workers: 8, ..EngineConfig::default() };
     config.owner = Some(Caller::local("owner", "0000beef"));
     config
 }

@@ -66,6 +66,12 @@ pub struct StartArgs {
         allow_negative_numbers = true
     )]
     job_logs_retention_hours: f64,
+    /// Unfinished requests one user may have; more are refused until some finish.
+    #[arg(long, env = "SKYPILOT_MAX_REQUESTS_PER_USER", default_value_t = 2_000)]
+    max_requests_per_user: usize,
+    /// MiB of request data (tasks, envs, secrets) one user's unfinished requests may hold.
+    #[arg(long, env = "SKYPILOT_MAX_REQUEST_MIB_PER_USER", default_value_t = 256)]
+    max_request_mib_per_user: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -128,6 +134,8 @@ impl StartArgs {
         config.shutdown_grace = std::time::Duration::from_secs(self.shutdown_grace_seconds);
         config.retention_hours = self.requests_retention_hours;
         config.job_logs_retention_hours = self.job_logs_retention_hours;
+        config.engine.max_requests_per_user = self.max_requests_per_user;
+        config.engine.max_request_bytes_per_user = self.max_request_mib_per_user.saturating_mul(1 << 20);
         config.health_port = self.health_port;
         config.cors_allow_origins = self.cors_allow_origins.clone();
         if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
@@ -188,6 +196,8 @@ impl StartArgs {
             format!("--shutdown-grace-seconds={}", self.shutdown_grace_seconds),
             format!("--requests-retention-hours={}", self.requests_retention_hours),
             format!("--job-logs-retention-hours={}", self.job_logs_retention_hours),
+            format!("--max-requests-per-user={}", self.max_requests_per_user),
+            format!("--max-request-mib-per-user={}", self.max_request_mib_per_user),
         ];
         if let Some(port) = self.health_port {
             flags.push(format!("--health-port={port}"));
