@@ -44,6 +44,33 @@ pub struct ServerConfig {
     pub health_port: Option<u16>,
     /// Identity for calls that carry none; default: the user running the server.
     pub owner: Option<Caller>,
+    /// Whether the local infra (this host) takes clusters.
+    pub local_infra: LocalInfraMode,
+}
+
+/// Whether the local infra takes clusters. Its jobs run as the server's own
+/// user: fine for a local server, which is its owner's alone; on a deployed
+/// server every user's jobs could then read the server's store, keys and
+/// each other's work, so there it is off unless the admin says otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LocalInfraMode {
+    /// On for a local server, off for a deployed one.
+    #[default]
+    Auto,
+    Off,
+    /// On, with every job sharing the server's identity.
+    SharedServerIdentity,
+}
+
+impl LocalInfraMode {
+    /// Whether the local infra takes clusters on a server of `mode`.
+    pub fn enabled(self, mode: ServerMode) -> bool {
+        match self {
+            LocalInfraMode::Auto => mode != ServerMode::Deploy,
+            LocalInfraMode::Off => false,
+            LocalInfraMode::SharedServerIdentity => true,
+        }
+    }
 }
 
 impl ServerConfig {
@@ -72,6 +99,7 @@ impl ServerConfig {
             health_port: None,
             cors_allow_origins: Vec::new(),
             owner: None,
+            local_infra: LocalInfraMode::Auto,
         }
     }
 }

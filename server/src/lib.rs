@@ -32,7 +32,7 @@ mod store;
 
 pub use auth::Caller;
 pub use clusters::Clusters;
-pub use config::{ServerConfig, TlsFiles};
+pub use config::{LocalInfraMode, ServerConfig, TlsFiles};
 pub use data_dir::DataDirError;
 pub use error::{Error, ErrorReason, Result};
 pub use ops::{Admitted, BoxFuture, Engine, EngineConfig, OpContext, OpOutput, OperationKind, Submission};

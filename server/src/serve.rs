@@ -34,6 +34,13 @@ use crate::{
     store::Store,
 };
 
+/// Why a deployed server's local infra is off, as `sky check` and refused
+/// launches say.
+const LOCAL_INFRA_OFF: &str = "off on this team API server: its jobs would run as the server's own \
+    user, able to read the server's data and every other user's jobs. An admin may turn it on \
+    knowingly with `sky api start --local-infra shared-server-identity` (chart value \
+    server.localInfra)";
+
 /// Why the server could not start.
 #[derive(Debug)]
 pub enum StartError {
@@ -148,7 +155,12 @@ impl Server {
         let store = Store::open(&data_dir.store()).map_err(StartError::Store)?;
         let close_on_error = CloseOnError(Some(store.clone()));
         let logs = LogDir::open(data_dir.operation_logs()).map_err(dir_err)?;
-        let infra = Arc::new(LocalInfra::new(data_dir.clusters()));
+        let infra = if config.local_infra.enabled(config.mode) {
+            LocalInfra::new(data_dir.clusters())
+        } else {
+            LocalInfra::off(data_dir.clusters(), LOCAL_INFRA_OFF.to_string())
+        };
+        let infra = Arc::new(infra);
         let clusters = Clusters::open(store.clone(), infra, data_dir.archived_job_logs())
             .await
             .map_err(StartError::Store)?;

@@ -7,10 +7,15 @@ mod common;
 use std::{os::unix::fs::PermissionsExt as _, sync::Arc, time::Duration};
 
 use common::{GATE, TestServer, test_config, unix_user::UnixUser};
-use skypilot_api::proto::skypilot::v1::{
-    CheckRequest, LaunchRequest, ListClustersRequest, RequestState, Resources, TaskSpec,
+use prost::Message;
+use skypilot_api::proto::{
+    google::longrunning::operation::Result,
+    skypilot::v1::{
+        CheckRequest, CheckResponse, LaunchRequest, ListClustersRequest, RequestState, Resources, ServerMode,
+        TaskSpec,
+    },
 };
-use skypilot_server::{Caller, ErrorReason, Submission};
+use skypilot_server::{Caller, ErrorReason, LocalInfraMode, Submission};
 
 const LAUNCH: &str = "sky.launch";
 
@@ -184,4 +189,31 @@ fn cluster_request(cluster: &str) -> skypilot_api::proto::skypilot::v1::ClusterA
         cluster_name: cluster.into(),
         idempotency_key: String::new(),
     }
+}
+
+#[tokio::test]
+async fn a_deployed_server_runs_no_jobs_as_itself_unless_its_admin_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(&dir);
+    config.mode = ServerMode::Deploy;
+    let server = TestServer::start_with(dir, config.clone(), Arc::default()).await;
+    let client = server.client().await;
+    let err = client.launch(launch("mine", small_task("t"))).await.unwrap_err();
+    assert_eq!(err.error_reason(), Some(ErrorReason::FailedPrecondition));
+    assert!(err.to_string().contains("--local-infra shared-server-identity"), "{err}");
+    let check = client.check(CheckRequest::default()).await.unwrap();
+    let check = client.wait_operation(&check.name, Duration::from_secs(30)).await.unwrap();
+    let Some(Result::Response(any)) = check.result else { panic!("{check:?}") };
+    let local = &CheckResponse::decode(any.value.as_slice()).unwrap().infras[0];
+    assert!(!local.enabled && local.reason.contains("server's own user"), "{local:?}");
+    drop(client);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(&dir);
+    config.mode = ServerMode::Deploy;
+    config.local_infra = LocalInfraMode::SharedServerIdentity;
+    let server = TestServer::start_with(dir, config, Arc::default()).await;
+    let client = server.client().await;
+    let op = client.launch(launch("mine", small_task("t"))).await.unwrap();
+    let done = client.wait_operation(&op.name, Duration::from_secs(30)).await.unwrap();
+    assert!(matches!(done.result, Some(Result::Response(_))), "{done:?}");
 }

@@ -94,6 +94,17 @@ impl Clusters {
         self.inner.infra.check().await
     }
 
+    /// Refuses new clusters when the infra takes none.
+    pub fn check_infra_enabled(&self) -> Result<()> {
+        match self.inner.infra.disabled() {
+            Some(why) => Err(Error::new(
+                ErrorReason::FailedPrecondition,
+                format!("the {} infra is {why}", self.inner.infra.name()),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Refuses a file mount destination the infra cannot place files at.
     pub fn check_destination(&self, dest: &str) -> Result<()> {
         self.inner.infra.check_destination(dest).map_err(|err| Error::invalid("task.file_mounts", err))

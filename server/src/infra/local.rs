@@ -25,6 +25,8 @@ use crate::{
 /// Clusters on this host, as folders under `root`.
 pub struct LocalInfra {
     root: PathBuf,
+    /// Why it takes no clusters, when it is off.
+    disabled: Option<String>,
     /// Runs started by this process, waited on directly (others are watched
     /// through /proc).
     children: Mutex<HashMap<u32, tokio::process::Child>>,
@@ -32,7 +34,12 @@ pub struct LocalInfra {
 
 impl LocalInfra {
     pub fn new(root: PathBuf) -> LocalInfra {
-        LocalInfra { root, children: Mutex::default() }
+        LocalInfra { root, disabled: None, children: Mutex::default() }
+    }
+
+    /// The infra, taking no clusters for the reason given.
+    pub fn off(root: PathBuf, why: String) -> LocalInfra {
+        LocalInfra { disabled: Some(why), ..LocalInfra::new(root) }
     }
 
     fn cluster_dir(&self, cluster: &str) -> PathBuf {
@@ -83,8 +90,15 @@ impl Infra for LocalInfra {
         "local"
     }
 
+    fn disabled(&self) -> Option<&str> {
+        self.disabled.as_deref()
+    }
+
     fn check(&self) -> BoxFuture<'_, InfraStatus> {
         Box::pin(async {
+            if let Some(why) = &self.disabled {
+                return InfraStatus { name: "local", enabled: false, detail: why.clone() };
+            }
             let detail = match self.capacity().await {
                 Ok(host) => {
                     let gpus = if host.gpus.is_empty() {

@@ -101,6 +101,8 @@ pub trait Infra: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Whether the infra is usable now, and what it offers.
     fn check(&self) -> BoxFuture<'_, InfraStatus>;
+    /// Why the infra takes no clusters, when the server's admin turned it off.
+    fn disabled(&self) -> Option<&str>;
     /// What one node offers.
     fn capacity(&self) -> BoxFuture<'_, Result<Capacity>>;
     /// Refuses a file mount destination the infra cannot place files at,

@@ -87,11 +87,12 @@ impl Kind for Launch {
         Ok(())
     }
 
-    /// Anyone may launch a new cluster; an existing one only its owner or an admin.
+    /// Anyone may launch a new cluster (where the infra takes clusters); an
+    /// existing one only its owner or an admin.
     fn authorize(&self, caller: &Caller, request: &LaunchRequest) -> Result<()> {
         match self.0.get(&request.cluster_name) {
             Ok(_) => ensure_may_manage(&self.0, caller, &request.cluster_name),
-            Err(_) => Ok(()),
+            Err(_) => self.0.check_infra_enabled(),
         }
     }
 
@@ -115,7 +116,8 @@ impl Kind for Exec {
     }
 
     fn authorize(&self, caller: &Caller, request: &ExecRequest) -> Result<()> {
-        ensure_may_manage(&self.0, caller, &request.cluster_name)
+        ensure_may_manage(&self.0, caller, &request.cluster_name)?;
+        self.0.check_infra_enabled()
     }
 
     fn run(&self, request: ExecRequest, ctx: OpContext) -> BoxFuture<Result<OpOutput>> {
@@ -163,8 +165,14 @@ impl Kind for Action {
         validate_cluster_name(&request.cluster_name)
     }
 
+    /// Stop and down clean up whatever the infra; start runs nothing new
+    /// where the infra takes no clusters.
     fn authorize(&self, caller: &Caller, request: &ClusterActionRequest) -> Result<()> {
-        ensure_may_manage(&self.clusters, caller, &request.cluster_name)
+        ensure_may_manage(&self.clusters, caller, &request.cluster_name)?;
+        match self.action {
+            ActionKind::Start => self.clusters.check_infra_enabled(),
+            ActionKind::Stop | ActionKind::Down => Ok(()),
+        }
     }
 
     fn run(&self, request: ClusterActionRequest, ctx: OpContext) -> BoxFuture<Result<OpOutput>> {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use skypilot_api::{Endpoint, EndpointSource, proto::skypilot::v1::ServerMode};
-use skypilot_server::{Server, ServerConfig, TlsFiles};
+use skypilot_server::{LocalInfraMode, Server, ServerConfig, TlsFiles};
 
 use crate::{
     connect::{BackgroundStart, server_log_path, start_background},
@@ -66,12 +66,42 @@ pub struct StartArgs {
         allow_negative_numbers = true
     )]
     job_logs_retention_hours: f64,
+    /// Whether the local infra (this host) takes clusters. auto: on for a local server,
+    /// off for a deployed one. shared-server-identity: on, and every user's jobs then run
+    /// as the server's own user, able to read its data and each other's jobs.
+    #[arg(long, env = "SKYPILOT_LOCAL_INFRA", value_enum, default_value = "auto")]
+    local_infra: LocalInfraArg,
     /// Unfinished requests one user may have; more are refused until some finish.
     #[arg(long, env = "SKYPILOT_MAX_REQUESTS_PER_USER", default_value_t = 2_000)]
     max_requests_per_user: usize,
     /// MiB of request data (tasks, envs, secrets) one user's unfinished requests may hold.
     #[arg(long, env = "SKYPILOT_MAX_REQUEST_MIB_PER_USER", default_value_t = 256)]
     max_request_mib_per_user: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LocalInfraArg {
+    Auto,
+    Off,
+    SharedServerIdentity,
+}
+
+impl LocalInfraArg {
+    fn mode(self) -> LocalInfraMode {
+        match self {
+            LocalInfraArg::Auto => LocalInfraMode::Auto,
+            LocalInfraArg::Off => LocalInfraMode::Off,
+            LocalInfraArg::SharedServerIdentity => LocalInfraMode::SharedServerIdentity,
+        }
+    }
+
+    fn flag(self) -> &'static str {
+        match self {
+            LocalInfraArg::Auto => "--local-infra=auto",
+            LocalInfraArg::Off => "--local-infra=off",
+            LocalInfraArg::SharedServerIdentity => "--local-infra=shared-server-identity",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -134,6 +164,7 @@ impl StartArgs {
         config.shutdown_grace = std::time::Duration::from_secs(self.shutdown_grace_seconds);
         config.retention_hours = self.requests_retention_hours;
         config.job_logs_retention_hours = self.job_logs_retention_hours;
+        config.local_infra = self.local_infra.mode();
         config.engine.max_requests_per_user = self.max_requests_per_user;
         config.engine.max_request_bytes_per_user = self.max_request_mib_per_user.saturating_mul(1 << 20);
         config.health_port = self.health_port;
@@ -196,6 +227,7 @@ impl StartArgs {
             format!("--shutdown-grace-seconds={}", self.shutdown_grace_seconds),
             format!("--requests-retention-hours={}", self.requests_retention_hours),
             format!("--job-logs-retention-hours={}", self.job_logs_retention_hours),
+            self.local_infra.flag().to_string(),
             format!("--max-requests-per-user={}", self.max_requests_per_user),
             format!("--max-request-mib-per-user={}", self.max_request_mib_per_user),
         ];
