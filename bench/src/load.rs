@@ -198,3 +198,35 @@ pub async fn log_throughput(sky: &Sky, cluster: &str, megabytes: usize) -> f64 {
     assert_eq!(received, bytes, "the whole log arrives");
     received as f64 / 1_000_000.0 / started.elapsed().as_secs_f64()
 }
+
+/// Follows the log of a job that prints nothing for a while with `followers`
+/// streams, and returns the server's CPU use meanwhile, in % of one core.
+pub async fn idle_followers_cpu(sky: &Sky, pid: u32, cluster: &str, followers: usize) -> f64 {
+    let client = connect(sky).await;
+    let request = ExecRequest {
+        cluster_name: cluster.into(),
+        task: Some(task("sleep 4")),
+        idempotency_key: String::new(),
+    };
+    let op = client.exec(request).await.expect("exec");
+    client.wait_operation(&op.name, Duration::from_secs(60)).await.expect("wait");
+    let mut streams = Vec::new();
+    for _ in 0..followers {
+        let follow = TailJobLogsRequest {
+            cluster_name: cluster.into(),
+            job_id: 0,
+            follow: true,
+            ..Default::default()
+        };
+        streams.push(client.tail_job_logs(follow).await.expect("tail"));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await; // let every stream settle
+    let (cpu_before, started) = (crate::process::cpu_seconds(pid), Instant::now());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let used = crate::process::cpu_seconds(pid) - cpu_before;
+    let percent = used / started.elapsed().as_secs_f64() * 100.0;
+    for mut stream in streams {
+        while stream.message().await.expect("tail stream").is_some() {}
+    }
+    percent
+}

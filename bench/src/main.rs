@@ -146,6 +146,8 @@ fn main() {
         println!("watch_fan_out_{}_watchers: {fan_out:.1} ms", plan.watchers);
         let throughput = load::log_throughput(&sky, "bench", plan.log_megabytes).await;
         println!("job_log_stream_throughput: {throughput:.0} MB/s");
+        let cpu = load::idle_followers_cpu(&sky, pid, "bench", plan.watchers).await;
+        println!("idle_log_followers_{}_server_cpu: {cpu:.1} %", plan.watchers);
     });
     println!("server_rss_end: {:.1} MB", process::rss_mb(pid));
 

@@ -84,6 +84,15 @@ pub fn rss_mb(pid: u32) -> f64 {
     kib / 1024.0
 }
 
+/// CPU time (user and system) process `pid` has used, in seconds.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
+    let fields: Vec<&str> = stat[stat.rfind(')').expect("comm") + 2..].split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
 /// The median of `values` (sorted in place).
 pub fn median(values: &mut [Duration]) -> Duration {
     values.sort();

@@ -29,6 +29,7 @@ VARIANTS = {
     "ingress": ("ingress.yaml",),
     "existing-secret": ("existing-secret.yaml",),
     "initial-token": ("initial-token.yaml",),
+    "shared-server-identity": ("shared-server-identity.yaml",),
 }
 
 

@@ -19,7 +19,7 @@ from chart import (
     render_variant,
 )
 
-ALL = ["default", "tls", "ingress", "existing-secret", "initial-token"]
+ALL = ["default", "tls", "ingress", "existing-secret", "initial-token", "shared-server-identity"]
 TOKEN = re.compile(r"^sky_[0-9a-f]{64}$")
 FULLNAME = f"{RELEASE}-skypilot-api-server"
 
@@ -320,10 +320,57 @@ def test_ingress_annotations_given_by_the_user_win():
         ),
         (["ingress.enabled=true"], "ingress.enabled needs ingress.host"),
         (["server.logFormat=xml"], "server.logFormat must be json or text"),
+        (["server.localInfra=on"], 'server.localInfra must be "off" or "shared-server-identity"'),
     ],
 )
 def test_unworkable_settings_refuse_to_render_with_a_reason(settings, expected):
     assert expected in render_error(set_values=settings)
+
+
+def local_infra(rendered) -> str | None:
+    return rendered.setting("--local-infra", "SKYPILOT_LOCAL_INFRA")
+
+
+@pytest.mark.parametrize("variant", [v for v in ALL if v != "shared-server-identity"])
+def test_the_local_infra_is_off_by_default(variant):
+    # Jobs on it would run in the server's pod as the server's own user.
+    rendered = render_variant(variant)
+    assert rendered.environment()["SKYPILOT_LOCAL_INFRA"] == "off"
+    assert local_infra(rendered) == "off"
+    assert not any(arg.startswith("--local-infra") for arg in rendered.args)
+
+
+def test_the_local_infra_sharing_the_servers_identity_renders():
+    assert local_infra(render_variant("shared-server-identity")) == "shared-server-identity"
+    rendered = render(set_values=["server.localInfra=shared-server-identity"])
+    assert rendered.environment()["SKYPILOT_LOCAL_INFRA"] == "shared-server-identity"
+    assert "shared-server-identity" in render_notes("shared-server-identity")
+
+
+def test_an_unquoted_off_in_a_values_file_means_off(tmp_path):
+    values = tmp_path / "off.yaml"
+    values.write_text("server:\n  localInfra: off\n")  # YAML 1.1 reads this as false
+    assert yaml.safe_load(values.read_text())["server"]["localInfra"] is False
+    assert local_infra(render(values_files=[values])) == "off"
+    assert local_infra(render(set_values=["server.localInfra=off"])) == "off"
+
+
+@pytest.mark.parametrize("value", ["auto", "on", "true", '"Off"', "shared", "null", '""'])
+def test_another_local_infra_refuses_to_render(value, tmp_path):
+    values = tmp_path / "local-infra.yaml"
+    values.write_text(f"server:\n  localInfra: {value}\n")
+    message = render_error(values_files=[values])
+    assert 'server.localInfra must be "off" or "shared-server-identity"' in message, message
+    assert "as the server's own user" in message, message
+
+
+def test_notes_say_where_jobs_run():
+    notes = render_notes("default")
+    assert 'server.localInfra: "off"' in notes and "runs no jobs in its own pod" in notes
+    assert "WARNING" not in notes
+    shared = render_notes("shared-server-identity")
+    assert 'WARNING: server.localInfra is "shared-server-identity"' in shared
+    assert "read the server's data, its credentials and each other's jobs" in shared
 
 
 def test_a_settings_change_restarts_the_pod():
@@ -332,6 +379,7 @@ def test_a_settings_change_restarts_the_pod():
 
     assert checksum(render()) == checksum(render())
     assert checksum(render()) != checksum(render(set_values=["server.requestsRetentionHours=48"]))
+    assert checksum(render()) != checksum(render(set_values=["server.localInfra=shared-server-identity"]))
 
 
 @pytest.mark.parametrize("variant", ["default", "tls", "ingress", "initial-token"])

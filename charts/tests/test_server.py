@@ -31,6 +31,7 @@ FLAGS = {
     "SKYPILOT_HEALTH_PORT": "--health-port",
     "SKYPILOT_REQUESTS_RETENTION_HOURS": "--requests-retention-hours",
     "SKYPILOT_JOB_LOGS_RETENTION_HOURS": "--job-logs-retention-hours",
+    "SKYPILOT_LOCAL_INFRA": "--local-infra",
 }
 
 
@@ -419,7 +420,7 @@ def test_probes_reach_the_tls_server_through_its_plaintext_health_listener(sky, 
 
 def chart_settings() -> list[str]:
     names = set()
-    for variant in ("default", "tls", "initial-token"):
+    for variant in ("default", "tls", "initial-token", "shared-server-identity"):
         names |= {name for name in render_variant(variant).environment() if name.startswith("SKYPILOT_")}
     return sorted(names)
 
@@ -430,7 +431,10 @@ def test_the_server_knows_every_setting_the_chart_gives_it(name, sky):
 
 
 def test_jobs_do_not_see_the_initial_credentials(sky, processes, tmp_path):
-    rendered = render_variant("default")
+    # Jobs run in the server's pod only when the admin turns the local infra on.
+    require_setting(sky, "SKYPILOT_LOCAL_INFRA")
+    rendered = render_variant("shared-server-identity")
+    assert rendered.environment()["SKYPILOT_LOCAL_INFRA"] == "shared-server-identity"
     chart_server = ChartServer(rendered, sky, tmp_path)
     server = processes.server(chart_server.command, chart_server.env)
     address = server.wait_serving()
@@ -451,6 +455,49 @@ def test_jobs_do_not_see_the_initial_credentials(sky, processes, tmp_path):
         assert "basic-auth=" in output, output
         assert password not in output, "a job read the initial admin's password from its environment"
         assert "basic-auth=unset" in output and "token=unset" in output, output
+    finally:
+        down = run_sky(sky, home, "down", "-a", "-y")
+        assert down.returncode == 0, f"sky down failed:\n{down.stdout}\n{down.stderr}"
+
+
+def test_the_default_server_runs_no_jobs_in_its_pod(sky, processes, tmp_path):
+    """With the chart's default values, jobs would run in the server's pod as the
+    server's own user: the local infra is off, says why, and refuses launches."""
+    require_setting(sky, "SKYPILOT_LOCAL_INFRA")
+    rendered = render_variant("default")
+    chart_server = ChartServer(rendered, sky, tmp_path)
+    server = processes.server(chart_server.command, chart_server.env)
+    address = server.wait_serving()
+    user, password = chart_server.admin()
+    home = processes.home("client")
+    login_and_check(sky, home, ["-e", admin_url("http", user, password, address)], user)
+
+    check = run_sky(sky, home, "check")
+    assert check.returncode == 0, f"sky check failed:\n{check.stdout}\n{check.stderr}"
+    lines = [line.strip() for line in check.stdout.splitlines()]
+    assert "Local: disabled" in lines, check.stdout
+    assert "server.localInfra" in check.stdout, "sky check must say how the admin turns the local infra on"
+
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    task = tmp_path / "task.yaml"
+    task.write_text(
+        "resources:\n  cpus: 0.5\n"
+        f"setup: touch {markers}/setup-ran\n"
+        f"run: touch {markers}/run-ran\n"
+    )
+    try:
+        launch = run_sky(sky, home, "launch", "-c", "chart-off", str(task), "-y")
+        output = launch.stdout + launch.stderr
+        assert launch.returncode != 0, f"sky launch ran a job in the server's pod:\n{output}"
+        assert "server.localInfra" in output and "--local-infra" in output, output
+        status = run_sky(sky, home, "status", "-u")
+        assert status.returncode == 0, f"sky status failed:\n{status.stdout}\n{status.stderr}"
+        assert "chart-off" not in status.stdout, f"a refused launch left a cluster:\n{status.stdout}"
+        time.sleep(0.5)  # a job that had started anyway would have touched its marker by now
+        assert not list(markers.iterdir()), "the task ran although the launch was refused"
+        clusters = chart_server.data_dir / "clusters"
+        assert not clusters.exists() or not list(clusters.iterdir()), "a refused launch made a cluster folder"
     finally:
         down = run_sky(sky, home, "down", "-a", "-y")
         assert down.returncode == 0, f"sky down failed:\n{down.stdout}\n{down.stderr}"

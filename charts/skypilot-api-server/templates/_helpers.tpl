@@ -71,6 +71,21 @@ speaks TLS (kubelet's gRPC probes cannot), else the main port.
 {{- end }}
 {{- end }}
 
+{{/*
+The server's local infra setting (SKYPILOT_LOCAL_INFRA): "off" or
+"shared-server-identity". An unquoted `off` in a values file is YAML's false,
+which means "off" too; anything else is left as given for skypilot.validate to
+refuse.
+*/}}
+{{- define "skypilot.localInfra" -}}
+{{- $value := .Values.server.localInfra }}
+{{- if and (kindIs "bool" $value) (not $value) }}
+{{- "off" }}
+{{- else }}
+{{- toString $value }}
+{{- end }}
+{{- end }}
+
 {{- define "skypilot.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
@@ -93,6 +108,9 @@ Refuses settings that cannot work, with a message that says what to change.
 {{- end }}
 {{- if not (has .Values.server.logFormat (list "json" "text")) }}
 {{- fail (printf "server.logFormat must be json or text, got %q" (toString .Values.server.logFormat)) }}
+{{- end }}
+{{- if not (has (include "skypilot.localInfra" .) (list "off" "shared-server-identity")) }}
+{{- fail (printf "server.localInfra must be \"off\" or \"shared-server-identity\", got %q. \"off\" (the default) runs no jobs in the server's pod; \"shared-server-identity\" runs every user's jobs inside the server's pod as the server's own user, where they can read its data, its credentials and each other's jobs: set it only knowingly, for a trusted team." (include "skypilot.localInfra" .)) }}
 {{- end }}
 {{- if .Values.tls.enabled }}
 {{- if not .Values.tls.secretName }}

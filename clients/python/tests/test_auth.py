@@ -80,3 +80,21 @@ def test_a_second_user_and_permissions(sky_deploy_server: LocalServer) -> None:
         with pytest.raises(SkyError) as info:
             alice.down("py-admins")
         assert (info.value.code, info.value.reason) == (grpc.StatusCode.PERMISSION_DENIED, "PERMISSION_DENIED")
+
+
+def test_a_deployment_without_the_local_infra_refuses_launches() -> None:
+    # A real deployment's default: jobs would run as the server's own user.
+    with LocalServer(deploy=True, local_infra="off") as server, server.client() as admin:
+        check = admin.check().result(timeout=60)
+        (local,) = [infra for infra in check.infras if infra.name == "local"]
+        assert not local.enabled and "server.localInfra" in local.reason
+        with pytest.raises(SkyError) as info:
+            admin.launch(Task(run="true", cpus=0.5), "py-no-local").result(timeout=60)
+        assert (info.value.code, info.value.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "FAILED_PRECONDITION")
+        assert "--local-infra shared-server-identity" in info.value.message
+        assert admin.status(all_users=True) == []
+
+
+def test_local_infra_must_be_a_mode_of_the_server() -> None:
+    with pytest.raises(ValueError, match="local_infra"):
+        LocalServer(deploy=True, local_infra="on")

@@ -63,4 +63,49 @@ describe("a deployed server", () => {
     const info = await withToken.serverInfo();
     assert.equal(info.user?.name, ADMIN);
   });
+
+  test("runs an authenticated user's job (the harness turns its local infra on)", async () => {
+    const admin = client({ username: ADMIN, password: PASSWORD });
+    const launched = await (
+      await admin.launch({ run: "echo hi", resources: { cpus: 0.5 } }, { clusterName: "ts-auth" })
+    ).result(60_000);
+    assert.equal(launched.clusterName, "ts-auth");
+    await (await admin.down("ts-auth")).result(60_000);
+  });
+});
+
+describe("a deployed server with its local infra off (a real deployment's default)", () => {
+  let server: TestServer;
+  let admin: SkyClient;
+
+  before(async () => {
+    server = await TestServer.start({ basicAuth: `${ADMIN}:${PASSWORD}`, localInfra: "off" });
+    admin = server.client({ username: ADMIN, password: PASSWORD });
+  });
+
+  after(async () => {
+    try {
+      await server?.dispose(admin);
+    } finally {
+      admin?.close();
+    }
+  });
+
+  test("reports the local infra disabled and refuses launches with FAILED_PRECONDITION", async () => {
+    const check = await (await admin.check()).result(60_000);
+    const local = check.infras.find((infra) => infra.name === "local");
+    assert.equal(local?.enabled, false);
+    assert.match(local?.reason ?? "", /server\.localInfra/);
+    await assert.rejects(
+      async () => (await admin.launch({ run: "true", resources: { cpus: 0.5 } }, { clusterName: "ts-off" })).result(60_000),
+      (err: unknown) => {
+        assert.ok(err instanceof SkyError);
+        assert.equal(err.code, Code.FailedPrecondition);
+        assert.equal(err.reason, "FAILED_PRECONDITION");
+        assert.match(err.message, /--local-infra shared-server-identity/);
+        return true;
+      },
+    );
+    assert.deepEqual(await admin.status({ allUsers: true }), []);
+  });
 });

@@ -56,9 +56,19 @@ export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `skypilot-ts-${prefix}-`));
 }
 
+/** The values of `sky api start --local-infra`. */
+export type LocalInfra = "auto" | "off" | "shared-server-identity";
+
 export interface ServerOptions {
   /** Start with --deploy and SKYPILOT_INITIAL_BASIC_AUTH=user:password. */
   basicAuth?: string;
+  /**
+   * `--local-infra`. Default: "shared-server-identity" for a deployed server
+   * (its local infra is otherwise off), so that tests can launch jobs on it;
+   * for a local server, the server's own default (on). "off" keeps a real
+   * deployment's default.
+   */
+  localInfra?: LocalInfra;
   /** Listen on this port (default 0: any free one). */
   port?: number;
   /** Reuse this data dir and HOME (to restart a server). */
@@ -105,6 +115,10 @@ export class TestServer {
       args.push("--deploy", "--host", "127.0.0.1");
       env.SKYPILOT_INITIAL_BASIC_AUTH = options.basicAuth;
     }
+    // Deployed test servers launch jobs to test auth, not isolation, so their
+    // local infra (jobs run as the server's own user) is turned on explicitly.
+    const localInfra = options.localInfra ?? (options.basicAuth ? "shared-server-identity" : undefined);
+    if (localInfra) args.push("--local-infra", localInfra);
     const child = spawn(SKY_BIN, args, { env, stdio: ["ignore", "ignore", "pipe"] });
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
     // A server left running by a failed test must neither keep this process

@@ -9,12 +9,15 @@ use tokio::sync::watch;
 use super::{Clusters, is_job_done, job_prefix};
 use crate::{
     error::{Error, Result},
+    infra::LogChanges,
     logfile::{self, Followed, Piece},
     store::{JobRecord, Table},
 };
 
-/// Job processes write their logs themselves: a follower also looks for
-/// growth at this interval, besides waking on every job state change.
+/// Job processes write their logs themselves: a follower wakes when the
+/// infra says the log grew and on every job state change; where the infra
+/// cannot tell (a job that has not started, no watches left) it looks at
+/// this interval.
 const FOLLOW_POLL: Duration = Duration::from_millis(100);
 
 /// A piece of a job's log; the last one has `job` set and no data.
@@ -31,6 +34,8 @@ struct JobLog {
     job_id: i64,
     follow: bool,
     changes: watch::Receiver<u64>,
+    /// Wake-ups from the infra when the log grows, once it can give them.
+    growth: Option<LogChanges>,
 }
 
 impl Followed for JobLog {
@@ -47,10 +52,19 @@ impl Followed for JobLog {
     }
 
     async fn changed(&mut self) -> Result<()> {
+        if self.growth.is_none() {
+            self.growth = self.clusters.inner.infra.log_changes(&self.cluster, self.job_id);
+        }
         let shutdown = self.clusters.inner.shutdown.clone();
+        let growth = async {
+            match self.growth.as_mut() {
+                Some(growth) => growth.changed().await,
+                None => tokio::time::sleep(FOLLOW_POLL).await,
+            }
+        };
         tokio::select! {
             _ = self.changes.changed() => Ok(()),
-            _ = tokio::time::sleep(FOLLOW_POLL) => Ok(()),
+            _ = growth => Ok(()),
             _ = shutdown.cancelled() => Err(Error::shutting_down()),
         }
     }
@@ -88,6 +102,7 @@ impl Clusters {
             job_id,
             follow,
             changes: self.inner.job_changes.subscribe(),
+            growth: None,
         };
         Ok(logfile::follow(log, start).map(|piece| {
             piece.map(|piece| match piece {

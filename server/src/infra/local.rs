@@ -14,7 +14,8 @@ use std::{
 use futures_util::future::BoxFuture;
 
 use super::{
-    Capacity, Infra, InfraStatus, RunHandle, RunRef, RunSpec,
+    Capacity, Infra, InfraStatus, LogChanges, RunHandle, RunRef, RunSpec,
+    log_watch::LogWatch,
     process::{self, NodeCommand},
 };
 use crate::{
@@ -30,11 +31,13 @@ pub struct LocalInfra {
     /// Runs started by this process, waited on directly (others are watched
     /// through /proc).
     children: Mutex<HashMap<u32, tokio::process::Child>>,
+    /// Wakes followers of job logs when the logs grow.
+    log_watch: LogWatch,
 }
 
 impl LocalInfra {
     pub fn new(root: PathBuf) -> LocalInfra {
-        LocalInfra { root, disabled: None, children: Mutex::default() }
+        LocalInfra { root, disabled: None, children: Mutex::default(), log_watch: LogWatch::new() }
     }
 
     /// The infra, taking no clusters for the reason given.
@@ -206,6 +209,10 @@ impl Infra for LocalInfra {
 
     fn read_log<'a>(&'a self, cluster: &'a str, job_id: i64, offset: u64) -> BoxFuture<'a, Result<Vec<u8>>> {
         Box::pin(logfile::read_chunk_async(self.job_log(cluster, job_id), offset))
+    }
+
+    fn log_changes(&self, cluster: &str, job_id: i64) -> Option<LogChanges> {
+        self.log_watch.follow(&self.job_dir(cluster, job_id))
     }
 
     fn log_tail_offset<'a>(

@@ -38,6 +38,7 @@
 #[cfg(test)]
 mod contract;
 pub mod local;
+mod log_watch;
 pub mod process;
 
 use std::path::Path;
@@ -75,6 +76,26 @@ pub struct RunSpec {
 pub struct RunHandle {
     pub pid: u32,
     pub start_ticks: u64,
+}
+
+/// Wake-ups for one follower of a job's log.
+pub struct LogChanges {
+    changes: tokio::sync::watch::Receiver<u64>,
+    /// Whatever keeps the wake-ups coming (a watch on the log), until dropped.
+    _source: Box<dyn Send + Sync>,
+}
+
+impl LogChanges {
+    pub fn new(changes: tokio::sync::watch::Receiver<u64>, source: Box<dyn Send + Sync>) -> LogChanges {
+        LogChanges { changes, _source: source }
+    }
+
+    /// Waits until the log may have grown since the last call.
+    pub async fn changed(&mut self) {
+        if self.changes.changed().await.is_err() {
+            std::future::pending::<()>().await; // the source is gone: no more wake-ups
+        }
+    }
 }
 
 /// What one node offers.
@@ -135,6 +156,9 @@ pub trait Infra: Send + Sync + 'static {
     /// Up to `logfile::CHUNK_BYTES` of the job's log at `offset`; empty at
     /// the end (or before the job wrote anything).
     fn read_log<'a>(&'a self, cluster: &'a str, job_id: i64, offset: u64) -> BoxFuture<'a, Result<Vec<u8>>>;
+    /// Wake-ups when the job's log may have grown; None when the infra cannot
+    /// tell (yet), and the follower polls.
+    fn log_changes(&self, cluster: &str, job_id: i64) -> Option<LogChanges>;
     /// The offset at which the last `lines` lines of the job's log start.
     fn log_tail_offset<'a>(&'a self, cluster: &'a str, job_id: i64, lines: u64)
     -> BoxFuture<'a, Result<u64>>;

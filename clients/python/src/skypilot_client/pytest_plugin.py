@@ -5,7 +5,9 @@ Enable them in a conftest.py with
 
 * ``sky_server`` (session): a local API server;
 * ``sky_deploy_server`` (session): a deployed server requiring credentials
-  (``.credentials`` is the admin's (username, password));
+  (``.credentials`` is the admin's (username, password)), whose local infra
+  is turned on (``--local-infra shared-server-identity``) so tests can launch
+  jobs on it;
 * ``sky_client``: a `Client` of ``sky_server``, closed after the test;
 * ``cluster_name``: a fresh cluster name, torn down after the test if it exists.
 
@@ -33,7 +35,8 @@ def sky_server() -> Iterator[LocalServer]:
 
 @pytest.fixture(scope="session")
 def sky_deploy_server() -> Iterator[LocalServer]:
-    with LocalServer(deploy=True) as server:
+    # Tests of auth launch jobs on it: its local infra is on, shared with the server's identity.
+    with LocalServer(deploy=True, local_infra="shared-server-identity") as server:
         yield server
 
 

@@ -6,6 +6,11 @@ temporary folder on a free loopback port and stops it again.
 ...     with server.client() as client:
 ...         print(client.server_info().version)
 
+A deployed test server's local infra is on (``--local-infra
+shared-server-identity``, unlike a real deployment's default) so that tests can
+launch jobs on it; ``LocalServer(deploy=True, local_infra="off")`` tests one
+without it.
+
 The binary is ``$SKY_BIN``, else ``<repo root>/target/debug/sky`` (the repo
 root is found above the current folder). The server gets its own ``HOME`` and
 data directory, listens on ``127.0.0.1`` with ``--port 0``, and counts as
@@ -33,6 +38,8 @@ from .aio import AsyncClient
 from .client import Client
 
 SERVING_MESSAGE = "API server is serving"
+#: The values of ``sky api start --local-infra``.
+LOCAL_INFRA_MODES = ("auto", "off", "shared-server-identity")
 
 
 def find_repo_root(start: Optional[str] = None) -> Optional[str]:
@@ -81,6 +88,13 @@ class LocalServer:
         deploy: start a team deployment (``--deploy --host 127.0.0.1``) whose
             calls need credentials; the initial admin is ``username`` with
             ``password`` (random unless given).
+        local_infra: the server's ``--local-infra``: ``"auto"``, ``"off"`` or
+            ``"shared-server-identity"``. Default (None): ``"shared-server-identity"``
+            for a deployed server, whose local infra is otherwise off, so that
+            tests of auth and of the API can launch jobs on it (every job then
+            runs as the server's own user, which is fine for a throwaway test
+            server and wrong for a shared one); for a local server, the server's
+            own default (on). Pass ``"off"`` to test a deployment without it.
         tls_cert, tls_key: serve TLS; ``endpoint`` is then
             ``https://<tls_hostname>:<port>``.
         sky_bin: the binary (default: `find_sky_bin()`).
@@ -93,6 +107,7 @@ class LocalServer:
         self,
         *,
         deploy: bool = False,
+        local_infra: Optional[str] = None,
         username: str = "admin",
         password: Optional[str] = None,
         tls_cert: Optional[str] = None,
@@ -106,6 +121,11 @@ class LocalServer:
         stop_timeout: float = 30.0,
     ) -> None:
         self.deploy = deploy
+        if local_infra is None and deploy:
+            local_infra = "shared-server-identity"
+        if local_infra is not None and local_infra not in LOCAL_INFRA_MODES:
+            raise ValueError(f"local_infra must be one of {', '.join(LOCAL_INFRA_MODES)}, got {local_infra!r}")
+        self.local_infra = local_infra
         self.username = username
         self.password = password or (secrets.token_urlsafe(12) if deploy else None)
         self.tls_cert, self.tls_key, self.tls_hostname = tls_cert, tls_key, tls_hostname
@@ -222,6 +242,8 @@ class LocalServer:
             "json",
         ]
         env = dict(os.environ)
+        # The local infra is what `local_infra` (or `env`) says, not the test machine's setting.
+        env.pop("SKYPILOT_LOCAL_INFRA", None)
         env.update(self.extra_env)
         env["HOME"] = self.home
         for name in ("SKYPILOT_API_SERVER_ENDPOINT", "SKYPILOT_SERVICE_ACCOUNT_TOKEN"):
@@ -229,6 +251,10 @@ class LocalServer:
         if self.deploy:
             args += ["--deploy", "--host", "127.0.0.1"]
             env["SKYPILOT_INITIAL_BASIC_AUTH"] = f"{self.username}:{self.password}"
+        if self.local_infra is not None:
+            # Deployed test servers launch jobs to test auth, not isolation, so
+            # their local infra is turned on here, explicitly (it is off by default).
+            args += ["--local-infra", self.local_infra]
         if self.tls_cert:
             args += ["--tls-cert", self.tls_cert, "--tls-key", self.tls_key or ""]
         self.process = subprocess.Popen(
@@ -328,4 +354,5 @@ class LocalServer:
             self.process.wait()
 
     def __repr__(self) -> str:
-        return f"LocalServer({self.endpoint if self.address else 'not started'}, deploy={self.deploy})"
+        where = self.endpoint if self.address else "not started"
+        return f"LocalServer({where}, deploy={self.deploy}, local_infra={self.local_infra})"
