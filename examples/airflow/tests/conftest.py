@@ -41,6 +41,8 @@ for name in ("SKYPILOT_API_SERVER_ENDPOINT", "SKYPILOT_SERVICE_ACCOUNT_TOKEN", "
     os.environ.pop(name, None)
 sys.path.insert(0, str(PLUGINS))
 
+# Its `sky_deploy_server` runs with `--local-infra shared-server-identity` (a real
+# deployment's is off): the tests launch jobs on it to test credentials, not isolation.
 pytest_plugins = ["skypilot_client.pytest_plugin"]
 
 

@@ -29,6 +29,13 @@
 //!   read from any byte offset (`read_log`, `log_tail_offset`); it lives
 //!   with the cluster (on the head node for remote infras) and is moved to
 //!   the API server's host by `archive_logs` before the cluster is released.
+//!   `log_changes` wakes a follower when the log may have grown (where the
+//!   infra cannot tell, the follower polls).
+//! - **Availability**: `check` says whether the infra is usable and what it
+//!   offers; `disabled` says why it takes no clusters when the admin turned
+//!   it off (new clusters, jobs and starts are then refused).
+//!
+//! `contract.rs` holds the contract as a test that every implementation runs.
 //!
 //! A node reached over SSH keeps the same layout on the remote host (the
 //! handle is the remote pid); a Slurm allocation maps nodes to the
