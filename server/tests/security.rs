@@ -8,11 +8,14 @@ use std::{os::unix::fs::PermissionsExt as _, sync::Arc, time::Duration};
 
 use common::{GATE, TestServer, test_config, unix_user::UnixUser};
 use prost::Message;
-use skypilot_api::proto::{
-    google::longrunning::operation::Result,
-    skypilot::v1::{
-        CheckRequest, CheckResponse, LaunchRequest, ListClustersRequest, RequestState, Resources, ServerMode,
-        TaskSpec,
+use skypilot_api::{
+    client::ClusterAction,
+    proto::{
+        google::longrunning::operation::Result,
+        skypilot::v1::{
+            CheckRequest, CheckResponse, ExecRequest, LaunchRequest, ListClustersRequest, RequestState,
+            Resources, ServerMode, TaskSpec,
+        },
     },
 };
 use skypilot_server::{Caller, ErrorReason, LocalInfraMode, Submission};
@@ -196,24 +199,32 @@ async fn a_deployed_server_runs_no_jobs_as_itself_unless_its_admin_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(&dir);
     config.mode = ServerMode::Deploy;
-    let server = TestServer::start_with(dir, config.clone(), Arc::default()).await;
+    config.local_infra = LocalInfraMode::SharedServerIdentity;
+    let mut server = TestServer::start_with(dir, config, Arc::default()).await;
     let client = server.client().await;
-    let err = client.launch(launch("mine", small_task("t"))).await.unwrap_err();
-    assert_eq!(err.error_reason(), Some(ErrorReason::FailedPrecondition));
-    assert!(err.to_string().contains("--local-infra shared-server-identity"), "{err}");
+    let op = client.launch(launch("mine", small_task("t"))).await.unwrap();
+    let done = client.wait_operation(&op.name, Duration::from_secs(30)).await.unwrap();
+    assert!(matches!(done.result, Some(Result::Response(_))), "{done:?}");
+    drop(client);
+
+    // The same server with the default setting: nothing new runs, not even on
+    // the cluster launched before; what exists can still be cleaned up.
+    server.config.local_infra = LocalInfraMode::Auto;
+    let server = server.restart().await;
+    let client = server.client().await;
+    for request in [launch("other", small_task("t")), launch("mine", small_task("again"))] {
+        let err = client.launch(request).await.unwrap_err();
+        assert_eq!(err.error_reason(), Some(ErrorReason::FailedPrecondition));
+        assert!(err.to_string().contains("--local-infra shared-server-identity"), "{err}");
+    }
+    let exec = ExecRequest { cluster_name: "mine".into(), task: Some(small_task("e")), ..Default::default() };
+    assert_eq!(client.exec(exec).await.unwrap_err().error_reason(), Some(ErrorReason::FailedPrecondition));
     let check = client.check(CheckRequest::default()).await.unwrap();
     let check = client.wait_operation(&check.name, Duration::from_secs(30)).await.unwrap();
     let Some(Result::Response(any)) = check.result else { panic!("{check:?}") };
     let local = &CheckResponse::decode(any.value.as_slice()).unwrap().infras[0];
     assert!(!local.enabled && local.reason.contains("server's own user"), "{local:?}");
-    drop(client);
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(&dir);
-    config.mode = ServerMode::Deploy;
-    config.local_infra = LocalInfraMode::SharedServerIdentity;
-    let server = TestServer::start_with(dir, config, Arc::default()).await;
-    let client = server.client().await;
-    let op = client.launch(launch("mine", small_task("t"))).await.unwrap();
-    let done = client.wait_operation(&op.name, Duration::from_secs(30)).await.unwrap();
-    assert!(matches!(done.result, Some(Result::Response(_))), "{done:?}");
+    let down = client.cluster_action(ClusterAction::Down, "mine").await.unwrap();
+    let down = client.wait_operation(&down.name, Duration::from_secs(30)).await.unwrap();
+    assert!(matches!(down.result, Some(Result::Response(_))), "{down:?}");
 }

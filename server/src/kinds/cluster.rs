@@ -87,13 +87,13 @@ impl Kind for Launch {
         Ok(())
     }
 
-    /// Anyone may launch a new cluster (where the infra takes clusters); an
-    /// existing one only its owner or an admin.
+    /// Anyone may launch a new cluster, an existing one only its owner or an
+    /// admin; either only where the infra takes clusters (a launch runs a job).
     fn authorize(&self, caller: &Caller, request: &LaunchRequest) -> Result<()> {
-        match self.0.get(&request.cluster_name) {
-            Ok(_) => ensure_may_manage(&self.0, caller, &request.cluster_name),
-            Err(_) => self.0.check_infra_enabled(),
+        if self.0.get(&request.cluster_name).is_ok() {
+            ensure_may_manage(&self.0, caller, &request.cluster_name)?;
         }
+        self.0.check_infra_enabled()
     }
 
     fn run(&self, request: LaunchRequest, ctx: OpContext) -> BoxFuture<Result<OpOutput>> {
