@@ -8,6 +8,7 @@ pub mod config;
 pub mod endpoint;
 pub mod identity;
 pub mod names;
+pub mod peer;
 pub mod proto;
 pub mod task;
 pub mod version;

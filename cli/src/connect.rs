@@ -37,6 +37,9 @@ pub async fn connect() -> CliResult<Client> {
 /// Connects to `endpoint`; with `autostart`, starts it if it is the local default.
 pub async fn connect_to(endpoint: &Endpoint, autostart: bool) -> CliResult<Client> {
     let identity = identity()?;
+    if endpoint.is_local_default() {
+        ensure_own_local_server(endpoint.port)?;
+    }
     let client = match Client::connect(endpoint, &identity).await {
         Err(ClientError::Unreachable { .. }) if autostart && endpoint.is_local_default() => {
             start_background(endpoint, &BackgroundStart::local_default(endpoint)).await?;
@@ -45,6 +48,20 @@ pub async fn connect_to(endpoint: &Endpoint, autostart: bool) -> CliResult<Clien
         other => other?,
     };
     Ok(client.with_retry_notice(|notice| eprintln!("{notice}")))
+}
+
+/// Refuses a local server that another Unix user started on our port: it
+/// would receive our requests and their secrets.
+fn ensure_own_local_server(port: u16) -> CliResult {
+    use skypilot_api::peer::{listener_owner, own_uid};
+    match (listener_owner(port), own_uid()) {
+        (Some(owner), Some(me)) if owner != me => Err(CliError::new(format!(
+            "the program listening on 127.0.0.1:{port}, where your local API server belongs, runs as \
+             another user (uid {owner}): refusing to send it your requests. Ask them to stop it, or \
+             use another port for yours with SKYPILOT_API_SERVER_LOCAL_PORT"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// How to start a server in the background.

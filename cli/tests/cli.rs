@@ -438,3 +438,42 @@ fn a_generated_admin_password_goes_to_a_private_file_not_to_the_log() {
     assert!(!log.contains(&password), "the generated password is in the log");
     assert!(log.contains("initial-admin-password"), "the log names the file: {log}");
 }
+
+#[path = "../../server/tests/common/unix_user.rs"]
+#[allow(dead_code)]
+mod unix_user;
+
+#[test]
+fn the_cli_refuses_a_local_server_another_unix_user_started_on_its_port() {
+    use skypilot_api::peer::listener_owner;
+    let home = Home::new();
+    let mallory = unix_user::UnixUser::create();
+    let theirs = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(theirs.path(), Some(mallory.uid()), None).unwrap();
+    let mut server = Command::new("runuser")
+        .args(["-u", &mallory.name, "--", "env", &format!("HOME={}", theirs.path().display())])
+        .args([env!("CARGO_BIN_EXE_sky"), "api", "start", "--foreground"])
+        .args(["--host", "127.0.0.1", "--port", &home.port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while listener_owner(home.port) != Some(mallory.uid()) {
+        assert!(std::time::Instant::now() < deadline, "mallory's server did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let refused = home.sky(&["status"]).fails();
+    assert!(
+        refused.stderr.contains("another user") && refused.stderr.contains(&home.port.to_string()),
+        "{}",
+        refused.stderr
+    );
+    assert!(!home.data_dir().join("server.pid").exists(), "no server of ours was started");
+    // Stop mallory's server: the one this test started, by its pid.
+    let pid_file = theirs.path().join(".sky/api_server/server.pid");
+    let pid: i32 = fs::read_to_string(pid_file).unwrap().lines().next().unwrap().parse().unwrap();
+    // SAFETY: kill(2) on the server this test started.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    server.wait().unwrap();
+}

@@ -208,11 +208,16 @@ impl Server {
             .build_v1alpha()
             .map_err(|err| StartError::Reflection(err.to_string()))?;
 
-        let incoming = TcpListenerStream::new(listener).map(|stream| {
-            stream.inspect(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            })
-        });
+        // A local server is its owner's alone: connections from other Unix
+        // users of the host are closed at once.
+        let owner_only = !config.require_auth && is_loopback_host(&config.host);
+        let incoming = TcpListenerStream::new(listener)
+            .filter(move |stream| std::future::ready(!owner_only || stream.as_ref().is_ok_and(from_owner)))
+            .map(|stream| {
+                stream.inspect(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                })
+            });
         let (stop_serving, stopped) = oneshot::channel::<()>();
         // gRPC-Web (for browsers) arrives over HTTP/1.1 and is translated to gRPC
         // before the version and auth checks see it; pages from origins not
@@ -387,6 +392,22 @@ fn check_cors(config: &ServerConfig) -> Result<(), StartError> {
          they can run commands as its users"
     );
     Ok(())
+}
+
+/// Whether a connection to a local server comes from the server's own Unix
+/// user (or root). Where the host cannot tell (not Linux), it is let in.
+fn from_owner(stream: &tokio::net::TcpStream) -> bool {
+    use skypilot_api::peer::{connection_owner, own_uid};
+    if !cfg!(target_os = "linux") {
+        return true;
+    }
+    let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else { return false };
+    let owner = connection_owner(peer, local);
+    let allowed = owner.is_some_and(|uid| uid == 0 || Some(uid) == own_uid());
+    if !allowed {
+        tracing::warn!(?owner, %peer, "refused a connection from another Unix user: this local server is its owner's");
+    }
+    allowed
 }
 
 /// Writes `text` to a new file that only the server's user may read.

@@ -228,3 +228,25 @@ async fn a_deployed_server_runs_no_jobs_as_itself_unless_its_admin_says_so() {
     let down = client.wait_operation(&down.name, Duration::from_secs(30)).await.unwrap();
     assert!(matches!(down.result, Some(Result::Response(_))), "{down:?}");
 }
+
+#[tokio::test]
+async fn a_local_server_answers_only_its_own_unix_user() {
+    let server = TestServer::start().await;
+    let port = server.running().local_addr().port();
+    // The HTTP/2 preface and an empty SETTINGS frame; a server that answers
+    // sends its own SETTINGS frame (9 bytes and more).
+    let hello = r"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+    let probe = format!(
+        "bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port} && printf \"{hello}\" >&3 && timeout 10 head -c 9 <&3 | wc -c'"
+    );
+    // Blocking calls, off the test's runtime, which serves the server.
+    let mallorys = probe.clone();
+    let theirs = tokio::task::spawn_blocking(move || UnixUser::create().run(&mallorys)).await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&theirs.stdout).trim(), "0", "another user got an answer");
+    let ours =
+        tokio::task::spawn_blocking(move || std::process::Command::new("sh").args(["-c", &probe]).output())
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(String::from_utf8_lossy(&ours.stdout).trim(), "9", "the owner gets an answer");
+}

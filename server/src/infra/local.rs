@@ -168,6 +168,10 @@ impl Infra for LocalInfra {
             let command = self.command(spec);
             std::fs::create_dir_all(self.job_dir(&spec.run.cluster, spec.run.job_id))?;
             let spawned = process::spawn(&command)?;
+            // The wrapper writes the same pid first thing; writing it here too
+            // means it is on disk before the run is reported started, even
+            // if the wrapper has not got that far.
+            let _ = std::fs::write(&command.pid_file, format!("{}\n", spawned.handle.pid));
             self.children().insert(spawned.handle.pid, spawned.child);
             Ok(spawned.handle)
         })

@@ -1,6 +1,6 @@
 //! A Unix user of its own for a test (tests run as root in CI): created with
 //! `useradd`, removed with `userdel` when dropped; commands run as it with
-//! `runuser`.
+//! `runuser`. Shared by the server's and the CLI's tests.
 
 use std::process::{Command, Output};
 
@@ -14,13 +14,19 @@ impl UnixUser {
     pub fn create() -> UnixUser {
         // SAFETY: geteuid has no preconditions.
         assert_eq!(unsafe { libc::geteuid() }, 0, "the security tests create Unix users: run them as root");
-        let name = format!("skyt{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+        let name = format!("skyt{}", skypilot_api::identity::random_hex(6).expect("random bytes"));
         let status = Command::new("useradd")
             .args(["--no-create-home", "--shell", "/bin/sh", "--user-group", &name])
             .status()
             .expect("useradd runs");
         assert!(status.success(), "useradd {name} failed");
         UnixUser { name }
+    }
+
+    /// The user's uid.
+    pub fn uid(&self) -> u32 {
+        let out = Command::new("id").args(["-u", &self.name]).output().expect("id runs");
+        String::from_utf8_lossy(&out.stdout).trim().parse().expect("a uid")
     }
 
     /// Runs `sh -c script` as this user.

@@ -1,0 +1,105 @@
+//! Which Unix user owns a TCP socket on this host, read from
+//! `/proc/net/tcp` and `/proc/net/tcp6` (Linux): a local API server uses it
+//! to answer only its owner, and the CLI to refuse a local server that is not
+//! its own. Elsewhere nothing is known (None).
+
+use std::net::{IpAddr, SocketAddr};
+
+/// The kernel's `TCP_LISTEN` state in those files.
+const LISTEN: &str = "0A";
+
+/// The owner (uid) of the socket whose own address is `local` and whose
+/// peer is `remote`: for a connection the server accepted, pass the peer's
+/// address as `local` to learn who connected.
+pub fn connection_owner(local: SocketAddr, remote: SocketAddr) -> Option<u32> {
+    let (local, remote) = (proc_address(local), proc_address(remote));
+    sockets(local_is_v6(&local)).find(|s| s.local == local && s.remote == remote).map(|s| s.uid)
+}
+
+/// The owner of the socket listening on `port` of a loopback or wildcard address.
+pub fn listener_owner(port: u16) -> Option<u32> {
+    let candidates: Vec<String> = ["127.0.0.1", "0.0.0.0", "::1", "::"]
+        .iter()
+        .map(|ip| proc_address(SocketAddr::new(ip.parse().expect("an address"), port)))
+        .collect();
+    [false, true]
+        .into_iter()
+        .flat_map(sockets)
+        .find(|s| s.state == LISTEN && candidates.contains(&s.local))
+        .map(|s| s.uid)
+}
+
+/// The (effective) uid this process runs as: the owner of `/proc/self`.
+pub fn own_uid() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata("/proc/self").ok().map(|meta| meta.uid())
+}
+
+struct Socket {
+    local: String,
+    remote: String,
+    state: String,
+    uid: u32,
+}
+
+fn local_is_v6(address: &str) -> bool {
+    address.len() > 13
+}
+
+/// The sockets of one of the two tables.
+fn sockets(v6: bool) -> impl Iterator<Item = Socket> {
+    let table = if v6 { "/proc/net/tcp6" } else { "/proc/net/tcp" };
+    let text = std::fs::read_to_string(table).unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            Some(Socket {
+                local: fields.get(1)?.to_string(),
+                remote: fields.get(2)?.to_string(),
+                state: fields.get(3)?.to_string(),
+                uid: fields.get(7)?.parse().ok()?,
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+}
+
+/// `address` as those files spell it: the address as the kernel's 32-bit
+/// words in host byte order, in hex, then `:` and the port in hex.
+fn proc_address(address: SocketAddr) -> String {
+    let words: Vec<u32> = match address.ip() {
+        IpAddr::V4(ip) => vec![u32::from_ne_bytes(ip.octets())],
+        IpAddr::V6(ip) => {
+            let octets = ip.octets();
+            octets.chunks(4).map(|c| u32::from_ne_bytes([c[0], c[1], c[2], c[3]])).collect()
+        }
+    };
+    let ip: String = words.iter().map(|w| format!("{w:08X}")).collect();
+    format!("{ip}:{:04X}", address.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_spelled_as_the_kernel_does() {
+        let expected = if cfg!(target_endian = "little") { "0100007F:1F90" } else { "7F000001:1F90" };
+        assert_eq!(proc_address("127.0.0.1:8080".parse().unwrap()), expected);
+        assert_eq!(proc_address("[::1]:80".parse().unwrap()).len(), 32 + 5);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_owner_of_our_own_listener_and_connection_is_us() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let me = own_uid().unwrap();
+        assert_eq!(listener_owner(port), Some(me));
+        let client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (_accepted, peer) = listener.accept().unwrap();
+        assert_eq!(connection_owner(peer, listener.local_addr().unwrap()), Some(me));
+        drop(client);
+    }
+}
