@@ -76,6 +76,19 @@ class SecretRef:
     key: str
 
 
+@dataclass(frozen=True)
+class MountedFile:
+    """A file of a Secret volume in the server container (content is a
+    SecretRef when the chart does not render the Secret)."""
+
+    volume: str
+    secret: str
+    key: str
+    content: str | SecretRef
+    mode: int
+    read_only: bool
+
+
 class Rendered:
     """The manifests of one rendering of the chart."""
 
@@ -171,6 +184,50 @@ class Rendered:
             else:
                 env[name] = ""
         return env
+
+    def secret_files(self) -> dict[str, MountedFile]:
+        """The files the server container sees from Secret volumes, by path:
+        each item of the volume (every key when it lists none) at mountPath/path."""
+        volumes = {volume["name"]: volume for volume in self.pod.get("volumes", [])}
+        files: dict[str, MountedFile] = {}
+        for mount in self.container.get("volumeMounts", []):
+            volume = volumes.get(mount["name"])
+            if volume is None or "secret" not in volume:
+                continue
+            assert "subPath" not in mount, f"{mount['name']}: a subPath mount would not see Secret updates"
+            source = volume["secret"]
+            name = source["secretName"]
+            data = self.secret_data(name)
+            items = source.get("items")
+            if items is None:
+                assert data is not None, f"volume {mount['name']} mounts every key of Secret {name}, not rendered"
+                items = [{"key": key, "path": key} for key in data]
+            for item in items:
+                key = item["key"]
+                if data is not None:
+                    assert key in data, f"volume {mount['name']} mounts key {key}, which Secret {name} lacks"
+                content: str | SecretRef = data[key] if data is not None else SecretRef(name, key)
+                path = f"{mount['mountPath'].rstrip('/')}/{item['path']}"
+                files[path] = MountedFile(
+                    volume=mount["name"],
+                    secret=name,
+                    key=key,
+                    content=content,
+                    mode=int(item.get("mode", source.get("defaultMode", 0o644))),
+                    read_only=bool(mount.get("readOnly")),
+                )
+        return files
+
+    def file_setting(self, env_name: str) -> str | SecretRef | None:
+        """What the server reads for a setting whose variable holds the path of
+        a mounted Secret file: the file's content (None when unset)."""
+        path = self.environment().get(env_name)
+        if path is None:
+            return None
+        assert isinstance(path, str), f"{env_name} must hold a path, not come from {path}"
+        mounted = self.secret_files().get(path)
+        assert mounted is not None, f"{env_name}={path} names no file mounted from a Secret"
+        return mounted.content
 
     def setting(self, flag: str, env_name: str) -> str | None:
         """A server setting from its flag in args, else its environment variable."""

@@ -11,6 +11,7 @@ from chart import (
     DOCKERFILE,
     RELEASE,
     VALUES_DIR,
+    VARIANTS,
     SecretRef,
     render,
     render_error,
@@ -156,8 +157,95 @@ def test_no_secret_value_lands_in_a_configmap_or_plain_env(variant):
     for entry in rendered.container.get("env", []):
         if "value" in entry:
             assert not any(secret in str(entry["value"]) for secret in secrets), entry["name"]
+    for value in rendered.environment().values():
+        assert not any(secret in str(value) for secret in secrets), "a secret value is in the server's environment"
     credentials = [e for e in rendered.container["env"] if e["name"].startswith("SKYPILOT_INITIAL_")]
-    assert credentials and all("secretKeyRef" in e.get("valueFrom", {}) for e in credentials)
+    assert credentials and all(set(e) == {"name", "value"} for e in credentials), credentials
+
+
+AUTH_DIR = "/etc/skypilot/initial-auth"
+
+
+def expected_auth_files(variant: str) -> dict[str, tuple[str, str]]:
+    """The files of the initial credentials, by path: (Secret, key)."""
+    secret = f"{FULLNAME}-initial-admin"
+    keys = {"basicAuth": "basic-auth", "serviceAccountToken": "service-account-token"}
+    token = False
+    for name in VARIANTS[variant]:
+        auth = values_file(name).get("auth", {})
+        secret = auth.get("existingSecret") or secret
+        keys.update(auth.get("secretKeys", {}))
+        token = token or auth.get("initialServiceAccountToken", {}).get("enabled", False)
+    files = {f"{AUTH_DIR}/basic-auth": (secret, keys["basicAuth"])}
+    if token:
+        files[f"{AUTH_DIR}/service-account-token"] = (secret, keys["serviceAccountToken"])
+    return files
+
+
+@pytest.mark.parametrize("variant", ALL)
+def test_the_credentials_are_mounted_files_not_environment(variant):
+    # A container's environment is inherited by all its processes and stays
+    # readable at /proc/1/environ (tini) for the pod's life: no Secret goes there.
+    rendered = render_variant(variant)
+    container, pod = rendered.container, rendered.pod
+    for entry in container.get("env", []):
+        assert "secretKeyRef" not in entry.get("valueFrom", {}), f"{entry['name']} takes its value from a Secret"
+    for source in container.get("envFrom", []):
+        assert "secretRef" not in source, f"the environment takes a whole Secret: {source}"
+
+    # One read-only Secret volume at AUTH_DIR with just the credentials' keys.
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"].rstrip("/") == AUTH_DIR]
+    assert mount["readOnly"] is True and "subPath" not in mount
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    expected = expected_auth_files(variant)
+    (secret_name,) = {secret for secret, _ in expected.values()}
+    assert volume["secret"]["secretName"] == secret_name
+    items = {f"{AUTH_DIR}/{item['path']}": item["key"] for item in volume["secret"]["items"]}
+    assert items == {path: key for path, (_, key) in expected.items()}, "only the credentials' keys are mounted"
+    assert not any("mode" in item for item in volume["secret"]["items"])
+
+    # Readable by the server's uid and no one else: the kubelet makes the files
+    # root's with the group fsGroup, so the server reads them through the group.
+    mode = volume["secret"]["defaultMode"]
+    pod_context = pod["securityContext"]
+    uid = container["securityContext"].get("runAsUser", pod_context.get("runAsUser"))
+    assert uid not in (None, 0) and pod_context.get("fsGroup") is not None
+    assert mode & 0o040, f"defaultMode {mode:o}: the group (fsGroup) must read the files"
+    assert mode & 0o333 == 0 and mode & 0o007 == 0, f"defaultMode {mode:o}: read-only, and for no one else"
+
+    # The variables hold the paths of those files, and the files the credentials.
+    env = rendered.environment()
+    files = rendered.secret_files()
+    names = {
+        "SKYPILOT_INITIAL_BASIC_AUTH": "basic-auth",
+        "SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN": "service-account-token",
+    }
+    given = {name for name in names if name in env}
+    assert given == {name for name, file in names.items() if f"{AUTH_DIR}/{file}" in expected}
+    for name in given:
+        path = env[name]
+        assert path == f"{AUTH_DIR}/{names[name]}", f"{name}={path}"
+        assert path in files and files[path].read_only and files[path].volume == mount["name"]
+        assert (files[path].secret, files[path].key) == expected[path]
+        if variant != "existing-secret":
+            assert isinstance(files[path].content, str) and files[path].content != path
+
+
+def test_custom_secret_keys_are_mounted_under_fixed_file_names():
+    rendered = render(
+        set_values=[
+            "auth.secretKeys.basicAuth=admin-auth",
+            "auth.secretKeys.serviceAccountToken=ci",
+            "auth.initialServiceAccountToken.enabled=true",
+        ]
+    )
+    data = rendered.secret_data(f"{FULLNAME}-initial-admin")
+    assert set(data) == {"username", "password", "admin-auth", "ci"}
+    env = rendered.environment()
+    assert env["SKYPILOT_INITIAL_BASIC_AUTH"] == f"{AUTH_DIR}/basic-auth"
+    assert env["SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN"] == f"{AUTH_DIR}/service-account-token"
+    assert rendered.file_setting("SKYPILOT_INITIAL_BASIC_AUTH") == data["admin-auth"]
+    assert rendered.file_setting("SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN") == data["ci"]
 
 
 def test_extra_settings_go_to_the_configmap():
@@ -232,8 +320,9 @@ def test_default_credentials_are_generated_and_kept():
     assert data["basic-auth"] == f"admin:{data['password']}"
     assert "service-account-token" not in data
     env = rendered.environment()
-    assert env["SKYPILOT_INITIAL_BASIC_AUTH"] == data["basic-auth"]
+    assert rendered.file_setting("SKYPILOT_INITIAL_BASIC_AUTH") == data["basic-auth"]
     assert "SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN" not in env
+    assert set(rendered.secret_files()) == {f"{AUTH_DIR}/basic-auth"}, "only the key the server reads is mounted"
     # A new rendering without a cluster to look up generates another password.
     assert render().secret_data(f"{FULLNAME}-initial-admin")["password"] != data["password"]
 
@@ -241,24 +330,25 @@ def test_default_credentials_are_generated_and_kept():
 def test_given_credentials_and_token_reach_the_server():
     rendered = render_variant("initial-token")
     given = values_file("initial-token.yaml")["auth"]
-    env = rendered.environment()
     user, password = given["initialAdmin"]["username"], given["initialAdmin"]["password"]
-    assert env["SKYPILOT_INITIAL_BASIC_AUTH"] == f"{user}:{password}"
-    assert env["SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN"] == given["initialServiceAccountToken"]["value"]
+    assert rendered.file_setting("SKYPILOT_INITIAL_BASIC_AUTH") == f"{user}:{password}"
+    token = rendered.file_setting("SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN")
+    assert token == given["initialServiceAccountToken"]["value"]
 
 
 def test_a_generated_token_has_the_servers_format():
     rendered = render(set_values=["auth.initialServiceAccountToken.enabled=true"])
-    token = rendered.environment()["SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN"]
+    token = rendered.file_setting("SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN")
     assert TOKEN.match(token), token
 
 
 def test_an_existing_secret_replaces_the_charts_own():
     rendered = render_variant("existing-secret")
     assert not rendered.all("Secret")
-    env = rendered.environment()
-    assert env["SKYPILOT_INITIAL_BASIC_AUTH"] == SecretRef("team-skypilot-credentials", "admin-basic-auth")
-    assert env["SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN"] == SecretRef("team-skypilot-credentials", "ci-token")
+    basic_auth = rendered.file_setting("SKYPILOT_INITIAL_BASIC_AUTH")
+    assert basic_auth == SecretRef("team-skypilot-credentials", "admin-basic-auth")
+    token = rendered.file_setting("SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN")
+    assert token == SecretRef("team-skypilot-credentials", "ci-token")
     notes = render_notes("existing-secret")
     assert "team-skypilot-credentials" in notes and '"admin-basic-auth"' in notes
 
@@ -319,6 +409,11 @@ def test_ingress_annotations_given_by_the_user_win():
             "64 lowercase hex digits",
         ),
         (["ingress.enabled=true"], "ingress.enabled needs ingress.host"),
+        (
+            ["tls.enabled=true", "tls.secretName=x", "tls.mountPath=/etc/skypilot/initial-auth"],
+            "the initial credentials are mounted there",
+        ),
+        (["tls.enabled=true", "tls.secretName=x", "tls.mountPath=/etc/skypilot"], "must not be, contain or lie in"),
         (["server.logFormat=xml"], "server.logFormat must be json or text"),
         (["server.localInfra=on"], 'server.localInfra must be "off" or "shared-server-identity"'),
     ],
@@ -404,12 +499,12 @@ def test_an_upgrade_keeps_the_generated_credentials():
         "service-account-token": "sky_" + "ab" * 32,
     }
     rendered = render_with_existing_secret(previous, set_values=["auth.initialServiceAccountToken.enabled=true"])
-    env = rendered.environment()
-    assert env["SKYPILOT_INITIAL_BASIC_AUTH"] == "admin:KeptFromTheFirstInstall42"
-    assert env["SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN"] == previous["service-account-token"]
+    assert rendered.file_setting("SKYPILOT_INITIAL_BASIC_AUTH") == "admin:KeptFromTheFirstInstall42"
+    token = rendered.file_setting("SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN")
+    assert token == previous["service-account-token"]
 
 
 def test_given_credentials_win_over_the_stored_ones():
     previous = {"username": "admin", "password": "KeptFromTheFirstInstall42"}
     rendered = render_with_existing_secret(previous, set_values=["auth.initialAdmin.password=NewlyGivenPassword"])
-    assert rendered.environment()["SKYPILOT_INITIAL_BASIC_AUTH"] == "admin:NewlyGivenPassword"
+    assert rendered.file_setting("SKYPILOT_INITIAL_BASIC_AUTH") == "admin:NewlyGivenPassword"

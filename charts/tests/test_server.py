@@ -213,9 +213,19 @@ def processes(tmp_path):
 
 
 class ChartServer:
-    """How the chart's StatefulSet runs the server, made local."""
+    """How the chart's StatefulSet runs the server, made local. Every Secret
+    volume's mount path maps to a local directory; the files of the Secrets the
+    chart renders (and of `external_secrets`: name -> key -> value, standing for
+    Secrets that exist in the cluster) are written there as the kubelet would,
+    and arguments and environment values under a mount path point to them."""
 
-    def __init__(self, rendered: Rendered, sky: str, root: Path):
+    def __init__(
+        self,
+        rendered: Rendered,
+        sky: str,
+        root: Path,
+        external_secrets: dict[str, dict[str, str]] | None = None,
+    ):
         self.rendered = rendered
         self.data_dir = root / "data"
         self.home = root / "server-home"
@@ -230,12 +240,25 @@ class ChartServer:
             if volume["name"] == mount["name"] and "secret" in volume
         }
         self.secret_mounts = secret_mounts
+        local_path = self.local_path
 
-        def local_path(value: str) -> str:
-            for mount_path, local in secret_mounts.items():
-                if value.startswith(mount_path + "/"):
-                    return str(local / value[len(mount_path) + 1 :])
-            return value
+        # The kubelet writes each item's bytes as they are, with the volume's
+        # mode. Secrets neither rendered nor given (TLS) are left to the test.
+        external_secrets = external_secrets or {}
+        for path, mounted in rendered.secret_files().items():
+            content = mounted.content
+            if isinstance(content, SecretRef):
+                if content.name not in external_secrets:
+                    continue
+                content = external_secrets[content.name][content.key]
+            local = Path(local_path(path))
+            assert local != Path(path), f"{path} is under no mapped mount"
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.write_text(content)
+            # In the pod root owns the file and the server reads it through its
+            # group (fsGroup); here the server's user owns it, so the owner gets
+            # the group's bits: a mode that left the group nothing fails here too.
+            local.chmod((mounted.mode & 0o070) << 3 | mounted.mode & 0o077)
 
         replace = {"--data-dir": str(self.data_dir), "--port": "0", "--host": "127.0.0.1", "--health-port": "0"}
         args = rendered.args
@@ -255,7 +278,10 @@ class ChartServer:
         for name, value in rendered.environment().items():
             if isinstance(value, SecretRef):
                 pytest.fail(f"{name} comes from Secret {value.name}, which the chart does not render")
-            env[name] = value
+            local = local_path(value)
+            if local != value and not Path(local).is_file():
+                pytest.fail(f"{name}={value}: no such file is mounted (a Secret the chart does not render?)")
+            env[name] = local
         if "SKYPILOT_API_SERVER_DATA_DIR" in env:
             env["SKYPILOT_API_SERVER_DATA_DIR"] = str(self.data_dir)
         if "SKYPILOT_HEALTH_PORT" in env:
@@ -264,9 +290,30 @@ class ChartServer:
         env["PATH"] = os.environ.get("PATH", "/usr/bin:/bin")
         self.env = env
 
+    def local_path(self, value: str) -> str:
+        """`value` with a Secret mount path replaced by its local directory."""
+        for mount_path, local in self.secret_mounts.items():
+            if value.startswith(mount_path + "/"):
+                return str(local / value[len(mount_path) + 1 :])
+        return value
+
+    def mounted_file(self, env_name: str) -> str:
+        """What the server finds in the file its variable `env_name` names
+        (trimmed, as the server reads it): the variable holds only the path."""
+        path = Path(self.env[env_name])
+        assert path.is_file() and path.is_relative_to(self.mounts), f"{env_name} must name a mounted file: {path}"
+        return path.read_text().strip()
+
     def admin(self) -> tuple[str, str]:
-        user, _, password = self.env["SKYPILOT_INITIAL_BASIC_AUTH"].partition(":")
+        user, _, password = self.mounted_file("SKYPILOT_INITIAL_BASIC_AUTH").partition(":")
         return user, password
+
+    def initial_token(self) -> str:
+        return self.mounted_file("SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN")
+
+    def assert_no_secret_in_env(self, *secrets: str) -> None:
+        for name, value in self.env.items():
+            assert not any(secret in value for secret in secrets), f"a credential is in the server's {name}"
 
 
 def admin_url(scheme: str, user: str, password: str, address: str) -> str:
@@ -319,6 +366,9 @@ def test_the_admin_from_the_charts_secret_logs_into_the_charts_server(variant, s
     assert (chart_server.data_dir / "server.pid").exists(), "the server must use the data dir from --data-dir"
 
     user, password = chart_server.admin()
+    # The server read the password from the mounted file: its environment has the path only.
+    assert chart_server.rendered.file_setting("SKYPILOT_INITIAL_BASIC_AUTH") == f"{user}:{password}"
+    chart_server.assert_no_secret_in_env(password)
     home = processes.home("client")
     login_and_check(sky, home, ["-e", admin_url("http", user, password, address)], user)
     assert password not in server.log(), "the admin's password must not be logged"
@@ -328,13 +378,52 @@ def test_the_initial_token_logs_in_as_the_admin(sky, processes, tmp_path):
     require_setting(sky, "SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN")
     rendered = render_variant("initial-token")
     chart_server = ChartServer(rendered, sky, tmp_path)
-    token = chart_server.env["SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN"]
+    token = chart_server.initial_token()
+    assert token == rendered.file_setting("SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN")
+    chart_server.assert_no_secret_in_env(token)
     server = processes.server(chart_server.command, chart_server.env)
     address = server.wait_serving()
     user, _ = chart_server.admin()
     home = processes.home("automation")
     login_and_check(sky, home, ["-e", f"http://{address}", "--token", token], user)
     assert token not in server.log(), "the token must not be logged"
+
+
+def test_an_existing_secrets_files_with_trailing_newlines_log_in(sky, processes, tmp_path):
+    """`kubectl create secret --from-file` keeps a file's final newline; the
+    server trims what it reads."""
+    require_setting(sky, "SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN")
+    rendered = render_variant("existing-secret")
+    password, token = "ops-chosen-password-42", "sky_" + "5e" * 32
+    secret = {"admin-basic-auth": f"ops:{password}\n", "ci-token": f"{token}\n"}
+    chart_server = ChartServer(rendered, sky, tmp_path, {"team-skypilot-credentials": secret})
+    chart_server.assert_no_secret_in_env(password, token)
+    server = processes.server(chart_server.command, chart_server.env)
+    address = server.wait_serving()
+    assert chart_server.admin() == ("ops", password)
+    login_and_check(sky, processes.home("client"), ["-e", admin_url("http", "ops", password, address)], "ops")
+    login_and_check(sky, processes.home("automation"), ["-e", f"http://{address}", "--token", token], "ops")
+    assert password not in server.log() and token not in server.log()
+
+
+def test_an_unreadable_credentials_file_stops_the_first_start(sky, processes, tmp_path):
+    """Were the mounted file unreadable (say, no fsGroup in the pod), the server
+    must refuse to start rather than make an admin with a generated password."""
+    chart_server = ChartServer(render_variant("default"), sky, tmp_path)
+    path = Path(chart_server.env["SKYPILOT_INITIAL_BASIC_AUTH"])
+    if os.geteuid() != 0:
+        path.chmod(0)
+    else:  # root reads a file whatever its mode, but no directory
+        path.unlink()
+        path.mkdir()
+    server = processes.server(chart_server.command, chart_server.env)
+    try:
+        code = server.process.wait(timeout=START_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the server started without reading its initial credentials:\n{server.log()}")
+    assert code != 0, server.log()
+    server.stop()
+    assert "SKYPILOT_INITIAL_BASIC_AUTH" in server.log(), server.log()
 
 
 def make_tls_files(directory: Path) -> Path:
@@ -369,7 +458,8 @@ def make_tls_files(directory: Path) -> Path:
 def start_tls_server(sky, processes, tmp_path) -> tuple[ChartServer, ServerProcess, str, Path]:
     rendered = render_variant("tls")
     chart_server = ChartServer(rendered, sky, tmp_path)
-    (tls_dir,) = chart_server.secret_mounts.values()
+    tls_dir = Path(chart_server.local_path(rendered.arg("--tls-cert"))).parent
+    assert tls_dir in chart_server.secret_mounts.values() and not tls_dir.exists()
     ca_cert = make_tls_files(tls_dir)
     server = processes.server(chart_server.command, chart_server.env)
     address = server.wait_serving()

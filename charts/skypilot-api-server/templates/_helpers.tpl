@@ -52,6 +52,15 @@ The Secret holding the initial credentials: the chart's own or an existing one.
 {{- end }}
 
 {{/*
+Where the Secret's initial credentials are mounted, read-only, as the files
+basic-auth and service-account-token; the server's SKYPILOT_INITIAL_* variables
+hold their paths (never the credentials: see templates/statefulset.yaml).
+*/}}
+{{- define "skypilot.initialAuthDir" -}}
+/etc/skypilot/initial-auth
+{{- end }}
+
+{{/*
 The server's HOME inside the image (the `sky` user's home): an emptyDir, since
 the root filesystem is read-only.
 */}}
@@ -115,6 +124,11 @@ Refuses settings that cannot work, with a message that says what to change.
 {{- if .Values.tls.enabled }}
 {{- if not .Values.tls.secretName }}
 {{- fail "tls.enabled needs tls.secretName: a Secret of type kubernetes.io/tls with tls.crt and tls.key" }}
+{{- end }}
+{{- $tlsDir := trimSuffix "/" (toString .Values.tls.mountPath) }}
+{{- $authDir := include "skypilot.initialAuthDir" . }}
+{{- if or (eq $tlsDir $authDir) (hasPrefix (printf "%s/" $tlsDir) $authDir) (hasPrefix (printf "%s/" $authDir) $tlsDir) }}
+{{- fail (printf "tls.mountPath (%s) must not be, contain or lie in %s: the initial credentials are mounted there" (toString .Values.tls.mountPath) $authDir) }}
 {{- end }}
 {{- $health := int .Values.server.healthPort }}
 {{- if or (lt $health 1) (gt $health 65535) (eq $health $port) }}
