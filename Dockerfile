@@ -5,7 +5,12 @@
 #   docker build --build-arg SKYPILOT_COMMIT="$(git rev-parse --short=8 HEAD)" \
 #       -t REGISTRY/skypilot-api-server:0.1.0 .
 #   docker run -p 46580:46580 -v skypilot-data:/var/lib/skypilot \
-#       -e SKYPILOT_INITIAL_BASIC_AUTH=admin:CHANGE-ME-PLEASE REGISTRY/skypilot-api-server:0.1.0
+#       -v "$PWD/initial-auth:/etc/skypilot/initial-auth:ro" \
+#       -e SKYPILOT_INITIAL_BASIC_AUTH=/etc/skypilot/initial-auth/basic-auth \
+#       REGISTRY/skypilot-api-server:0.1.0
+#
+# (initial-auth/basic-auth holds USER:PASSWORD. Pass a file, not the password
+# itself: PID 1 keeps its environment for the container's life.)
 #
 # The Helm chart (charts/skypilot-api-server) runs it as uid/gid 10001 with a
 # read-only root filesystem: state goes to the data dir (a volume), scratch to

@@ -10,10 +10,16 @@ const LISTEN: &str = "0A";
 
 /// The owner (uid) of the socket whose own address is `local` and whose
 /// peer is `remote`: for a connection the server accepted, pass the peer's
-/// address as `local` to learn who connected.
+/// address as `local` to learn who connected. An IPv4 address also matches
+/// its IPv4-mapped IPv6 form, as a dual-stack client socket (gRPC's, for
+/// one) shows it.
 pub fn connection_owner(local: SocketAddr, remote: SocketAddr) -> Option<u32> {
-    let (local, remote) = (proc_address(local), proc_address(remote));
-    sockets(local_is_v6(&local)).find(|s| s.local == local && s.remote == remote).map(|s| s.uid)
+    let (locals, remotes) = (spellings(local), spellings(remote));
+    [false, true]
+        .into_iter()
+        .flat_map(sockets)
+        .find(|s| locals.contains(&s.local) && remotes.contains(&s.remote))
+        .map(|s| s.uid)
 }
 
 /// The owner of the socket listening on `port` of a loopback or wildcard address.
@@ -42,8 +48,14 @@ struct Socket {
     uid: u32,
 }
 
-fn local_is_v6(address: &str) -> bool {
-    address.len() > 13
+/// How `address` can appear in those files: as itself and, for IPv4, in
+/// its IPv4-mapped IPv6 form.
+fn spellings(address: SocketAddr) -> Vec<String> {
+    let mut spellings = vec![proc_address(address)];
+    if let IpAddr::V4(ip) = address.ip() {
+        spellings.push(proc_address(SocketAddr::new(IpAddr::V6(ip.to_ipv6_mapped()), address.port())));
+    }
+    spellings
 }
 
 /// The sockets of one of the two tables.
@@ -100,6 +112,23 @@ mod tests {
         let client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         let (_accepted, peer) = listener.accept().unwrap();
         assert_eq!(connection_owner(peer, listener.local_addr().unwrap()), Some(me));
+        drop(client);
+    }
+
+    /// A dual-stack client: an IPv6 socket reaching an IPv4 listener through
+    /// an IPv4-mapped address; the server sees a plain IPv4 peer.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_owner_of_a_dual_stack_connection_is_found() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mapped = SocketAddr::new(IpAddr::V6(std::net::Ipv4Addr::LOCALHOST.to_ipv6_mapped()), port);
+        let Ok(client) = std::net::TcpStream::connect(mapped) else {
+            return; // no IPv6 at all here: nothing dual-stack can connect either
+        };
+        let (_accepted, peer) = listener.accept().unwrap();
+        assert!(peer.is_ipv4(), "{peer}");
+        assert_eq!(connection_owner(peer, listener.local_addr().unwrap()), own_uid());
         drop(client);
     }
 }

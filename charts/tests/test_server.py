@@ -424,6 +424,7 @@ def test_an_unreadable_credentials_file_stops_the_first_start(sky, processes, tm
     assert code != 0, server.log()
     server.stop()
     assert "SKYPILOT_INITIAL_BASIC_AUTH" in server.log(), server.log()
+    assert "cannot be read" in server.log(), server.log()
 
 
 def make_tls_files(directory: Path) -> Path:

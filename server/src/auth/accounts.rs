@@ -388,7 +388,7 @@ impl FirstAdmin {
     pub fn parse(initial: Option<&str>, token: Option<&str>) -> Result<FirstAdmin> {
         let (name, password) = match initial {
             Some(value) => {
-                let text = value_or_file_contents(value);
+                let text = value_or_file_contents(value, "SKYPILOT_INITIAL_BASIC_AUTH")?;
                 let (name, password) = text.split_once(':').ok_or_else(|| {
                     Error::invalid(
                         "SKYPILOT_INITIAL_BASIC_AUTH",
@@ -399,7 +399,9 @@ impl FirstAdmin {
             }
             None => ("admin".to_string(), None),
         };
-        let token = token.map(value_or_file_contents);
+        let token = token
+            .map(|token| value_or_file_contents(token, "SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN"))
+            .transpose()?;
         if let Some(token) = &token
             && !(token.starts_with("sky_")
                 && token.len() >= 36
@@ -415,10 +417,35 @@ impl FirstAdmin {
     }
 }
 
-/// The trimmed contents of the file `value` names, or `value` itself when it names no file.
-fn value_or_file_contents(value: &str) -> String {
-    match std::fs::read_to_string(value.trim()) {
-        Ok(contents) => contents.trim().to_string(),
-        Err(_) => value.trim().to_string(),
+/// The trimmed contents of the file `value` names, or `value` itself when it
+/// names no file. An absolute path that cannot be read is an error that says
+/// so (a credentials volume that is missing or unreadable), not a value.
+fn value_or_file_contents(value: &str, setting: &str) -> Result<String> {
+    let value = value.trim();
+    match std::fs::read_to_string(value) {
+        Ok(contents) => Ok(contents.trim().to_string()),
+        Err(err) if value.starts_with('/') => {
+            Err(Error::invalid(setting, format!("names the file {value}, which cannot be read: {err}")))
+        }
+        Err(_) => Ok(value.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initial_credentials_come_from_a_value_or_a_readable_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("basic-auth");
+        std::fs::write(&file, "root:a-long-password\n").unwrap();
+        let first = FirstAdmin::parse(Some(file.to_str().unwrap()), None).unwrap();
+        assert_eq!((first.name.as_str(), first.password.as_deref()), ("root", Some("a-long-password")));
+        let direct = FirstAdmin::parse(Some("admin:another-password"), None).unwrap();
+        assert_eq!(direct.name, "admin");
+        let missing = dir.path().join("not-mounted/basic-auth");
+        let err = FirstAdmin::parse(Some(missing.to_str().unwrap()), None).unwrap_err();
+        assert!(err.message.contains("cannot be read") && err.message.contains("not-mounted"), "{err}");
     }
 }
