@@ -15,11 +15,9 @@ const LISTEN: &str = "0A";
 /// one) shows it.
 pub fn connection_owner(local: SocketAddr, remote: SocketAddr) -> Option<u32> {
     let (locals, remotes) = (spellings(local), spellings(remote));
-    [false, true]
-        .into_iter()
-        .flat_map(sockets)
-        .find(|s| locals.contains(&s.local) && remotes.contains(&s.remote))
-        .map(|s| s.uid)
+    [false, true].into_iter().find_map(|v6| {
+        find_socket(v6, |s| locals.contains(&s.local) && remotes.contains(&s.remote)).map(|s| s.uid)
+    })
 }
 
 /// The owner of the socket listening on `port` of a loopback or wildcard address.
@@ -30,9 +28,7 @@ pub fn listener_owner(port: u16) -> Option<u32> {
         .collect();
     [false, true]
         .into_iter()
-        .flat_map(sockets)
-        .find(|s| s.state == LISTEN && candidates.contains(&s.local))
-        .map(|s| s.uid)
+        .find_map(|v6| find_socket(v6, |s| s.state == LISTEN && candidates.contains(&s.local)).map(|s| s.uid))
 }
 
 /// The (effective) uid this process runs as: the owner of `/proc/self`.
@@ -58,23 +54,26 @@ fn spellings(address: SocketAddr) -> Vec<String> {
     spellings
 }
 
-/// The sockets of one of the two tables.
-fn sockets(v6: bool) -> impl Iterator<Item = Socket> {
+/// The first socket of one of the two tables that `wanted` accepts. The
+/// table is read line by line and no further than needed: the kernel writes
+/// it out afresh for every read, so a host with many sockets makes a whole
+/// read slow (listening sockets come first).
+fn find_socket(v6: bool, wanted: impl Fn(&Socket) -> bool) -> Option<Socket> {
+    use std::io::BufRead as _;
     let table = if v6 { "/proc/net/tcp6" } else { "/proc/net/tcp" };
-    let text = std::fs::read_to_string(table).unwrap_or_default();
-    text.lines()
-        .skip(1)
-        .filter_map(|line| {
+    let file = std::fs::File::open(table).ok()?;
+    std::io::BufReader::with_capacity(64 * 1024, file).lines().skip(1).map_while(Result::ok).find_map(
+        |line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            Some(Socket {
+            let socket = Socket {
                 local: fields.get(1)?.to_string(),
                 remote: fields.get(2)?.to_string(),
                 state: fields.get(3)?.to_string(),
                 uid: fields.get(7)?.parse().ok()?,
-            })
-        })
-        .collect::<Vec<_>>()
-        .into_iter()
+            };
+            wanted(&socket).then_some(socket)
+        },
+    )
 }
 
 /// `address` as those files spell it: the address as the kernel's 32-bit

@@ -15,12 +15,19 @@ impl UnixUser {
         // SAFETY: geteuid has no preconditions.
         assert_eq!(unsafe { libc::geteuid() }, 0, "the security tests create Unix users: run them as root");
         let name = format!("skyt{}", skypilot_api::identity::random_hex(6).expect("random bytes"));
-        let status = Command::new("useradd")
-            .args(["--no-create-home", "--shell", "/bin/sh", "--user-group", &name])
-            .status()
-            .expect("useradd runs");
-        assert!(status.success(), "useradd {name} failed");
-        UnixUser { name }
+        // Tests run in parallel, and useradd gives up at once while another
+        // holds the lock on /etc/passwd: try again for a while.
+        for _ in 0..100 {
+            let out = Command::new("useradd")
+                .args(["--no-create-home", "--shell", "/bin/sh", "--user-group", &name])
+                .output()
+                .expect("useradd runs");
+            if out.status.success() {
+                return UnixUser { name };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("useradd {name} kept failing");
     }
 
     /// The user's uid.
