@@ -450,7 +450,7 @@ fn the_cli_refuses_a_local_server_another_unix_user_started_on_its_port() {
     let mallory = unix_user::UnixUser::create();
     let theirs = tempfile::tempdir().unwrap();
     std::os::unix::fs::chown(theirs.path(), Some(mallory.uid()), None).unwrap();
-    let mut server = Command::new("runuser")
+    let server = Command::new("runuser")
         .args(["-u", &mallory.name, "--", "env", &format!("HOME={}", theirs.path().display())])
         .args([env!("CARGO_BIN_EXE_sky"), "api", "start", "--foreground"])
         .args(["--host", "127.0.0.1", "--port", &home.port.to_string()])
@@ -458,11 +458,30 @@ fn the_cli_refuses_a_local_server_another_unix_user_started_on_its_port() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    // The server binds its port before it writes its pid file: wait for both,
+    // so that the pid is there to stop it with whatever the test finds.
+    let pid_file = theirs.path().join(".sky/api_server/server.pid");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while listener_owner(home.port) != Some(mallory.uid()) {
-        assert!(std::time::Instant::now() < deadline, "mallory's server did not start");
-        std::thread::sleep(std::time::Duration::from_millis(20));
+    let written_pid = || -> Option<i32> { fs::read_to_string(&pid_file).ok()?.lines().next()?.parse().ok() };
+    let pid = loop {
+        match written_pid() {
+            Some(pid) if listener_owner(home.port) == Some(mallory.uid()) => break pid,
+            _ => {
+                assert!(std::time::Instant::now() < deadline, "mallory's server did not start");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    };
+    // Mallory's server stops when the test ends, whether it passes or fails.
+    struct StopsOnDrop(i32, std::process::Child);
+    impl Drop for StopsOnDrop {
+        fn drop(&mut self) {
+            // SAFETY: kill(2) on the server this test started, by its pid.
+            unsafe { libc::kill(self.0, libc::SIGTERM) };
+            let _ = self.1.wait();
+        }
     }
+    let _stops = StopsOnDrop(pid, server);
     let refused = home.sky(&["status"]).fails();
     assert!(
         refused.stderr.contains("another user") && refused.stderr.contains(&home.port.to_string()),
@@ -470,10 +489,4 @@ fn the_cli_refuses_a_local_server_another_unix_user_started_on_its_port() {
         refused.stderr
     );
     assert!(!home.data_dir().join("server.pid").exists(), "no server of ours was started");
-    // Stop mallory's server: the one this test started, by its pid.
-    let pid_file = theirs.path().join(".sky/api_server/server.pid");
-    let pid: i32 = fs::read_to_string(pid_file).unwrap().lines().next().unwrap().parse().unwrap();
-    // SAFETY: kill(2) on the server this test started.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    server.wait().unwrap();
 }
