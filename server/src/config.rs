@@ -48,29 +48,23 @@ pub struct ServerConfig {
     pub local_infra: LocalInfraMode,
 }
 
-/// Whether the local infra takes clusters. Its jobs run as the server's own
-/// user: fine for a local server, which is its owner's alone; on a deployed
-/// server every user's jobs could then read the server's store, keys and
-/// each other's work, so there it is off unless the admin says otherwise.
+/// Whether the local infra takes clusters, and as whom its jobs run. As the
+/// server's own user is fine for a local server, which is its owner's alone;
+/// on a deployed server every user's jobs could then read the server's
+/// store, keys and each other's work, so there they run under uids of their
+/// own (one per cluster) when the server runs as root, and the local infra
+/// is off otherwise, unless the admin says otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LocalInfraMode {
-    /// On for a local server, off for a deployed one.
+    /// A local server: on, as the server's user. A deployed one: a uid per
+    /// cluster when it can, else off.
     #[default]
     Auto,
     Off,
     /// On, with every job sharing the server's identity.
     SharedServerIdentity,
-}
-
-impl LocalInfraMode {
-    /// Whether the local infra takes clusters on a server of `mode`.
-    pub fn enabled(self, mode: ServerMode) -> bool {
-        match self {
-            LocalInfraMode::Auto => mode != ServerMode::Deploy,
-            LocalInfraMode::Off => false,
-            LocalInfraMode::SharedServerIdentity => true,
-        }
-    }
+    /// On, each cluster under a uid of its own (the server must run as root).
+    UidPerCluster,
 }
 
 impl ServerConfig {

@@ -111,6 +111,43 @@ impl DataDir {
     pub fn pid_file(&self) -> PathBuf {
         self.root.join("server.pid")
     }
+
+    /// Lets jobs under other uids reach their clusters' folders: the data
+    /// dir becomes searchable, not readable (0711), so that they reach only
+    /// paths they can name; everything else in it stays the server's alone.
+    /// Every folder above must be searchable too.
+    pub fn open_to_cluster_uids(&self) -> Result<(), String> {
+        for folder in self.root.ancestors().skip(1) {
+            let mode = fs::metadata(folder)
+                .map_err(|err| format!("{}: {err}", folder.display()))?
+                .permissions()
+                .mode();
+            if mode & 0o001 == 0 {
+                return Err(format!(
+                    "jobs could not reach the data directory {}: {} is closed to other users (mode {:o}); \
+                     choose a data directory under searchable folders (e.g. --data-dir /var/lib/skypilot)",
+                    self.root.display(),
+                    folder.display(),
+                    mode & 0o7777
+                ));
+            }
+        }
+        let closed = || -> io::Result<()> {
+            // What the data dir holds stays closed, whatever the modes inside.
+            for entry in fs::read_dir(&self.root)? {
+                let entry = entry?;
+                let meta = entry.metadata()?;
+                if entry.file_name() != "clusters" && !meta.file_type().is_symlink() {
+                    fs::set_permissions(
+                        entry.path(),
+                        fs::Permissions::from_mode(meta.permissions().mode() & 0o7700),
+                    )?;
+                }
+            }
+            fs::set_permissions(&self.root, fs::Permissions::from_mode(0o711))
+        };
+        closed().map_err(|err| format!("{}: {err}", self.root.display()))
+    }
 }
 
 /// A directory that already holds our store is ours (the store checks its
@@ -152,7 +189,9 @@ pub(crate) fn has_entries(dir: &Path) -> bool {
 /// its files so); one an older server left open is repaired whole. Node
 /// folders under `clusters/` hold users' files, whose modes are theirs.
 fn close_to_others(root: &Path) -> io::Result<()> {
-    if fs::metadata(root)?.permissions().mode() & 0o077 == 0 {
+    // Searchable by others (0711) is closed: jobs under uids of their own
+    // need that much (`open_to_cluster_uids`).
+    if fs::metadata(root)?.permissions().mode() & 0o066 == 0 {
         return Ok(());
     }
     fn close(path: &Path, skip: Option<&Path>) -> io::Result<()> {

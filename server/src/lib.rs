@@ -35,6 +35,7 @@ pub use clusters::Clusters;
 pub use config::{LocalInfraMode, ServerConfig, TlsFiles};
 pub use data_dir::DataDirError;
 pub use error::{Error, ErrorReason, Result};
+pub use infra::run_as::FIRST_CLUSTER_UID;
 pub use ops::{Admitted, BoxFuture, Engine, EngineConfig, OpContext, OpOutput, OperationKind, Submission};
 pub use retention::Retention;
 pub use serve::{RunningServer, Server, StartError};

@@ -19,7 +19,7 @@ pub const CHUNK_BYTES: usize = 64 * 1024;
 /// Reads up to `CHUNK_BYTES` of `path` at `offset`; empty at or past the end
 /// or when the file does not exist yet.
 pub fn read_chunk(path: &Path, offset: u64) -> io::Result<Vec<u8>> {
-    let mut file = match File::open(path) {
+    let mut file = match open_regular(path) {
         Ok(file) => file,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(err) => return Err(err),
@@ -28,6 +28,21 @@ pub fn read_chunk(path: &Path, offset: u64) -> io::Result<Vec<u8>> {
     let mut buf = Vec::with_capacity(CHUNK_BYTES);
     file.take(CHUNK_BYTES as u64).read_to_end(&mut buf)?;
     Ok(buf)
+}
+
+/// Opens a regular file for reading without ever waiting: a FIFO, socket or
+/// device in its place is refused (opening a FIFO would block until someone
+/// writes to it).
+pub fn open_regular(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file, folder or link", path.display()),
+        ));
+    }
+    Ok(file)
 }
 
 /// `read_chunk` on a blocking thread.
@@ -40,7 +55,7 @@ pub async fn read_chunk_async(path: PathBuf, offset: u64) -> Result<Vec<u8>> {
 
 /// The offset at which the last `lines` lines of `path` start.
 pub fn tail_offset(path: &Path, lines: u64) -> io::Result<u64> {
-    let mut file = match File::open(path) {
+    let mut file = match open_regular(path) {
         Ok(file) => file,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(0),
         Err(err) => return Err(err),

@@ -13,7 +13,10 @@ use std::{
 };
 
 use futures_util::StreamExt;
-use skypilot_api::{identity::Identity, proto::FILE_DESCRIPTOR_SET};
+use skypilot_api::{
+    identity::Identity,
+    proto::{FILE_DESCRIPTOR_SET, skypilot::v1::ServerMode},
+};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic_health::{ServingStatus, server::HealthReporter};
@@ -22,12 +25,12 @@ use crate::{
     auth::{Accounts, AuthLayer, Caller, FirstAdmin},
     clock::join_within,
     clusters::Clusters,
-    config::{ServerConfig, TlsFiles},
+    config::{LocalInfraMode, ServerConfig, TlsFiles},
     data_dir::{DataDir, DataDirError},
     error::{Error, Result},
     grpc::{ApiVersionLayer, BrowserGuardLayer, Services, Shared, cors_layer, is_loopback_host},
     health::{HealthListener, set_health},
-    infra::local::LocalInfra,
+    infra::{local::LocalInfra, run_as},
     kinds::{self, autostop_loop},
     ops::{Engine, OperationKind, log::LogDir},
     retention::Retention,
@@ -37,9 +40,30 @@ use crate::{
 /// Why a deployed server's local infra is off, as `sky check` and refused
 /// launches say.
 const LOCAL_INFRA_OFF: &str = "off on this team API server: its jobs would run as the server's own \
-    user, able to read the server's data and every other user's jobs. An admin may turn it on \
-    knowingly with `sky api start --local-infra shared-server-identity` (chart value \
+    user, able to read the server's data and every other user's jobs. An admin may run each cluster \
+    under a uid of its own (`sky api start --local-infra uid-per-cluster`, the server running as \
+    root), or turn it on knowingly with `--local-infra shared-server-identity` (chart value \
     server.localInfra)";
+
+/// The local infra as `config.local_infra` asks for it on this server.
+fn local_infra(config: &ServerConfig, data_dir: &DataDir) -> Result<LocalInfra, StartError> {
+    let clusters = data_dir.clusters();
+    let with_cluster_uids = || -> Result<LocalInfra, String> {
+        run_as::check_usable(run_as::FIRST_CLUSTER_UID)?;
+        data_dir.open_to_cluster_uids()?;
+        LocalInfra::with_cluster_uids(clusters.clone(), run_as::FIRST_CLUSTER_UID)
+            .map_err(|err| format!("cannot prepare {}: {err}", clusters.display()))
+    };
+    Ok(match config.local_infra {
+        LocalInfraMode::Auto if config.mode != ServerMode::Deploy => LocalInfra::new(clusters),
+        LocalInfraMode::Auto => with_cluster_uids().unwrap_or_else(|why| {
+            LocalInfra::off(clusters.clone(), format!("{LOCAL_INFRA_OFF}. Uids per cluster: {why}"))
+        }),
+        LocalInfraMode::Off => LocalInfra::off(clusters, LOCAL_INFRA_OFF.to_string()),
+        LocalInfraMode::SharedServerIdentity => LocalInfra::new(clusters),
+        LocalInfraMode::UidPerCluster => with_cluster_uids().map_err(StartError::LocalInfra)?,
+    })
+}
 
 /// Why the server could not start.
 #[derive(Debug)]
@@ -52,6 +76,7 @@ pub enum StartError {
     Insecure { host: String },
     Tls(String),
     Cors(String),
+    LocalInfra(String),
 }
 
 impl fmt::Display for StartError {
@@ -70,6 +95,10 @@ impl fmt::Display for StartError {
             StartError::Reflection(err) => write!(f, "cannot set up server reflection: {err}"),
             StartError::Tls(err) => write!(f, "cannot set up TLS: {err}"),
             StartError::Cors(err) => write!(f, "cannot set up CORS: {err}"),
+            StartError::LocalInfra(why) => write!(
+                f,
+                "cannot run clusters under uids of their own (--local-infra uid-per-cluster): {why}"
+            ),
             StartError::Insecure { host } => write!(
                 f,
                 "refusing to listen on {host} without authentication: use --deploy (credentials \
@@ -155,12 +184,7 @@ impl Server {
         let store = Store::open(&data_dir.store()).map_err(StartError::Store)?;
         let close_on_error = CloseOnError(Some(store.clone()));
         let logs = LogDir::open(data_dir.operation_logs()).map_err(dir_err)?;
-        let infra = if config.local_infra.enabled(config.mode) {
-            LocalInfra::new(data_dir.clusters())
-        } else {
-            LocalInfra::off(data_dir.clusters(), LOCAL_INFRA_OFF.to_string())
-        };
-        let infra = Arc::new(infra);
+        let infra = Arc::new(local_infra(&config, &data_dir)?);
         let clusters = Clusters::open(store.clone(), infra, data_dir.archived_job_logs())
             .await
             .map_err(StartError::Store)?;
@@ -261,7 +285,8 @@ impl Server {
         let autostop =
             tokio::spawn(autostop_loop(clusters.clone(), engine.clone(), config.autostop_check_interval));
 
-        fs::write(data_dir.pid_file(), format!("{}\n{local_addr}\n", std::process::id())).map_err(dir_err)?;
+        write_private(&data_dir.pid_file(), &format!("{}\n{local_addr}\n", std::process::id()))
+            .map_err(dir_err)?;
         close_on_error.disarm();
         set_health(&health, ServingStatus::Serving).await;
         tracing::info!(address = %local_addr, data_dir = %dir.display(), "API server is serving");

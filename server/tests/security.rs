@@ -18,7 +18,7 @@ use skypilot_api::{
         },
     },
 };
-use skypilot_server::{Caller, ErrorReason, LocalInfraMode, Submission};
+use skypilot_server::{Caller, ErrorReason, FIRST_CLUSTER_UID, LocalInfraMode, Submission};
 
 const LAUNCH: &str = "sky.launch";
 
@@ -207,9 +207,12 @@ async fn a_deployed_server_runs_no_jobs_as_itself_unless_its_admin_says_so() {
     assert!(matches!(done.result, Some(Result::Response(_))), "{done:?}");
     drop(client);
 
-    // The same server with the default setting: nothing new runs, not even on
+    // The same server with the default setting, where jobs under uids of
+    // their own could not reach their folders: nothing new runs, not even on
     // the cluster launched before; what exists can still be cleaned up.
     server.config.local_infra = LocalInfraMode::Auto;
+    let parent = server.config.data_dir.parent().unwrap().to_path_buf();
+    std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o700)).unwrap();
     let server = server.restart().await;
     let client = server.client().await;
     for request in [launch("other", small_task("t")), launch("mine", small_task("again"))] {
@@ -224,9 +227,44 @@ async fn a_deployed_server_runs_no_jobs_as_itself_unless_its_admin_says_so() {
     let Some(Result::Response(any)) = check.result else { panic!("{check:?}") };
     let local = &CheckResponse::decode(any.value.as_slice()).unwrap().infras[0];
     assert!(!local.enabled && local.reason.contains("server's own user"), "{local:?}");
+    assert!(local.reason.contains("closed to other users"), "{local:?}");
     let down = client.cluster_action(ClusterAction::Down, "mine").await.unwrap();
     let down = client.wait_operation(&down.name, Duration::from_secs(30)).await.unwrap();
     assert!(matches!(down.result, Some(Result::Response(_))), "{down:?}");
+    drop(client);
+
+    // Where they can (the server runs as root, as here), the default runs
+    // each cluster under a uid of its own.
+    std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let server = server.restart().await;
+    let mut task = small_task("whoami");
+    task.run = "id -u".into();
+    let op = server
+        .running()
+        .engine()
+        .submit(Submission::new(LAUNCH, Caller::owner("alice", "a11ce"), &launch("own", task)))
+        .await
+        .unwrap();
+    let done = server.running().engine().wait(&op.id, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(done.state(), RequestState::Succeeded, "{}", done.status_message);
+    let log = data_file(&server, "clusters/own/jobs/1/run.log").await;
+    assert!(log.trim().parse::<u32>().unwrap() >= FIRST_CLUSTER_UID, "{log}");
+    server.running().clusters().down("own").await.unwrap();
+}
+
+/// A file of the server's data dir once it exists and is not empty.
+async fn data_file(server: &TestServer, path: &str) -> String {
+    let path = server.config.data_dir.join(path);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match std::fs::read_to_string(&path) {
+            Ok(text) if !text.is_empty() => return text,
+            _ => {
+                assert!(std::time::Instant::now() < deadline, "{} stayed empty", path.display());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
 }
 
 #[tokio::test]
@@ -249,4 +287,118 @@ async fn a_local_server_answers_only_its_own_unix_user() {
             .unwrap()
             .unwrap();
     assert_eq!(String::from_utf8_lossy(&ours.stdout).trim(), "9", "the owner gets an answer");
+}
+
+/// A deployed server running as root runs each cluster's jobs under a uid of
+/// its own: one user's job reads and signals nothing of another's, nor of
+/// the server's.
+#[tokio::test]
+async fn each_clusters_jobs_run_under_a_uid_of_their_own_and_reach_nothing_else() {
+    use futures_util::StreamExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut config = test_config(&dir);
+    config.local_infra = LocalInfraMode::UidPerCluster;
+    let data = config.data_dir.clone();
+    let server = TestServer::start_with(dir, config, Arc::default()).await;
+    let (engine, clusters) = (server.running().engine(), server.running().clusters());
+    let (alice, bob) = (Caller::owner("alice", "a11ce"), Caller::owner("bob", "b0b"));
+    let launch_as = |caller: Caller, cluster: &str, task: TaskSpec| {
+        Submission::new(LAUNCH, caller, &launch(cluster, task))
+    };
+    let log_of = |cluster: &'static str| async move {
+        let mut chunks = Box::pin(clusters.job_logs(cluster, 1, true, None, None).await.unwrap());
+        let mut log = Vec::new();
+        while let Some(chunk) = chunks.next().await {
+            log.extend(chunk.unwrap().data);
+        }
+        String::from_utf8(log).unwrap()
+    };
+
+    let mut victim = small_task("victim");
+    victim.secrets.insert("ALICE_TOKEN".into(), "alice-secret-value".into());
+    victim.run = "echo uid=$(id -u); echo alice-private > ~/secret.txt; touch ~/ready; sleep 120".into();
+    let op = engine.submit(launch_as(alice, "alices", victim)).await.unwrap();
+    assert_eq!(engine.wait(&op.id, Duration::from_secs(30)).await.unwrap().state(), RequestState::Succeeded);
+    let alices = data.join("clusters/alices");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !alices.join("node-0/ready").exists() || !alices.join("jobs/1/run-0.pid").exists() {
+        assert!(std::time::Instant::now() < deadline, "alice's job did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let alices_pid = std::fs::read_to_string(alices.join("jobs/1/run-0.pid")).unwrap().trim().to_string();
+
+    let mut attack = small_task("attack");
+    let targets = [
+        ("alices-file", format!("cat {}/node-0/secret.txt", alices.display())),
+        ("alices-log", format!("cat {}/jobs/1/run.log", alices.display())),
+        ("alices-script", format!("cat {}/jobs/1/run-0.sh", alices.display())),
+        ("alices-environ", format!("grep -a alice-secret /proc/{alices_pid}/environ")),
+        ("signal-alices-job", format!("kill -0 -{alices_pid}")),
+        ("signal-server", format!("kill -0 {}", std::process::id())),
+        ("server-environ", format!("cat /proc/{}/environ", std::process::id())),
+        ("list-data-dir", format!("ls {}", data.display())),
+        ("list-clusters", format!("ls {}/clusters", data.display())),
+        ("store", format!("cat {}/db/db", data.display())),
+        ("store-identity", format!("cat {}/db.identity", data.display())),
+        ("request-logs", format!("ls {}/logs", data.display())),
+    ];
+    attack.run = String::from("echo uid=$(id -u)\n");
+    for (name, command) in &targets {
+        attack.run +=
+            &format!("if {command} >/dev/null 2>&1; then echo HARM {name}; else echo safe {name}; fi\n");
+    }
+    let op = engine.submit(launch_as(bob, "bobs", attack)).await.unwrap();
+    assert_eq!(engine.wait(&op.id, Duration::from_secs(30)).await.unwrap().state(), RequestState::Succeeded);
+    let bobs_log = log_of("bobs").await;
+    for (name, _) in &targets {
+        assert!(bobs_log.contains(&format!("safe {name}\n")), "{name}: {bobs_log}");
+    }
+    assert!(!bobs_log.contains("HARM"), "{bobs_log}");
+
+    // Alice's job ran under a uid of its own, which is neither the server's
+    // nor bob's, and can be cancelled by the server.
+    clusters.cancel_jobs("alices", &[1], false).await.unwrap();
+    let alices_log = log_of("alices").await;
+    let uid_of =
+        |log: &str| log.lines().find_map(|line| line.strip_prefix("uid=")).unwrap().parse::<u32>().unwrap();
+    let (alices_uid, bobs_uid) = (uid_of(&alices_log), uid_of(&bobs_log));
+    assert!(alices_uid >= FIRST_CLUSTER_UID && bobs_uid >= FIRST_CLUSTER_UID, "{alices_uid} {bobs_uid}");
+    assert_ne!(alices_uid, bobs_uid);
+    use std::os::unix::fs::MetadataExt as _;
+    assert_eq!(std::fs::metadata(&alices).unwrap().uid(), alices_uid, "the cluster's folder is its uid's");
+    assert_eq!(std::fs::metadata(alices.join("node-0/secret.txt")).unwrap().uid(), alices_uid);
+
+    // A job that swaps its log for a link to a server file, or for a FIFO,
+    // gets its reader an error, neither the file nor a reader that hangs.
+    let links = data.join("clusters/links");
+    let mut swap = small_task("swap");
+    swap.run = format!("ln -sf {}/db.identity {}/jobs/1/run.log", data.display(), links.display());
+    let op = engine.submit(launch_as(Caller::owner("bob", "b0b"), "links", swap.clone())).await.unwrap();
+    assert_eq!(engine.wait(&op.id, Duration::from_secs(30)).await.unwrap().state(), RequestState::Succeeded);
+    swap.run = format!("rm {0}/jobs/2/run.log; mkfifo {0}/jobs/2/run.log", links.display());
+    let exec = ExecRequest { cluster_name: "links".into(), task: Some(swap), ..Default::default() };
+    let op = engine.submit(Submission::new("sky.exec", Caller::owner("bob", "b0b"), &exec)).await.unwrap();
+    assert_eq!(engine.wait(&op.id, Duration::from_secs(30)).await.unwrap().state(), RequestState::Succeeded);
+    let identity = std::fs::read(data.join("db.identity")).unwrap();
+    for job in [1, 2] {
+        let mut chunks = Box::pin(clusters.job_logs("links", job, true, None, None).await.unwrap());
+        let read = tokio::time::timeout(Duration::from_secs(20), async {
+            let mut data = Vec::new();
+            while let Some(Ok(chunk)) = chunks.next().await {
+                data.extend(chunk.data);
+            }
+            data
+        });
+        let data = read.await.expect("the log read ends");
+        assert!(
+            data.windows(identity.len()).all(|window| window != identity),
+            "job {job} read a server file"
+        );
+    }
+
+    for cluster in ["alices", "bobs", "links"] {
+        clusters.down(cluster).await.unwrap();
+    }
+    assert!(!alices.exists());
 }

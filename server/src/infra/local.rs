@@ -2,13 +2,16 @@
 //! folder with one home folder per node (`node-<rank>`, holding
 //! `sky_workdir` and file mounts) and a `jobs` folder with each job's
 //! scripts, log (`run.log`, all nodes) and exit codes. Runs are detached
-//! process groups (`process`).
+//! process groups (`process`). On a deployed server that runs as root, each
+//! cluster has a uid of its own (`run_as`): its folder and its jobs are that
+//! uid's, and the server touches the folder only as that uid.
 
 use std::{
     collections::HashMap,
+    os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _},
     path::{Path, PathBuf},
     process::Command,
-    sync::Mutex,
+    sync::{Arc, Mutex},
 };
 
 use futures_util::future::BoxFuture;
@@ -17,6 +20,7 @@ use super::{
     Capacity, Infra, InfraStatus, LogChanges, RunHandle, RunRef, RunSpec,
     log_watch::LogWatch,
     process::{self, NodeCommand},
+    run_as::{self, ClusterUids},
 };
 use crate::{
     error::{Error, Result},
@@ -33,11 +37,30 @@ pub struct LocalInfra {
     children: Mutex<HashMap<u32, tokio::process::Child>>,
     /// Wakes followers of job logs when the logs grow.
     log_watch: LogWatch,
+    /// Each cluster's uid, when clusters have their own; None: everything
+    /// runs as the server.
+    uids: Option<Arc<ClusterUids>>,
 }
 
 impl LocalInfra {
+    /// Clusters whose jobs run as the server's own user.
     pub fn new(root: PathBuf) -> LocalInfra {
-        LocalInfra { root, disabled: None, children: Mutex::default(), log_watch: LogWatch::new() }
+        LocalInfra {
+            root,
+            disabled: None,
+            children: Mutex::default(),
+            log_watch: LogWatch::new(),
+            uids: None,
+        }
+    }
+
+    /// Clusters under uids of their own, from `first_uid` up (the server
+    /// runs as root; see `run_as::check_usable`). `root` is made reachable,
+    /// not readable, by those uids (0711).
+    pub fn with_cluster_uids(root: PathBuf, first_uid: u32) -> std::io::Result<LocalInfra> {
+        std::fs::DirBuilder::new().recursive(true).mode(0o711).create(&root)?;
+        std::fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o711))?;
+        Ok(LocalInfra { uids: Some(Arc::new(ClusterUids::new(first_uid))), ..LocalInfra::new(root) })
     }
 
     /// The infra, taking no clusters for the reason given.
@@ -66,7 +89,38 @@ impl LocalInfra {
         self.job_dir(&run.cluster, run.job_id).join(format!("{}-{}.{extension}", run.phase, run.rank))
     }
 
-    fn command(&self, spec: &RunSpec) -> NodeCommand {
+    /// The uid the cluster's jobs run as, when not the server's.
+    fn cluster_uid(&self, cluster: &str) -> Result<Option<u32>> {
+        match self.uids {
+            Some(_) => Ok(Some(run_as::cluster_uid(&self.cluster_dir(cluster))?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Runs file work in a cluster's folder on a blocking thread: as the
+    /// cluster's uid when it has one.
+    async fn in_cluster<T: Send + 'static>(
+        &self,
+        cluster: &str,
+        work: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let dir = self.cluster_dir(cluster);
+        let own_uid = self.uids.is_some();
+        blocking(move || match own_uid {
+            true => match run_as::cluster_uid(&dir) {
+                Ok(uid) => run_as::as_user(uid, work),
+                // No folder: the work finds nothing, as no one in particular.
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    run_as::as_user(run_as::NOBODY, work)
+                }
+                Err(err) => Err(err.into()),
+            },
+            false => work(),
+        })
+        .await
+    }
+
+    fn command(&self, spec: &RunSpec, run_as: Option<u32>) -> NodeCommand {
         let run = &spec.run;
         let home = self.node_home(&run.cluster, run.rank);
         let mut env = vec![("HOME".to_string(), home.to_string_lossy().into_owned())];
@@ -80,6 +134,7 @@ impl LocalInfra {
             prefix: spec.log_prefix.clone(),
             cwd: home.join("sky_workdir"),
             env,
+            run_as,
         }
     }
 
@@ -127,13 +182,21 @@ impl Infra for LocalInfra {
 
     fn provision<'a>(&'a self, cluster: &'a str, num_nodes: i32) -> BoxFuture<'a, Result<Vec<String>>> {
         let homes: Vec<PathBuf> = (0..num_nodes).map(|rank| self.node_home(cluster, rank)).collect();
-        let jobs = self.cluster_dir(cluster).join("jobs");
+        let (root, dir) = (self.root.clone(), self.cluster_dir(cluster));
+        let uids = self.uids.clone();
         Box::pin(blocking(move || {
-            for home in &homes {
-                std::fs::create_dir_all(home.join("sky_workdir"))?;
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
+            let make_nodes = || -> Result<Vec<String>> {
+                for home in &homes {
+                    std::fs::create_dir_all(home.join("sky_workdir"))?;
+                }
+                std::fs::create_dir_all(dir.join("jobs"))?;
+                Ok(vec!["127.0.0.1".to_string(); homes.len()])
+            };
+            match uids {
+                Some(uids) => run_as::as_user(uids.assign(&root, &dir)?, make_nodes),
+                None => make_nodes(),
             }
-            std::fs::create_dir_all(jobs)?;
-            Ok(vec!["127.0.0.1".to_string(); homes.len()])
         }))
     }
 
@@ -155,7 +218,9 @@ impl Infra for LocalInfra {
         let home = self.node_home(cluster, rank);
         let source = source.to_path_buf();
         let dest = node_relative_path(dest).map(|relative| home.join(relative));
-        Box::pin(blocking(move || {
+        // As the cluster's uid, when it has one: the copy reads only what
+        // that uid may read, and the files it makes are the cluster's.
+        Box::pin(self.in_cluster(cluster, move || {
             let dest = dest.map_err(|err| Error::invalid("task.file_mounts", err))?;
             copy_tree(&source, &dest).map_err(|err| {
                 Error::invalid("task.workdir/file_mounts", format!("cannot copy files: {err}"))
@@ -165,13 +230,21 @@ impl Infra for LocalInfra {
 
     fn start<'a>(&'a self, spec: &'a RunSpec) -> BoxFuture<'a, Result<RunHandle>> {
         Box::pin(async move {
-            let command = self.command(spec);
-            std::fs::create_dir_all(self.job_dir(&spec.run.cluster, spec.run.job_id))?;
+            let cluster = &spec.run.cluster;
+            let command = self.command(spec, self.cluster_uid(cluster)?);
+            let job_dir = self.job_dir(cluster, spec.run.job_id);
+            let prepared = command.clone();
+            self.in_cluster(cluster, move || {
+                std::fs::create_dir_all(job_dir)?;
+                Ok(process::prepare(&prepared)?)
+            })
+            .await?;
             let spawned = process::spawn(&command)?;
             // The wrapper writes the same pid first thing; writing it here too
             // means it is on disk before the run is reported started, even
             // if the wrapper has not got that far.
-            let _ = std::fs::write(&command.pid_file, format!("{}\n", spawned.handle.pid));
+            let (pid_file, pid) = (command.pid_file.clone(), spawned.handle.pid);
+            let _ = self.in_cluster(cluster, move || Ok(std::fs::write(pid_file, format!("{pid}\n"))?)).await;
             self.children().insert(spawned.handle.pid, spawned.child);
             Ok(spawned.handle)
         })
@@ -179,18 +252,28 @@ impl Infra for LocalInfra {
 
     fn find<'a>(&'a self, run: &'a RunRef) -> BoxFuture<'a, Option<RunHandle>> {
         let (pid_file, script_file) = (self.run_file(run, "pid"), self.run_file(run, "sh"));
-        let found = blocking(move || {
-            Ok(match process::read_pid(&pid_file) {
+        Box::pin(async move {
+            let uid = self.cluster_uid(&run.cluster).ok()?;
+            let written =
+                self.in_cluster(&run.cluster, move || Ok(process::read_pid(&pid_file))).await.ok()?;
+            match written {
+                // The job could have written anything there: a live process
+                // is taken only if it is a run (a group leader) of this cluster.
+                Some(pid) if process::start_ticks(pid).is_some() => {
+                    let ours = process::leads_its_group(pid)
+                        && uid.is_none_or(|uid| process::process_uid(pid) == Some(uid));
+                    ours.then(|| RunHandle {
+                        pid,
+                        start_ticks: process::start_ticks(pid).unwrap_or(u64::MAX),
+                    })
+                }
                 // A process that is gone gets a start time no process has:
                 // its exit file then tells how it ended.
-                Some(pid) => {
-                    Some(RunHandle { pid, start_ticks: process::start_ticks(pid).unwrap_or(u64::MAX) })
-                }
+                Some(pid) => Some(RunHandle { pid, start_ticks: u64::MAX }),
                 // Started a moment before the server stopped, before it wrote its pid.
-                None => process::find_running(&script_file),
-            })
-        });
-        Box::pin(async move { found.await.ok().flatten() })
+                None => blocking(move || Ok(process::find_running(&script_file))).await.ok().flatten(),
+            }
+        })
     }
 
     fn wait<'a>(&'a self, run: &'a RunRef, handle: RunHandle) -> BoxFuture<'a, Option<i32>> {
@@ -198,9 +281,13 @@ impl Infra for LocalInfra {
             let exit_file = self.run_file(run, "exit");
             let child = self.children().remove(&handle.pid);
             match child {
-                Some(child) => process::wait_child(child, &exit_file).await,
-                None => process::wait_recovered(handle, &exit_file).await,
+                Some(child) => process::wait_child(child).await,
+                None => process::wait_recovered(handle).await,
             }
+            self.in_cluster(&run.cluster, move || Ok(process::read_exit_code(&exit_file)))
+                .await
+                .ok()
+                .flatten()
         })
     }
 
@@ -212,7 +299,8 @@ impl Infra for LocalInfra {
     }
 
     fn read_log<'a>(&'a self, cluster: &'a str, job_id: i64, offset: u64) -> BoxFuture<'a, Result<Vec<u8>>> {
-        Box::pin(logfile::read_chunk_async(self.job_log(cluster, job_id), offset))
+        let log = self.job_log(cluster, job_id);
+        Box::pin(self.in_cluster(cluster, move || Ok(logfile::read_chunk(&log, offset)?)))
     }
 
     fn log_changes(&self, cluster: &str, job_id: i64) -> Option<LogChanges> {
@@ -226,39 +314,65 @@ impl Infra for LocalInfra {
         lines: u64,
     ) -> BoxFuture<'a, Result<u64>> {
         let path = self.job_log(cluster, job_id);
-        Box::pin(blocking(move || Ok(logfile::tail_offset(&path, lines)?)))
+        Box::pin(self.in_cluster(cluster, move || Ok(logfile::tail_offset(&path, lines)?)))
     }
 
     fn archive_logs<'a>(&'a self, cluster: &'a str, dest: &'a Path) -> BoxFuture<'a, Result<usize>> {
-        let jobs = self.cluster_dir(cluster).join("jobs");
+        let dir = self.cluster_dir(cluster);
         let dest = dest.to_path_buf();
+        let own_uid = self.uids.is_some();
         Box::pin(blocking(move || {
-            let entries = match std::fs::read_dir(&jobs) {
-                Ok(entries) => entries,
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-                Err(err) => return Err(err.into()),
+            let logs = match own_uid {
+                true => match run_as::cluster_uid(&dir) {
+                    Ok(uid) => run_as::as_user(uid, || open_job_logs(&dir))?,
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+                    Err(err) => return Err(err.into()),
+                },
+                false => open_job_logs(&dir)?,
             };
-            let mut moved = 0;
-            for entry in entries {
-                let entry = entry?;
-                let log = entry.path().join("run.log");
-                let Some(job_id) = entry.file_name().to_str().and_then(|id| id.parse::<i64>().ok()) else {
-                    continue;
-                };
-                if !log.exists() {
-                    continue;
+            let count = logs.len();
+            for (job_id, path, mut log) in logs {
+                std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dest)?;
+                let kept = dest.join(format!("{job_id}.log"));
+                if own_uid {
+                    // Copied by the server, so that the kept log is the server's.
+                    let mut copy =
+                        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(kept)?;
+                    std::io::copy(&mut log, &mut copy)?;
+                } else {
+                    std::fs::rename(path, kept)?;
                 }
-                std::fs::create_dir_all(&dest)?;
-                std::fs::rename(&log, dest.join(format!("{job_id}.log")))?;
-                moved += 1;
             }
-            Ok(moved)
+            Ok(count)
         }))
     }
 
     fn settle(&self) -> BoxFuture<'_, ()> {
         Box::pin(process::finish_kills())
     }
+}
+
+/// The log of each job of the cluster at `dir` that has one, opened.
+fn open_job_logs(dir: &Path) -> Result<Vec<(i64, PathBuf, std::fs::File)>> {
+    let entries = match std::fs::read_dir(dir.join("jobs")) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(err.into()),
+    };
+    let mut logs = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let Some(job_id) = entry.file_name().to_str().and_then(|id| id.parse::<i64>().ok()) else {
+            continue;
+        };
+        let path = entry.path().join("run.log");
+        match logfile::open_regular(&path) {
+            Ok(log) => logs.push((job_id, path, log)),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(logs)
 }
 
 /// Runs file-system work on a blocking thread, off the async workers.
@@ -358,6 +472,23 @@ mod tests {
         let root = dir.path().join("clusters");
         let reopen = || Box::new(LocalInfra::new(root.clone())) as Box<dyn Infra>;
         super::super::contract::check(&LocalInfra::new(root.clone()), &reopen, dir.path()).await;
+    }
+
+    #[tokio::test]
+    async fn the_local_infra_keeps_the_infra_contract_with_a_uid_per_cluster() {
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(
+            unsafe { libc::geteuid() },
+            0,
+            "clusters under their own uids need root: run the tests as root"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let root = dir.path().join("clusters");
+        let first = run_as::FIRST_CLUSTER_UID;
+        let open = || LocalInfra::with_cluster_uids(root.clone(), first).unwrap();
+        let reopen = || Box::new(open()) as Box<dyn Infra>;
+        super::super::contract::check(&open(), &reopen, dir.path()).await;
     }
 
     #[test]

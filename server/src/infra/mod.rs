@@ -47,6 +47,7 @@ mod contract;
 pub mod local;
 mod log_watch;
 pub mod process;
+pub mod run_as;
 
 use std::path::Path;
 

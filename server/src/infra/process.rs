@@ -49,6 +49,8 @@ pub struct NodeCommand {
     pub prefix: String,
     pub cwd: PathBuf,
     pub env: Vec<(String, String)>,
+    /// Run as this uid (and the group of the same number) rather than as the server.
+    pub run_as: Option<u32>,
 }
 
 /// A started process: how to find it again, and the child to wait on.
@@ -57,11 +59,17 @@ pub struct Spawned {
     pub child: tokio::process::Child,
 }
 
-/// Starts `command` detached, in its own process group.
-pub fn spawn(command: &NodeCommand) -> io::Result<Spawned> {
+/// Writes the script of `command` and clears what an earlier start of the
+/// same run left behind.
+pub fn prepare(command: &NodeCommand) -> io::Result<()> {
     std::fs::write(&command.script_file, &command.script)?;
     let _ = std::fs::remove_file(&command.exit_file);
     let _ = std::fs::remove_file(&command.pid_file);
+    Ok(())
+}
+
+/// Starts a `prepare`d command detached, in its own process group.
+pub fn spawn(command: &NodeCommand) -> io::Result<Spawned> {
     let mut process = tokio::process::Command::new("bash");
     process
         .arg("-c")
@@ -83,29 +91,27 @@ pub fn spawn(command: &NodeCommand) -> io::Result<Spawned> {
         .stderr(Stdio::null())
         .kill_on_drop(false);
     process.as_std_mut().process_group(0);
+    if let Some(uid) = command.run_as {
+        // Without supplementary groups: std drops them when root sets a uid.
+        process.uid(uid).gid(uid);
+    }
     let child = process.spawn()?;
     let pid = child.id().ok_or_else(|| io::Error::other("the job process exited before it was seen"))?;
     let start_ticks = start_ticks(pid).unwrap_or(0);
     Ok(Spawned { handle: RunHandle { pid, start_ticks }, child })
 }
 
-/// Waits until a child of ours ends; returns the exit code it wrote, or None
-/// when it was killed before writing one.
-pub async fn wait_child(mut child: tokio::process::Child, exit_file: &Path) -> Option<i32> {
+/// Waits until a child of ours ends (its exit code is then in its exit file,
+/// unless it was killed before writing one).
+pub async fn wait_child(mut child: tokio::process::Child) {
     let _ = child.wait().await;
-    read_exit_code(exit_file)
 }
 
 /// The same for a process started by an earlier run of the server.
-pub async fn wait_recovered(process: RunHandle, exit_file: &Path) -> Option<i32> {
-    while is_alive(process) && !exit_file.exists() {
-        tokio::time::sleep(RECOVERED_POLL).await;
-    }
-    // The wrapper writes the file just before it exits.
+pub async fn wait_recovered(process: RunHandle) {
     while is_alive(process) {
         tokio::time::sleep(RECOVERED_POLL).await;
     }
-    read_exit_code(exit_file)
 }
 
 /// The wrapper process running `script_file`, found through /proc: for a
@@ -158,7 +164,8 @@ pub async fn finish_kills() {
 }
 
 fn signal_group(pid: u32, signal: i32) {
-    let Ok(pgid) = i32::try_from(pid) else { return };
+    // Never 0 or 1: kill(0) and kill(-1) reach far more than one group.
+    let Ok(pgid @ 2..) = i32::try_from(pid) else { return };
     // SAFETY: kill(2) on a process group this server created; a vanished group is harmless.
     unsafe {
         libc::kill(-pgid, signal);
@@ -177,14 +184,31 @@ pub fn is_alive(process: RunHandle) -> bool {
 /// When `pid` started (clock ticks since boot), from /proc; None if it is gone
 /// or is a zombie.
 pub fn start_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    if fields.first() == Some(&"Z") {
+    let fields = stat_fields(pid)?;
+    if fields.first().map(String::as_str) == Some("Z") {
         return None;
     }
     fields.get(19)?.parse().ok()
+}
+
+/// Whether `pid` leads a process group of its own, as every run does: a pid
+/// read back from a file a job could write is trusted only then.
+pub fn leads_its_group(pid: u32) -> bool {
+    stat_fields(pid).and_then(|fields| fields.get(2)?.parse::<u32>().ok()) == Some(pid)
+}
+
+/// The uid a process runs as.
+pub fn process_uid(pid: u32) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(format!("/proc/{pid}")).ok().map(|meta| meta.uid())
+}
+
+/// The fields of /proc/PID/stat after the command name (which is in
+/// parentheses and may hold spaces): state, ppid, pgrp, ...
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    Some(rest.split_whitespace().map(str::to_string).collect())
 }
 
 #[cfg(test)]
@@ -203,11 +227,14 @@ mod tests {
             prefix: "(worker1, rank=1) ".into(),
             cwd: dir.path().to_path_buf(),
             env: vec![("GREETING_NAME".into(), "sky".into())],
+            run_as: None,
         };
+        prepare(&command).unwrap();
         let process = spawn(&command).unwrap();
         assert!(process.handle.start_ticks > 0);
         let pid = process.handle.pid;
-        assert_eq!(wait_child(process.child, &command.exit_file).await, Some(3));
+        wait_child(process.child).await;
+        assert_eq!(read_exit_code(&command.exit_file), Some(3));
         assert_eq!(read_pid(&command.pid_file), Some(pid));
         assert_eq!(std::fs::read_to_string(&command.log).unwrap(), "(worker1, rank=1) hello sky\n");
     }
@@ -224,11 +251,14 @@ mod tests {
             prefix: String::new(),
             cwd: dir.path().to_path_buf(),
             env: vec![],
+            run_as: None,
         };
+        prepare(&command).unwrap();
         let process = spawn(&command).unwrap();
         let handle = process.handle;
         kill_group(handle);
-        let code = wait_child(process.child, &command.exit_file).await;
+        wait_child(process.child).await;
+        let code = read_exit_code(&command.exit_file);
         assert!(code.is_none() || code != Some(0), "{code:?}");
         assert!(!is_alive(handle));
     }

@@ -66,9 +66,11 @@ pub struct StartArgs {
         allow_negative_numbers = true
     )]
     job_logs_retention_hours: f64,
-    /// Whether the local infra (this host) takes clusters. auto: on for a local server,
-    /// off for a deployed one. shared-server-identity: on, and every user's jobs then run
-    /// as the server's own user, able to read its data and each other's jobs.
+    /// Whether the local infra (this host) takes clusters. auto: on for a local server; for a
+    /// deployed one, uid-per-cluster when the server runs as root, else off. uid-per-cluster:
+    /// each cluster's jobs run under a uid of their own, which reads and signals nothing of the
+    /// server's or of other clusters (needs root). shared-server-identity: on, and every user's
+    /// jobs then run as the server's own user, able to read its data and each other's jobs.
     #[arg(long, env = "SKYPILOT_LOCAL_INFRA", value_enum, default_value = "auto")]
     local_infra: LocalInfraArg,
     /// Unfinished requests one user may have; more are refused until some finish.
@@ -84,6 +86,7 @@ pub enum LocalInfraArg {
     Auto,
     Off,
     SharedServerIdentity,
+    UidPerCluster,
 }
 
 impl LocalInfraArg {
@@ -92,6 +95,7 @@ impl LocalInfraArg {
             LocalInfraArg::Auto => LocalInfraMode::Auto,
             LocalInfraArg::Off => LocalInfraMode::Off,
             LocalInfraArg::SharedServerIdentity => LocalInfraMode::SharedServerIdentity,
+            LocalInfraArg::UidPerCluster => LocalInfraMode::UidPerCluster,
         }
     }
 
@@ -100,6 +104,7 @@ impl LocalInfraArg {
             LocalInfraArg::Auto => "--local-infra=auto",
             LocalInfraArg::Off => "--local-infra=off",
             LocalInfraArg::SharedServerIdentity => "--local-infra=shared-server-identity",
+            LocalInfraArg::UidPerCluster => "--local-infra=uid-per-cluster",
         }
     }
 }
