@@ -18,6 +18,8 @@ const KNOWN_ENTRIES: &[&str] = &[
     ".start.lock",
     "db",
     "db.identity",
+    "db.key",
+    "db.payloads",
     "logs",
     "clusters",
     "job_logs",

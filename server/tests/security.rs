@@ -402,3 +402,52 @@ async fn each_clusters_jobs_run_under_a_uid_of_their_own_and_reach_nothing_else(
     }
     assert!(!alices.exists());
 }
+
+/// Task secrets and envs reach the job but never the store's files in
+/// plaintext; a large request lives in a file of its own, which deleting the
+/// request removes (its space is given back at once).
+#[tokio::test]
+async fn secrets_are_sealed_in_the_store_and_large_requests_give_their_space_back() {
+    let server = TestServer::start().await;
+    let engine = server.running().engine();
+    let owner = Caller::owner("alice", "a11ce");
+    let mut task = small_task("sealed");
+    task.secrets.insert("API_TOKEN".into(), "secret-marker-5f1c9a".into());
+    for i in 0..10 {
+        // Each under the kernel's bound on one environment string (128 KiB).
+        task.envs.insert(format!("PADDING{i}"), "env-marker-".repeat(10_000));
+    }
+    task.run = "echo ${#PADDING9} ${API_TOKEN:0:6}".into();
+    let op = engine.submit(Submission::new(LAUNCH, owner.clone(), &launch("sealed", task))).await.unwrap();
+    let done = engine.wait(&op.id, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(done.state(), RequestState::Succeeded, "{}", done.status_message);
+    let log = data_file(&server, "clusters/sealed/jobs/1/run.log").await;
+    assert_eq!(log, "110000 secret\n", "the job sees its envs and secrets");
+
+    let data = server.config.data_dir.clone();
+    let payload_file = data.join("db.payloads").join(&op.id);
+    assert!(payload_file.metadata().unwrap().len() > 1_100_000, "the large request is in its own file");
+    let mut files = vec![data.clone()];
+    let mut read = 0;
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            if path != data.join("clusters") {
+                files.extend(std::fs::read_dir(&path).unwrap().map(|entry| entry.unwrap().path()));
+            }
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        read += bytes.len();
+        for marker in [&b"secret-marker-5f1c9a"[..], b"env-marker-env-marker-"] {
+            assert!(
+                !bytes.windows(marker.len()).any(|w| w == marker),
+                "{} holds a task's secret or env",
+                path.display()
+            );
+        }
+    }
+    assert!(read > 1_100_000, "the store's files were read ({read} bytes)");
+
+    engine.delete(&owner, &op.id).await.unwrap();
+    assert!(!payload_file.exists(), "deleting the request removes its file");
+}

@@ -58,7 +58,7 @@ impl Clusters {
             submitted_ms: now_ms(),
             cpus,
             gpus,
-            task: task.encode_to_vec(),
+            task: self.inner.store.seal(&task.encode_to_vec())?,
             run_setup,
             request_id: request_id.to_string(),
             ..Default::default()
@@ -95,7 +95,8 @@ impl Clusters {
             used_cpus += job.cpus;
             job.gpu_indices = free_gpus[..job.gpus as usize].to_vec();
             used_gpus.extend(job.gpu_indices.iter().copied());
-            let phase = if job.run_setup && has_setup(&job) { Phase::Setup } else { Phase::Run };
+            let has_setup = self.task_of(&job).is_ok_and(|task| !task.setup.trim().is_empty());
+            let phase = if job.run_setup && has_setup { Phase::Setup } else { Phase::Run };
             self.start_phase(&cluster, job, phase).await?;
         }
         Ok(())
@@ -210,8 +211,4 @@ impl Clusters {
         }
         Ok(())
     }
-}
-
-fn has_setup(job: &JobRecord) -> bool {
-    TaskSpec::decode(job.task.as_slice()).map(|t| !t.setup.trim().is_empty()).unwrap_or(false)
 }

@@ -38,6 +38,12 @@ impl Phase {
 }
 
 impl Clusters {
+    /// The task a job runs, as submitted (the store keeps it sealed).
+    pub(super) fn task_of(&self, job: &JobRecord) -> Result<TaskSpec> {
+        TaskSpec::decode(self.inner.store.unseal(&job.task)?.as_slice())
+            .map_err(|err| Error::internal(format!("stored task of job {} is unreadable: {err}", job.job_id)))
+    }
+
     /// What runs `phase` of `job` on node `rank`.
     fn run_spec(
         &self,
@@ -66,7 +72,7 @@ impl Clusters {
         mut job: JobRecord,
         phase: Phase,
     ) -> Result<()> {
-        let task = decode_task(&job)?;
+        let task = self.task_of(&job)?;
         // Record the phase before anything starts: after a crash from here on,
         // recovery finds the runs the infra started instead of starting the
         // phase a second time.
@@ -101,7 +107,7 @@ impl Clusters {
     /// starting those that never started. Call with `jobs_lock` held.
     pub(super) async fn resume_phase(&self, mut job: JobRecord, phase: Phase) -> Result<()> {
         let cluster = self.get(&job.cluster)?;
-        let task = decode_task(&job)?;
+        let task = self.task_of(&job)?;
         let infra = &self.inner.infra;
         let mut runs = Vec::new();
         for rank in 0..job_nodes(&task, &cluster) {
@@ -195,11 +201,6 @@ fn node_process(rank: i32, handle: RunHandle) -> NodeProcess {
 /// The handle of a recorded run.
 pub(super) fn handle(process: &NodeProcess) -> RunHandle {
     RunHandle { pid: process.pid, start_ticks: process.start_ticks }
-}
-
-fn decode_task(job: &JobRecord) -> Result<TaskSpec> {
-    TaskSpec::decode(job.task.as_slice())
-        .map_err(|err| Error::internal(format!("stored task of job {} is unreadable: {err}", job.job_id)))
 }
 
 /// How many of the cluster's nodes the job runs on.

@@ -73,11 +73,15 @@ impl Engine {
             }
         }
         tracing::debug!(%id, kind = %record.kind, "operation running");
+        let payload = match self.inner.store.payload(&record) {
+            Ok(payload) => payload,
+            Err(err) => return self.conclude(&live, Err(err)).await,
+        };
         let ctx = OpContext {
             id: id.clone(),
             caller: submitter(&record),
             cluster: record.cluster.clone(),
-            payload: record.payload.clone(),
+            payload,
             cancel: live.cancel.clone(),
             log: live.log.clone(),
         };
@@ -144,7 +148,8 @@ impl Engine {
             if record.state() == RequestState::Pending {
                 tracing::info!(id = %record.id, kind = %record.kind, "re-queued after restart");
                 let log = self.inner.logs.open_writer(&record.id)?;
-                let reservation = self.inner.quota.reserve(&record.user_id, record.payload.len(), None)?;
+                let size = usize::try_from(record.payload_size).unwrap_or(0).max(record.payload.len());
+                let reservation = self.inner.quota.reserve(&record.user_id, size, None)?;
                 self.enqueue(LiveOp::new(record, log, reservation));
             } else {
                 tracing::warn!(id = %record.id, kind = %record.kind, "failed: interrupted by restart");

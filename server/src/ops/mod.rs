@@ -35,7 +35,7 @@ use crate::{
     auth::Caller,
     clock::now_ms,
     error::{Error, ErrorReason, Result, is_retryable},
-    store::{OpRecord, Store, StoredError},
+    store::{OpRecord, Store, StoredError, payload_digest},
 };
 
 /// Longest idempotency key accepted.
@@ -154,7 +154,7 @@ impl Engine {
         validate_idempotency_key(&admitted.idempotency_key)?;
         kind.authorize(&caller, &admitted)?;
 
-        let record = OpRecord {
+        let mut record = OpRecord {
             id: uuid::Uuid::now_v7().to_string(),
             kind: submission.kind.to_string(),
             state: RequestState::Pending as i32,
@@ -164,7 +164,8 @@ impl Engine {
             cluster: admitted.cluster,
             schedule: kind.schedule() as i32,
             created_ms: now_ms(),
-            payload: admitted.payload,
+            payload_size: admitted.payload.len() as i64,
+            payload_digest: payload_digest(&admitted.payload),
             idempotency_key: admitted.idempotency_key,
             ..Default::default()
         };
@@ -173,21 +174,26 @@ impl Engine {
         {
             return Ok(existing);
         }
-        let reservation =
-            match self.inner.quota.reserve(&record.user_id, record.payload.len(), Some(self.inner.limits)) {
-                Ok(reservation) => reservation,
-                Err(err) => {
-                    self.forget_unaccepted(&record);
-                    return Err(err);
-                }
-            };
+        let reservation = match self.inner.quota.reserve(
+            &record.user_id,
+            admitted.payload.len(),
+            Some(self.inner.limits),
+        ) {
+            Ok(reservation) => reservation,
+            Err(err) => {
+                self.forget_unaccepted(&record);
+                return Err(err);
+            }
+        };
         let stored = async {
             let log = self.inner.logs.open_writer(&record.id)?;
+            self.inner.store.keep_payload(&mut record, &admitted.payload)?;
             self.inner.store.put_op(&record)?;
             self.inner.store.durable().await?;
             Ok(log)
-        };
-        let log = match stored.await {
+        }
+        .await;
+        let log = match stored {
             Ok(log) => log,
             Err(err) => {
                 self.forget_unaccepted(&record);
@@ -225,8 +231,9 @@ impl Engine {
             return self.claim_idempotency_key(new);
         }
         let existing = self.get(&existing_id)?;
-        let same =
-            existing.kind == new.kind && existing.payload == new.payload && existing.cluster == new.cluster;
+        let same = existing.kind == new.kind
+            && store.payload_digest(&existing)? == new.payload_digest
+            && existing.cluster == new.cluster;
         if !same {
             return Err(Error::new(
                 ErrorReason::IdempotencyKeyReused,

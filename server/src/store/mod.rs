@@ -5,6 +5,7 @@
 
 mod durability;
 mod identity;
+mod payloads;
 mod record;
 
 use std::{
@@ -12,6 +13,7 @@ use std::{
     sync::{Arc, RwLock, RwLockReadGuard},
 };
 
+pub use payloads::digest as payload_digest;
 use prost::Message;
 pub use record::{ClusterRecord, JobRecord, NodeProcess, OpRecord, StoredError, TokenRecord, UserRecord};
 
@@ -54,6 +56,7 @@ type Shared = Arc<RwLock<Option<Open>>>;
 pub struct Store {
     state: Shared,
     flusher: Flusher,
+    payloads: Arc<payloads::Payloads>,
 }
 
 impl Store {
@@ -94,8 +97,9 @@ impl Store {
         let tokens = db.open_tree("tokens")?;
         let state: Shared =
             Arc::new(RwLock::new(Some(Open { db, ops, idempotency, clusters, jobs, users, tokens })));
+        let payloads = Arc::new(payloads::Payloads::open(dir)?);
         let flusher = Flusher::start(state.clone());
-        Ok(Store { state, flusher })
+        Ok(Store { state, flusher, payloads })
     }
 
     fn open_state(&self) -> Result<RwLockReadGuard<'_, Option<Open>>> {
@@ -175,7 +179,7 @@ impl Store {
         records(self.with(|open| Ok(open.ops.iter())))
     }
 
-    /// Removes a record and its idempotency key (not yet durable).
+    /// Removes a record, its payload and its idempotency key (not yet durable).
     pub fn delete_op(&self, record: &OpRecord) -> Result<()> {
         if !record.idempotency_key.is_empty() {
             self.release_idempotency_key(&record.user_id, &record.idempotency_key, &record.id)?;
@@ -183,7 +187,38 @@ impl Store {
         self.with(|open| {
             open.ops.remove(record.id.as_bytes())?;
             Ok(())
-        })
+        })?;
+        self.payloads.remove(record)
+    }
+
+    /// Keeps the payload of a new operation, sealed, in its record or (when
+    /// large) in a file of its own, on disk before this returns.
+    pub fn keep_payload(&self, record: &mut OpRecord, plain: &[u8]) -> Result<()> {
+        self.payloads.keep(record, plain)
+    }
+
+    /// The payload of an operation, as submitted.
+    pub fn payload(&self, record: &OpRecord) -> Result<Vec<u8>> {
+        self.payloads.load(record)
+    }
+
+    /// The digest of an operation's payload, by which a repeated submission
+    /// is recognised.
+    pub fn payload_digest(&self, record: &OpRecord) -> Result<Vec<u8>> {
+        match record.payload_digest.is_empty() {
+            true => Ok(payloads::digest(&self.payload(record)?)),
+            false => Ok(record.payload_digest.clone()),
+        }
+    }
+
+    /// `plain` sealed, for a record field that may hold secrets.
+    pub fn seal(&self, plain: &[u8]) -> Result<Vec<u8>> {
+        self.payloads.seal(plain)
+    }
+
+    /// A field that `seal` sealed (one stored before sealing comes back as it is).
+    pub fn unseal(&self, stored: &[u8]) -> Result<Vec<u8>> {
+        self.payloads.unseal(stored)
     }
 
     /// Unbinds `(user_id, key)` if it still names `op_id`.

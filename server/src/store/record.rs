@@ -31,7 +31,8 @@ pub struct OpRecord {
     pub started_ms: i64,
     #[prost(int64, tag = "10")]
     pub finished_ms: i64,
-    /// The encoded request message, as the kind decodes it.
+    /// The encoded request message, sealed (`payloads`); empty when it is
+    /// in a file of its own.
     #[prost(bytes = "vec", tag = "11")]
     pub payload: Vec<u8>,
     #[prost(string, tag = "12")]
@@ -52,6 +53,15 @@ pub struct OpRecord {
     /// The submitter was an admin: the operation runs with an admin's rights.
     #[prost(bool, tag = "18")]
     pub user_is_admin: bool,
+    /// The payload is in a file of its own, not in `payload`.
+    #[prost(bool, tag = "19")]
+    pub payload_in_file: bool,
+    /// SHA-256 of the payload as submitted (empty for records from before it).
+    #[prost(bytes = "vec", tag = "20")]
+    pub payload_digest: Vec<u8>,
+    /// Bytes of the payload as submitted.
+    #[prost(int64, tag = "21")]
+    pub payload_size: i64,
 }
 
 /// The error of a failed or cancelled operation.
@@ -153,7 +163,7 @@ pub struct JobRecord {
     pub exit_code: Option<i32>,
     #[prost(string, tag = "13")]
     pub message: String,
-    /// The encoded `TaskSpec`.
+    /// The encoded `TaskSpec`, sealed (`Store::seal`).
     #[prost(bytes = "vec", tag = "14")]
     pub task: Vec<u8>,
     /// Whether setup runs before the job's run commands.
