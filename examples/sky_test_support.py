@@ -38,9 +38,10 @@ def job_status(client: Client, cluster: str, job_id: int) -> str:
 
 
 class Gate:
-    """Holds a cluster busy: a launch whose file mount is a FIFO blocks in the
-    server until the FIFO is opened for writing, so that every request queued
-    behind it on the same cluster stays PENDING (not done) meanwhile."""
+    """Holds a cluster busy: a launch whose file mount is a FIFO waits in the
+    server (at most a few minutes, or until cancelled) until a writer opens and
+    closes the FIFO, so that every request queued behind it on the same
+    cluster stays PENDING (not done) meanwhile."""
 
     def __init__(self, server: LocalServer, folder: Path) -> None:
         self.server = server
@@ -56,7 +57,7 @@ class Gate:
             wait_until(lambda: request_state(client, self.operation) == "RUNNING", what="the gate launch to run")
 
     def open(self) -> None:
-        """Lets the blocked launch go on (it then fails: a FIFO is no file)."""
+        """Lets the waiting launch go on: it copies what was written (nothing)."""
         with self.server.client() as client:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:

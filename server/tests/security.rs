@@ -451,3 +451,42 @@ async fn secrets_are_sealed_in_the_store_and_large_requests_give_their_space_bac
     engine.delete(&owner, &op.id).await.unwrap();
     assert!(!payload_file.exists(), "deleting the request removes its file");
 }
+
+/// Launches whose file mount is a FIFO that nobody writes to hold the
+/// workers only until they are cancelled: then the copy stops and the
+/// workers take other requests.
+#[tokio::test]
+async fn a_fifo_file_mount_holds_no_worker_once_its_launch_is_cancelled() {
+    let server = TestServer::start().await;
+    let engine = server.running().engine();
+    // On the server's host, where paths in a task are read.
+    let owner = Caller { on_server_host: true, ..Caller::owner("alice", "a11ce") };
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("never-written.fifo");
+    let name = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo with a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+    // As many as the test server has long workers (2).
+    let mut held = Vec::new();
+    for cluster in ["fifo-a", "fifo-b"] {
+        let mut task = small_task("held");
+        task.file_mounts.insert("~/gate".into(), fifo.display().to_string());
+        let op = engine.submit(Submission::new(LAUNCH, owner.clone(), &launch(cluster, task))).await.unwrap();
+        server.wait_for_state(&op.id, RequestState::Running).await;
+        held.push(op.id);
+    }
+    for id in &held {
+        engine.cancel(&owner, id).await.unwrap();
+        let done = engine.wait(id, Duration::from_secs(30)).await.unwrap();
+        assert_eq!(done.state(), RequestState::Cancelled);
+    }
+    let op = engine
+        .submit(Submission::new(LAUNCH, owner.clone(), &launch("after", small_task("t"))))
+        .await
+        .unwrap();
+    let done = engine.wait(&op.id, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(done.state(), RequestState::Succeeded, "{}", done.status_message);
+    for cluster in ["fifo-a", "fifo-b", "after"] {
+        let _ = server.running().clusters().down(cluster).await;
+    }
+}

@@ -44,6 +44,7 @@
 
 #[cfg(test)]
 mod contract;
+mod files;
 pub mod local;
 mod log_watch;
 pub mod process;
