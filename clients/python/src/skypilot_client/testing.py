@@ -39,7 +39,7 @@ from .client import Client
 
 SERVING_MESSAGE = "API server is serving"
 #: The values of ``sky api start --local-infra``.
-LOCAL_INFRA_MODES = ("auto", "off", "shared-server-identity")
+LOCAL_INFRA_MODES = ("auto", "off", "shared-server-identity", "uid-per-cluster")
 
 
 def find_repo_root(start: Optional[str] = None) -> Optional[str]:
