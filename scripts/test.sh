@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project. Installs what the tests need on a
 # machine that has only the Rust toolchain, Python 3 with pip and Node.js with
-# npm: cargo-nextest when missing; each client suite installs its own pinned
+# npm: cargo-nextest and openssh-server when missing; each client suite installs its own pinned
 # packages into target/venvs/ or node_modules/, and the chart suite installs helm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,14 @@ cd "$(dirname "$0")/.."
 if ! cargo nextest --version >/dev/null 2>&1; then
     echo "Installing cargo-nextest..."
     cargo install --locked cargo-nextest
+fi
+
+# Real OpenSSH servers are the SSH tests' hosts (the tests run as root and
+# start and stop them themselves).
+if [ ! -x /usr/sbin/sshd ]; then
+    echo "Installing openssh-server..."
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q openssh-server >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q openssh-server; }
 fi
 
 cargo fmt --all --check

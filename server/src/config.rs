@@ -46,6 +46,9 @@ pub struct ServerConfig {
     pub owner: Option<Caller>,
     /// Whether the local infra (this host) takes clusters.
     pub local_infra: LocalInfraMode,
+    /// SSH node pools (SkyPilot's `ssh_node_pools.yaml`); None: the server
+    /// user's `~/.sky/ssh_node_pools.yaml`, when it exists.
+    pub ssh_node_pools: Option<PathBuf>,
 }
 
 /// Whether the local infra takes clusters, and as whom its jobs run. As the
@@ -94,6 +97,7 @@ impl ServerConfig {
             cors_allow_origins: Vec::new(),
             owner: None,
             local_infra: LocalInfraMode::Auto,
+            ssh_node_pools: None,
         }
     }
 }

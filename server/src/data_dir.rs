@@ -23,6 +23,7 @@ const KNOWN_ENTRIES: &[&str] = &[
     "logs",
     "clusters",
     "job_logs",
+    "ssh",
     "initial-admin-password",
     "lost+found",
 ];
@@ -108,6 +109,11 @@ impl DataDir {
     /// The generated password of the first admin, when none was given.
     pub fn initial_admin_password(&self) -> PathBuf {
         self.root.join("initial-admin-password")
+    }
+
+    /// SSH state: pinned host keys and connection sockets.
+    pub fn ssh(&self) -> PathBuf {
+        self.root.join("ssh")
     }
 
     pub fn pid_file(&self) -> PathBuf {

@@ -30,7 +30,7 @@ use crate::{
     error::{Error, Result},
     grpc::{ApiVersionLayer, BrowserGuardLayer, Services, Shared, cors_layer, is_loopback_host},
     health::{HealthListener, set_health},
-    infra::{local::LocalInfra, run_as},
+    infra::{local::LocalInfra, run_as, ssh::SshPools},
     kinds::{self, autostop_loop},
     ops::{Engine, OperationKind, log::LogDir},
     retention::Retention,
@@ -44,6 +44,16 @@ const LOCAL_INFRA_OFF: &str = "off on this team API server: its jobs would run a
     under a uid of its own (`sky api start --local-infra uid-per-cluster`, the server running as \
     root), or turn it on knowingly with `--local-infra shared-server-identity` (chart value \
     server.localInfra)";
+
+/// The SSH node pools of `config`, read at start: a bad pool file stops the
+/// server with a message that names the pool, host and field.
+fn ssh_pools(config: &ServerConfig, data_dir: &DataDir) -> Result<SshPools, StartError> {
+    // ssh's own default: the local user's name.
+    let me = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "root".into());
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
+    SshPools::load(config.ssh_node_pools.as_deref(), &home, &me, &data_dir.ssh())
+        .map_err(StartError::SshNodePools)
+}
 
 /// The local infra as `config.local_infra` asks for it on this server.
 fn local_infra(config: &ServerConfig, data_dir: &DataDir) -> Result<LocalInfra, StartError> {
@@ -77,6 +87,7 @@ pub enum StartError {
     Tls(String),
     Cors(String),
     LocalInfra(String),
+    SshNodePools(String),
 }
 
 impl fmt::Display for StartError {
@@ -95,6 +106,7 @@ impl fmt::Display for StartError {
             StartError::Reflection(err) => write!(f, "cannot set up server reflection: {err}"),
             StartError::Tls(err) => write!(f, "cannot set up TLS: {err}"),
             StartError::Cors(err) => write!(f, "cannot set up CORS: {err}"),
+            StartError::SshNodePools(why) => write!(f, "{why}"),
             StartError::LocalInfra(why) => write!(
                 f,
                 "cannot run clusters under uids of their own (--local-infra uid-per-cluster): {why}"
@@ -185,7 +197,8 @@ impl Server {
         let close_on_error = CloseOnError(Some(store.clone()));
         let logs = LogDir::open(data_dir.operation_logs()).map_err(dir_err)?;
         let infra = Arc::new(local_infra(&config, &data_dir)?);
-        let clusters = Clusters::open(store.clone(), infra, data_dir.archived_job_logs())
+        let pools = Arc::new(ssh_pools(&config, &data_dir)?);
+        let clusters = Clusters::open(store.clone(), infra, pools, data_dir.archived_job_logs())
             .await
             .map_err(StartError::Store)?;
         let mut all_kinds = kinds::all(&clusters);

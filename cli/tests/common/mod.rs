@@ -68,6 +68,21 @@ impl ServerProcess {
         port: u16,
         file_size_limit: Option<u64>,
     ) -> ServerProcess {
+        ServerProcess::start_with(home, data_dir, port, file_size_limit, &[])
+    }
+
+    /// Starts the server with more `sky api start` flags.
+    pub fn start_with_flags(home: &Path, data_dir: &Path, flags: &[&str]) -> ServerProcess {
+        ServerProcess::start_with(home, data_dir, 0, None, flags)
+    }
+
+    fn start_with(
+        home: &Path,
+        data_dir: &Path,
+        port: u16,
+        file_size_limit: Option<u64>,
+        flags: &[&str],
+    ) -> ServerProcess {
         let mut command = Command::new(env!("CARGO_BIN_EXE_sky"));
         if let Some(limit) = file_size_limit {
             // SAFETY: only async-signal-safe calls between fork and exec.
@@ -87,6 +102,7 @@ impl ServerProcess {
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--shutdown-grace-seconds", "1"])
+            .args(flags)
             .env("HOME", home)
             .env("RUST_LOG", "info")
             .env_remove("SKYPILOT_API_SERVER_ENDPOINT")

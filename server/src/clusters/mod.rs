@@ -17,7 +17,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     error::{Error, ErrorReason, Result},
-    infra::{Capacity, Infra, InfraStatus},
+    infra::{Capacity, Infra, InfraStatus, ssh::SshPools},
     store::{ClusterRecord, JobRecord, Store, Table},
 };
 
@@ -35,6 +35,8 @@ pub struct Clusters {
 struct Inner {
     store: Store,
     infra: Arc<dyn Infra>,
+    /// The SSH node pools this server knows.
+    pools: Arc<SshPools>,
     /// What each node of the infra offers.
     capacity: Capacity,
     /// Where `down` keeps the job logs of the clusters it removes.
@@ -53,7 +55,12 @@ impl Clusters {
     /// Creates the layer and reconciles jobs left by an earlier run: running
     /// processes are watched again, pending jobs are scheduled.
     /// `job_log_archive` receives the job logs of torn-down clusters.
-    pub async fn open(store: Store, infra: Arc<dyn Infra>, job_log_archive: PathBuf) -> Result<Clusters> {
+    pub async fn open(
+        store: Store,
+        infra: Arc<dyn Infra>,
+        pools: Arc<SshPools>,
+        job_log_archive: PathBuf,
+    ) -> Result<Clusters> {
         let capacity = infra.capacity().await?;
         let (job_changes, _) = watch::channel(0);
         let (cluster_changes, _) = watch::channel(0);
@@ -61,6 +68,7 @@ impl Clusters {
             inner: Arc::new(Inner {
                 store,
                 infra,
+                pools,
                 capacity,
                 job_log_archive,
                 jobs_lock: Mutex::new(()),
@@ -82,6 +90,7 @@ impl Clusters {
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
         self.inner.infra.settle().await;
+        self.inner.pools.close().await;
     }
 
     /// Fires when the layer shuts down.
@@ -89,9 +98,19 @@ impl Clusters {
         self.inner.shutdown.clone()
     }
 
-    /// Whether the infra is usable, and what it offers.
-    pub async fn check_infra(&self) -> InfraStatus {
-        self.inner.infra.check().await
+    /// Every infra this server knows: `local`, then `ssh/<pool>` for each pool.
+    pub fn infra_names(&self) -> Vec<String> {
+        let mut names = vec![self.inner.infra.name().to_string()];
+        names.extend(self.inner.pools.infra_names());
+        names
+    }
+
+    /// Whether the infra named `name` is usable, and what it offers.
+    pub async fn check_infra(&self, name: &str) -> InfraStatus {
+        match name.starts_with("ssh/") {
+            true => self.inner.pools.check(name).await,
+            false => self.inner.infra.check().await,
+        }
     }
 
     /// Refuses new clusters when the infra takes none.

@@ -159,7 +159,7 @@ impl Infra for LocalInfra {
     fn check(&self) -> BoxFuture<'_, InfraStatus> {
         Box::pin(async {
             if let Some(why) = &self.disabled {
-                return InfraStatus { name: "local", enabled: false, detail: why.clone() };
+                return InfraStatus { name: "local".into(), enabled: false, detail: why.clone() };
             }
             let detail = match self.capacity().await {
                 Ok(host) => {
@@ -172,7 +172,7 @@ impl Infra for LocalInfra {
                 }
                 Err(err) => format!("cannot read the host's resources: {err}"),
             };
-            InfraStatus { name: "local", enabled: true, detail }
+            InfraStatus { name: "local".into(), enabled: true, detail }
         })
     }
 

@@ -49,6 +49,7 @@ pub mod local;
 mod log_watch;
 pub mod process;
 pub mod run_as;
+pub mod ssh;
 
 use std::path::Path;
 
@@ -119,7 +120,7 @@ pub struct Capacity {
 /// Whether an infra is usable, and why (not).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InfraStatus {
-    pub name: &'static str,
+    pub name: String,
     pub enabled: bool,
     /// What it offers when enabled, or why it is disabled.
     pub detail: String,
@@ -179,26 +180,30 @@ pub trait Infra: Send + Sync + 'static {
     fn settle(&self) -> BoxFuture<'_, ()>;
 }
 
-/// Names of every infra this server knows.
-pub const INFRAS: &[&str] = &["local"];
-
-/// Checks that every name in `names` is a known infra; empty means all.
-pub fn select(names: &[String]) -> Result<Vec<&'static str>> {
+/// Picks the infras named in `names` from those this server knows
+/// (`known`); empty means all. `ssh` names every SSH node pool.
+pub fn select(names: &[String], known: &[String]) -> Result<Vec<String>> {
     if names.is_empty() {
-        return Ok(INFRAS.to_vec());
+        return Ok(known.to_vec());
     }
-    names
-        .iter()
-        .map(|name| {
-            let wanted = name.trim().to_ascii_lowercase();
-            INFRAS.iter().copied().find(|known| *known == wanted).ok_or_else(|| {
-                Error::invalid(
-                    "infras",
-                    format!("unknown infra {name:?}; this server supports: {}", INFRAS.join(", ")),
-                )
-            })
-        })
-        .collect()
+    let mut selected = Vec::new();
+    for name in names {
+        let wanted = name.trim().to_ascii_lowercase();
+        let matches: Vec<&String> = known
+            .iter()
+            .filter(|infra| **infra == wanted || (wanted == "ssh" && infra.starts_with("ssh/")))
+            .collect();
+        if matches.is_empty() {
+            return Err(Error::invalid(
+                "infras",
+                format!("unknown infra {name:?}; this server has: {}", known.join(", ")),
+            ));
+        }
+        selected.extend(
+            matches.into_iter().filter(|infra| !selected.contains(*infra)).cloned().collect::<Vec<_>>(),
+        );
+    }
+    Ok(selected)
 }
 
 #[cfg(test)]
@@ -206,10 +211,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unknown_infra_names_are_refused_with_the_supported_list() {
-        let err = select(&["aws".into()]).unwrap_err();
-        assert!(err.message.contains("`infras`") && err.message.contains("local"), "{err}");
-        assert_eq!(select(&["Local".into()]).unwrap(), ["local"]);
-        assert_eq!(select(&[]).unwrap(), INFRAS);
+    fn unknown_infra_names_are_refused_with_the_known_list() {
+        let known: Vec<String> = ["local", "ssh/gpus", "ssh/cpus"].map(String::from).to_vec();
+        let err = select(&["aws".into()], &known).unwrap_err();
+        assert!(err.message.contains("`infras`") && err.message.contains("local, ssh/gpus"), "{err}");
+        assert_eq!(select(&["Local".into()], &known).unwrap(), ["local"]);
+        assert_eq!(select(&["ssh".into()], &known).unwrap(), ["ssh/gpus", "ssh/cpus"]);
+        assert_eq!(select(&["ssh/cpus".into(), "ssh".into()], &known).unwrap(), ["ssh/cpus", "ssh/gpus"]);
+        assert_eq!(select(&[], &known).unwrap(), known);
     }
 }

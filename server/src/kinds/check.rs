@@ -19,7 +19,7 @@ impl Kind for Check {
     type Request = CheckRequest;
 
     fn validate(&self, _caller: &Caller, request: &mut CheckRequest) -> Result<()> {
-        infra::select(&request.infras).map(|_| ())
+        infra::select(&request.infras, &self.0.infra_names()).map(|_| ())
     }
 
     /// Anyone may check.
@@ -30,21 +30,16 @@ impl Kind for Check {
     fn run(&self, request: CheckRequest, ctx: OpContext) -> BoxFuture<Result<OpOutput>> {
         let clusters = self.0.clone();
         Box::pin(async move {
-            let names = infra::select(&request.infras)?;
+            let names = infra::select(&request.infras, &clusters.infra_names())?;
             ctx.log_line("Checking credentials to enable infra for SkyPilot.")?;
-            let mut statuses: Vec<InfraStatus> = Vec::new();
-            for name in names {
-                let status = clusters.check_infra().await;
-                statuses.push(if status.name == name {
-                    status
-                } else {
-                    InfraStatus { name, enabled: false, detail: "not configured on this server".into() }
-                });
-            }
+            let statuses: Vec<InfraStatus> =
+                futures_util::future::join_all(names.iter().map(|name| clusters.check_infra(name))).await;
             for status in &statuses {
                 let verdict = if status.enabled { "enabled [compute]" } else { "disabled" };
-                ctx.log_line(&format!("  {}: {verdict}", display_name(status.name)))?;
-                ctx.log_line(&format!("    {}", status.detail))?;
+                ctx.log_line(&format!("  {}: {verdict}", display_name(&status.name)))?;
+                for line in status.detail.lines() {
+                    ctx.log_line(&format!("    {line}"))?;
+                }
             }
             let enabled: Vec<_> = statuses.iter().filter(|s| s.enabled).collect();
             ctx.log_line("")?;
@@ -53,13 +48,13 @@ impl Kind for Check {
             } else {
                 ctx.log_line("\u{1f389} Enabled infra \u{1f389}")?;
                 for status in &enabled {
-                    ctx.log_line(&format!("  {}", display_name(status.name)))?;
+                    ctx.log_line(&format!("  {}", display_name(&status.name)))?;
                 }
             }
             let response = CheckResponse {
                 infras: statuses
                     .into_iter()
-                    .map(|s| InfraCheck { name: s.name.to_string(), enabled: s.enabled, reason: s.detail })
+                    .map(|s| InfraCheck { name: s.name, enabled: s.enabled, reason: s.detail })
                     .collect(),
             };
             Ok(OpOutput::message("skypilot.v1.CheckResponse", &response))
@@ -68,6 +63,9 @@ impl Kind for Check {
 }
 
 fn display_name(infra: &str) -> String {
+    if infra.starts_with("ssh/") {
+        return infra.to_string();
+    }
     let mut chars = infra.chars();
     chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
 }

@@ -73,6 +73,9 @@ pub struct StartArgs {
     /// jobs then run as the server's own user, able to read its data and each other's jobs.
     #[arg(long, env = "SKYPILOT_LOCAL_INFRA", value_enum, default_value = "auto")]
     local_infra: LocalInfraArg,
+    /// SkyPilot's SSH node pools file (default: ~/.sky/ssh_node_pools.yaml, when it exists).
+    #[arg(long, env = "SKYPILOT_SSH_NODE_POOLS", value_name = "FILE")]
+    ssh_node_pools: Option<PathBuf>,
     /// Unfinished requests one user may have; more are refused until some finish.
     #[arg(long, env = "SKYPILOT_MAX_REQUESTS_PER_USER", default_value_t = 2_000)]
     max_requests_per_user: usize,
@@ -170,6 +173,7 @@ impl StartArgs {
         config.retention_hours = self.requests_retention_hours;
         config.job_logs_retention_hours = self.job_logs_retention_hours;
         config.local_infra = self.local_infra.mode();
+        config.ssh_node_pools = self.ssh_node_pools.clone();
         config.engine.max_requests_per_user = self.max_requests_per_user;
         config.engine.max_request_bytes_per_user = self.max_request_mib_per_user.saturating_mul(1 << 20);
         config.health_port = self.health_port;
@@ -238,6 +242,11 @@ impl StartArgs {
         ];
         if let Some(port) = self.health_port {
             flags.push(format!("--health-port={port}"));
+        }
+        if let Some(file) = &self.ssh_node_pools {
+            // The background server starts elsewhere: the file by its full path.
+            let file = std::path::absolute(file).unwrap_or_else(|_| file.clone());
+            flags.push(format!("--ssh-node-pools={}", file.display()));
         }
         for origin in &self.cors_allow_origins {
             flags.push(format!("--cors-allow-origin={origin}"));
