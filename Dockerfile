@@ -32,9 +32,11 @@ FROM debian:bookworm-slim
 # ca-certificates: the CLI in the image verifies https endpoints against the
 # system roots. tini: PID 1 that forwards SIGTERM to the server and reaps the
 # orphaned processes that jobs on the local infra may leave behind.
+# openssh-client: `ssh` (and `ssh-keygen`), which the server runs to reach the
+# hosts of SSH node pools.
 # bash and sed, which run jobs, are part of the base image.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates tini \
+    && apt-get install -y --no-install-recommends ca-certificates tini openssh-client \
     && rm -rf /var/lib/apt/lists/*
 # A fixed uid/gid, the one the chart's securityContext runs as.
 RUN groupadd --system --gid 10001 sky \

@@ -30,6 +30,7 @@ VARIANTS = {
     "existing-secret": ("existing-secret.yaml",),
     "initial-token": ("initial-token.yaml",),
     "shared-server-identity": ("shared-server-identity.yaml",),
+    "ssh-node-pools": ("ssh-node-pools.yaml",),
 }
 
 
@@ -185,10 +186,34 @@ class Rendered:
                 env[name] = ""
         return env
 
-    def secret_files(self) -> dict[str, MountedFile]:
-        """The files the server container sees from Secret volumes, by path:
-        each item of the volume (every key when it lists none) at mountPath/path."""
+    def secret_dirs(self) -> dict[str, MountedFile]:
+        """The Secret volumes that mount every key of their Secret (they list
+        no items), by mount path; `key` and `content` are empty."""
         volumes = {volume["name"]: volume for volume in self.pod.get("volumes", [])}
+        dirs: dict[str, MountedFile] = {}
+        for mount in self.container.get("volumeMounts", []):
+            volume = volumes.get(mount["name"])
+            if volume is None or "secret" not in volume or "items" in volume["secret"]:
+                continue
+            source = volume["secret"]
+            dirs[mount["mountPath"].rstrip("/")] = MountedFile(
+                volume=mount["name"],
+                secret=source["secretName"],
+                key="",
+                content="",
+                mode=int(source.get("defaultMode", 0o644)),
+                read_only=bool(mount.get("readOnly")),
+            )
+        return dirs
+
+    def secret_files(self, known_keys: dict[str, Iterable[str]] | None = None) -> dict[str, MountedFile]:
+        """The files the server container sees from Secret volumes, by path:
+        each item of the volume (every key when it lists none) at mountPath/path.
+        The keys of a whole Secret the chart does not render are unknown here:
+        `known_keys` (Secret name -> its keys) stands for such Secrets in the
+        cluster; a Secret in neither adds no files (see secret_dirs)."""
+        volumes = {volume["name"]: volume for volume in self.pod.get("volumes", [])}
+        known_keys = known_keys or {}
         files: dict[str, MountedFile] = {}
         for mount in self.container.get("volumeMounts", []):
             volume = volumes.get(mount["name"])
@@ -200,8 +225,8 @@ class Rendered:
             data = self.secret_data(name)
             items = source.get("items")
             if items is None:
-                assert data is not None, f"volume {mount['name']} mounts every key of Secret {name}, not rendered"
-                items = [{"key": key, "path": key} for key in data]
+                keys = list(data) if data is not None else list(known_keys.get(name, ()))
+                items = [{"key": key, "path": key} for key in keys]
             for item in items:
                 key = item["key"]
                 if data is not None:
@@ -218,6 +243,29 @@ class Rendered:
                 )
         return files
 
+    def mounted_file(self, path: str) -> MountedFile | None:
+        """The Secret file at `path` in the server container: an item of a
+        volume, or a key of a whole Secret mounted as a directory (its content a
+        SecretRef when the chart does not render that Secret)."""
+        mounted = self.secret_files().get(path)
+        if mounted is not None:
+            return mounted
+        directory, _, key = path.rpartition("/")
+        whole = self.secret_dirs().get(directory)
+        if whole is None or not key:
+            return None
+        data = self.secret_data(whole.secret)
+        if data is not None:
+            return None  # the rendered Secret has no such key (secret_files knows them all)
+        return MountedFile(
+            volume=whole.volume,
+            secret=whole.secret,
+            key=key,
+            content=SecretRef(whole.secret, key),
+            mode=whole.mode,
+            read_only=whole.read_only,
+        )
+
     def file_setting(self, env_name: str) -> str | SecretRef | None:
         """What the server reads for a setting whose variable holds the path of
         a mounted Secret file: the file's content (None when unset)."""
@@ -225,7 +273,7 @@ class Rendered:
         if path is None:
             return None
         assert isinstance(path, str), f"{env_name} must hold a path, not come from {path}"
-        mounted = self.secret_files().get(path)
+        mounted = self.mounted_file(path)
         assert mounted is not None, f"{env_name}={path} names no file mounted from a Secret"
         return mounted.content
 

@@ -20,7 +20,7 @@ from chart import (
     render_variant,
 )
 
-ALL = ["default", "tls", "ingress", "existing-secret", "initial-token", "shared-server-identity"]
+ALL = ["default", "tls", "ingress", "existing-secret", "initial-token", "shared-server-identity", "ssh-node-pools"]
 TOKEN = re.compile(r"^sky_[0-9a-f]{64}$")
 FULLNAME = f"{RELEASE}-skypilot-api-server"
 
@@ -310,6 +310,14 @@ def test_the_dockerfile_builds_sky_and_runs_it_as_the_entrypoint():
         assert needed in ignore
 
 
+def test_the_image_has_the_openssh_client():
+    # The server runs `ssh` (and `ssh-keygen`) to reach the hosts of SSH node pools.
+    dockerfile = DOCKERFILE.read_text().replace("\\\n", " ")
+    final_stage = dockerfile[dockerfile.rindex("\nFROM ") :]
+    installs = re.findall(r"apt-get install ([^&\n]*)", final_stage)
+    assert any("openssh-client" in packages.split() for packages in installs), installs
+
+
 def test_default_credentials_are_generated_and_kept():
     rendered = render_variant("default")
     secret = rendered.named("Secret", f"{FULLNAME}-initial-admin")
@@ -508,3 +516,124 @@ def test_given_credentials_win_over_the_stored_ones():
     previous = {"username": "admin", "password": "KeptFromTheFirstInstall42"}
     rendered = render_with_existing_secret(previous, set_values=["auth.initialAdmin.password=NewlyGivenPassword"])
     assert rendered.file_setting("SKYPILOT_INITIAL_BASIC_AUTH") == "admin:NewlyGivenPassword"
+
+
+SSH_DIR = "/etc/skypilot/ssh"
+SSH_SECRET = "team-ssh-node-pools"
+
+
+def test_ssh_node_pools_come_from_the_secret_mounted_read_only():
+    rendered = render_variant("ssh-node-pools")
+    container, pod = rendered.container, rendered.pod
+    # The whole Secret, read-only, at the fixed folder: the pool file names the
+    # private keys beside it by their paths there.
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"].rstrip("/") == SSH_DIR]
+    assert mount["readOnly"] is True and "subPath" not in mount
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert volume["secret"]["secretName"] == SSH_SECRET
+    assert "items" not in volume["secret"], "every key (the pool file and its keys) is mounted"
+    assert not volume["secret"].get("optional"), "a missing Secret must keep the pod from starting"
+    assert rendered.named("Secret", SSH_SECRET) is None, "the chart makes no Secret for the keys"
+
+    # Readable by the server's uid through the group fsGroup, by no one else,
+    # and never writable: the kubelet makes the files root's with that group.
+    mode = volume["secret"]["defaultMode"]
+    assert mode == 0o440, f"defaultMode {mode:o}"
+    pod_context = pod["securityContext"]
+    uid = container["securityContext"].get("runAsUser", pod_context.get("runAsUser"))
+    assert uid not in (None, 0) and pod_context.get("fsGroup") is not None
+
+    # The server gets the pool file's path, as a plain value.
+    (entry,) = [e for e in container["env"] if e["name"] == "SKYPILOT_SSH_NODE_POOLS"]
+    assert entry == {"name": "SKYPILOT_SSH_NODE_POOLS", "value": f"{SSH_DIR}/ssh_node_pools.yaml"}
+    assert rendered.setting("--ssh-node-pools", "SKYPILOT_SSH_NODE_POOLS") == f"{SSH_DIR}/ssh_node_pools.yaml"
+    assert rendered.file_setting("SKYPILOT_SSH_NODE_POOLS") == SecretRef(SSH_SECRET, "ssh_node_pools.yaml")
+    mounted = rendered.mounted_file(f"{SSH_DIR}/lab-key")
+    assert mounted is not None and mounted.read_only and mounted.mode == 0o440
+    assert mounted.content == SecretRef(SSH_SECRET, "lab-key")
+
+
+def test_the_pool_files_key_can_be_chosen():
+    rendered = render(set_values=[f"ssh.nodePoolsSecret={SSH_SECRET}", "ssh.nodePoolsKey=pools.yaml"])
+    assert rendered.environment()["SKYPILOT_SSH_NODE_POOLS"] == f"{SSH_DIR}/pools.yaml"
+    assert rendered.file_setting("SKYPILOT_SSH_NODE_POOLS") == SecretRef(SSH_SECRET, "pools.yaml")
+
+
+@pytest.mark.parametrize("variant", [v for v in ALL if v != "ssh-node-pools"])
+def test_no_ssh_node_pools_by_default(variant):
+    rendered = render_variant(variant)
+    assert "SKYPILOT_SSH_NODE_POOLS" not in rendered.environment()
+    assert rendered.arg("--ssh-node-pools") is None
+    mounts = [m for m in rendered.container["volumeMounts"] if m["mountPath"].startswith(SSH_DIR)]
+    assert not mounts, mounts
+    assert "ssh-node-pools" not in {volume["name"] for volume in rendered.pod["volumes"]}
+    assert not rendered.secret_dirs(), "only the listed keys of the credentials' Secrets are mounted"
+
+
+@pytest.mark.parametrize("extra", [(), ("tls.yaml",), ("shared-server-identity.yaml",)])
+def test_private_keys_reach_the_server_only_as_files(extra):
+    # The chart never holds the keys: they stay in the Secret, which only a
+    # volume uses; no ConfigMap, environment value or argument carries them.
+    rendered = render("ssh-node-pools", values_files=extra)
+    container = rendered.container
+    for entry in container.get("env", []):
+        assert "secretKeyRef" not in entry.get("valueFrom", {}), entry["name"]
+    for source in container.get("envFrom", []):
+        assert "secretRef" not in source, source
+    ssh_env = {name: value for name, value in rendered.environment().items() if "SSH" in name}
+    assert ssh_env == {"SKYPILOT_SSH_NODE_POOLS": f"{SSH_DIR}/ssh_node_pools.yaml"}
+    uses = [v for v in rendered.pod["volumes"] if v.get("secret", {}).get("secretName") == SSH_SECRET]
+    assert [v["name"] for v in uses] == ["ssh-node-pools"]
+    for config in rendered.all("ConfigMap"):
+        text = yaml.safe_dump(config.get("data") or {})
+        assert SSH_SECRET not in text and "PRIVATE KEY" not in text and "identity_file" not in text
+        assert "SKYPILOT_SSH_NODE_POOLS" not in (config.get("data") or {})
+    assert not any("PRIVATE KEY" in arg or arg.startswith("--ssh") for arg in rendered.args)
+
+
+def test_ssh_node_pools_render_with_tls():
+    rendered = render("ssh-node-pools", values_files=["tls.yaml"])
+    paths = {m["mountPath"] for m in rendered.container["volumeMounts"]}
+    assert {SSH_DIR, "/etc/skypilot/tls", AUTH_DIR} <= paths
+
+
+@pytest.mark.parametrize(
+    "settings, expected",
+    [
+        (
+            [f"ssh.nodePoolsSecret={SSH_SECRET}", "tls.enabled=true", "tls.secretName=x", f"tls.mountPath={SSH_DIR}"],
+            "the SSH node pools are mounted there",
+        ),
+        (
+            [
+                f"ssh.nodePoolsSecret={SSH_SECRET}",
+                "tls.enabled=true",
+                "tls.secretName=x",
+                f"tls.mountPath={SSH_DIR}/tls",
+            ],
+            "the SSH node pools are mounted there",
+        ),
+        ([f"ssh.nodePoolsSecret={SSH_SECRET}", "ssh.nodePoolsKey=../pools.yaml"], "ssh.nodePoolsKey must be"),
+        ([f"ssh.nodePoolsSecret={SSH_SECRET}", "ssh.nodePoolsKey=a/b"], "ssh.nodePoolsKey must be"),
+        ([f"ssh.nodePoolsSecret={SSH_SECRET}", "ssh.nodePoolsKey="], "ssh.nodePoolsKey must be"),
+        (["ssh.nodePoolsSecret=Team_SSH"], "ssh.nodePoolsSecret must be the name of a Secret"),
+    ],
+)
+def test_unworkable_ssh_settings_refuse_to_render_with_a_reason(settings, expected):
+    message = render_error(set_values=settings)
+    assert expected in message, message
+
+
+def test_the_tls_folder_may_sit_beside_the_ssh_folder_without_pools():
+    rendered = render(set_values=["tls.enabled=true", "tls.secretName=x", f"tls.mountPath={SSH_DIR}"])
+    assert rendered.arg("--tls-cert") == f"{SSH_DIR}/tls.crt"
+
+
+def test_notes_tell_how_to_check_the_ssh_node_pools():
+    notes = render_notes("ssh-node-pools")
+    assert SSH_SECRET in notes and "sky check ssh" in notes
+    assert "/var/lib/skypilot/ssh/known_hosts" in notes and "rollout restart" in notes
+    assert "SSH node pools" not in render_notes("default")
+    shared = render_notes("ssh-node-pools", set_values=["server.localInfra=shared-server-identity"])
+    assert "private keys of the SSH" in shared
+    assert "private keys" not in render_notes("shared-server-identity")

@@ -11,6 +11,7 @@ import os
 import queue
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -32,6 +33,7 @@ FLAGS = {
     "SKYPILOT_REQUESTS_RETENTION_HOURS": "--requests-retention-hours",
     "SKYPILOT_JOB_LOGS_RETENTION_HOURS": "--job-logs-retention-hours",
     "SKYPILOT_LOCAL_INFRA": "--local-infra",
+    "SKYPILOT_SSH_NODE_POOLS": "--ssh-node-pools",
 }
 
 
@@ -233,19 +235,13 @@ class ChartServer:
         self.mounts = root / "mounts"
         container = rendered.container
         assert "command" not in container, "the chart relies on the image's entrypoint, sky"
-        secret_mounts = {
-            mount["mountPath"].rstrip("/"): self.mounts / mount["name"]
-            for mount in container.get("volumeMounts", [])
-            for volume in rendered.pod.get("volumes", [])
-            if volume["name"] == mount["name"] and "secret" in volume
-        }
-        self.secret_mounts = secret_mounts
+        self.secret_mounts = self.mount_dirs(rendered, root)
         local_path = self.local_path
 
         # The kubelet writes each item's bytes as they are, with the volume's
         # mode. Secrets neither rendered nor given (TLS) are left to the test.
         external_secrets = external_secrets or {}
-        for path, mounted in rendered.secret_files().items():
+        for path, mounted in rendered.secret_files(external_secrets).items():
             content = mounted.content
             if isinstance(content, SecretRef):
                 if content.name not in external_secrets:
@@ -289,6 +285,16 @@ class ChartServer:
         env["HOME"] = str(self.home)
         env["PATH"] = os.environ.get("PATH", "/usr/bin:/bin")
         self.env = env
+
+    @staticmethod
+    def mount_dirs(rendered: Rendered, root: Path) -> dict[str, Path]:
+        """The local directory of every Secret volume's mount path."""
+        return {
+            mount["mountPath"].rstrip("/"): root / "mounts" / mount["name"]
+            for mount in rendered.container.get("volumeMounts", [])
+            for volume in rendered.pod.get("volumes", [])
+            if volume["name"] == mount["name"] and "secret" in volume
+        }
 
     def local_path(self, value: str) -> str:
         """`value` with a Secret mount path replaced by its local directory."""
@@ -511,7 +517,7 @@ def test_probes_reach_the_tls_server_through_its_plaintext_health_listener(sky, 
 
 def chart_settings() -> list[str]:
     names = set()
-    for variant in ("default", "tls", "initial-token", "shared-server-identity"):
+    for variant in ("default", "tls", "initial-token", "shared-server-identity", "ssh-node-pools"):
         names |= {name for name in render_variant(variant).environment() if name.startswith("SKYPILOT_")}
     return sorted(names)
 
@@ -592,3 +598,94 @@ def test_the_default_server_runs_no_jobs_in_its_pod(sky, processes, tmp_path):
     finally:
         down = run_sky(sky, home, "down", "-a", "-y")
         assert down.returncode == 0, f"sky down failed:\n{down.stdout}\n{down.stderr}"
+
+
+SSH_DIR = "/etc/skypilot/ssh"
+SSH_SECRET = "team-ssh-node-pools"
+
+
+def closed_port() -> int:
+    """A loopback TCP port nothing listens on (one just released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def make_private_key(directory: Path) -> str:
+    ssh_keygen = shutil.which("ssh-keygen")
+    if ssh_keygen is None:
+        pytest.skip("ssh-keygen is needed to make a test key")
+    directory.mkdir()
+    key = directory / "id_ed25519"
+    done = subprocess.run(
+        [ssh_keygen, "-q", "-t", "ed25519", "-N", "", "-C", "chart-test", "-f", str(key)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return key.read_text()
+
+
+def ssh_chart_server(sky, tmp_path, pools: str, private_key: str) -> ChartServer:
+    """The chart's server with the Secret of `ssh.nodePoolsSecret` holding
+    `pools` (where {dir} stands for the Secret's folder) and the key lab-key."""
+    rendered = render_variant("ssh-node-pools")
+    assert rendered.environment()["SKYPILOT_SSH_NODE_POOLS"] == f"{SSH_DIR}/ssh_node_pools.yaml"
+    # In the pod the pool file names the keys under SSH_DIR; here that folder
+    # is a local directory.
+    local_dir = ChartServer.mount_dirs(rendered, tmp_path)[SSH_DIR]
+    secret = {"ssh_node_pools.yaml": pools.format(dir=local_dir), "lab-key": private_key}
+    chart_server = ChartServer(rendered, sky, tmp_path, {SSH_SECRET: secret})
+    assert chart_server.local_path(f"{SSH_DIR}/lab-key") == str(local_dir / "lab-key")
+    assert Path(chart_server.env["SKYPILOT_SSH_NODE_POOLS"]) == local_dir / "ssh_node_pools.yaml"
+    assert (local_dir / "lab-key").read_text() == private_key
+    return chart_server
+
+
+def test_the_charts_server_reads_its_ssh_node_pools_from_the_mounted_secret(sky, processes, tmp_path):
+    require_setting(sky, "SKYPILOT_SSH_NODE_POOLS")
+    private_key = make_private_key(tmp_path / "key")
+    key_body = [line for line in private_key.splitlines() if line and not line.startswith("-----")]
+    port = closed_port()
+    pools = (
+        "lab:\n  user: ubuntu\n  identity_file: {dir}/lab-key\n"
+        f"  hosts:\n    - ip: 127.0.0.1\n      port: {port}\n"
+    )
+    chart_server = ssh_chart_server(sky, tmp_path, pools, private_key)
+    chart_server.assert_no_secret_in_env(private_key, *key_body)
+    server = processes.server(chart_server.command, chart_server.env)
+    address = server.wait_serving()
+    user, password = chart_server.admin()
+    home = processes.home("client")
+    login_and_check(sky, home, ["-e", admin_url("http", user, password, address)], user)
+
+    # The server knows the pool and tries its host (nothing listens there).
+    check = run_sky(sky, home, "check", "ssh")
+    assert check.returncode == 0, f"sky check failed:\n{check.stdout}\n{check.stderr}"
+    assert "ssh/lab: disabled" in check.stdout and "0 of 1 hosts ready" in check.stdout, check.stdout
+    (line,) = [line for line in check.stdout.splitlines() if f"ubuntu@127.0.0.1:{port}" in line]
+    assert "unreachable" in line, line
+    # SSH state (pinned host keys, control sockets) lives in the data dir.
+    assert (chart_server.data_dir / "ssh").is_dir()
+    output = check.stdout + check.stderr + server.log()
+    assert not any(secret in output for secret in key_body), "the private key must not be shown or logged"
+
+
+def test_a_bad_pool_file_in_the_secret_stops_the_server(sky, processes, tmp_path):
+    require_setting(sky, "SKYPILOT_SSH_NODE_POOLS")
+    pools = (
+        "lab:\n  user: ubuntu\n  identity_file: {dir}/lab-key\n"
+        "  hosts:\n    - 10.0.0.5\n    - ip: 10.0.0.6\n      port: 0\n"
+    )
+    chart_server = ssh_chart_server(sky, tmp_path, pools, "not a key\n")
+    server = processes.server(chart_server.command, chart_server.env)
+    try:
+        code = server.process.wait(timeout=START_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the server started with a bad SSH node pools file:\n{server.log()}")
+    assert code != 0, server.log()
+    server.stop()
+    # The message names the pool, the host and the field, and the file.
+    assert "lab" in server.log() and "host 2: field `port`" in server.log(), server.log()
+    assert chart_server.env["SKYPILOT_SSH_NODE_POOLS"] in server.log(), server.log()

@@ -115,3 +115,84 @@ fn a_bad_pool_file_stops_the_server_with_the_pool_host_and_field() {
     let run = Run::from(started).fails();
     assert!(run.stderr.contains(".ssh/missing") && run.stderr.contains("No such file"), "{}", run.stderr);
 }
+
+#[test]
+fn a_two_node_cluster_on_a_pool_runs_jobs_on_both_hosts_until_it_is_torn_down() {
+    let hosts = SshHosts::start(2);
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    let pools = hosts.pool_file("lab");
+    let server =
+        ServerProcess::start_with_flags(home.path(), &data, &["--ssh-node-pools", pools.to_str().unwrap()]);
+    let work = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(work.path().join("project")).unwrap();
+    std::fs::write(work.path().join("project/train.py"), "print('training')\n").unwrap();
+    std::fs::write(work.path().join("input.txt"), "mounted data\n").unwrap();
+    let task = work.path().join("task.yaml");
+    std::fs::write(
+        &task,
+        format!(
+            "name: pair\nnum_nodes: 2\nresources:\n  infra: ssh/lab\n  cpus: 0.5\nworkdir: {0}/project\n\
+             file_mounts:\n  ~/inputs/input.txt: {0}/input.txt\nsecrets:\n  TOKEN: s3cr3t\n\
+             run: |\n  echo \"rank=$SKYPILOT_NODE_RANK of $SKYPILOT_NUM_NODES as $(whoami) ips=$(echo $SKYPILOT_NODE_IPS)\"\n  \
+             cat train.py ~/inputs/input.txt\n  echo token=${{#TOKEN}}\n",
+            work.path().display()
+        ),
+    )
+    .unwrap();
+    let sky = |args: &[&str]| sky(home.path(), server.port, args);
+
+    let launched = sky(&["launch", "-c", "pair", "-y", task.to_str().unwrap()]).ok();
+    let ips = format!("ips={} {}", hosts.hosts[0].address, hosts.hosts[1].address);
+    for (rank, host) in hosts.hosts.iter().enumerate() {
+        let prefix =
+            if rank == 0 { "(head, rank=0)".to_string() } else { format!("(worker{rank}, rank={rank})") };
+        let line = format!("{prefix} rank={rank} of 2 as {} {ips}", host.user.name);
+        assert!(launched.stdout.contains(&line), "{line}:\n{}", launched.stdout);
+        for text in ["print('training')", "mounted data", "token=6"] {
+            assert!(
+                launched.stdout.contains(&format!("{prefix} {text}")),
+                "{prefix} {text}:\n{}",
+                launched.stdout
+            );
+        }
+    }
+    let status = sky(&["status"]).ok();
+    let row = line_about(&status.stdout, "pair");
+    assert!(row.contains("ssh/lab") && row.contains("UP"), "{}", status.stdout);
+
+    // Exec, queue and logs, as on any cluster.
+    let again = sky(&["exec", "pair", "--num-nodes", "2", "echo again-$SKYPILOT_NODE_RANK"]).ok();
+    let both =
+        again.stdout.contains("(head, rank=0) again-0") && again.stdout.contains("(worker1, rank=1) again-1");
+    assert!(both, "{}", again.stdout);
+    let logs = sky(&["logs", "pair", "1"]).ok();
+    assert!(logs.stdout.contains("(worker1, rank=1) mounted data"), "{}", logs.stdout);
+
+    // Cancel ends the job's processes on every host.
+    sky(&["exec", "pair", "--num-nodes", "2", "-d", "sleep 300"]).ok();
+    let running = || hosts.hosts.iter().filter(|host| host.run("pgrep -x sleep").status.success()).count();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while running() < 2 {
+        assert!(std::time::Instant::now() < deadline, "the job did not start on both hosts");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    sky(&["cancel", "pair", "3", "-y"]).ok();
+    while running() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline + std::time::Duration::from_secs(10),
+            "the job outlived its cancel"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let queue = sky(&["queue", "pair"]).ok();
+    let job = queue.stdout.lines().find(|line| line.starts_with("3 ")).unwrap_or_default();
+    assert!(job.contains("CANCELLED"), "{}", queue.stdout);
+
+    sky(&["down", "pair", "-y"]).ok();
+    for host in &hosts.hosts {
+        let left = host.user.home.as_ref().unwrap().join(".sky-api/clusters/pair");
+        assert!(!left.exists(), "{} is still on {}", left.display(), host.label());
+    }
+    assert!(server.stop(), "the server stops cleanly");
+}

@@ -30,7 +30,7 @@ use crate::{
     error::{Error, Result},
     grpc::{ApiVersionLayer, BrowserGuardLayer, Services, Shared, cors_layer, is_loopback_host},
     health::{HealthListener, set_health},
-    infra::{local::LocalInfra, run_as, ssh::SshPools},
+    infra::{Infra, Infras, local::LocalInfra, run_as, ssh},
     kinds::{self, autostop_loop},
     ops::{Engine, OperationKind, log::LogDir},
     retention::Retention,
@@ -47,12 +47,11 @@ const LOCAL_INFRA_OFF: &str = "off on this team API server: its jobs would run a
 
 /// The SSH node pools of `config`, read at start: a bad pool file stops the
 /// server with a message that names the pool, host and field.
-fn ssh_pools(config: &ServerConfig, data_dir: &DataDir) -> Result<SshPools, StartError> {
+fn ssh_pools(config: &ServerConfig, data_dir: &DataDir) -> Result<Vec<Arc<dyn Infra>>, StartError> {
     // ssh's own default: the local user's name.
     let me = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "root".into());
     let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
-    SshPools::load(config.ssh_node_pools.as_deref(), &home, &me, &data_dir.ssh())
-        .map_err(StartError::SshNodePools)
+    ssh::load(config.ssh_node_pools.as_deref(), &home, &me, &data_dir.ssh()).map_err(StartError::SshNodePools)
 }
 
 /// The local infra as `config.local_infra` asks for it on this server.
@@ -197,8 +196,8 @@ impl Server {
         let close_on_error = CloseOnError(Some(store.clone()));
         let logs = LogDir::open(data_dir.operation_logs()).map_err(dir_err)?;
         let infra = Arc::new(local_infra(&config, &data_dir)?);
-        let pools = Arc::new(ssh_pools(&config, &data_dir)?);
-        let clusters = Clusters::open(store.clone(), infra, pools, data_dir.archived_job_logs())
+        let infras = Infras::new(infra, ssh_pools(&config, &data_dir)?);
+        let clusters = Clusters::open(store.clone(), infras, data_dir.archived_job_logs())
             .await
             .map_err(StartError::Store)?;
         let mut all_kinds = kinds::all(&clusters);

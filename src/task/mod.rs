@@ -104,10 +104,19 @@ pub fn validate(task: &TaskSpec) -> Result<(), TaskError> {
     }
     let resources = task.resources.clone().unwrap_or_default();
     if !resources.infra.is_empty() {
-        let infra = resources.infra.split('/').next().unwrap_or_default().to_ascii_lowercase();
-        if infra != "local" {
+        let infra = resources.infra.to_ascii_lowercase();
+        let (kind, pool) = infra.split_once('/').unwrap_or((&infra, ""));
+        let known = match kind {
+            "local" => pool.is_empty(),
+            "ssh" => {
+                pool.is_empty() || pool.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            }
+            _ => false,
+        };
+        if !known {
             return err(format!(
-                "`resources.infra`: {:?} is not available on this API server (available: local)",
+                "`resources.infra`: {:?} is not available on this API server (available: local, and \
+                 ssh/<pool> for its SSH node pools; `sky check` lists them)",
                 resources.infra
             ));
         }

@@ -61,6 +61,15 @@ hold their paths (never the credentials: see templates/statefulset.yaml).
 {{- end }}
 
 {{/*
+Where the Secret of `ssh.nodePoolsSecret` is mounted, read-only, every key as a
+file of its name: the pool file (whose path SKYPILOT_SSH_NODE_POOLS holds) and
+the private keys it names by their paths here.
+*/}}
+{{- define "skypilot.sshDir" -}}
+/etc/skypilot/ssh
+{{- end }}
+
+{{/*
 The server's HOME inside the image (the `sky` user's home): an emptyDir, since
 the root filesystem is read-only.
 */}}
@@ -130,6 +139,12 @@ Refuses settings that cannot work, with a message that says what to change.
 {{- if or (eq $tlsDir $authDir) (hasPrefix (printf "%s/" $tlsDir) $authDir) (hasPrefix (printf "%s/" $authDir) $tlsDir) }}
 {{- fail (printf "tls.mountPath (%s) must not be, contain or lie in %s: the initial credentials are mounted there" (toString .Values.tls.mountPath) $authDir) }}
 {{- end }}
+{{- if .Values.ssh.nodePoolsSecret }}
+{{- $sshDir := include "skypilot.sshDir" . }}
+{{- if or (eq $tlsDir $sshDir) (hasPrefix (printf "%s/" $tlsDir) $sshDir) (hasPrefix (printf "%s/" $sshDir) $tlsDir) }}
+{{- fail (printf "tls.mountPath (%s) must not be, contain or lie in %s: the SSH node pools are mounted there" (toString .Values.tls.mountPath) $sshDir) }}
+{{- end }}
+{{- end }}
 {{- $health := int .Values.server.healthPort }}
 {{- if or (lt $health 1) (gt $health 65535) (eq $health $port) }}
 {{- fail (printf "server.healthPort (%v) must be a port number other than server.port (%d): with TLS on, the probes use this plaintext health listener" .Values.server.healthPort $port) }}
@@ -151,6 +166,17 @@ Refuses settings that cannot work, with a message that says what to change.
 {{- end }}
 {{- if and .Values.ingress.enabled (not .Values.ingress.host) }}
 {{- fail "ingress.enabled needs ingress.host" }}
+{{- end }}
+{{- with .Values.ssh.nodePoolsSecret }}
+{{- if not (regexMatch "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$" (toString .)) }}
+{{- fail (printf "ssh.nodePoolsSecret must be the name of a Secret (lowercase letters, digits, '-' and '.'), got %q" (toString .)) }}
+{{- end }}
+{{- end }}
+{{- if .Values.ssh.nodePoolsSecret }}
+{{- $key := toString (.Values.ssh.nodePoolsKey | default "") }}
+{{- if or (not (regexMatch "^[-._a-zA-Z0-9]+$" $key)) (eq $key ".") (eq $key "..") (hasPrefix ".." $key) }}
+{{- fail (printf "ssh.nodePoolsKey must be the key of ssh.nodePoolsSecret that holds the pool file (letters, digits, '-', '_' and '.', not starting with \"..\"), got %q" $key) }}
+{{- end }}
 {{- end }}
 {{- end }}
 

@@ -164,7 +164,7 @@ impl Clusters {
         message: &str,
     ) -> Result<()> {
         for process in &job.processes {
-            self.inner.infra.terminate(run::handle(process));
+            self.infra_of(&job.cluster)?.terminate(&job.cluster, process.rank, run::handle(process));
         }
         job.set_status(status);
         job.exit_code = exit_code;

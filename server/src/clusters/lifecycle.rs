@@ -6,13 +6,14 @@ use skypilot_api::{
     task::{parse_accelerators, parse_amount},
 };
 
-use super::{Clusters, DEFAULT_CLUSTER_CPUS, DEFAULT_JOB_CPUS};
+use super::{Clusters, DEFAULT_CLUSTER_CPUS, DEFAULT_JOB_CPUS, infra_name};
 use std::path::Path;
 
 use crate::{
     auth::Caller,
     clock::now_ms,
     error::{Error, ErrorReason, Result},
+    infra::Nodes,
     store::{ClusterRecord, Table},
 };
 
@@ -38,6 +39,16 @@ fn task_resources(task: &TaskSpec, default_cpus: f64) -> Result<(f64, f64, Strin
     Ok((cpus, memory, resources.accelerators, gpus))
 }
 
+/// The nodes `cluster` asks its infra for.
+fn nodes_of(cluster: &ClusterRecord) -> Nodes {
+    Nodes {
+        count: cluster.num_nodes,
+        cpus: cluster.cpus,
+        memory_gib: cluster.memory_gib,
+        gpus: gpus_per_node(cluster),
+    }
+}
+
 fn gpus_per_node(cluster: &ClusterRecord) -> u32 {
     parse_accelerators(&cluster.accelerators).map(|a| a.count).unwrap_or(0)
 }
@@ -56,8 +67,21 @@ impl Clusters {
         let name = request.cluster_name.clone();
         let (cpus, memory, accelerators, gpus) = task_resources(&task, DEFAULT_CLUSTER_CPUS)?;
         let existing: Option<ClusterRecord> = self.inner.store.get(Table::Clusters, name.as_bytes())?;
+        let asked_infra = task.resources.as_ref().map(|r| r.infra.clone()).unwrap_or_default();
+        let infra = self.inner.infras.named(&asked_infra)?.clone();
         let mut cluster = match existing {
             Some(cluster) => {
+                if !asked_infra.is_empty() && infra.name() != infra_name(&cluster) {
+                    return Err(Error::new(
+                        ErrorReason::FailedPrecondition,
+                        format!(
+                            "cluster {name:?} runs on {}, not on {}: launch on another cluster (-c NEW_NAME), \
+                             or tear this one down first (sky down {name})",
+                            infra_name(&cluster),
+                            infra.name()
+                        ),
+                    ));
+                }
                 self.check_fits(&cluster, &task)?;
                 if cluster.status() == ClusterStatus::Stopped && !request.dryrun {
                     progress(&format!("Restarting stopped cluster '{name}'."));
@@ -87,6 +111,7 @@ impl Clusters {
                     user_id: caller.id.clone(),
                     next_job_id: 1,
                     ports: task.resources.clone().unwrap_or_default().ports,
+                    infra: infra.name().to_string(),
                     ..Default::default()
                 };
                 cluster.gpu_indices = self.reserve(&cluster, gpus)?;
@@ -103,7 +128,7 @@ impl Clusters {
                         } else {
                             format!(", {}", cluster.accelerators)
                         },
-                        self.inner.infra.name(),
+                        infra.name(),
                     ));
                     self.save_cluster(&cluster).await?;
                     self.provision(&mut cluster).await?;
@@ -224,9 +249,10 @@ impl Clusters {
         let workdir = (!task.workdir.is_empty()).then_some(("~/sky_workdir", task.workdir.as_str()));
         let mounts = task.file_mounts.iter().map(|(dest, source)| (dest.as_str(), source.as_str()));
         let copies: Vec<(&str, &str)> = workdir.into_iter().chain(mounts).collect();
+        let infra = self.inner.infras.named(infra_name(cluster))?;
         for rank in 0..cluster.num_nodes {
             for (dest, source) in &copies {
-                self.inner.infra.copy_to_node(&cluster.name, rank, Path::new(source), dest).await?;
+                infra.copy_to_node(&cluster.name, rank, Path::new(source), dest).await?;
             }
         }
         Ok(())
@@ -263,7 +289,8 @@ impl Clusters {
     pub(super) async fn reconcile_node_addresses(&self) -> Result<()> {
         for mut cluster in self.list(&[], None)? {
             if cluster.status() == ClusterStatus::Up && cluster.node_ips.len() != cluster.num_nodes as usize {
-                cluster.node_ips = self.inner.infra.provision(&cluster.name, cluster.num_nodes).await?;
+                let infra = self.inner.infras.named(infra_name(&cluster))?;
+                cluster.node_ips = infra.provision(&cluster.name, &nodes_of(&cluster)).await?;
                 self.save_cluster(&cluster).await?;
             }
         }
@@ -272,7 +299,8 @@ impl Clusters {
 
     /// Makes the cluster's nodes exist and records it UP, with their addresses.
     pub(super) async fn provision(&self, cluster: &mut ClusterRecord) -> Result<()> {
-        cluster.node_ips = self.inner.infra.provision(&cluster.name, cluster.num_nodes).await?;
+        let infra = self.inner.infras.named(infra_name(cluster))?;
+        cluster.node_ips = infra.provision(&cluster.name, &nodes_of(cluster)).await?;
         cluster.status = ClusterStatus::Up as i32;
         cluster.idle_since_ms = now_ms();
         self.save_cluster(cluster).await
@@ -281,12 +309,13 @@ impl Clusters {
     /// `sky down`: cancels the jobs, removes the nodes and forgets the cluster.
     pub async fn down(&self, name: &str) -> Result<ClusterRecord> {
         let mut cluster = self.get(name)?;
+        let infra = self.inner.infras.named(infra_name(&cluster))?.clone();
         self.kill_all_jobs(name, "cluster was torn down").await?;
         let archive = self.inner.job_log_archive.join(format!("{name}-{}", now_ms()));
-        if let Err(err) = self.inner.infra.archive_logs(name, &archive).await {
+        if let Err(err) = infra.archive_logs(name, &archive).await {
             tracing::warn!(cluster = name, error = %err, "could not keep the job logs of a torn-down cluster");
         }
-        self.inner.infra.release(name).await?;
+        infra.release(name).await?;
         self.inner.store.remove_prefix(Table::Jobs, &super::job_prefix(name))?;
         self.inner.store.delete(Table::Clusters, name.as_bytes())?;
         self.inner.store.durable().await?;

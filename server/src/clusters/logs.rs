@@ -42,7 +42,7 @@ impl Followed for JobLog {
     type End = JobRecord;
 
     async fn read(&mut self, offset: u64) -> Result<Vec<u8>> {
-        self.clusters.inner.infra.read_log(&self.cluster, self.job_id, offset).await
+        self.clusters.infra_of(&self.cluster)?.read_log(&self.cluster, self.job_id, offset).await
     }
 
     fn finished(&mut self) -> Result<Option<JobRecord>> {
@@ -53,7 +53,11 @@ impl Followed for JobLog {
 
     async fn changed(&mut self) -> Result<()> {
         if self.growth.is_none() {
-            self.growth = self.clusters.inner.infra.log_changes(&self.cluster, self.job_id);
+            self.growth = self
+                .clusters
+                .infra_of(&self.cluster)
+                .ok()
+                .and_then(|infra| infra.log_changes(&self.cluster, self.job_id));
         }
         let shutdown = self.clusters.inner.shutdown.clone();
         let growth = async {
@@ -93,7 +97,7 @@ impl Clusters {
         self.job(cluster, job_id)?;
         let start = match (offset, tail_lines) {
             (Some(offset), _) => offset,
-            (None, Some(lines)) => self.inner.infra.log_tail_offset(cluster, job_id, lines).await?,
+            (None, Some(lines)) => self.infra_of(cluster)?.log_tail_offset(cluster, job_id, lines).await?,
             (None, None) => 0,
         };
         let log = JobLog {

@@ -17,7 +17,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     error::{Error, ErrorReason, Result},
-    infra::{Capacity, Infra, InfraStatus, ssh::SshPools},
+    infra::{Capacity, Infra, InfraStatus, Infras},
     store::{ClusterRecord, JobRecord, Store, Table},
 };
 
@@ -34,10 +34,9 @@ pub struct Clusters {
 
 struct Inner {
     store: Store,
-    infra: Arc<dyn Infra>,
-    /// The SSH node pools this server knows.
-    pools: Arc<SshPools>,
-    /// What each node of the infra offers.
+    /// Every infra: local, then the SSH node pools.
+    infras: Infras,
+    /// What the local infra's host offers.
     capacity: Capacity,
     /// Where `down` keeps the job logs of the clusters it removes.
     job_log_archive: PathBuf,
@@ -55,20 +54,14 @@ impl Clusters {
     /// Creates the layer and reconciles jobs left by an earlier run: running
     /// processes are watched again, pending jobs are scheduled.
     /// `job_log_archive` receives the job logs of torn-down clusters.
-    pub async fn open(
-        store: Store,
-        infra: Arc<dyn Infra>,
-        pools: Arc<SshPools>,
-        job_log_archive: PathBuf,
-    ) -> Result<Clusters> {
-        let capacity = infra.capacity().await?;
+    pub async fn open(store: Store, infras: Infras, job_log_archive: PathBuf) -> Result<Clusters> {
+        let capacity = infras.local().capacity().await?;
         let (job_changes, _) = watch::channel(0);
         let (cluster_changes, _) = watch::channel(0);
         let clusters = Clusters {
             inner: Arc::new(Inner {
                 store,
-                infra,
-                pools,
+                infras,
                 capacity,
                 job_log_archive,
                 jobs_lock: Mutex::new(()),
@@ -89,8 +82,9 @@ impl Clusters {
         self.inner.shutdown.cancel();
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
-        self.inner.infra.settle().await;
-        self.inner.pools.close().await;
+        for infra in self.inner.infras.all() {
+            infra.settle().await;
+        }
     }
 
     /// Fires when the layer shuts down.
@@ -100,33 +94,58 @@ impl Clusters {
 
     /// Every infra this server knows: `local`, then `ssh/<pool>` for each pool.
     pub fn infra_names(&self) -> Vec<String> {
-        let mut names = vec![self.inner.infra.name().to_string()];
-        names.extend(self.inner.pools.infra_names());
-        names
+        self.inner.infras.names()
     }
 
     /// Whether the infra named `name` is usable, and what it offers.
     pub async fn check_infra(&self, name: &str) -> InfraStatus {
-        match name.starts_with("ssh/") {
-            true => self.inner.pools.check(name).await,
-            false => self.inner.infra.check().await,
+        match self.inner.infras.named(name) {
+            Ok(infra) => infra.check().await,
+            Err(err) => InfraStatus { name: name.to_string(), enabled: false, detail: err.message },
         }
     }
 
-    /// Refuses new clusters when the infra takes none.
-    pub fn check_infra_enabled(&self) -> Result<()> {
-        match self.inner.infra.disabled() {
+    /// The infra a task asks for (`resources.infra`; empty: local), refused
+    /// when unknown or when it takes no clusters.
+    pub fn check_infra_enabled(&self, name: &str) -> Result<()> {
+        let infra = self.inner.infras.named(name)?;
+        match infra.disabled() {
             Some(why) => Err(Error::new(
                 ErrorReason::FailedPrecondition,
-                format!("the {} infra is {why}", self.inner.infra.name()),
+                format!("the {} infra is {why}", infra.name()),
             )),
             None => Ok(()),
         }
     }
 
+    /// The name of the infra a request on `cluster` runs on: the cluster's
+    /// own when it exists, else the one `task` asks for (empty: local).
+    pub fn infra_for(
+        &self,
+        cluster: &str,
+        task: Option<&skypilot_api::proto::skypilot::v1::TaskSpec>,
+    ) -> String {
+        match self.get(cluster) {
+            Ok(record) => infra_name(&record).to_string(),
+            Err(_) => {
+                task.and_then(|task| task.resources.as_ref()).map(|r| r.infra.clone()).unwrap_or_default()
+            }
+        }
+    }
+
+    /// The infra `cluster` runs on.
+    pub(crate) fn infra_of(&self, cluster: &str) -> Result<Arc<dyn Infra>> {
+        let record = self.get(cluster)?;
+        Ok(self.inner.infras.named(infra_name(&record))?.clone())
+    }
+
     /// Refuses a file mount destination the infra cannot place files at.
-    pub fn check_destination(&self, dest: &str) -> Result<()> {
-        self.inner.infra.check_destination(dest).map_err(|err| Error::invalid("task.file_mounts", err))
+    pub fn check_destination(&self, infra: &str, dest: &str) -> Result<()> {
+        self.inner
+            .infras
+            .named(infra)?
+            .check_destination(dest)
+            .map_err(|err| Error::invalid("task.file_mounts", err))
     }
 
     /// A cluster by name.
@@ -185,13 +204,17 @@ impl Clusters {
         Ok(())
     }
 
-    /// What UP or INIT clusters other than `except` hold: (CPUs, GiB, GPU indices).
+    /// What UP or INIT clusters of the local infra other than `except`
+    /// hold: (CPUs, GiB, GPU indices).
     fn held(&self, except: &str) -> Result<(f64, f64, Vec<u32>)> {
         let mut cpus = 0.0;
         let mut memory = 0.0;
         let mut gpus = Vec::new();
         for cluster in self.list(&[], None)? {
-            if cluster.name == except || cluster.status() == ClusterStatus::Stopped {
+            if cluster.name == except
+                || cluster.status() == ClusterStatus::Stopped
+                || infra_name(&cluster) != "local"
+            {
                 continue;
             }
             cpus += cluster.cpus * f64::from(cluster.num_nodes);
@@ -201,9 +224,13 @@ impl Clusters {
         Ok((cpus, memory, gpus))
     }
 
-    /// Checks that `cluster`'s resources fit the host beside the other
-    /// clusters; returns the GPU indices it can hold.
+    /// Checks that a local `cluster`'s resources fit the host beside the
+    /// other clusters; returns the GPU indices it can hold. (Other infras
+    /// place nodes themselves, in `provision`.)
     fn reserve(&self, cluster: &ClusterRecord, gpus_per_node: u32) -> Result<Vec<u32>> {
+        if infra_name(cluster) != "local" {
+            return Ok(Vec::new());
+        }
         let (cpus, memory, gpus_held) = self.held(&cluster.name)?;
         let host = &self.inner.capacity;
         let nodes = f64::from(cluster.num_nodes);
@@ -342,6 +369,11 @@ pub fn validate_cluster_name(name: &str) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The name of the infra `cluster` runs on.
+pub fn infra_name(cluster: &ClusterRecord) -> &str {
+    if cluster.infra.is_empty() { "local" } else { &cluster.infra }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use skypilot_api::proto::skypilot::v1::{JobStatus, TaskSpec};
 use super::{Clusters, is_job_done};
 use crate::{
     clock::now_ms,
+    clusters::infra_name,
     error::{Error, Result},
     infra::{RunHandle, RunRef, RunSpec},
     store::{ClusterRecord, JobRecord, NodeProcess},
@@ -60,7 +61,7 @@ impl Clusters {
                 Phase::Setup => task.setup.clone(),
                 Phase::Run => task.run.clone(),
             },
-            env: job_env(self.inner.infra.name(), cluster, job, task, rank, num_nodes, phase),
+            env: job_env(infra_name(cluster), cluster, job, task, rank, num_nodes, phase),
             log_prefix: node_prefix(rank, num_nodes),
         }
     }
@@ -82,14 +83,14 @@ impl Clusters {
             job.started_ms = now_ms();
         }
         self.save_job(&job).await?;
-        let infra = &self.inner.infra;
+        let infra = self.infra_of(&cluster.name)?;
         let mut started = Vec::new();
         for rank in 0..job_nodes(&task, cluster) {
             match infra.start(&self.run_spec(cluster, &job, &task, rank, phase)).await {
                 Ok(handle) => started.push((rank, handle)),
                 Err(err) => {
-                    for (_, handle) in &started {
-                        infra.terminate(*handle);
+                    for (started_rank, handle) in &started {
+                        infra.terminate(&cluster.name, *started_rank, *handle);
                     }
                     let message = format!("could not start the job's {} on node {rank}: {err}", phase.name());
                     return self.end_job_locked(job, JobStatus::Failed, None, &message).await;
@@ -108,7 +109,7 @@ impl Clusters {
     pub(super) async fn resume_phase(&self, mut job: JobRecord, phase: Phase) -> Result<()> {
         let cluster = self.get(&job.cluster)?;
         let task = self.task_of(&job)?;
-        let infra = &self.inner.infra;
+        let infra = self.infra_of(&cluster.name)?;
         let mut runs = Vec::new();
         for rank in 0..job_nodes(&task, &cluster) {
             if let Some(known) = job.processes.iter().find(|p| p.rank == rank) {
@@ -139,7 +140,7 @@ impl Clusters {
         let clusters = self.clone();
         let shutdown = self.inner.shutdown.clone();
         self.inner.tasks.spawn(async move {
-            let infra = clusters.inner.infra.clone();
+            let Ok(infra) = clusters.infra_of(&job.cluster) else { return };
             let refs: Vec<RunRef> = runs.iter().map(|(rank, _)| run_ref(&job, phase, *rank)).collect();
             let waits = refs.iter().zip(&runs).map(|(run, (_, handle))| infra.wait(run, *handle));
             let codes = tokio::select! {

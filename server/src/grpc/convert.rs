@@ -62,7 +62,7 @@ pub fn timestamp(ms: i64) -> Option<prost_types::Timestamp> {
 pub fn cluster(record: &crate::store::ClusterRecord) -> skypilot_api::proto::skypilot::v1::Cluster {
     skypilot_api::proto::skypilot::v1::Cluster {
         name: record.name.clone(),
-        infra: "local".into(),
+        infra: crate::clusters::infra_name(record).to_string(),
         status: record.status,
         num_nodes: record.num_nodes,
         cpus: record.cpus,

@@ -5,16 +5,16 @@
 
 use std::path::Path;
 
-use super::{Infra, RunRef, RunSpec};
+use super::{Infra, Nodes, RunRef, RunSpec};
 
 /// Runs the contract against `infra`; `reopen` makes a second instance over
 /// the same state, as a restarted server would. `scratch` is a folder of the
 /// API server's host for sources and archives.
 pub async fn check(infra: &dyn Infra, reopen: &dyn Fn() -> Box<dyn Infra>, scratch: &Path) {
     let cluster = "contract";
-    let addresses = infra.provision(cluster, 2).await.unwrap();
+    let addresses = infra.provision(cluster, &Nodes::any(2)).await.unwrap();
     assert_eq!(addresses.len(), 2);
-    assert_eq!(infra.provision(cluster, 2).await.unwrap(), addresses, "provision is idempotent");
+    assert_eq!(infra.provision(cluster, &Nodes::any(2)).await.unwrap(), addresses, "provision is idempotent");
     assert!(infra.capacity().await.unwrap().cpus >= 1);
     assert!(infra.check_destination("~/data").is_ok());
 
@@ -44,7 +44,7 @@ pub async fn check(infra: &dyn Infra, reopen: &dyn Fn() -> Box<dyn Infra>, scrat
     infra.start(&second).await.unwrap();
     let reopened = reopen();
     let found = reopened.find(&second.run).await.expect("the started run is found");
-    reopened.terminate(found);
+    reopened.terminate(cluster, 1, found);
     assert_eq!(reopened.wait(&second.run, found).await, None, "a terminated run has no exit code");
     let never = RunRef { cluster: cluster.into(), job_id: 2, phase: "setup", rank: 0 };
     assert!(reopened.find(&never).await.is_none());

@@ -20,7 +20,7 @@ use std::{
 use futures_util::future::BoxFuture;
 
 use super::{
-    Capacity, Infra, InfraStatus, LogChanges, RunHandle, RunRef, RunSpec,
+    Capacity, Infra, InfraStatus, LogChanges, Nodes, RunHandle, RunRef, RunSpec,
     files::{copy_tree, node_relative_path},
     log_watch::LogWatch,
     process::{self, NodeCommand},
@@ -148,7 +148,7 @@ impl LocalInfra {
 }
 
 impl Infra for LocalInfra {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "local"
     }
 
@@ -184,8 +184,9 @@ impl Infra for LocalInfra {
         node_relative_path(dest).map(|_| ())
     }
 
-    fn provision<'a>(&'a self, cluster: &'a str, num_nodes: i32) -> BoxFuture<'a, Result<Vec<String>>> {
-        let homes: Vec<PathBuf> = (0..num_nodes).map(|rank| self.node_home(cluster, rank)).collect();
+    /// The host's resources are shared out by the job layer (`Clusters::reserve`).
+    fn provision<'a>(&'a self, cluster: &'a str, nodes: &'a Nodes) -> BoxFuture<'a, Result<Vec<String>>> {
+        let homes: Vec<PathBuf> = (0..nodes.count).map(|rank| self.node_home(cluster, rank)).collect();
         let (root, dir) = (self.root.clone(), self.cluster_dir(cluster));
         let uids = self.uids.clone();
         Box::pin(blocking(move || {
@@ -303,7 +304,7 @@ impl Infra for LocalInfra {
         })
     }
 
-    fn terminate(&self, handle: RunHandle) {
+    fn terminate(&self, _cluster: &str, _rank: i32, handle: RunHandle) {
         process::kill_group(handle);
         // A run nobody waits for (its phase failed to start on another node):
         // dropping the child lets the runtime reap it.

@@ -108,6 +108,22 @@ impl LogChanges {
     }
 }
 
+/// The nodes a cluster asks for: how many, and what each needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Nodes {
+    pub count: i32,
+    pub cpus: f64,
+    pub memory_gib: f64,
+    pub gpus: u32,
+}
+
+impl Nodes {
+    /// `count` nodes that need nothing in particular.
+    pub fn any(count: i32) -> Nodes {
+        Nodes { count, cpus: 0.0, memory_gib: 0.0, gpus: 0 }
+    }
+}
+
 /// What one node offers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Capacity {
@@ -129,7 +145,7 @@ pub struct InfraStatus {
 /// The place clusters run; see the module docs for the contract.
 pub trait Infra: Send + Sync + 'static {
     /// The name users give in `--infra` and see in `sky status`.
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &str;
     /// Whether the infra is usable now, and what it offers.
     fn check(&self) -> BoxFuture<'_, InfraStatus>;
     /// Why the infra takes no clusters, when the server's admin turned it off.
@@ -139,8 +155,9 @@ pub trait Infra: Send + Sync + 'static {
     /// Refuses a file mount destination the infra cannot place files at,
     /// saying what to use instead.
     fn check_destination(&self, dest: &str) -> Result<(), String>;
-    /// Makes the cluster's nodes exist; returns their addresses by rank.
-    fn provision<'a>(&'a self, cluster: &'a str, num_nodes: i32) -> BoxFuture<'a, Result<Vec<String>>>;
+    /// Makes the cluster's nodes exist (where they fit `nodes`); returns
+    /// their addresses by rank.
+    fn provision<'a>(&'a self, cluster: &'a str, nodes: &'a Nodes) -> BoxFuture<'a, Result<Vec<String>>>;
     /// Removes the cluster's nodes and everything on them.
     fn release<'a>(&'a self, cluster: &'a str) -> BoxFuture<'a, Result<()>>;
     /// Copies `source` on the API server's host to `dest` (`~/`-relative)
@@ -162,7 +179,7 @@ pub trait Infra: Send + Sync + 'static {
     fn wait<'a>(&'a self, run: &'a RunRef, handle: RunHandle) -> BoxFuture<'a, Option<i32>>;
     /// Ends the run and everything it started (SIGTERM, then SIGKILL after a
     /// grace period); returns at once.
-    fn terminate(&self, handle: RunHandle);
+    fn terminate(&self, cluster: &str, rank: i32, handle: RunHandle);
     /// Up to `logfile::CHUNK_BYTES` of the job's log at `offset`; empty at
     /// the end (or before the job wrote anything).
     fn read_log<'a>(&'a self, cluster: &'a str, job_id: i64, offset: u64) -> BoxFuture<'a, Result<Vec<u8>>>;
@@ -178,6 +195,65 @@ pub trait Infra: Send + Sync + 'static {
     /// Waits for what the infra still does in the background (the SIGKILLs
     /// that follow `terminate`), at shutdown.
     fn settle(&self) -> BoxFuture<'_, ()>;
+}
+
+/// Every infra of a server, by the names users give: `local` first, then
+/// `ssh/<pool>` for each SSH node pool.
+#[derive(Clone)]
+pub struct Infras {
+    all: Vec<std::sync::Arc<dyn Infra>>,
+}
+
+impl Infras {
+    pub fn new(local: std::sync::Arc<dyn Infra>, more: Vec<std::sync::Arc<dyn Infra>>) -> Infras {
+        let mut all = vec![local];
+        all.extend(more);
+        Infras { all }
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.all.iter().map(|infra| infra.name().to_string()).collect()
+    }
+
+    /// The local infra.
+    pub fn local(&self) -> &std::sync::Arc<dyn Infra> {
+        &self.all[0]
+    }
+
+    pub fn all(&self) -> &[std::sync::Arc<dyn Infra>] {
+        &self.all
+    }
+
+    /// The infra a task names in `resources.infra` (empty: local; `ssh`:
+    /// the only SSH node pool).
+    pub fn named(&self, name: &str) -> Result<&std::sync::Arc<dyn Infra>> {
+        let wanted = name.trim().to_ascii_lowercase();
+        let wanted = if wanted.is_empty() { "local".to_string() } else { wanted };
+        if let Some(infra) = self.all.iter().find(|infra| infra.name() == wanted) {
+            return Ok(infra);
+        }
+        let pools: Vec<&std::sync::Arc<dyn Infra>> =
+            self.all.iter().filter(|infra| infra.name().starts_with("ssh/")).collect();
+        match (wanted.as_str(), pools.as_slice()) {
+            ("ssh", [only]) => Ok(only),
+            ("ssh", []) => Err(Error::invalid(
+                "resources.infra",
+                "this API server has no SSH node pools: list them in ~/.sky/ssh_node_pools.yaml of the \
+                 server's user (or sky api start --ssh-node-pools FILE)",
+            )),
+            ("ssh", _) => Err(Error::invalid(
+                "resources.infra",
+                format!(
+                    "this API server has several SSH node pools: name one ({})",
+                    self.names()[1..].join(", ")
+                ),
+            )),
+            _ => Err(Error::invalid(
+                "resources.infra",
+                format!("{name:?} is not an infra of this API server (it has: {})", self.names().join(", ")),
+            )),
+        }
+    }
 }
 
 /// Picks the infras named in `names` from those this server knows

@@ -21,7 +21,7 @@ const KILL_GRACE: Duration = Duration::from_secs(3);
 
 /// Writes its pid to PID_FILE, runs `bash SCRIPT`, appending its output (each line prefixed with PREFIX
 /// when given) to LOG, then writes the exit code to EXIT atomically.
-const WRAPPER: &str = r#"set -o pipefail
+pub const WRAPPER: &str = r#"set -o pipefail
 script="$1"; log="$2"; exit_file="$3"; prefix="$4"; pid_file="$5"
 echo "$$" > "$pid_file"
 if [ -n "$prefix" ]; then
@@ -34,7 +34,7 @@ echo "$code" > "$exit_file.tmp" && mv "$exit_file.tmp" "$exit_file"
 "#;
 
 /// The wrapper's `$0`, by which `find_running` knows it.
-const WRAPPER_NAME: &str = "sky-job";
+pub const WRAPPER_NAME: &str = "sky-job";
 
 /// One command to run on one node.
 #[derive(Debug, Clone)]

@@ -33,11 +33,12 @@ fn ensure_may_manage(clusters: &Clusters, caller: &Caller, cluster: &str) -> Res
     caller.ensure_may_manage(&record.user_id, &record.user_name, &format!("cluster {cluster:?}"))
 }
 
-fn validate_task(clusters: &Clusters, caller: &Caller, task: Option<&TaskSpec>) -> Result<()> {
+fn validate_task(clusters: &Clusters, caller: &Caller, cluster: &str, task: Option<&TaskSpec>) -> Result<()> {
     let task = task.ok_or_else(|| Error::invalid("task", "missing; give a task YAML or a command"))?;
     task::validate(task).map_err(|e| Error::invalid("task", e))?;
+    let infra = clusters.infra_for(cluster, Some(task));
     for dest in task.file_mounts.keys() {
-        clusters.check_destination(dest)?;
+        clusters.check_destination(&infra, dest)?;
     }
     for (what, path) in std::iter::once(("workdir", &task.workdir))
         .chain(task.file_mounts.values().map(|p| ("file_mounts", p)))
@@ -80,7 +81,7 @@ impl Kind for Launch {
             request.cluster_name = generated_cluster_name(&caller.name);
         }
         validate_cluster_name(&request.cluster_name)?;
-        validate_task(&self.0, caller, request.task.as_ref())?;
+        validate_task(&self.0, caller, &request.cluster_name, request.task.as_ref())?;
         if request.idle_minutes_to_autostop.is_some_and(|m| m < 0) {
             return Err(Error::invalid("idle_minutes_to_autostop", "must not be negative"));
         }
@@ -93,7 +94,7 @@ impl Kind for Launch {
         if self.0.get(&request.cluster_name).is_ok() {
             ensure_may_manage(&self.0, caller, &request.cluster_name)?;
         }
-        self.0.check_infra_enabled()
+        self.0.check_infra_enabled(&self.0.infra_for(&request.cluster_name, request.task.as_ref()))
     }
 
     fn run(&self, request: LaunchRequest, ctx: OpContext) -> BoxFuture<Result<OpOutput>> {
@@ -112,12 +113,12 @@ impl Kind for Exec {
 
     fn validate(&self, caller: &Caller, request: &mut ExecRequest) -> Result<()> {
         validate_cluster_name(&request.cluster_name)?;
-        validate_task(&self.0, caller, request.task.as_ref())
+        validate_task(&self.0, caller, &request.cluster_name, request.task.as_ref())
     }
 
     fn authorize(&self, caller: &Caller, request: &ExecRequest) -> Result<()> {
         ensure_may_manage(&self.0, caller, &request.cluster_name)?;
-        self.0.check_infra_enabled()
+        self.0.check_infra_enabled(&self.0.infra_for(&request.cluster_name, None))
     }
 
     fn run(&self, request: ExecRequest, ctx: OpContext) -> BoxFuture<Result<OpOutput>> {
@@ -170,7 +171,9 @@ impl Kind for Action {
     fn authorize(&self, caller: &Caller, request: &ClusterActionRequest) -> Result<()> {
         ensure_may_manage(&self.clusters, caller, &request.cluster_name)?;
         match self.action {
-            ActionKind::Start => self.clusters.check_infra_enabled(),
+            ActionKind::Start => {
+                self.clusters.check_infra_enabled(&self.clusters.infra_for(&request.cluster_name, None))
+            }
             ActionKind::Stop | ActionKind::Down => Ok(()),
         }
     }

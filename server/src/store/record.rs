@@ -130,6 +130,9 @@ pub struct ClusterRecord {
     /// Each node's address by rank, as the infra gave them at provisioning.
     #[prost(string, repeated, tag = "16")]
     pub node_ips: Vec<String>,
+    /// The infra the cluster runs on (`local`, `ssh/<pool>`); empty: local.
+    #[prost(string, tag = "17")]
+    pub infra: String,
 }
 
 /// A job as stored.

@@ -204,20 +204,38 @@ impl Ssh {
         }
     }
 
+    /// `ssh` running `remote` (a shell command line) on `host` over its
+    /// master connection, for callers that stream its input or output; call
+    /// `ready` first. Its standard streams are the caller's to set.
+    pub fn command(&self, host: &Host, remote: &str) -> Command {
+        let mut command = self.ssh(host);
+        command.args(["-o", "ControlMaster=no"]).arg(&host.address).arg("--").arg(remote);
+        command
+    }
+
+    /// Makes sure `host` is connected (see `command`).
+    pub async fn ready(&self, host: &Host) -> Result<(), SshError> {
+        self.connect(host).await
+    }
+
+    /// The error of an `ssh` that exited with `code` and wrote `stderr`.
+    pub fn failure(&self, host: &Host, code: Option<i32>, stderr: &[u8]) -> SshError {
+        let stderr = String::from_utf8_lossy(stderr).into_owned();
+        match code {
+            // ssh's own failure (the connection), not the command's.
+            Some(255) => classify(self, host, &stderr),
+            code => SshError::Failed { host: host.label(), code, stderr },
+        }
+    }
+
     async fn run_over_master(
         &self,
         host: &Host,
         script: &str,
         timeout: Duration,
     ) -> Result<Vec<u8>, SshError> {
-        let mut command = self.ssh(host);
-        command
-            .args(["-o", "ControlMaster=no"])
-            .arg(&host.address)
-            .args(["--", "bash", "-s"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut command = self.command(host, "bash -s");
+        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command.spawn().map_err(|err| unreachable(host, format!("cannot run ssh: {err}")))?;
         let mut stdin = child.stdin.take().expect("piped");
         let script = script.to_string();
@@ -230,12 +248,7 @@ impl Ssh {
         if output.status.success() {
             return Ok(output.stdout);
         }
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        Err(match output.status.code() {
-            // ssh's own failure (the connection), not the command's.
-            Some(255) => classify(self, host, &stderr),
-            code => SshError::Failed { host: host.label(), code, stderr },
-        })
+        Err(self.failure(host, output.status.code(), &output.stderr))
     }
 
     /// The SHA-256 fingerprint of `host`'s pinned key, once it has one.

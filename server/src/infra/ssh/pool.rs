@@ -1,0 +1,637 @@
+//! One SSH node pool as an infra (`ssh/<pool>`): places a cluster's nodes on
+//! the pool's hosts, copies files there, runs jobs there detached, and reads
+//! their state and logs back from the hosts themselves.
+//!
+//! Placement: node ranks go to the hosts that fit what each node needs
+//! (CPUs, memory, GPUs, as the hosts report them), fewest nodes first, one
+//! host per node while there are enough (else nodes share hosts, as the local
+//! infra's nodes share its host). It is kept in a file per cluster, so that
+//! a restarted server finds every node again.
+//!
+//! Logs: runs on the head node's host append to the job's log there; a run
+//! on another host logs to a file of its own, appended to the job's log when
+//! it ends.
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::Arc,
+    time::Duration,
+};
+
+use futures_util::future::{BoxFuture, join_all};
+use tokio_util::task::TaskTracker;
+
+use super::{
+    connection::{Ssh, SshError},
+    pools::{Host, Pool},
+    remote,
+};
+use crate::{
+    error::{Error, ErrorReason, Result},
+    infra::{
+        Capacity, Infra, InfraStatus, LogChanges, Nodes, RunHandle, RunRef, RunSpec,
+        files::node_relative_path,
+    },
+    logfile,
+};
+
+/// How long one ordinary command on a host may take.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long copying one file mount may take.
+const COPY_TIMEOUT: Duration = Duration::from_secs(3600);
+/// How often a run is looked at while it runs, at first and at most.
+const POLL_FIRST: Duration = Duration::from_millis(100);
+const POLL_MAX: Duration = Duration::from_secs(2);
+
+/// What a host reports about itself.
+const PROBE: &str = r#"nproc
+awk '/^MemTotal:/ {print $2}' /proc/meminfo
+if command -v nvidia-smi >/dev/null 2>&1; then nvidia-smi --query-gpu=name --format=csv,noheader || true; fi
+"#;
+
+/// A pool of SSH hosts.
+pub struct SshPool {
+    /// `ssh/<pool>`.
+    name: String,
+    pool: Pool,
+    ssh: Arc<Ssh>,
+    /// One file per cluster: its hosts' labels, by rank.
+    placements: PathBuf,
+    /// One placement at a time, so that two clusters never count on the same room.
+    placing: tokio::sync::Mutex<()>,
+    /// Terminations under way (SIGTERM, then SIGKILL), waited for at shutdown.
+    kills: TaskTracker,
+}
+
+impl SshPool {
+    pub fn new(pool: Pool, ssh: Arc<Ssh>, placements: PathBuf) -> std::io::Result<SshPool> {
+        std::fs::create_dir_all(&placements)?;
+        Ok(SshPool {
+            name: format!("ssh/{}", pool.name),
+            pool,
+            ssh,
+            placements,
+            placing: tokio::sync::Mutex::new(()),
+            kills: TaskTracker::new(),
+        })
+    }
+
+    fn placement_file(&self, cluster: &str) -> PathBuf {
+        self.placements.join(cluster)
+    }
+
+    /// The hosts of the cluster's nodes, by rank; empty when it has none.
+    fn placement(&self, cluster: &str) -> Result<Vec<&Host>> {
+        let text = match std::fs::read_to_string(self.placement_file(cluster)) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(err) => return Err(err.into()),
+        };
+        text.lines()
+            .map(|label| {
+                self.pool.hosts.iter().find(|host| host.label() == label).ok_or_else(|| {
+                    Error::new(
+                        ErrorReason::FailedPrecondition,
+                        format!(
+                            "cluster {cluster:?} has a node on {label}, which is no longer in {}: put the host \
+                             back in the pool file, or tear the cluster down (sky down {cluster})",
+                            self.name
+                        ),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// The host of node `rank`.
+    fn host(&self, cluster: &str, rank: i32) -> Result<&Host> {
+        let placement = self.placement(cluster)?;
+        usize::try_from(rank).ok().and_then(|rank| placement.get(rank).copied()).ok_or_else(|| {
+            Error::not_found(format!("cluster {cluster:?} has no node {rank} on {}", self.name))
+        })
+    }
+
+    /// How many nodes of other clusters each host holds.
+    fn nodes_per_host(&self) -> HashMap<String, usize> {
+        let mut counts = HashMap::new();
+        for entry in std::fs::read_dir(&self.placements).into_iter().flatten().flatten() {
+            for label in std::fs::read_to_string(entry.path()).unwrap_or_default().lines() {
+                *counts.entry(label.to_string()).or_default() += 1;
+            }
+        }
+        counts
+    }
+
+    /// Picks hosts for `nodes` among those that answer and fit.
+    async fn place(&self, cluster: &str, nodes: &Nodes) -> Result<Vec<&Host>> {
+        let facts = join_all(self.pool.hosts.iter().map(|host| self.probe(host))).await;
+        let mut fitting = Vec::new();
+        let mut refusals = Vec::new();
+        for (host, fact) in self.pool.hosts.iter().zip(facts) {
+            match fact {
+                Ok(capacity) => match fits(&capacity, nodes) {
+                    Ok(()) => fitting.push(host),
+                    Err(why) => refusals.push(format!("{}: {why}", host.label())),
+                },
+                Err(err) => refusals.push(err.to_string()),
+            }
+        }
+        if fitting.is_empty() {
+            return Err(Error::new(
+                ErrorReason::ResourceExhausted,
+                format!(
+                    "no host of {} can take a node of cluster {cluster:?} ({} CPU(s), {} GiB memory, {} GPU(s) \
+                     per node): {}. Ask for less, or add hosts to the pool",
+                    self.name,
+                    nodes.cpus,
+                    nodes.memory_gib,
+                    nodes.gpus,
+                    refusals.join("; ")
+                ),
+            ));
+        }
+        let held = self.nodes_per_host();
+        fitting.sort_by_key(|host| held.get(&host.label()).copied().unwrap_or(0));
+        Ok((0..nodes.count as usize).map(|rank| fitting[rank % fitting.len()]).collect())
+    }
+
+    /// What `host` offers, asked over SSH.
+    async fn probe(&self, host: &Host) -> std::result::Result<Capacity, SshError> {
+        let output = self.ssh.run(host, PROBE, COMMAND_TIMEOUT).await?;
+        let text = String::from_utf8_lossy(&output);
+        let mut lines = text.lines().map(str::trim);
+        let bad = |what: &str| SshError::Failed {
+            host: host.label(),
+            code: Some(0),
+            stderr: format!("the host did not report its {what} (is it Linux, with nproc and /proc?)"),
+        };
+        let cpus = lines.next().and_then(|line| line.parse().ok()).ok_or_else(|| bad("CPUs"))?;
+        let kib: f64 = lines.next().and_then(|line| line.parse().ok()).ok_or_else(|| bad("memory"))?;
+        let gpus = lines.filter(|line| !line.is_empty()).map(str::to_string).collect();
+        Ok(Capacity { cpus, memory_gib: kib / (1024.0 * 1024.0), gpus })
+    }
+
+    /// One line on `host`: ready, with what it offers and its key, or why not.
+    async fn report(&self, host: &Host) -> (bool, String) {
+        match self.probe(host).await {
+            Ok(capacity) => {
+                let gpus = match capacity.gpus.len() {
+                    0 => "no GPUs".to_string(),
+                    n => format!("{n} GPU(s): {}", capacity.gpus.join(", ")),
+                };
+                let key = self.ssh.fingerprint(host).await.unwrap_or_else(|| "not pinned".into());
+                let line = format!(
+                    "{}: ready, {} CPUs, {:.1} GiB memory, {gpus}; host key {key}",
+                    host.label(),
+                    capacity.cpus,
+                    capacity.memory_gib
+                );
+                (true, line)
+            }
+            // Every error names the host.
+            Err(err) => (false, err.to_string()),
+        }
+    }
+
+    /// Runs `script` on `host`, as an infra error when it fails.
+    async fn run(&self, host: &Host, script: &str) -> Result<Vec<u8>> {
+        self.ssh.run(host, script, COMMAND_TIMEOUT).await.map_err(infra_error)
+    }
+
+    /// Streams `source` (a file, folder or link of this host) to `dest` on `host`.
+    async fn send(&self, host: &Host, source: &Path, dest: &str) -> Result<()> {
+        let meta = std::fs::symlink_metadata(source).map_err(|err| {
+            Error::invalid("task.workdir/file_mounts", format!("{}: {err}", source.display()))
+        })?;
+        let mut tar = tokio::process::Command::new("tar");
+        let unpack = if meta.is_dir() {
+            tar.arg("-C").arg(source).args(["-cf", "-", "."]);
+            remote::unpack_into(dest)
+        } else {
+            let parent = source.parent().unwrap_or(Path::new("/"));
+            let entry =
+                source.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+            tar.arg("-C").arg(parent).args(["-cf", "-", "--"]).arg(&entry);
+            let scratch = format!("{dest}.sky-copy-{}", std::process::id());
+            remote::unpack_as(dest, &entry, &scratch)
+        };
+        self.ssh.ready(host).await.map_err(infra_error)?;
+        let mut packer = tar
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|err| Error::internal(format!("cannot run tar: {err}")))?;
+        let stream: Stdio = packer.stdout.take().expect("piped").try_into()?;
+        let sent = self
+            .ssh
+            .command(host, &format!("bash -c {}", remote::quote(&unpack)))
+            .stdin(stream)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output();
+        let (sent, packed) =
+            match tokio::time::timeout(COPY_TIMEOUT, async { tokio::join!(sent, packer.wait_with_output()) })
+                .await
+            {
+                Ok(both) => both,
+                Err(_) => {
+                    return Err(infra_error(SshError::TimedOut { host: host.label(), after: COPY_TIMEOUT }));
+                }
+            };
+        let (sent, packed) = (sent?, packed?);
+        if !packed.status.success() {
+            return Err(Error::invalid(
+                "task.workdir/file_mounts",
+                format!(
+                    "cannot read {}: {}",
+                    source.display(),
+                    String::from_utf8_lossy(&packed.stderr).trim()
+                ),
+            ));
+        }
+        if !sent.status.success() {
+            return Err(infra_error(self.ssh.failure(host, sent.status.code(), &sent.stderr)));
+        }
+        Ok(())
+    }
+
+    /// After a worker run on a host other than the head's ended: appends its
+    /// log to the job's log on the head's host, once.
+    async fn merge_worker_log(&self, run: &RunRef, worker: &Host, head: &Host) -> Result<()> {
+        let worker_log = remote::run_file(run, "log");
+        self.ssh.ready(worker).await.map_err(infra_error)?;
+        self.ssh.ready(head).await.map_err(infra_error)?;
+        let mut reader = self
+            .ssh
+            .command(
+                worker,
+                &format!("bash -c {}", remote::quote(&format!("cat {worker_log} 2>/dev/null; true"))),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let stream: Stdio = reader.stdout.take().expect("piped").try_into()?;
+        let append =
+            remote::append_once(&remote::job_log(&run.cluster, run.job_id), &remote::run_file(run, "merged"));
+        let appended = self
+            .ssh
+            .command(head, &format!("bash -c {}", remote::quote(&append)))
+            .stdin(stream)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output();
+        let (appended, _) = tokio::join!(appended, reader.wait());
+        let appended = appended?;
+        if !appended.status.success() {
+            return Err(infra_error(self.ssh.failure(head, appended.status.code(), &appended.stderr)));
+        }
+        Ok(())
+    }
+}
+
+impl Infra for SshPool {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn check(&self) -> BoxFuture<'_, InfraStatus> {
+        Box::pin(async move {
+            let reports = join_all(self.pool.hosts.iter().map(|host| self.report(host))).await;
+            let ready = reports.iter().filter(|(ok, _)| *ok).count();
+            let mut detail = format!("{ready} of {} hosts ready", self.pool.hosts.len());
+            for (_, line) in reports {
+                detail.push('\n');
+                detail.push_str(&line);
+            }
+            InfraStatus { name: self.name.clone(), enabled: ready > 0, detail }
+        })
+    }
+
+    fn disabled(&self) -> Option<&str> {
+        None
+    }
+
+    /// The largest host that answers.
+    fn capacity(&self) -> BoxFuture<'_, Result<Capacity>> {
+        Box::pin(async move {
+            let facts = join_all(self.pool.hosts.iter().map(|host| self.probe(host))).await;
+            facts.into_iter().flatten().max_by(|a, b| a.cpus.cmp(&b.cpus)).ok_or_else(|| {
+                Error::new(ErrorReason::Unavailable, format!("no host of {} answers", self.name))
+            })
+        })
+    }
+
+    fn check_destination(&self, dest: &str) -> Result<(), String> {
+        node_relative_path(dest).map(|_| ())
+    }
+
+    fn provision<'a>(&'a self, cluster: &'a str, nodes: &'a Nodes) -> BoxFuture<'a, Result<Vec<String>>> {
+        Box::pin(async move {
+            let _one_at_a_time = self.placing.lock().await;
+            let mut hosts = self.placement(cluster)?;
+            if hosts.len() != nodes.count as usize {
+                hosts = self.place(cluster, nodes).await?;
+                let labels: String = hosts.iter().map(|host| host.label() + "\n").collect();
+                let file = self.placement_file(cluster);
+                let partial = file.with_extension("partial");
+                std::fs::write(&partial, labels)?;
+                std::fs::rename(&partial, &file)?;
+            }
+            let mut ranks_by_host: Vec<(&Host, Vec<i32>)> = Vec::new();
+            for (rank, host) in hosts.iter().enumerate() {
+                match ranks_by_host.iter_mut().find(|(known, _)| known.label() == host.label()) {
+                    Some((_, ranks)) => ranks.push(rank as i32),
+                    None => ranks_by_host.push((host, vec![rank as i32])),
+                }
+            }
+            for (host, ranks) in &ranks_by_host {
+                self.run(host, &remote::provision(cluster, ranks)).await?;
+            }
+            Ok(hosts.iter().map(|host| host.address.clone()).collect())
+        })
+    }
+
+    fn release<'a>(&'a self, cluster: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let mut hosts = self.placement(cluster)?;
+            hosts.dedup_by_key(|host| host.label());
+            for host in hosts {
+                self.run(host, &remote::release(cluster)).await?;
+            }
+            match std::fs::remove_file(self.placement_file(cluster)) {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err.into()),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn copy_to_node<'a>(
+        &'a self,
+        cluster: &'a str,
+        rank: i32,
+        source: &'a Path,
+        dest: &'a str,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let relative = node_relative_path(dest).map_err(|err| Error::invalid("task.file_mounts", err))?;
+            let host = self.host(cluster, rank)?;
+            let dest = format!(
+                "{}/{}",
+                remote::node_home(cluster, rank),
+                remote::quote(&relative.to_string_lossy())
+            );
+            self.send(host, source, &dest).await
+        })
+    }
+
+    fn start<'a>(&'a self, spec: &'a RunSpec) -> BoxFuture<'a, Result<RunHandle>> {
+        Box::pin(async move {
+            let run = &spec.run;
+            let host = self.host(&run.cluster, run.rank)?;
+            let head = self.host(&run.cluster, 0)?;
+            let log = match host.label() == head.label() {
+                true => remote::job_log(&run.cluster, run.job_id),
+                false => remote::run_file(run, "log"),
+            };
+            let delimiter = format!("SKY_SCRIPT_{}", skypilot_api::identity::random_hex(16)?);
+            let script = remote::start(run, &spec.script, &spec.env, &spec.log_prefix, &log, &delimiter);
+            let output = self.run(host, &script).await?;
+            parse_handle(&output).ok_or_else(|| {
+                Error::internal(format!(
+                    "{} did not report the run it started: {}",
+                    host.label(),
+                    String::from_utf8_lossy(&output).trim()
+                ))
+            })
+        })
+    }
+
+    fn find<'a>(&'a self, run: &'a RunRef) -> BoxFuture<'a, Option<RunHandle>> {
+        Box::pin(async move {
+            let host = self.host(&run.cluster, run.rank).ok()?;
+            let output = self.run(host, &remote::find(run)).await.ok()?;
+            let text = String::from_utf8_lossy(&output);
+            let mut words = text.split_whitespace();
+            let pid = words.next()?.parse().ok()?;
+            // A run that is gone gets a start time no process has: its exit
+            // file then tells how it ended.
+            let start_ticks = words.next().and_then(|ticks| ticks.parse().ok()).unwrap_or(u64::MAX);
+            Some(RunHandle { pid, start_ticks })
+        })
+    }
+
+    fn wait<'a>(&'a self, run: &'a RunRef, handle: RunHandle) -> BoxFuture<'a, Option<i32>> {
+        Box::pin(async move {
+            let mut pause = POLL_FIRST;
+            let code = loop {
+                let host = self.host(&run.cluster, run.rank).ok()?;
+                match self.run(host, &remote::poll(run, handle.pid, handle.start_ticks)).await {
+                    Ok(output) => {
+                        let text = String::from_utf8_lossy(&output);
+                        match text.trim() {
+                            "running" => {}
+                            "" => break None,
+                            code => break code.parse().ok(),
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(cluster = %run.cluster, rank = run.rank, error = %err, "cannot look at a run")
+                    }
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(POLL_MAX);
+            };
+            if let (Ok(host), Ok(head)) = (self.host(&run.cluster, run.rank), self.host(&run.cluster, 0))
+                && host.label() != head.label()
+                && let Err(err) = self.merge_worker_log(run, host, head).await
+            {
+                tracing::warn!(cluster = %run.cluster, rank = run.rank, error = %err, "could not add a node's log to the job's log");
+            }
+            code
+        })
+    }
+
+    fn terminate(&self, cluster: &str, rank: i32, handle: RunHandle) {
+        let Ok(host) = self.host(cluster, rank) else { return };
+        let (host, ssh) = (host.clone(), self.ssh.clone());
+        self.kills.spawn(async move {
+            let script = remote::terminate(handle.pid, handle.start_ticks);
+            if let Err(err) = ssh.run(&host, &script, COMMAND_TIMEOUT).await {
+                tracing::warn!(host = %host.label(), error = %err, "could not end a run");
+            }
+        });
+    }
+
+    fn read_log<'a>(&'a self, cluster: &'a str, job_id: i64, offset: u64) -> BoxFuture<'a, Result<Vec<u8>>> {
+        Box::pin(async move {
+            // A released cluster has no log left.
+            let Some(head) = self.placement(cluster)?.first().copied() else { return Ok(Vec::new()) };
+            self.run(
+                head,
+                &remote::read_chunk(&remote::job_log(cluster, job_id), offset, logfile::CHUNK_BYTES),
+            )
+            .await
+        })
+    }
+
+    fn log_changes(&self, _cluster: &str, _job_id: i64) -> Option<LogChanges> {
+        None
+    }
+
+    fn log_tail_offset<'a>(
+        &'a self,
+        cluster: &'a str,
+        job_id: i64,
+        lines: u64,
+    ) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(async move {
+            let Some(head) = self.placement(cluster)?.first().copied() else { return Ok(0) };
+            let output =
+                self.run(head, &remote::tail_offset(&remote::job_log(cluster, job_id), lines)).await?;
+            String::from_utf8_lossy(&output)
+                .trim()
+                .parse()
+                .map_err(|_| Error::internal(format!("{} did not report the log's size", head.label())))
+        })
+    }
+
+    fn archive_logs<'a>(&'a self, cluster: &'a str, dest: &'a Path) -> BoxFuture<'a, Result<usize>> {
+        Box::pin(async move {
+            let Ok(head) = self.host(cluster, 0) else { return Ok(0) };
+            let listed = self.run(head, &remote::logged_jobs(cluster)).await?;
+            let jobs: Vec<i64> = String::from_utf8_lossy(&listed)
+                .lines()
+                .filter_map(|line| line.trim().parse().ok())
+                .collect();
+            for job_id in &jobs {
+                std::fs::create_dir_all(dest)?;
+                let file = std::fs::File::create(dest.join(format!("{job_id}.log")))?;
+                let log = remote::job_log(cluster, *job_id);
+                let copied = self
+                    .ssh
+                    .command(head, &format!("bash -c {}", remote::quote(&format!("cat {log}"))))
+                    .stdout(file)
+                    .stderr(Stdio::piped())
+                    .output()
+                    .await?;
+                if !copied.status.success() {
+                    return Err(infra_error(self.ssh.failure(head, copied.status.code(), &copied.stderr)));
+                }
+            }
+            Ok(jobs.len())
+        })
+    }
+
+    fn settle(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.kills.close();
+            self.kills.wait().await;
+            self.kills.reopen();
+            self.ssh.close().await;
+        })
+    }
+}
+
+/// Whether a host with `capacity` fits one node of `nodes`.
+fn fits(capacity: &Capacity, nodes: &Nodes) -> std::result::Result<(), String> {
+    if nodes.cpus > capacity.cpus as f64 + 1e-9 {
+        return Err(format!("{} CPUs", capacity.cpus));
+    }
+    if nodes.memory_gib > capacity.memory_gib + 1e-9 {
+        return Err(format!("{:.1} GiB memory", capacity.memory_gib));
+    }
+    if nodes.gpus as usize > capacity.gpus.len() {
+        return Err(format!("{} GPU(s)", capacity.gpus.len()));
+    }
+    Ok(())
+}
+
+/// "PID START_TICKS" as a handle.
+fn parse_handle(output: &[u8]) -> Option<RunHandle> {
+    let text = String::from_utf8_lossy(output);
+    let mut words = text.split_whitespace();
+    Some(RunHandle { pid: words.next()?.parse().ok()?, start_ticks: words.next()?.parse().ok()? })
+}
+
+/// An SSH failure as the job layer reports it: the host that did not
+/// answer is unavailable (the request may be retried); others failed.
+fn infra_error(err: SshError) -> Error {
+    match err {
+        SshError::Unreachable { .. } | SshError::TimedOut { .. } => {
+            Error::new(ErrorReason::Unavailable, err.to_string())
+        }
+        SshError::HostKeyChanged { .. } | SshError::Denied { .. } => {
+            Error::new(ErrorReason::FailedPrecondition, err.to_string())
+        }
+        SshError::Failed { .. } => Error::internal(err.to_string()),
+    }
+}
+
+// Real sshd hosts for the tests (shared with the server's and the CLI's tests).
+#[cfg(test)]
+#[path = "../../../tests/common/unix_user.rs"]
+#[allow(dead_code)]
+mod unix_user;
+
+#[cfg(test)]
+#[path = "../../../tests/common/ssh_hosts.rs"]
+#[allow(dead_code)]
+mod ssh_hosts;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use super::ssh_hosts;
+
+    fn pool_of(hosts: &ssh_hosts::SshHosts) -> Pool {
+        let hosts = hosts
+            .hosts
+            .iter()
+            .map(|host| Host {
+                address: host.address.clone(),
+                user: host.user.name.clone(),
+                port: host.port,
+                identity_file: Some(hosts.key.clone()),
+            })
+            .collect();
+        Pool { name: "lab".into(), hosts }
+    }
+
+    #[tokio::test]
+    async fn an_ssh_pool_keeps_the_infra_contract() {
+        let hosts = ssh_hosts::SshHosts::start(2);
+        let state = tempfile::tempdir().unwrap();
+        let ssh = Arc::new(Ssh::new(state.path().join("ssh")).unwrap());
+        let open = || SshPool::new(pool_of(&hosts), ssh.clone(), state.path().join("placements")).unwrap();
+        let reopen = || Box::new(open()) as Box<dyn Infra>;
+        let pool = open();
+        super::super::super::contract::check(&pool, &reopen, state.path()).await;
+        ssh.close().await;
+    }
+
+    #[tokio::test]
+    async fn nodes_go_to_hosts_that_fit_and_the_rest_is_refused_with_what_each_host_has() {
+        let hosts = ssh_hosts::SshHosts::start(2);
+        let state = tempfile::tempdir().unwrap();
+        let ssh = Arc::new(Ssh::new(state.path().join("ssh")).unwrap());
+        let pool = SshPool::new(pool_of(&hosts), ssh.clone(), state.path().join("placements")).unwrap();
+        let two = pool.provision("pair", &Nodes::any(2)).await.unwrap();
+        assert_eq!(
+            two,
+            [hosts.hosts[0].address.clone(), hosts.hosts[1].address.clone()],
+            "one host per node"
+        );
+        let huge = Nodes { count: 1, cpus: 100_000.0, memory_gib: 0.0, gpus: 0 };
+        let err = pool.provision("huge", &huge).await.unwrap_err();
+        assert_eq!(err.reason, ErrorReason::ResourceExhausted);
+        for host in &hosts.hosts {
+            assert!(err.message.contains(&host.label()) && err.message.contains("CPUs"), "{err}");
+        }
+        pool.release("pair").await.unwrap();
+        ssh.close().await;
+    }
+}
