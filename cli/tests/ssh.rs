@@ -171,7 +171,13 @@ fn a_two_node_cluster_on_a_pool_runs_jobs_on_both_hosts_until_it_is_torn_down() 
 
     // Cancel ends the job's processes on every host.
     sky(&["exec", "pair", "--num-nodes", "2", "-d", "sleep 300"]).ok();
-    let running = || hosts.hosts.iter().filter(|host| host.run("pgrep -x sleep").status.success()).count();
+    // This host user's own sleeps: other tests run theirs at the same time.
+    let running = || {
+        let sleeping = |host: &&ssh_hosts::SshHost| {
+            host.run(&format!("pgrep -u {} -x sleep", host.user.name)).status.success()
+        };
+        hosts.hosts.iter().filter(sleeping).count()
+    };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while running() < 2 {
         assert!(std::time::Instant::now() < deadline, "the job did not start on both hosts");
@@ -195,4 +201,98 @@ fn a_two_node_cluster_on_a_pool_runs_jobs_on_both_hosts_until_it_is_torn_down() 
         assert!(!left.exists(), "{} is still on {}", left.display(), host.label());
     }
     assert!(server.stop(), "the server stops cleanly");
+}
+
+#[test]
+fn jobs_on_a_pool_outlive_server_restarts_and_cut_connections_and_a_lost_host_fails_its_job() {
+    let hosts = SshHosts::start(2);
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    let pools = hosts.pool_file("lab");
+    let mut server =
+        ServerProcess::start_with_flags(home.path(), &data, &["--ssh-node-pools", pools.to_str().unwrap()]);
+    let (home_dir, port) = (home.path().to_path_buf(), server.port);
+    let sky = move |args: &[&str]| sky(&home_dir, port, args);
+    let gate = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(gate.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let go = gate.path().join("go");
+    // Runs until the test lets it finish: each rank waits for the file `go`.
+    let wait_for_go = format!(
+        "echo started-$SKYPILOT_NODE_RANK; while [ ! -e {} ]; do sleep 0.1; done; echo done-$SKYPILOT_NODE_RANK",
+        go.display()
+    );
+    sky(&[
+        "launch",
+        "-c",
+        "pair",
+        "-y",
+        "--infra",
+        "ssh/lab",
+        "--num-nodes",
+        "2",
+        "--cpus",
+        "0.5",
+        "-d",
+        &wait_for_go,
+    ])
+    .ok();
+    let job_is = |status: &str| {
+        let queue = sky(&["queue", "pair", "-u"]).ok();
+        queue.stdout.lines().any(|line| line.starts_with("1 ") && line.contains(status))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !job_is("RUNNING") {
+        assert!(std::time::Instant::now() < deadline, "the job did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    // The server dies, and its SSH connections with it; a host's connections are cut too.
+    server.kill_and_restart();
+    hosts.hosts[1].kill_sessions();
+    assert!(job_is("RUNNING"), "the job runs on across the restart");
+    std::fs::write(&go, "").unwrap();
+    while !job_is("SUCCEEDED") {
+        assert!(std::time::Instant::now() < deadline, "the job did not end");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let logs = sky(&["logs", "pair", "1"]).ok();
+    for line in ["(head, rank=0) started-0", "(head, rank=0) done-0", "(worker1, rank=1) done-1"] {
+        assert_eq!(logs.stdout.matches(line).count(), 1, "{line} once:\n{}", logs.stdout);
+    }
+
+    // A host that dies mid-job: the job fails, saying which node was lost.
+    std::fs::remove_file(&go).unwrap();
+    sky(&["exec", "pair", "--num-nodes", "2", "-d", &wait_for_go]).ok();
+    let job_2_is = |status: &str| {
+        let queue = sky(&["queue", "pair", "-u"]).ok();
+        queue.stdout.lines().any(|line| line.starts_with("2 ") && line.contains(status))
+    };
+    while !job_2_is("RUNNING") {
+        assert!(std::time::Instant::now() < deadline, "the second job did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let head = &hosts.hosts[0];
+    // (The pattern does not match the shell that runs pgrep.)
+    let head_runs =
+        || head.run(&format!("pgrep -u {} -f 'jobs/2/ru[n]-0.sh'", head.user.name)).status.success();
+    assert!(head_runs(), "the head's run is found while it runs");
+    hosts.hosts[1].kill();
+    let lost_deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while !job_2_is("FAILED") {
+        assert!(
+            std::time::Instant::now() < lost_deadline,
+            "the lost node's job did not fail:\n{}",
+            sky(&["queue", "pair", "-u"]).stdout
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let lost = format!("node 1 ({}) was lost", hosts.hosts[1].label());
+    let logs = sky(&["logs", "pair", "2"]).fails();
+    assert!(logs.stderr.contains(&lost), "{}", logs.stderr);
+    // The head's run was ended with the job.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while head_runs() {
+        assert!(std::time::Instant::now() < deadline, "the head's run outlived its job");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

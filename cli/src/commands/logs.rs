@@ -70,15 +70,17 @@ impl LogsArgs {
             };
         }
         let tail_lines = tail_lines.map(|t| t.min(i32::MAX as u32) as i32);
-        let job = tail(&client, &cluster, job_id.unwrap_or(0), !no_follow, tail_lines).await?;
-        match job.map(|j| j.status()) {
-            Some(JobStatus::Failed | JobStatus::FailedSetup) => {
-                Err(CliError { message: String::new(), exit_code: job_exit::FAILED })
-            }
-            Some(JobStatus::Cancelled) => {
-                Err(CliError { message: String::new(), exit_code: job_exit::CANCELLED })
-            }
-            _ => Ok(()),
-        }
+        let Some(job) = tail(&client, &cluster, job_id.unwrap_or(0), !no_follow, tail_lines).await? else {
+            return Ok(());
+        };
+        let exit_code = match job.status() {
+            JobStatus::Failed | JobStatus::FailedSetup => job_exit::FAILED,
+            JobStatus::Cancelled => job_exit::CANCELLED,
+            _ => return Ok(()),
+        };
+        // How it ended, and why when the server says (e.g. a node was lost).
+        let why = if job.message.is_empty() { String::new() } else { format!(": {}", job.message) };
+        let message = format!("\u{2717} Job {} {}{why}", job.job_id, names::job_status(job.status()));
+        Err(CliError { message, exit_code })
     }
 }

@@ -53,6 +53,8 @@ pub struct ServerProcess {
     home: PathBuf,
     data_dir: PathBuf,
     pub port: u16,
+    /// The extra `sky api start` flags it was started with.
+    flags: Vec<String>,
 }
 
 impl ServerProcess {
@@ -125,13 +127,15 @@ impl ServerProcess {
         let pid_file = std::fs::read_to_string(data_dir.join("server.pid")).unwrap();
         let address = pid_file.lines().nth(1).unwrap().to_string();
         let port = address.rsplit_once(':').unwrap().1.parse().unwrap();
-        ServerProcess { child, home: home.to_path_buf(), data_dir: data_dir.to_path_buf(), port }
+        let flags = flags.iter().map(|flag| flag.to_string()).collect();
+        ServerProcess { child, home: home.to_path_buf(), data_dir: data_dir.to_path_buf(), port, flags }
     }
 
     pub fn kill_and_restart(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
-        *self = ServerProcess::start(&self.home, &self.data_dir, self.port);
+        let flags: Vec<&str> = self.flags.iter().map(String::as_str).collect();
+        *self = ServerProcess::start_with(&self.home, &self.data_dir, self.port, None, &flags);
     }
 
     /// A typed client of this server that retries an unavailable server for `retry_for`.

@@ -2,7 +2,7 @@
 //! each as a detached run of the infra with SkyPilot's environment
 //! variables; a watcher moves the job on when all nodes are done.
 
-use futures_util::future::join_all;
+use futures_util::{StreamExt as _, stream::FuturesUnordered};
 use prost::Message;
 use skypilot_api::proto::skypilot::v1::{JobStatus, TaskSpec};
 
@@ -11,7 +11,7 @@ use crate::{
     clock::now_ms,
     clusters::infra_name,
     error::{Error, Result},
-    infra::{RunHandle, RunRef, RunSpec},
+    infra::{RunEnd, RunHandle, RunRef, RunSpec},
     store::{ClusterRecord, JobRecord, NodeProcess},
 };
 
@@ -135,55 +135,65 @@ impl Clusters {
         Ok(())
     }
 
-    /// Waits for every run of the phase, then moves the job on.
+    /// Waits for every run of the phase, then moves the job on; a run that
+    /// fails (or whose node is lost) ends the job at once, and with it the
+    /// runs still going on the other nodes.
     fn watch(&self, job: JobRecord, phase: Phase, runs: Vec<(i32, RunHandle)>) {
         let clusters = self.clone();
         let shutdown = self.inner.shutdown.clone();
         self.inner.tasks.spawn(async move {
             let Ok(infra) = clusters.infra_of(&job.cluster) else { return };
             let refs: Vec<RunRef> = runs.iter().map(|(rank, _)| run_ref(&job, phase, *rank)).collect();
-            let waits = refs.iter().zip(&runs).map(|(run, (_, handle))| infra.wait(run, *handle));
-            let codes = tokio::select! {
-                codes = join_all(waits) => codes,
+            let mut waits: FuturesUnordered<_> =
+                refs.iter().zip(&runs).map(|(run, (_, handle))| infra.wait(run, *handle)).collect();
+            let until_done_or_failed = async {
+                let mut ends = Vec::new();
+                while let Some(end) = waits.next().await {
+                    let failed = end != RunEnd::Exited(0);
+                    ends.push(end);
+                    if failed {
+                        break;
+                    }
+                }
+                ends
+            };
+            let ends = tokio::select! {
+                ends = until_done_or_failed => ends,
                 _ = shutdown.cancelled() => return, // runs keep going; watched again at next start
             };
-            if let Err(err) = clusters.finish_phase(&job.cluster, job.job_id, phase, codes).await {
+            if let Err(err) = clusters.finish_phase(&job.cluster, job.job_id, phase, ends).await {
                 tracing::error!(cluster = %job.cluster, job_id = job.job_id, error = %err, "could not record the job's end");
             }
         });
     }
 
-    async fn finish_phase(
-        &self,
-        cluster: &str,
-        job_id: i64,
-        phase: Phase,
-        codes: Vec<Option<i32>>,
-    ) -> Result<()> {
+    async fn finish_phase(&self, cluster: &str, job_id: i64, phase: Phase, ends: Vec<RunEnd>) -> Result<()> {
         let _lock = self.inner.jobs_lock.lock().await;
         let Ok(job) = self.job(cluster, job_id) else { return Ok(()) }; // torn down meanwhile
         if is_job_done(job.status()) || job.status() != phase.status() {
             return Ok(()); // cancelled meanwhile
         }
-        let failure = codes.iter().find(|code| **code != Some(0)).copied();
+        let failure = ends.into_iter().find(|end| *end != RunEnd::Exited(0));
         match (phase, failure) {
-            (Phase::Setup, Some(code)) => {
-                let message = match code {
-                    Some(code) => format!("setup failed with exit code {code}"),
-                    None => "setup was killed".to_string(),
+            (Phase::Setup, Some(end)) => {
+                let message = match &end {
+                    RunEnd::Exited(code) => format!("setup failed with exit code {code}"),
+                    RunEnd::Killed => "setup was killed".to_string(),
+                    RunEnd::Lost(why) => format!("setup stopped: {why}"),
                 };
-                self.end_job_locked(job, JobStatus::FailedSetup, code, &message).await?;
+                self.end_job_locked(job, JobStatus::FailedSetup, end.code(), &message).await?;
             }
             (Phase::Setup, None) => {
                 let cluster_record = self.get(cluster)?;
                 self.start_phase(&cluster_record, job, Phase::Run).await?;
             }
-            (Phase::Run, Some(code)) => {
-                let message = match code {
-                    Some(code) => format!("exited with code {code}"),
-                    None => "the job's process was killed".to_string(),
+            (Phase::Run, Some(end)) => {
+                let message = match &end {
+                    RunEnd::Exited(code) => format!("exited with code {code}"),
+                    RunEnd::Killed => "the job's process was killed".to_string(),
+                    RunEnd::Lost(why) => why.clone(),
                 };
-                self.end_job_locked(job, JobStatus::Failed, code, &message).await?;
+                self.end_job_locked(job, JobStatus::Failed, end.code(), &message).await?;
             }
             (Phase::Run, None) => self.end_job_locked(job, JobStatus::Succeeded, Some(0), "").await?,
         }

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::{Infra, Nodes, RunRef, RunSpec};
+use super::{Infra, Nodes, RunEnd, RunRef, RunSpec};
 
 /// Runs the contract against `infra`; `reopen` makes a second instance over
 /// the same state, as a restarted server would. `scratch` is a folder of the
@@ -33,7 +33,7 @@ pub async fn check(infra: &dyn Infra, reopen: &dyn Fn() -> Box<dyn Infra>, scrat
     };
     let first = run(0, "cat nested/hello.txt; echo \"$GREETING in $PWD\" | grep -c sky_workdir; exit 3");
     let handle = infra.start(&first).await.unwrap();
-    assert_eq!(infra.wait(&first.run, handle).await, Some(3));
+    assert_eq!(infra.wait(&first.run, handle).await, RunEnd::Exited(3));
     let log = infra.read_log(cluster, 1, 0).await.unwrap();
     assert_eq!(String::from_utf8(log).unwrap(), "(0) from the server\n(0) 1\n");
     assert_eq!(infra.read_log(cluster, 1, 4).await.unwrap(), b"from the server\n(0) 1\n");
@@ -45,7 +45,7 @@ pub async fn check(infra: &dyn Infra, reopen: &dyn Fn() -> Box<dyn Infra>, scrat
     let reopened = reopen();
     let found = reopened.find(&second.run).await.expect("the started run is found");
     reopened.terminate(cluster, 1, found);
-    assert_eq!(reopened.wait(&second.run, found).await, None, "a terminated run has no exit code");
+    assert_eq!(reopened.wait(&second.run, found).await, RunEnd::Killed, "a terminated run has no exit code");
     let never = RunRef { cluster: cluster.into(), job_id: 2, phase: "setup", rank: 0 };
     assert!(reopened.find(&never).await.is_none());
 

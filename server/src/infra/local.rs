@@ -20,7 +20,7 @@ use std::{
 use futures_util::future::BoxFuture;
 
 use super::{
-    Capacity, Infra, InfraStatus, LogChanges, Nodes, RunHandle, RunRef, RunSpec,
+    Capacity, Infra, InfraStatus, LogChanges, Nodes, RunEnd, RunHandle, RunRef, RunSpec,
     files::{copy_tree, node_relative_path},
     log_watch::LogWatch,
     process::{self, NodeCommand},
@@ -289,7 +289,7 @@ impl Infra for LocalInfra {
         })
     }
 
-    fn wait<'a>(&'a self, run: &'a RunRef, handle: RunHandle) -> BoxFuture<'a, Option<i32>> {
+    fn wait<'a>(&'a self, run: &'a RunRef, handle: RunHandle) -> BoxFuture<'a, RunEnd> {
         Box::pin(async move {
             let exit_file = self.run_file(run, "exit");
             let child = self.children().remove(&handle.pid);
@@ -297,10 +297,10 @@ impl Infra for LocalInfra {
                 Some(child) => process::wait_child(child).await,
                 None => process::wait_recovered(handle).await,
             }
-            self.in_cluster(&run.cluster, move || Ok(process::read_exit_code(&exit_file)))
-                .await
-                .ok()
-                .flatten()
+            match self.in_cluster(&run.cluster, move || Ok(process::read_exit_code(&exit_file))).await {
+                Ok(Some(code)) => RunEnd::Exited(code),
+                _ => RunEnd::Killed,
+            }
         })
     }
 

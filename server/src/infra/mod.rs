@@ -22,7 +22,8 @@
 //!   working directory `~/sky_workdir`, the given environment, and its output
 //!   appended (with the given line prefix) to the job's log. Its exit code is
 //!   kept on the node. The returned `RunHandle` is recorded by the job layer;
-//!   after a restart `wait` accepts a recorded handle, and `find` recovers
+//!   after a restart `wait` accepts a recorded handle (and says how the run
+//!   ended: its exit code, killed, or its node lost), and `find` recovers
 //!   the handle of a run that started but was not recorded yet. `terminate`
 //!   ends a run and everything it started.
 //! - **Logs**: a job has one log, the output of all its runs on all nodes,
@@ -86,6 +87,27 @@ pub struct RunSpec {
 pub struct RunHandle {
     pub pid: u32,
     pub start_ticks: u64,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEnd {
+    /// With this exit code.
+    Exited(i32),
+    /// Killed before it could record an exit code.
+    Killed,
+    /// Its node stopped answering (the reason, naming the node, for the job's message).
+    Lost(String),
+}
+
+impl RunEnd {
+    /// The run's exit code; None when it has none.
+    pub fn code(&self) -> Option<i32> {
+        match self {
+            RunEnd::Exited(code) => Some(*code),
+            RunEnd::Killed | RunEnd::Lost(_) => None,
+        }
+    }
 }
 
 /// Wake-ups for one follower of a job's log.
@@ -174,9 +196,8 @@ pub trait Infra: Send + Sync + 'static {
     /// After a restart: the handle of a run that started but was not
     /// recorded; None when it never started.
     fn find<'a>(&'a self, run: &'a RunRef) -> BoxFuture<'a, Option<RunHandle>>;
-    /// Waits until the run ends; its exit code, or None when it was killed
-    /// before it could record one.
-    fn wait<'a>(&'a self, run: &'a RunRef, handle: RunHandle) -> BoxFuture<'a, Option<i32>>;
+    /// Waits until the run ends, and says how.
+    fn wait<'a>(&'a self, run: &'a RunRef, handle: RunHandle) -> BoxFuture<'a, RunEnd>;
     /// Ends the run and everything it started (SIGTERM, then SIGKILL after a
     /// grace period); returns at once.
     fn terminate(&self, cluster: &str, rank: i32, handle: RunHandle);

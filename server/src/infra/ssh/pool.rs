@@ -17,7 +17,7 @@ use std::{
     path::{Path, PathBuf},
     process::Stdio,
     sync::Arc,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use futures_util::future::{BoxFuture, join_all};
@@ -31,7 +31,7 @@ use super::{
 use crate::{
     error::{Error, ErrorReason, Result},
     infra::{
-        Capacity, Infra, InfraStatus, LogChanges, Nodes, RunHandle, RunRef, RunSpec,
+        Capacity, Infra, InfraStatus, LogChanges, Nodes, RunEnd, RunHandle, RunRef, RunSpec,
         files::node_relative_path,
     },
     logfile,
@@ -44,6 +44,8 @@ const COPY_TIMEOUT: Duration = Duration::from_secs(3600);
 /// How often a run is looked at while it runs, at first and at most.
 const POLL_FIRST: Duration = Duration::from_millis(100);
 const POLL_MAX: Duration = Duration::from_secs(2);
+/// How long a node may not answer before its runs are taken for lost.
+const NODE_LOST_AFTER: Duration = Duration::from_secs(15);
 
 /// What a host reports about itself.
 const PROBE: &str = r#"nproc
@@ -423,22 +425,39 @@ impl Infra for SshPool {
         })
     }
 
-    fn wait<'a>(&'a self, run: &'a RunRef, handle: RunHandle) -> BoxFuture<'a, Option<i32>> {
+    /// A node that does not answer for `NODE_LOST_AFTER` is lost: its run
+    /// ends so, and the job with it.
+    fn wait<'a>(&'a self, run: &'a RunRef, handle: RunHandle) -> BoxFuture<'a, RunEnd> {
         Box::pin(async move {
             let mut pause = POLL_FIRST;
-            let code = loop {
-                let host = self.host(&run.cluster, run.rank).ok()?;
-                match self.run(host, &remote::poll(run, handle.pid, handle.start_ticks)).await {
+            let mut silent_since: Option<Instant> = None;
+            let end = loop {
+                let host = match self.host(&run.cluster, run.rank) {
+                    Ok(host) => host,
+                    Err(err) => return RunEnd::Lost(err.message),
+                };
+                let poll = remote::poll(run, handle.pid, handle.start_ticks);
+                match self.ssh.run(host, &poll, COMMAND_TIMEOUT).await {
                     Ok(output) => {
-                        let text = String::from_utf8_lossy(&output);
-                        match text.trim() {
+                        silent_since = None;
+                        match String::from_utf8_lossy(&output).trim() {
                             "running" => {}
-                            "" => break None,
-                            code => break code.parse().ok(),
+                            "" => break RunEnd::Killed,
+                            code => break code.parse().map_or(RunEnd::Killed, RunEnd::Exited),
                         }
                     }
+                    Err(err @ SshError::Failed { .. }) => {
+                        tracing::warn!(cluster = %run.cluster, rank = run.rank, error = %err, "cannot look at a run");
+                    }
                     Err(err) => {
-                        tracing::warn!(cluster = %run.cluster, rank = run.rank, error = %err, "cannot look at a run")
+                        let since = *silent_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= NODE_LOST_AFTER {
+                            return RunEnd::Lost(format!(
+                                "node {} ({}) was lost: {err}",
+                                run.rank,
+                                host.label()
+                            ));
+                        }
                     }
                 }
                 tokio::time::sleep(pause).await;
@@ -450,7 +469,7 @@ impl Infra for SshPool {
             {
                 tracing::warn!(cluster = %run.cluster, rank = run.rank, error = %err, "could not add a node's log to the job's log");
             }
-            code
+            end
         })
     }
 
