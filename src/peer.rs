@@ -15,8 +15,12 @@ const LISTEN: &str = "0A";
 /// one) shows it.
 pub fn connection_owner(local: SocketAddr, remote: SocketAddr) -> Option<u32> {
     let (locals, remotes) = (spellings(local), spellings(remote));
-    [false, true].into_iter().find_map(|v6| {
-        find_socket(v6, |s| locals.contains(&s.local) && remotes.contains(&s.remote)).map(|s| s.uid)
+    // A table read while other sockets come and go can miss a line (the
+    // kernel writes it out in pieces): look again before giving up.
+    (0..3).find_map(|_| {
+        [false, true].into_iter().find_map(|v6| {
+            find_socket(v6, |s| locals.contains(&s.local) && remotes.contains(&s.remote)).map(|s| s.uid)
+        })
     })
 }
 

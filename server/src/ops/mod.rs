@@ -142,6 +142,11 @@ impl Engine {
     /// an idempotency key already used by the same caller, returns that
     /// operation instead (or an error when the request differs).
     pub async fn submit(&self, submission: Submission) -> Result<OpRecord> {
+        // A store that failed a write (a full disk) takes no more: say so,
+        // rather than that the server is stopping because of it.
+        if let Some(failure) = self.inner.store.write_failure() {
+            return Err(failure);
+        }
         if !self.inner.accepting.load(Ordering::Acquire) {
             return Err(Error::new(
                 ErrorReason::Unavailable,

@@ -63,6 +63,11 @@ impl Flusher {
         }
     }
 
+    /// The first failed write, if one failed.
+    pub fn failure(&self) -> Option<Error> {
+        self.failure.borrow().clone()
+    }
+
     /// Resolves with the error once a write has failed.
     pub async fn failed(&self) -> Error {
         let mut failure = self.failure.subscribe();

@@ -125,6 +125,12 @@ impl Store {
         self.flusher.failed().await
     }
 
+    /// The write that failed, once one did: the store takes no more writes
+    /// until it is opened again.
+    pub fn write_failure(&self) -> Option<Error> {
+        self.flusher.failure()
+    }
+
     /// Returns once every write made so far is on disk.
     pub async fn durable(&self) -> Result<()> {
         self.flusher.flush().await

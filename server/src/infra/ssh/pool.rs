@@ -86,14 +86,13 @@ impl SshPool {
 
     /// The hosts of the cluster's nodes, by rank; empty when it has none.
     fn placement(&self, cluster: &str) -> Result<Vec<&Host>> {
-        let text = match std::fs::read_to_string(self.placement_file(cluster)) {
-            Ok(text) => text,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(err) => return Err(err.into()),
+        let Some((_, labels)) = self.read_placement(&self.placement_file(cluster))? else {
+            return Ok(Vec::new());
         };
-        text.lines()
+        labels
+            .iter()
             .map(|label| {
-                self.pool.hosts.iter().find(|host| host.label() == label).ok_or_else(|| {
+                self.pool.hosts.iter().find(|host| &host.label() == label).ok_or_else(|| {
                     Error::new(
                         ErrorReason::FailedPrecondition,
                         format!(
@@ -115,48 +114,111 @@ impl SshPool {
         })
     }
 
-    /// How many nodes of other clusters each host holds.
-    fn nodes_per_host(&self) -> HashMap<String, usize> {
-        let mut counts = HashMap::new();
-        for entry in std::fs::read_dir(&self.placements).into_iter().flatten().flatten() {
-            for label in std::fs::read_to_string(entry.path()).unwrap_or_default().lines() {
-                *counts.entry(label.to_string()).or_default() += 1;
-            }
-        }
-        counts
+    /// A placement file: what each node needs, and its host's label by rank.
+    fn read_placement(&self, file: &Path) -> Result<Option<(Nodes, Vec<String>)>> {
+        let text = match std::fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(err.into()),
+        };
+        let mut lines = text.lines();
+        let needs = lines.next().and_then(|line| line.strip_prefix("needs ")).unwrap_or_default();
+        let mut numbers = needs.split_whitespace().map(|number| number.parse::<f64>().unwrap_or(0.0));
+        let labels: Vec<String> = lines.map(str::to_string).collect();
+        let nodes = Nodes {
+            count: labels.len() as i32,
+            cpus: numbers.next().unwrap_or(0.0),
+            memory_gib: numbers.next().unwrap_or(0.0),
+            gpus: numbers.next().unwrap_or(0.0) as u32,
+        };
+        Ok(Some((nodes, labels)))
     }
 
-    /// Picks hosts for `nodes` among those that answer and fit.
+    /// Records where a cluster's nodes are, whole or not at all.
+    fn write_placement(&self, cluster: &str, nodes: &Nodes, hosts: &[&Host]) -> Result<()> {
+        let mut text = format!("needs {} {} {}\n", nodes.cpus, nodes.memory_gib, nodes.gpus);
+        for host in hosts {
+            text += &host.label();
+            text.push('\n');
+        }
+        let file = self.placement_file(cluster);
+        let partial = file.with_extension("partial");
+        std::fs::write(&partial, text)?;
+        std::fs::rename(&partial, &file)?;
+        Ok(())
+    }
+
+    /// What the nodes of other clusters hold on each host (CPUs, GiB, GPUs).
+    fn held_per_host(&self, except: &str) -> HashMap<String, Held> {
+        let mut held: HashMap<String, Held> = HashMap::new();
+        for entry in std::fs::read_dir(&self.placements).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            if name == except || name.to_string_lossy().ends_with(".partial") {
+                continue;
+            }
+            let Ok(Some((needs, labels))) = self.read_placement(&entry.path()) else { continue };
+            for label in labels {
+                let slot = held.entry(label).or_default();
+                slot.0 += needs.cpus;
+                slot.1 += needs.memory_gib;
+                slot.2 += needs.gpus;
+            }
+        }
+        held
+    }
+
+    /// Picks a host for each node among those that answer and have room
+    /// beside what other clusters hold: a host of its own while there are
+    /// enough, else the roomiest.
     async fn place(&self, cluster: &str, nodes: &Nodes) -> Result<Vec<&Host>> {
         let facts = join_all(self.pool.hosts.iter().map(|host| self.probe(host))).await;
-        let mut fitting = Vec::new();
+        let held = self.held_per_host(cluster);
+        // Each answering host: what it has, what is held there, and how
+        // many of this cluster's nodes it got so far.
+        let mut room: Vec<(&Host, Capacity, Held, usize)> = Vec::new();
         let mut refusals = Vec::new();
         for (host, fact) in self.pool.hosts.iter().zip(facts) {
             match fact {
-                Ok(capacity) => match fits(&capacity, nodes) {
-                    Ok(()) => fitting.push(host),
-                    Err(why) => refusals.push(format!("{}: {why}", host.label())),
-                },
+                Ok(capacity) => {
+                    let used = held.get(&host.label()).copied().unwrap_or_default();
+                    room.push((host, capacity, used, 0));
+                }
                 Err(err) => refusals.push(err.to_string()),
             }
         }
-        if fitting.is_empty() {
-            return Err(Error::new(
-                ErrorReason::ResourceExhausted,
-                format!(
-                    "no host of {} can take a node of cluster {cluster:?} ({} CPU(s), {} GiB memory, {} GPU(s) \
-                     per node): {}. Ask for less, or add hosts to the pool",
-                    self.name,
-                    nodes.cpus,
-                    nodes.memory_gib,
-                    nodes.gpus,
-                    refusals.join("; ")
-                ),
-            ));
+        let mut placed = Vec::new();
+        for _ in 0..nodes.count {
+            let chosen = room
+                .iter_mut()
+                .filter(|(_, capacity, used, _)| fits(capacity, used, nodes).is_ok())
+                .min_by(|a, b| a.3.cmp(&b.3).then((a.2.0).total_cmp(&b.2.0)));
+            let Some((host, _, used, mine)) = chosen else {
+                refusals.extend(room.iter().map(|(host, capacity, used, _)| {
+                    let why =
+                        fits(capacity, used, nodes).err().unwrap_or_else(|| "room for fewer nodes".into());
+                    format!("{}: {why}", host.label())
+                }));
+                return Err(Error::new(
+                    ErrorReason::ResourceExhausted,
+                    format!(
+                        "{} has no room for cluster {cluster:?} ({} node(s) of {} CPU(s), {} GiB memory, {} GPU(s)): \
+                         {}. Ask for less, tear down other clusters, or add hosts to the pool",
+                        self.name,
+                        nodes.count,
+                        nodes.cpus,
+                        nodes.memory_gib,
+                        nodes.gpus,
+                        refusals.join("; ")
+                    ),
+                ));
+            };
+            used.0 += nodes.cpus;
+            used.1 += nodes.memory_gib;
+            used.2 += nodes.gpus;
+            *mine += 1;
+            placed.push(*host);
         }
-        let held = self.nodes_per_host();
-        fitting.sort_by_key(|host| held.get(&host.label()).copied().unwrap_or(0));
-        Ok((0..nodes.count as usize).map(|rank| fitting[rank % fitting.len()]).collect())
+        Ok(placed)
     }
 
     /// What `host` offers, asked over SSH.
@@ -336,11 +398,7 @@ impl Infra for SshPool {
             let mut hosts = self.placement(cluster)?;
             if hosts.len() != nodes.count as usize {
                 hosts = self.place(cluster, nodes).await?;
-                let labels: String = hosts.iter().map(|host| host.label() + "\n").collect();
-                let file = self.placement_file(cluster);
-                let partial = file.with_extension("partial");
-                std::fs::write(&partial, labels)?;
-                std::fs::rename(&partial, &file)?;
+                self.write_placement(cluster, nodes, &hosts)?;
             }
             let mut ranks_by_host: Vec<(&Host, Vec<i32>)> = Vec::new();
             for (rank, host) in hosts.iter().enumerate() {
@@ -554,16 +612,23 @@ impl Infra for SshPool {
     }
 }
 
-/// Whether a host with `capacity` fits one node of `nodes`.
-fn fits(capacity: &Capacity, nodes: &Nodes) -> std::result::Result<(), String> {
-    if nodes.cpus > capacity.cpus as f64 + 1e-9 {
-        return Err(format!("{} CPUs", capacity.cpus));
-    }
-    if nodes.memory_gib > capacity.memory_gib + 1e-9 {
-        return Err(format!("{:.1} GiB memory", capacity.memory_gib));
-    }
-    if nodes.gpus as usize > capacity.gpus.len() {
-        return Err(format!("{} GPU(s)", capacity.gpus.len()));
+/// CPUs, GiB of memory and GPUs that nodes hold on a host.
+type Held = (f64, f64, u32);
+
+/// Whether a host with `capacity`, of which `used` is held, has room for
+/// one more node of `nodes`; else what it has free.
+fn fits(capacity: &Capacity, used: &Held, nodes: &Nodes) -> std::result::Result<(), String> {
+    let free_cpus = capacity.cpus as f64 - used.0;
+    let free_memory = capacity.memory_gib - used.1;
+    let free_gpus = capacity.gpus.len() as i64 - i64::from(used.2);
+    let free = || {
+        format!("{free_cpus} of {} CPUs, {free_memory:.1} GiB memory, {free_gpus} GPU(s) free", capacity.cpus)
+    };
+    if nodes.cpus > free_cpus + 1e-9
+        || nodes.memory_gib > free_memory + 1e-9
+        || i64::from(nodes.gpus) > free_gpus
+    {
+        return Err(free());
     }
     Ok(())
 }
@@ -633,24 +698,39 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn nodes_go_to_hosts_that_fit_and_the_rest_is_refused_with_what_each_host_has() {
+    async fn nodes_go_where_there_is_room_beside_other_clusters_and_the_rest_is_refused_with_what_is_free() {
         let hosts = ssh_hosts::SshHosts::start(2);
         let state = tempfile::tempdir().unwrap();
         let ssh = Arc::new(Ssh::new(state.path().join("ssh")).unwrap());
         let pool = SshPool::new(pool_of(&hosts), ssh.clone(), state.path().join("placements")).unwrap();
-        let two = pool.provision("pair", &Nodes::any(2)).await.unwrap();
+        let cpus = pool.capacity().await.unwrap().cpus as f64;
+        let nodes = |count, cpus| Nodes { count, cpus, memory_gib: 0.0, gpus: 0 };
+        // Two big nodes: one per host, each leaving half a CPU.
+        let big = pool.provision("big", &nodes(2, cpus - 0.5)).await.unwrap();
         assert_eq!(
-            two,
+            big,
             [hosts.hosts[0].address.clone(), hosts.hosts[1].address.clone()],
             "one host per node"
         );
-        let huge = Nodes { count: 1, cpus: 100_000.0, memory_gib: 0.0, gpus: 0 };
-        let err = pool.provision("huge", &huge).await.unwrap_err();
+        let err = pool.provision("more", &nodes(1, 1.0)).await.unwrap_err();
         assert_eq!(err.reason, ErrorReason::ResourceExhausted);
         for host in &hosts.hosts {
-            assert!(err.message.contains(&host.label()) && err.message.contains("CPUs"), "{err}");
+            let free = format!("{}: 0.5 of {cpus} CPUs", host.label());
+            assert!(err.message.contains(&free), "{free}: {err}");
         }
-        pool.release("pair").await.unwrap();
+        assert_eq!(
+            pool.provision("small", &nodes(1, 0.5)).await.unwrap().len(),
+            1,
+            "half a CPU is still free"
+        );
+        let huge = Nodes { count: 1, cpus: 100_000.0, memory_gib: 0.0, gpus: 1 };
+        assert_eq!(pool.provision("huge", &huge).await.unwrap_err().reason, ErrorReason::ResourceExhausted);
+        // What a released cluster held is free again.
+        pool.release("big").await.unwrap();
+        pool.provision("more", &nodes(1, 1.0)).await.unwrap();
+        for cluster in ["small", "more"] {
+            pool.release(cluster).await.unwrap();
+        }
         ssh.close().await;
     }
 }
