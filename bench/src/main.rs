@@ -6,6 +6,7 @@
 mod jobs;
 mod load;
 mod process;
+mod ssh;
 
 use std::{
     path::PathBuf,
@@ -27,6 +28,7 @@ struct Plan {
     long_requests: usize,
     watchers: usize,
     log_megabytes: usize,
+    ssh_jobs: usize,
 }
 
 fn main() {
@@ -43,6 +45,7 @@ fn main() {
             long_requests: 100,
             watchers: 100,
             log_megabytes: 5,
+            ssh_jobs: 10,
         }
     } else {
         Plan {
@@ -56,6 +59,7 @@ fn main() {
             long_requests: 1000,
             watchers: 1000,
             log_megabytes: 200,
+            ssh_jobs: 100,
         }
     };
     let sky = Sky::new(sky_binary());
@@ -153,6 +157,8 @@ fn main() {
 
     sky.run(&["down", "bench", "-y"]);
     sky.run(&["api", "stop"]);
+
+    ssh::figures(sky_binary(), plan.exec_samples, plan.ssh_jobs);
 }
 
 /// Submits `total` `sky check` requests from `clients` concurrent clients, each

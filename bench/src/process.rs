@@ -30,6 +30,11 @@ impl Sky {
         Sky { binary, home: tempfile::tempdir().expect("temporary HOME"), port }
     }
 
+    /// Its HOME.
+    pub fn home(&self) -> &std::path::Path {
+        self.home.path()
+    }
+
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }

@@ -633,11 +633,17 @@ fn fits(capacity: &Capacity, used: &Held, nodes: &Nodes) -> std::result::Result<
     Ok(())
 }
 
-/// "PID START_TICKS" as a handle.
+/// "PID START_TICKS" as a handle; "PID gone" (a run that ended already)
+/// gets a start time no process has, so that its exit file tells how it ended.
 fn parse_handle(output: &[u8]) -> Option<RunHandle> {
     let text = String::from_utf8_lossy(output);
     let mut words = text.split_whitespace();
-    Some(RunHandle { pid: words.next()?.parse().ok()?, start_ticks: words.next()?.parse().ok()? })
+    let pid = words.next()?.parse().ok()?;
+    let start_ticks = match words.next()? {
+        "gone" => u64::MAX,
+        ticks => ticks.parse().ok()?,
+    };
+    Some(RunHandle { pid, start_ticks })
 }
 
 /// An SSH failure as the job layer reports it: the host that did not
@@ -694,6 +700,31 @@ mod tests {
         let reopen = || Box::new(open()) as Box<dyn Infra>;
         let pool = open();
         super::super::super::contract::check(&pool, &reopen, state.path()).await;
+        ssh.close().await;
+    }
+
+    #[tokio::test]
+    async fn runs_that_end_before_their_start_is_reported_still_report_their_exit_code() {
+        let hosts = ssh_hosts::SshHosts::start(1);
+        let state = tempfile::tempdir().unwrap();
+        let ssh = Arc::new(Ssh::new(state.path().join("ssh")).unwrap());
+        let pool = SshPool::new(pool_of(&hosts), ssh.clone(), state.path().join("placements")).unwrap();
+        pool.provision("quick", &Nodes::any(1)).await.unwrap();
+        for job_id in 1..=20 {
+            let spec = RunSpec {
+                run: RunRef { cluster: "quick".into(), job_id, phase: "run", rank: 0 },
+                script: format!("exit {}", job_id % 3),
+                env: Vec::new(),
+                log_prefix: String::new(),
+            };
+            let handle = pool.start(&spec).await.unwrap();
+            assert_eq!(
+                pool.wait(&spec.run, handle).await,
+                RunEnd::Exited((job_id % 3) as i32),
+                "job {job_id}"
+            );
+        }
+        pool.release("quick").await.unwrap();
         ssh.close().await;
     }
 

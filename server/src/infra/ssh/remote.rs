@@ -48,7 +48,8 @@ pub fn release(cluster: &str) -> String {
 }
 
 /// Starts a run detached, in a session and process group of its own,
-/// appending its output to `log`; prints "PID START_TICKS". A run that
+/// appending its output to `log`; prints "PID START_TICKS" ("PID gone" when
+/// it ended already). A run that
 /// already started (the same command sent again after a lost connection)
 /// is reported, not started twice.
 pub fn start(
@@ -65,8 +66,8 @@ pub fn start(
     let mut out = format!(
         "set -e\nmkdir -p {job}\n\
          if pid=$(cat {pid_file} 2>/dev/null) && [ -r /proc/$pid/stat ] && \
-         [ \"$(awk '{{print $5}}' /proc/$pid/stat)\" = \"$pid\" ]; then \
-         echo \"$pid $(awk '{{print $22}}' /proc/$pid/stat)\"; exit 0; fi\n\
+         [ \"$(awk '{{print $5}}' /proc/$pid/stat 2>/dev/null)\" = \"$pid\" ]; then \
+         ticks=$(awk '{{print $22}}' /proc/$pid/stat 2>/dev/null) || true; echo \"$pid ${{ticks:-gone}}\"; exit 0; fi\n\
          cat > {script_file} <<'{delimiter}'\n{script}\n{delimiter}\n\
          rm -f {exit_file} {pid_file}\ncd {home}/sky_workdir\n",
         job = job_dir(&run.cluster, run.job_id),
@@ -78,7 +79,8 @@ pub fn start(
     out += &format!(
         "HOME={home} setsid bash -c {wrapper} {name} {script_file} {log} {exit_file} {prefix} {pid_file} \
          </dev/null >/dev/null 2>&1 &\n\
-         pid=$!\necho \"$pid\" > {pid_file}\necho \"$pid $(awk '{{print $22}}' /proc/$pid/stat)\"\n",
+         pid=$!\necho \"$pid\" > {pid_file}\n\
+         ticks=$(awk '{{print $22}}' /proc/$pid/stat 2>/dev/null) || true\necho \"$pid ${{ticks:-gone}}\"\n",
         wrapper = quote(process::WRAPPER),
         name = process::WRAPPER_NAME,
         prefix = quote(prefix),
@@ -102,11 +104,13 @@ pub fn find(run: &RunRef) -> String {
     )
 }
 
-/// Prints "running" while the run's process lives, else its exit code
-/// (nothing when it was killed before writing one).
+/// Prints "running" while the run's process lives (a zombie that its new
+/// parent has not reaped yet has ended), else its exit code (nothing when
+/// it was killed before writing one).
 pub fn poll(run: &RunRef, pid: u32, start_ticks: u64) -> String {
     format!(
-        "if [ \"$(awk '{{print $22}}' /proc/{pid}/stat 2>/dev/null)\" = \"{start_ticks}\" ]; then echo running; \
+        "set -- $(awk '{{print $3, $22}}' /proc/{pid}/stat 2>/dev/null)\n\
+         if [ \"${{2:-}}\" = \"{start_ticks}\" ] && [ \"$1\" != Z ]; then echo running; \
          else cat {} 2>/dev/null || true; fi\n",
         run_file(run, "exit")
     )
