@@ -67,15 +67,30 @@ impl Store {
         };
         // sled may panic on some damaged files; that must be an error, not a crash.
         let opened = std::panic::catch_unwind(|| {
-            let db = sled::Config::new()
+            let config = sled::Config::new()
                 .path(dir)
                 .cache_capacity(32 * 1024 * 1024)
                 .mode(sled::Mode::HighThroughput)
                 // Writes are made durable by our own group commit (`durable`); sled's
                 // periodic flusher thread would only hold the database open after close.
-                .flush_every_ms(None)
-                .open()
-                .map_err(|err| cannot_open(err.to_string()))?;
+                .flush_every_ms(None);
+            // A store closed a moment ago (a restart in the same process) lets
+            // go of its file lock from sled's own threads, shortly after: wait
+            // for that rather than fail. (The data dir's lock keeps a second
+            // server out.)
+            let mut attempts = 0;
+            let db = loop {
+                match config.open() {
+                    // sled says so only in its message.
+                    Err(sled::Error::Io(err))
+                        if err.to_string().contains("could not acquire lock") && attempts < 100 =>
+                    {
+                        attempts += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                    opened => break opened.map_err(|err| cannot_open(err.to_string()))?,
+                }
+            };
             refuse_newer_schema(&db, dir)?;
             identity::check(&db, dir, schema_version(&db, dir)?.is_some())?;
             record_schema(&db, dir)?;
