@@ -66,7 +66,9 @@ async fn a_full_disk_refuses_requests_with_storage_full_and_keeps_every_accepted
         let operation = roomy.wait_operation(name, Duration::from_secs(30)).await.unwrap();
         assert!(operation.done, "{name} never finished");
     }
-    assert!(roomy.launch(heavy_request(9_999)).await.is_ok(), "the store takes writes again");
+    let again = roomy.launch(heavy_request(9_999)).await.expect("the store takes writes again");
+    // Finished before the stop, which would otherwise wait for it only a moment.
+    assert!(roomy.wait_operation(&again.name, Duration::from_secs(30)).await.unwrap().done);
     assert!(server.stop());
 }
 

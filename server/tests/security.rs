@@ -280,13 +280,23 @@ async fn a_local_server_answers_only_its_own_unix_user() {
     // Blocking calls, off the test's runtime, which serves the server.
     let mallorys = probe.clone();
     let theirs = tokio::task::spawn_blocking(move || UnixUser::create().run(&mallorys)).await.unwrap();
-    assert_eq!(String::from_utf8_lossy(&theirs.stdout).trim(), "0", "another user got an answer");
+    assert_eq!(
+        String::from_utf8_lossy(&theirs.stdout).trim(),
+        "0",
+        "another user got an answer ({})",
+        String::from_utf8_lossy(&theirs.stderr)
+    );
     let ours =
         tokio::task::spawn_blocking(move || std::process::Command::new("sh").args(["-c", &probe]).output())
             .await
             .unwrap()
             .unwrap();
-    assert_eq!(String::from_utf8_lossy(&ours.stdout).trim(), "9", "the owner gets an answer");
+    assert_eq!(
+        String::from_utf8_lossy(&ours.stdout).trim(),
+        "9",
+        "the owner gets an answer ({})",
+        String::from_utf8_lossy(&ours.stderr)
+    );
 }
 
 /// A deployed server running as root runs each cluster's jobs under a uid of

@@ -1,7 +1,7 @@
 //! Streaming a job's log: from an offset or the last N lines, following it
 //! while the job runs; the last chunk carries the job's final record.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use futures_util::stream::{Stream, StreamExt};
 use tokio::sync::watch;
@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use super::{Clusters, is_job_done, job_prefix};
 use crate::{
     error::{Error, Result},
-    infra::LogChanges,
+    infra::{Infra, LogChanges},
     logfile::{self, Followed, Piece},
     store::{JobRecord, Table},
 };
@@ -30,6 +30,8 @@ pub struct JobLogChunk {
 /// A job's log as the infra holds it, and the job's record.
 struct JobLog {
     clusters: Clusters,
+    /// Where the job ran, kept for when the cluster goes away mid-stream.
+    infra: Arc<dyn Infra>,
     cluster: String,
     job_id: i64,
     follow: bool,
@@ -42,7 +44,7 @@ impl Followed for JobLog {
     type End = JobRecord;
 
     async fn read(&mut self, offset: u64) -> Result<Vec<u8>> {
-        self.clusters.infra_of(&self.cluster)?.read_log(&self.cluster, self.job_id, offset).await
+        self.infra.read_log(&self.cluster, self.job_id, offset).await
     }
 
     fn finished(&mut self) -> Result<Option<JobRecord>> {
@@ -53,11 +55,7 @@ impl Followed for JobLog {
 
     async fn changed(&mut self) -> Result<()> {
         if self.growth.is_none() {
-            self.growth = self
-                .clusters
-                .infra_of(&self.cluster)
-                .ok()
-                .and_then(|infra| infra.log_changes(&self.cluster, self.job_id));
+            self.growth = self.infra.log_changes(&self.cluster, self.job_id);
         }
         let shutdown = self.clusters.inner.shutdown.clone();
         let growth = async {
@@ -102,6 +100,7 @@ impl Clusters {
         };
         let log = JobLog {
             clusters: self.clone(),
+            infra: self.infra_of(cluster)?,
             cluster: cluster.to_string(),
             job_id,
             follow,

@@ -73,12 +73,24 @@ impl UnixUser {
         String::from_utf8_lossy(&out.stdout).trim().parse().expect("a uid")
     }
 
-    /// Runs `sh -c script` as this user.
+    /// Runs `sh -c script` as this user. Other tests add and remove users
+    /// meanwhile, rewriting /etc/passwd: a lookup that misses the user while
+    /// that happens is tried again.
     pub fn run(&self, script: &str) -> Output {
-        Command::new("runuser")
-            .args(["-u", &self.name, "--", "sh", "-c", script])
-            .output()
-            .expect("runuser runs")
+        let run = || {
+            Command::new("runuser")
+                .args(["-u", &self.name, "--", "sh", "-c", script])
+                .output()
+                .expect("runuser runs")
+        };
+        for _ in 0..50 {
+            let output = run();
+            if !String::from_utf8_lossy(&output.stderr).contains("does not exist") {
+                return output;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        run()
     }
 }
 
