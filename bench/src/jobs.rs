@@ -48,14 +48,25 @@ pub async fn exec_to_start(client: &Client, cluster: &str) -> Duration {
 /// Queues `count` trivial jobs at once and waits for all of them; returns the
 /// time taken and the server's peak RSS while they ran.
 pub async fn queue_many(sky: &Sky, pid: u32, cluster: &str, count: usize) -> (Duration, f64) {
-    let client = connect(sky).await;
+    queue_many_of(&connect(sky).await, pid, cluster, &trivial_task(), count).await
+}
+
+/// Queues `count` copies of `task` at once and waits for all of them; the
+/// time taken and the server's peak RSS meanwhile.
+pub async fn queue_many_of(
+    client: &Client,
+    pid: u32,
+    cluster: &str,
+    task: &TaskSpec,
+    count: usize,
+) -> (Duration, f64) {
     let started = Instant::now();
     let mut peak = crate::process::rss_mb(pid);
     let mut submitted = Vec::new();
     for _ in 0..count {
         let request = ExecRequest {
             cluster_name: cluster.into(),
-            task: Some(trivial_task()),
+            task: Some(task.clone()),
             idempotency_key: String::new(),
         };
         submitted.push(client.exec(request).await.expect("exec").name);

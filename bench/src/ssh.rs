@@ -4,7 +4,7 @@
 //! both hosts, with warm connections, and many jobs queued on a three-node
 //! cluster spread over three hosts.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use skypilot_api::{
     Client,
@@ -75,7 +75,8 @@ pub fn figures(sky_binary: std::path::PathBuf, samples: usize, queued: usize) {
             "ssh_exec_to_job_start_on_2_hosts_median: {:.1} ms",
             crate::ms(crate::process::median(&mut starts))
         );
-        let (elapsed, peak) = queue_many(&client, pid, "trio", 3, queued).await;
+        let (elapsed, peak) =
+            crate::jobs::queue_many_of(&client, pid, "trio", &task("true", 3), queued).await;
         println!("ssh_queued_jobs_on_3_hosts_finished: {queued} count");
         println!("ssh_queued_jobs_on_3_hosts_seconds: {:.2} s", elapsed.as_secs_f64());
         println!("ssh_server_rss_peak_queued_jobs: {peak:.1} MB");
@@ -138,46 +139,4 @@ async fn wait_until_done(client: &Client, cluster: &str) -> i64 {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-}
-
-/// Queues `count` trivial jobs on `nodes` nodes each at once and waits for
-/// all of them; the time taken and the server's peak RSS meanwhile.
-async fn queue_many(client: &Client, pid: u32, cluster: &str, nodes: i32, count: usize) -> (Duration, f64) {
-    let started = Instant::now();
-    let mut peak = crate::process::rss_mb(pid);
-    let mut submitted = Vec::new();
-    for _ in 0..count {
-        let request = ExecRequest {
-            cluster_name: cluster.into(),
-            task: Some(task("true", nodes)),
-            idempotency_key: String::new(),
-        };
-        submitted.push(client.exec(request).await.expect("exec").name);
-    }
-    for name in &submitted {
-        client.wait_operation(name, Duration::from_secs(600)).await.expect("wait");
-        peak = peak.max(crate::process::rss_mb(pid));
-    }
-    loop {
-        peak = peak.max(crate::process::rss_mb(pid));
-        let active = client
-            .list_jobs(ListJobsRequest { cluster_name: cluster.into(), skip_finished: true, all_users: true })
-            .await
-            .expect("queue");
-        if active.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let all = client
-        .list_jobs(ListJobsRequest { cluster_name: cluster.into(), skip_finished: false, all_users: true })
-        .await
-        .expect("queue");
-    let failed: Vec<String> = all
-        .iter()
-        .filter(|job| job.status() != JobStatus::Succeeded)
-        .map(|job| format!("job {}: {:?} {}", job.job_id, job.status(), job.message))
-        .collect();
-    assert!(failed.is_empty(), "jobs that did not succeed: {}", failed.join("; "));
-    (started.elapsed(), peak)
 }
