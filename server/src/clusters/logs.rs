@@ -56,6 +56,11 @@ impl Followed for JobLog {
     async fn changed(&mut self) -> Result<()> {
         if self.growth.is_none() {
             self.growth = self.infra.log_changes(&self.cluster, self.job_id);
+            if self.growth.is_some() {
+                // The log may have grown between the last read and the
+                // watch starting: read it once more before waiting.
+                return Ok(());
+            }
         }
         let shutdown = self.clusters.inner.shutdown.clone();
         let growth = async {
