@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 from skypilot_client import Client, SkyError, Task, v1
 from skypilot_client.testing import LocalServer
@@ -59,18 +60,17 @@ class Gate:
     def open(self) -> None:
         """Lets the waiting launch go on: it copies what was written (nothing)."""
         with self.server.client() as client:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
+            launch = client.operation(self.operation)
+
+            def opened() -> bool:
                 try:
-                    fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
+                    os.close(os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK))
                 except OSError:  # no reader (yet, or any more)
-                    if client.operation(self.operation).done():
-                        return
-                    time.sleep(0.05)
-                    continue
-                os.close(fd)
-                client.operation(self.operation).wait(timeout=30)
-                return
+                    return launch.done()
+                return True
+
+            wait_until(opened, what=f"the gate's launch {self.operation} to read its FIFO or end")
+            launch.wait(timeout=30)
 
 
 @pytest.fixture
@@ -80,10 +80,14 @@ def gate(sky_server: LocalServer, tmp_path: Path) -> Iterator[Gate]:
         gate.close_when_ready()
         yield gate
     finally:
-        if gate.operation:
-            gate.open()
-        with sky_server.client() as client:
-            try:
-                client.down(gate.cluster).result(timeout=60)
-            except SkyError:
-                pass
+        try:
+            if gate.operation:
+                gate.open()
+        finally:
+            with sky_server.client() as client:
+                try:
+                    client.down(gate.cluster).result(timeout=60)
+                except SkyError as err:
+                    # Only a gate whose launch never made the cluster has none to tear down.
+                    if err.code != grpc.StatusCode.NOT_FOUND:
+                        raise AssertionError(f"the gate's cluster {gate.cluster} was not torn down: {err}") from err

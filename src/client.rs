@@ -25,12 +25,12 @@ use crate::{
         skypilot::v1::{
             AutostopRequest, CancelJobsRequest, CheckRequest, Cluster, ClusterActionRequest, ErrorReason,
             ExecRequest, GetServerInfoRequest, GetServerInfoResponse, Job, LaunchRequest,
-            ListClustersRequest, ListJobsRequest, ListRequestsRequest, RequestMetadata, StreamLogsRequest,
-            StreamLogsResponse, TailJobLogsRequest, TailJobLogsResponse, UserInfo, WatchOperationRequest,
-            WatchOperationResponse, WhoAmIRequest, cluster_service_client::ClusterServiceClient,
-            infra_service_client::InfraServiceClient, job_service_client::JobServiceClient,
-            request_service_client::RequestServiceClient, server_service_client::ServerServiceClient,
-            user_service_client::UserServiceClient,
+            ListClustersRequest, ListJobsRequest, ListRequestsRequest, RequestMetadata, SshDownRequest,
+            SshUpRequest, StreamLogsRequest, StreamLogsResponse, TailJobLogsRequest, TailJobLogsResponse,
+            UserInfo, WatchOperationRequest, WatchOperationResponse, WhoAmIRequest,
+            cluster_service_client::ClusterServiceClient, infra_service_client::InfraServiceClient,
+            job_service_client::JobServiceClient, request_service_client::RequestServiceClient,
+            server_service_client::ServerServiceClient, user_service_client::UserServiceClient,
         },
     },
     version::{API_VERSION, API_VERSION_HEADER, MIN_API_VERSION, USER_ID_HEADER, USER_NAME_HEADER},
@@ -338,6 +338,18 @@ impl Client {
     pub async fn check(&self, mut request: CheckRequest) -> Result<Operation, ClientError> {
         with_key(&mut request.idempotency_key);
         self.retrying(|| async { self.accept(self.infra().check(request.clone()).await) }).await
+    }
+
+    /// Submits `sky ssh up`.
+    pub async fn ssh_up(&self, mut request: SshUpRequest) -> Result<Operation, ClientError> {
+        with_key(&mut request.idempotency_key);
+        self.retrying(|| async { self.accept(self.infra().ssh_up(request.clone()).await) }).await
+    }
+
+    /// Submits `sky ssh down`.
+    pub async fn ssh_down(&self, mut request: SshDownRequest) -> Result<Operation, ClientError> {
+        with_key(&mut request.idempotency_key);
+        self.retrying(|| async { self.accept(self.infra().ssh_down(request.clone()).await) }).await
     }
 
     /// Submits `sky launch`.

@@ -36,6 +36,7 @@ pub fn figures(sky_binary: std::path::PathBuf, samples: usize, queued: usize) {
     std::fs::copy(hosts.pool_file("lab"), &pools).expect("pool file");
     sky.run(&["api", "start"]);
     let pid = sky.server_pid();
+    sky.run(&["ssh", "up"]);
     sky.run(&[
         "launch",
         "-c",

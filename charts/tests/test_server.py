@@ -5,36 +5,39 @@ Then the admin from the chart's Secret logs in with the `sky` CLI."""
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import json
-import mmap
 import os
 import queue
-import shutil
+import re
 import signal
 import socket
 import subprocess
 import threading
 import time
 import urllib.parse
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterator
 
 import grpc
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from chart import REPO, Rendered, SecretRef, render_variant
+from chart import REPO, VARIANTS, Rendered, SecretRef, render_variant
 
 START_TIMEOUT = 30
 STOP_TIMEOUT = 60
-# Settings the chart passes that are new to the server, with their flags.
-FLAGS = {
-    "SKYPILOT_HEALTH_PORT": "--health-port",
-    "SKYPILOT_REQUESTS_RETENTION_HOURS": "--requests-retention-hours",
-    "SKYPILOT_JOB_LOGS_RETENTION_HOURS": "--job-logs-retention-hours",
-    "SKYPILOT_LOCAL_INFRA": "--local-infra",
-    "SKYPILOT_SSH_NODE_POOLS": "--ssh-node-pools",
-}
+# Settings the server reads from its environment only, never from a flag, so
+# that a credential never shows in `ps`: `--help` does not list them. Each
+# names a file, and the server refuses to start when that file cannot be read.
+ENVIRONMENT_ONLY_FILE_SETTINGS = ("SKYPILOT_INITIAL_BASIC_AUTH", "SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN")
 
 
 # --------------------------------------------------------------------------- the binary
@@ -48,33 +51,34 @@ def sky() -> str:
     return str(path)
 
 
-@lru_cache(maxsize=None)
-def start_help(sky: str) -> str:
-    env = client_env(Path("/nonexistent"))
-    done = subprocess.run([sky, "api", "start", "--help"], capture_output=True, text=True, timeout=30, env=env)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+@dataclass(frozen=True)
+class Help:
+    """What `sky <command> --help` lists: each option's flag with its
+    description, and the environment variable of each option that has one."""
+
+    options: dict[str, str]
+    env: dict[str, str]  # variable -> flag
 
 
 @lru_cache(maxsize=None)
-def binary_mentions(sky: str, text: str) -> bool:
-    """Whether the binary holds `text` (an environment variable it reads)."""
-    with open(sky, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        return data.find(text.encode()) >= 0
-
-
-def knows_setting(sky: str, name: str) -> bool:
-    flag = FLAGS.get(name)
-    if flag is not None and flag not in start_help(sky):
-        return False
-    return f"[env: {name}=" in start_help(sky) or binary_mentions(sky, name)
-
-
-def require_setting(sky: str, name: str) -> None:
-    if not knows_setting(sky, name):
-        flag = FLAGS.get(name)
-        what = f"{flag} / {name}" if flag else name
-        pytest.skip(f"{sky} does not know {what} yet, which the chart sets: this check needs a server that has it")
+def command_help(sky: str, command: tuple[str, ...]) -> Help:
+    done = subprocess.run(
+        [sky, *command, "--help"], capture_output=True, text=True, timeout=30, env=client_env(Path("/nonexistent"))
+    )
+    assert done.returncode == 0, f"sky {' '.join(command)} --help failed:\n{done.stderr}"
+    options: dict[str, str] = {}
+    flag = None
+    for line in done.stdout.splitlines():
+        start = re.match(r"\s+(?:-\w, )?(--[a-z0-9][a-z0-9-]*)", line)
+        if start:
+            flag = start.group(1)
+            options[flag] = line[start.end() :]
+        elif flag is not None and line.startswith(" "):
+            options[flag] += " " + line.strip()
+        else:
+            flag = None
+    env = {name: flag for flag, text in options.items() for name in re.findall(r"\[env: (\w+)=", text)}
+    return Help(options, env)
 
 
 # --------------------------------------------------------------------------- processes
@@ -134,6 +138,23 @@ class ServerProcess:
             fields = parse_log_line(line)
             if fields.get("message") == "API server is serving":
                 return fields["address"]
+
+    def wait_refusal(self, what: str) -> int:
+        """Waits for a server that must refuse to start; returns its exit code.
+        Fails the test as soon as it reports serving."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                pytest.fail(f"the server neither served nor exited within {START_TIMEOUT}s ({what}):\n{self.log()}")
+            try:
+                line = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                return self.process.wait(timeout=STOP_TIMEOUT)
+            if parse_log_line(line).get("message") == "API server is serving":
+                pytest.fail(f"the server started {what}:\n{self.log()}")
 
     def listening_ports(self) -> set[int]:
         """TCP ports the server process listens on (from /proc)."""
@@ -335,6 +356,15 @@ def health(address: str, service: str = "", credentials: grpc.ChannelCredentials
     return reply.status
 
 
+def health_refusal(address: str, credentials: grpc.ChannelCredentials, options=()) -> grpc.RpcError:
+    """The error of a health check over TLS that the client must refuse."""
+    with grpc.secure_channel(address, credentials, options=list(options)) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Check(health_pb2.HealthCheckRequest(), timeout=10)
+    return refused.value
+
+
 def run_sky(sky: str, home: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sky, *args], env=client_env(home, **env), capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
@@ -381,7 +411,6 @@ def test_the_admin_from_the_charts_secret_logs_into_the_charts_server(variant, s
 
 
 def test_the_initial_token_logs_in_as_the_admin(sky, processes, tmp_path):
-    require_setting(sky, "SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN")
     rendered = render_variant("initial-token")
     chart_server = ChartServer(rendered, sky, tmp_path)
     token = chart_server.initial_token()
@@ -398,7 +427,6 @@ def test_the_initial_token_logs_in_as_the_admin(sky, processes, tmp_path):
 def test_an_existing_secrets_files_with_trailing_newlines_log_in(sky, processes, tmp_path):
     """`kubectl create secret --from-file` keeps a file's final newline; the
     server trims what it reads."""
-    require_setting(sky, "SKYPILOT_INITIAL_SERVICE_ACCOUNT_TOKEN")
     rendered = render_variant("existing-secret")
     password, token = "ops-chosen-password-42", "sky_" + "5e" * 32
     secret = {"admin-basic-auth": f"ops:{password}\n", "ci-token": f"{token}\n"}
@@ -423,42 +451,51 @@ def test_an_unreadable_credentials_file_stops_the_first_start(sky, processes, tm
         path.unlink()
         path.mkdir()
     server = processes.server(chart_server.command, chart_server.env)
-    try:
-        code = server.process.wait(timeout=START_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"the server started without reading its initial credentials:\n{server.log()}")
+    code = server.wait_refusal("without reading its initial credentials")
     assert code != 0, server.log()
     server.stop()
     assert "SKYPILOT_INITIAL_BASIC_AUTH" in server.log(), server.log()
     assert "cannot be read" in server.log(), server.log()
 
 
+def certificate_builder(subject: str, issuer: str, key: ec.EllipticCurvePrivateKey) -> x509.CertificateBuilder:
+    """A certificate of `key` for `subject` by `issuer`, valid from just before now for two days."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+    )
+
+
 def make_tls_files(directory: Path) -> Path:
     """A private CA and a server certificate for 127.0.0.1 and localhost, as the
     kubernetes.io/tls Secret's tls.crt and tls.key; returns the CA certificate."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl is needed to make a test certificate")
-    directory.mkdir(parents=True)
-    ca_key, ca_cert = directory.parent / "ca.key", directory.parent / "ca.crt"
-    csr, ext = directory.parent / "server.csr", directory.parent / "server.ext"
-    ext.write_text(
-        "basicConstraints=critical,CA:FALSE\n"
-        "keyUsage=critical,digitalSignature,keyEncipherment\n"
-        "extendedKeyUsage=serverAuth\n"
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        certificate_builder("chart test CA", "chart test CA", ca_key)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(ca_key, hashes.SHA256())
     )
-    steps = [
-        ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-         "-keyout", ca_key, "-out", ca_cert, "-days", "2", "-subj", "/CN=chart test CA"],
-        ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-         "-keyout", directory / "tls.key", "-out", csr, "-subj", "/CN=localhost"],
-        ["x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key, "-CAcreateserial",
-         "-days", "2", "-extfile", ext, "-out", directory / "tls.crt"],
-    ]  # fmt: skip
-    for step in steps:
-        done = subprocess.run([openssl, *map(str, step)], capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, done.stderr
+    names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    server = (
+        certificate_builder("localhost", "chart test CA", server_key)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    directory.mkdir(parents=True)
+    (directory / "tls.crt").write_bytes(server.public_bytes(pem))
+    key = server_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    (directory / "tls.key").write_bytes(key)
+    ca_cert = directory.parent / "ca.crt"
+    ca_cert.write_bytes(ca.public_bytes(pem))
     return ca_cert
 
 
@@ -477,6 +514,11 @@ def test_the_admin_logs_into_the_charts_tls_server(sky, processes, tmp_path):
     chart_server, _, address, ca_cert = start_tls_server(sky, processes, tmp_path)
     credentials = grpc.ssl_channel_credentials(root_certificates=ca_cert.read_bytes())
     assert health(address, "", credentials) == health_pb2.HealthCheckResponse.SERVING
+    # A client without the CA, or one that expects another name, refuses the certificate.
+    untrusted = health_refusal(address, grpc.ssl_channel_credentials())
+    assert "CERTIFICATE_VERIFY_FAILED" in untrusted.details(), untrusted.details()
+    renamed = health_refusal(address, credentials, [("grpc.ssl_target_name_override", "other.example")])
+    assert "Hostname Verification Check failed" in renamed.details(), renamed.details()
 
     user, password = chart_server.admin()
     home = processes.home("client")
@@ -500,7 +542,6 @@ def test_login_trusts_the_configured_ca_cert(sky, processes, tmp_path):
 
 
 def test_probes_reach_the_tls_server_through_its_plaintext_health_listener(sky, processes, tmp_path):
-    require_setting(sky, "SKYPILOT_HEALTH_PORT")
     chart_server, server, address, _ = start_tls_server(sky, processes, tmp_path)
     main_port = int(address.rsplit(":", 1)[1])
     deadline = time.monotonic() + START_TIMEOUT
@@ -515,21 +556,56 @@ def test_probes_reach_the_tls_server_through_its_plaintext_health_listener(sky, 
     assert health(f"127.0.0.1:{health_port}", service) == health_pb2.HealthCheckResponse.SERVING
 
 
+def server_command(rendered: Rendered) -> tuple[str, ...]:
+    """The subcommand the chart runs (`api start`): the args before the first flag."""
+    args = rendered.args
+    first_flag = next((i for i, arg in enumerate(args) if arg.startswith("-")), len(args))
+    return tuple(args[:first_flag])
+
+
+def chart_flags() -> list[tuple[str, str]]:
+    """(subcommand, flag) of every flag the chart passes, in any variant."""
+    found = set()
+    for variant in VARIANTS:
+        rendered = render_variant(variant)
+        command = " ".join(server_command(rendered))
+        found |= {(command, arg.split("=", 1)[0]) for arg in rendered.args if arg.startswith("--")}
+    return sorted(found)
+
+
 def chart_settings() -> list[str]:
     names = set()
-    for variant in ("default", "tls", "initial-token", "shared-server-identity", "ssh-node-pools"):
+    for variant in VARIANTS:
         names |= {name for name in render_variant(variant).environment() if name.startswith("SKYPILOT_")}
     return sorted(names)
 
 
+@pytest.mark.parametrize(("command", "flag"), chart_flags())
+def test_the_server_knows_every_flag_the_chart_passes(command, flag, sky):
+    options = command_help(sky, tuple(command.split())).options
+    assert flag in options, f"the chart passes {flag}, which `sky {command} --help` does not list:\n{sorted(options)}"
+
+
 @pytest.mark.parametrize("name", chart_settings())
-def test_the_server_knows_every_setting_the_chart_gives_it(name, sky):
-    require_setting(sky, name)
+def test_the_server_knows_every_setting_the_chart_gives_it(name, sky, processes, tmp_path):
+    if name in ENVIRONMENT_ONLY_FILE_SETTINGS:
+        # Known to the server when a file it cannot read stops a first start
+        # and the message names the setting.
+        data_dir = tmp_path / "data"
+        command = [sky, "api", "start", "--foreground", "--deploy", "--host", "127.0.0.1", "--port", "0",
+                   "--data-dir", str(data_dir), "--log-format", "json"]  # fmt: skip
+        env = client_env(processes.home("server"), **{name: str(tmp_path / "not-mounted" / "credentials")})
+        server = processes.server(command, env)
+        code = server.wait_refusal(f"with {name} naming a file that does not exist")
+        assert code != 0 and name in server.log(), server.log()
+        return
+    command = server_command(render_variant("default"))
+    listed = command_help(sky, command).env
+    assert name in listed, f"the chart sets {name}, which `sky {' '.join(command)} --help` does not list: {sorted(listed)}"
 
 
 def test_jobs_do_not_see_the_initial_credentials(sky, processes, tmp_path):
     # Jobs run in the server's pod only when the admin turns the local infra on.
-    require_setting(sky, "SKYPILOT_LOCAL_INFRA")
     rendered = render_variant("shared-server-identity")
     assert rendered.environment()["SKYPILOT_LOCAL_INFRA"] == "shared-server-identity"
     chart_server = ChartServer(rendered, sky, tmp_path)
@@ -560,7 +636,6 @@ def test_jobs_do_not_see_the_initial_credentials(sky, processes, tmp_path):
 def test_the_default_server_runs_no_jobs_in_its_pod(sky, processes, tmp_path):
     """With the chart's default values, jobs would run in the server's pod as the
     server's own user: the local infra is off, says why, and refuses launches."""
-    require_setting(sky, "SKYPILOT_LOCAL_INFRA")
     rendered = render_variant("default")
     chart_server = ChartServer(rendered, sky, tmp_path)
     server = processes.server(chart_server.command, chart_server.env)
@@ -604,27 +679,24 @@ SSH_DIR = "/etc/skypilot/ssh"
 SSH_SECRET = "team-ssh-node-pools"
 
 
-def closed_port() -> int:
-    """A loopback TCP port nothing listens on (one just released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A loopback TCP port nothing listens on: it stays bound, without
+    listening, for the whole test, so connections to it are refused and no
+    other program can take it meanwhile."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield held.getsockname()[1]
 
 
 def make_private_key(directory: Path) -> str:
-    ssh_keygen = shutil.which("ssh-keygen")
-    if ssh_keygen is None:
-        pytest.skip("ssh-keygen is needed to make a test key")
+    """A new ed25519 private key in OpenSSH's format, written to directory/id_ed25519."""
     directory.mkdir()
-    key = directory / "id_ed25519"
-    done = subprocess.run(
-        [ssh_keygen, "-q", "-t", "ed25519", "-N", "", "-C", "chart-test", "-f", str(key)],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    key = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
     )
-    assert done.returncode == 0, done.stderr
-    return key.read_text()
+    (directory / "id_ed25519").write_bytes(key)
+    return key.decode()
 
 
 def ssh_chart_server(sky, tmp_path, pools: str, private_key: str) -> ChartServer:
@@ -643,11 +715,10 @@ def ssh_chart_server(sky, tmp_path, pools: str, private_key: str) -> ChartServer
     return chart_server
 
 
-def test_the_charts_server_reads_its_ssh_node_pools_from_the_mounted_secret(sky, processes, tmp_path):
-    require_setting(sky, "SKYPILOT_SSH_NODE_POOLS")
+def test_the_charts_server_reads_its_ssh_node_pools_from_the_mounted_secret(sky, processes, tmp_path, closed_port):
     private_key = make_private_key(tmp_path / "key")
     key_body = [line for line in private_key.splitlines() if line and not line.startswith("-----")]
-    port = closed_port()
+    port = closed_port
     pools = (
         "lab:\n  user: ubuntu\n  identity_file: {dir}/lab-key\n"
         f"  hosts:\n    - ip: 127.0.0.1\n      port: {port}\n"
@@ -673,17 +744,13 @@ def test_the_charts_server_reads_its_ssh_node_pools_from_the_mounted_secret(sky,
 
 
 def test_a_bad_pool_file_in_the_secret_stops_the_server(sky, processes, tmp_path):
-    require_setting(sky, "SKYPILOT_SSH_NODE_POOLS")
     pools = (
         "lab:\n  user: ubuntu\n  identity_file: {dir}/lab-key\n"
         "  hosts:\n    - 10.0.0.5\n    - ip: 10.0.0.6\n      port: 0\n"
     )
     chart_server = ssh_chart_server(sky, tmp_path, pools, "not a key\n")
     server = processes.server(chart_server.command, chart_server.env)
-    try:
-        code = server.process.wait(timeout=START_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"the server started with a bad SSH node pools file:\n{server.log()}")
+    code = server.wait_refusal("with a bad SSH node pools file")
     assert code != 0, server.log()
     server.stop()
     # The message names the pool, the host and the field, and the file.

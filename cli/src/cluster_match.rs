@@ -11,8 +11,9 @@ pub async fn matching_clusters(
     patterns: &[String],
     all_users: bool,
 ) -> CliResult<Vec<String>> {
-    let clusters =
-        client.list_clusters(ListClustersRequest { cluster_names: patterns.to_vec(), all_users }).await?;
+    let clusters = client
+        .list_clusters(ListClustersRequest { cluster_names: patterns.to_vec(), all_users, refresh: false })
+        .await?;
     let names: Vec<String> = clusters.into_iter().map(|c| c.name).collect();
     let missing: Vec<&String> =
         patterns.iter().filter(|p| !p.contains(['*', '?']) && !names.contains(p)).collect();

@@ -18,8 +18,8 @@ use skypilot_api::client::ClusterAction;
 
 use commands::{
     api::ApiCommand, autostop::AutostopArgs, cancel::CancelArgs, check::CheckArgs, exec::ExecArgs,
-    launch::LaunchArgs, lifecycle::ClusterSelection, logs::LogsArgs, queue::QueueArgs, status::StatusArgs,
-    tokens::TokensCommand, users::UsersCommand,
+    launch::LaunchArgs, lifecycle::ClusterSelection, logs::LogsArgs, queue::QueueArgs, ssh::SshCommand,
+    status::StatusArgs, tokens::TokensCommand, users::UsersCommand,
 };
 use error::CliResult;
 
@@ -63,6 +63,9 @@ enum Command {
     Tokens(TokensCommand),
     /// Check which infras are usable.
     Check(CheckArgs),
+    /// Bring SSH node pools up or down.
+    #[command(subcommand)]
+    Ssh(SshCommand),
 }
 
 fn main() -> ExitCode {
@@ -100,6 +103,7 @@ fn run_client(command: Command) -> CliResult {
             Command::Users(command) => command.run().await,
             Command::Tokens(command) => command.run().await,
             Command::Check(args) => args.run().await,
+            Command::Ssh(command) => command.run().await,
         }
     })
 }

@@ -30,7 +30,7 @@ use crate::{
     error::{Error, Result},
     grpc::{ApiVersionLayer, BrowserGuardLayer, Services, Shared, cors_layer, is_loopback_host},
     health::{HealthListener, set_health},
-    infra::{Infra, Infras, local::LocalInfra, run_as, ssh},
+    infra::{Infras, local::LocalInfra, run_as, ssh, ssh::pool::SshPool},
     kinds::{self, autostop_loop},
     ops::{Engine, OperationKind, log::LogDir},
     retention::Retention,
@@ -47,7 +47,7 @@ const LOCAL_INFRA_OFF: &str = "off on this team API server: its jobs would run a
 
 /// The SSH node pools of `config`, read at start: a bad pool file stops the
 /// server with a message that names the pool, host and field.
-fn ssh_pools(config: &ServerConfig, data_dir: &DataDir) -> Result<Vec<Arc<dyn Infra>>, StartError> {
+fn ssh_pools(config: &ServerConfig, data_dir: &DataDir) -> Result<Vec<Arc<SshPool>>, StartError> {
     // ssh's own default: the local user's name.
     let me = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "root".into());
     let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));

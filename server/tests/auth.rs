@@ -231,8 +231,10 @@ async fn only_the_owner_or_an_admin_may_change_a_cluster_but_everyone_sees_it() 
     let launch = alice.wait_operation(&launch.name, Duration::from_secs(30)).await.unwrap();
     assert!(launch.done);
 
-    let seen =
-        bob.list_clusters(ListClustersRequest { cluster_names: vec![], all_users: true }).await.unwrap();
+    let seen = bob
+        .list_clusters(ListClustersRequest { cluster_names: vec![], all_users: true, refresh: false })
+        .await
+        .unwrap();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].user_name, "alice");
     let own = bob.list_clusters(ListClustersRequest::default()).await.unwrap();
@@ -268,8 +270,10 @@ async fn only_the_owner_or_an_admin_may_change_a_cluster_but_everyone_sees_it() 
 
     let stop = admin.cluster_action(skypilot_api::client::ClusterAction::Stop, "alices").await.unwrap();
     admin.wait_operation(&stop.name, Duration::from_secs(30)).await.unwrap();
-    let clusters =
-        admin.list_clusters(ListClustersRequest { cluster_names: vec![], all_users: true }).await.unwrap();
+    let clusters = admin
+        .list_clusters(ListClustersRequest { cluster_names: vec![], all_users: true, refresh: false })
+        .await
+        .unwrap();
     assert_eq!(clusters[0].status(), ClusterStatus::Stopped);
 }
 

@@ -13,8 +13,8 @@ use common::TestServer;
 use prost::Message;
 use skypilot_api::proto::skypilot::v1::{
     AutostopRequest, CancelJobsRequest, CheckRequest, ClusterActionRequest, ExecRequest, LaunchRequest,
-    ListClustersRequest, ListJobsRequest, ListRequestsRequest, Resources, StreamLogsRequest,
-    TailJobLogsRequest, TaskSpec, WatchOperationRequest,
+    ListClustersRequest, ListJobsRequest, ListRequestsRequest, Resources, SshDownRequest, SshUpRequest,
+    StreamLogsRequest, TailJobLogsRequest, TaskSpec, WatchOperationRequest,
 };
 use tonic::{
     Code, Request, Status,
@@ -32,6 +32,8 @@ const UNARY: &[&str] = &[
     "/skypilot.v1.RequestService/ListRequests",
     "/skypilot.v1.ServerService/GetServerInfo",
     "/skypilot.v1.InfraService/Check",
+    "/skypilot.v1.InfraService/SshUp",
+    "/skypilot.v1.InfraService/SshDown",
     "/skypilot.v1.ClusterService/Launch",
     "/skypilot.v1.ClusterService/Exec",
     "/skypilot.v1.ClusterService/Stop",
@@ -208,9 +210,18 @@ impl Rng {
                 offset: Some(self.number()),
             }
             .encode_to_vec(),
-            "/skypilot.v1.ClusterService/ListClusters" => {
-                ListClustersRequest { cluster_names: vec![self.text()], all_users: true }.encode_to_vec()
+            "/skypilot.v1.InfraService/SshUp" => {
+                SshUpRequest { infra: self.text(), idempotency_key: self.text() }.encode_to_vec()
             }
+            "/skypilot.v1.InfraService/SshDown" => {
+                SshDownRequest { infra: self.text(), idempotency_key: self.text() }.encode_to_vec()
+            }
+            "/skypilot.v1.ClusterService/ListClusters" => ListClustersRequest {
+                cluster_names: vec![self.text()],
+                all_users: true,
+                refresh: self.below(2) == 0,
+            }
+            .encode_to_vec(),
             _ => return None,
         };
         Some(message)
@@ -276,7 +287,8 @@ fn templates() -> Vec<(&'static str, Vec<u8>)> {
         ),
         (
             "/skypilot.v1.ClusterService/ListClusters",
-            ListClustersRequest { cluster_names: vec!["f*".into()], all_users: true }.encode_to_vec(),
+            ListClustersRequest { cluster_names: vec!["f*".into()], all_users: true, refresh: true }
+                .encode_to_vec(),
         ),
         (
             "/skypilot.v1.JobService/ListJobs",
@@ -288,6 +300,10 @@ fn templates() -> Vec<(&'static str, Vec<u8>)> {
                 .encode_to_vec(),
         ),
         ("/skypilot.v1.InfraService/Check", CheckRequest::default().encode_to_vec()),
+        (
+            "/skypilot.v1.InfraService/SshUp",
+            SshUpRequest { infra: "lab".into(), ..Default::default() }.encode_to_vec(),
+        ),
         (
             "/skypilot.v1.RequestService/ListRequests",
             ListRequestsRequest { limit: 5, request_ids: vec!["0".into()], ..Default::default() }

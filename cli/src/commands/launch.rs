@@ -54,7 +54,11 @@ impl LaunchArgs {
         // Asked only on a terminal, and only before a new cluster is made.
         if !self.yes && !self.dryrun && !cluster.is_empty() && std::io::stdin().is_terminal() {
             let existing = client
-                .list_clusters(ListClustersRequest { cluster_names: vec![cluster.clone()], all_users: true })
+                .list_clusters(ListClustersRequest {
+                    cluster_names: vec![cluster.clone()],
+                    all_users: true,
+                    refresh: false,
+                })
                 .await?;
             if existing.is_empty()
                 && !confirm(&format!("Launching a new cluster '{cluster}'. Proceed?"), DefaultAnswer::Yes)?

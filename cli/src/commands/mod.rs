@@ -10,6 +10,7 @@ pub mod launch;
 pub mod lifecycle;
 pub mod logs;
 pub mod queue;
+pub mod ssh;
 pub mod status;
 pub mod tokens;
 pub mod users;

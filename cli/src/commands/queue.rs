@@ -30,7 +30,7 @@ impl QueueArgs {
         let client = connect().await?;
         let names: Vec<String> = if clusters.is_empty() {
             client
-                .list_clusters(ListClustersRequest { cluster_names: vec![], all_users })
+                .list_clusters(ListClustersRequest { cluster_names: vec![], all_users, refresh: false })
                 .await?
                 .into_iter()
                 .map(|c| c.name)

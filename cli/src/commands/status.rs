@@ -22,17 +22,18 @@ pub struct StatusArgs {
     /// Show more details.
     #[arg(short, long)]
     verbose: bool,
-    /// Query the infra for the latest status (always current on the local infra).
+    /// Reach every node now rather than report what the server last saw
+    /// (the local infra is always current).
     #[arg(short, long)]
     refresh: bool,
 }
 
 impl StatusArgs {
     pub async fn run(self) -> CliResult {
-        let StatusArgs { clusters, all_users, verbose, refresh: _ } = self;
+        let StatusArgs { clusters, all_users, verbose, refresh } = self;
         let client = connect().await?;
         let clusters =
-            client.list_clusters(ListClustersRequest { cluster_names: clusters, all_users }).await?;
+            client.list_clusters(ListClustersRequest { cluster_names: clusters, all_users, refresh }).await?;
         if clusters.is_empty() {
             println!("No existing clusters.");
             return Ok(());
@@ -42,6 +43,11 @@ impl StatusArgs {
             headers.push("USER");
         }
         headers.extend(["INFRA", "RESOURCES", "STATUS", "AUTOSTOP", "LAUNCHED"]);
+        // Clusters on hosts of their own (SSH node pools) show them.
+        let with_hosts = clusters.iter().any(|c| c.nodes.iter().any(|node| node.host != "local"));
+        if with_hosts {
+            headers.push("HOSTS");
+        }
         let rows: Vec<Vec<String>> = clusters
             .iter()
             .map(|c| {
@@ -56,11 +62,22 @@ impl StatusArgs {
                     autostop_column(c),
                     ago(c.launched_at.as_ref()),
                 ]);
+                if with_hosts {
+                    row.push(hosts_column(c));
+                }
                 row
             })
             .collect();
         println!("Clusters");
         print!("{}", table(&headers, &rows));
+        for cluster in &clusters {
+            for node in cluster.nodes.iter().filter(|node| !node.reachable) {
+                println!(
+                    "Cluster '{}': node {} on {} is unreachable: {}",
+                    cluster.name, node.rank, node.host, node.detail
+                );
+            }
+        }
         Ok(())
     }
 }
@@ -72,6 +89,21 @@ fn resources(cluster: &Cluster) -> String {
         parts.insert(0, format!("gpus={}", cluster.accelerators));
     }
     format!("{}x({})", cluster.num_nodes, parts.join(", "))
+}
+
+/// Each host of the cluster's nodes once, the unreachable ones marked.
+fn hosts_column(cluster: &Cluster) -> String {
+    let mut hosts: Vec<String> = Vec::new();
+    for node in &cluster.nodes {
+        let host = match node.reachable {
+            true => node.host.clone(),
+            false => format!("{} (unreachable)", node.host),
+        };
+        if !hosts.contains(&host) {
+            hosts.push(host);
+        }
+    }
+    if hosts.is_empty() { "-".into() } else { hosts.join(", ") }
 }
 
 fn autostop_column(cluster: &Cluster) -> String {

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import pathlib
 import socket
 import time
-from typing import Callable, Iterable, TypeVar
+from typing import Callable, Iterable, Iterator, Optional, TypeVar
 
-from skypilot_client import Client, v1
+from skypilot_client import Client, Operation, Task, v1
 
 T = TypeVar("T")
 
@@ -32,8 +35,51 @@ def lines(chunks: Iterable[bytes]) -> list:
     return b"".join(chunks).decode().splitlines()
 
 
-def free_port() -> int:
-    """A loopback port nothing listens on (just released by the OS)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+@contextlib.contextmanager
+def closed_port() -> Iterator[int]:
+    """A loopback port nothing listens on: it stays bound, without listening,
+    until the block ends, so connections are refused and no other program can
+    take it meanwhile."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield held.getsockname()[1]
+
+
+class Gate:
+    """Holds a cluster busy: a launch whose file mount is a FIFO waits in the
+    server until a writer opens and closes the FIFO, so every request queued
+    behind it on the same cluster stays PENDING meanwhile."""
+
+    def __init__(self, client: Client, cluster: str, folder: pathlib.Path) -> None:
+        self.client = client
+        self.cluster = cluster
+        self.fifo = folder / "gate.fifo"
+        os.mkfifo(self.fifo)
+        self.launch: Optional[Operation] = None
+
+    def close(self) -> "Gate":
+        """Launches the cluster and returns once its launch is RUNNING (waiting on the FIFO)."""
+        self.launch = self.client.launch(Task(run="true", cpus=0.5, file_mounts={"~/gate": str(self.fifo)}), self.cluster)
+        launch = self.launch
+
+        def running() -> bool:
+            launch.refresh()
+            return launch.metadata.state == v1.RequestState.REQUEST_STATE_RUNNING
+
+        eventually(running, "the gate's launch to run")
+        return self
+
+    def open(self) -> None:
+        """Lets the launch go on (it copies what was written: nothing) and waits for it."""
+        assert self.launch is not None, "the gate was never closed"
+        launch = self.launch
+
+        def opened() -> bool:
+            try:
+                os.close(os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:  # the server has not opened the FIFO to read yet
+                return launch.done()
+            return True
+
+        eventually(opened, "the gate's launch to read the FIFO")
+        launch.wait(timeout=60)

@@ -13,7 +13,7 @@ import pytest
 from skypilot_client import AsyncClient, AsyncOperation, SkyError, Task, v1
 from skypilot_client.testing import LocalServer
 
-from _helpers import free_port, lines
+from _helpers import closed_port, lines
 
 
 async def test_async_launch_logs_wait_queue_and_down(sky_server: LocalServer, cluster_name: str) -> None:
@@ -83,9 +83,10 @@ async def test_async_calls_run_concurrently(sky_server: LocalServer) -> None:
 
 
 async def test_async_unavailable_is_retried_then_raised() -> None:
-    async with AsyncClient(f"http://127.0.0.1:{free_port()}", retry_unavailable_for=0.3) as client:
-        with pytest.raises(SkyError) as info:
-            await client.server_info()
+    with closed_port() as port:
+        async with AsyncClient(f"http://127.0.0.1:{port}", retry_unavailable_for=0.3) as client:
+            with pytest.raises(SkyError) as info:
+                await client.server_info()
     assert info.value.code == grpc.StatusCode.UNAVAILABLE and info.value.retryable
 
 

@@ -14,7 +14,7 @@ import pytest
 from skypilot_client import Client, ErrorReason, Operation, SkyError, Task, v1
 from skypilot_client.testing import LocalServer
 
-from _helpers import eventually, free_port, job_status, lines
+from _helpers import Gate, closed_port, eventually, job_status, lines
 
 COUNT = "for i in 1 2 3; do echo line $i; sleep 0.2; done"
 
@@ -96,30 +96,26 @@ def test_cancel_a_running_job(sky_client: Client, cluster_name: str) -> None:
 
 
 def test_cancel_a_pending_operation(sky_client: Client, cluster_name: str, tmp_path: pathlib.Path) -> None:
-    sky_client.launch(Task(run="true", cpus=0.5), cluster_name).result(timeout=60)
     # Requests on one cluster run one at a time: an exec submitted behind a
-    # launch that copies a large workdir stays pending for a while.
-    (tmp_path / "blob").write_bytes(b"\0" * (64 << 20))
-    for _ in range(5):
-        slow = sky_client.launch(Task(run="true", cpus=0.5, workdir=str(tmp_path)), cluster_name)
+    # launch held by the gate stays pending until the gate opens.
+    gate = Gate(sky_client, cluster_name, tmp_path).close()
+    try:
         pending = sky_client.exec(cluster_name, "echo never")
-        try:
-            pending.cancel()
-        except SkyError as err:  # it won the race: try again
-            assert err.reason == "ALREADY_DONE"
-            continue
-        finally:
-            slow.result(timeout=60)
-        with pytest.raises(SkyError) as info:
-            pending.result(timeout=60)
-        assert (info.value.code, info.value.reason) == (grpc.StatusCode.CANCELLED, "CANCELLED")
-        assert info.value.operation == pending.name
-        assert pending.metadata.state == v1.RequestState.REQUEST_STATE_CANCELLED
-        with pytest.raises(SkyError) as again:
-            pending.cancel()
-        assert again.value.reason == "ALREADY_DONE"
-        return
-    pytest.fail("every exec finished before it could be cancelled")
+        pending.refresh()
+        assert pending.metadata.state == v1.RequestState.REQUEST_STATE_PENDING
+        pending.cancel()
+    finally:
+        gate.open()
+    with pytest.raises(SkyError) as info:
+        pending.result(timeout=60)
+    assert (info.value.code, info.value.reason) == (grpc.StatusCode.CANCELLED, "CANCELLED")
+    assert info.value.operation == pending.name
+    assert pending.metadata.state == v1.RequestState.REQUEST_STATE_CANCELLED
+    with pytest.raises(SkyError) as again:
+        pending.cancel()
+    assert again.value.reason == "ALREADY_DONE"
+    # The exec never ran: the cluster has the gate's job only.
+    assert [job.job_id for job in sky_client.queue(cluster_name)] == [gate.launch.result().job_id]
 
 
 def test_typed_errors(sky_client: Client) -> None:
@@ -228,11 +224,12 @@ def test_endpoint_from_env_and_config(
 
 
 def test_unavailable_is_retried_with_backoff_then_raised() -> None:
-    started = time.monotonic()
-    with Client(f"http://127.0.0.1:{free_port()}", retry_unavailable_for=0.6, timeout=5) as client:
-        with pytest.raises(SkyError) as info:
-            client.server_info()
-    elapsed = time.monotonic() - started
+    with closed_port() as port:
+        started = time.monotonic()
+        with Client(f"http://127.0.0.1:{port}", retry_unavailable_for=0.6, timeout=5) as client:
+            with pytest.raises(SkyError) as info:
+                client.server_info()
+        elapsed = time.monotonic() - started
     assert info.value.code == grpc.StatusCode.UNAVAILABLE and info.value.retryable
     assert 0.6 <= elapsed < 5
 

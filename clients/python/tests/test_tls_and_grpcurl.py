@@ -3,47 +3,93 @@ reflection lists and describes the services, and grpcurl calls one."""
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import json
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
-from typing import Iterator, List
+from typing import Any, Iterator, List, Tuple
 
 import grpc
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from skypilot_client import AsyncClient, Client, SkyError
 from skypilot_client.testing import LocalServer
 
 
+def self_signed_certificate(folder: pathlib.Path, *names: str) -> Tuple[str, str]:
+    """A self-signed certificate (its own CA) for `names` (DNS names or IP
+    addresses) and its key, as PEM files in `folder`; returns their paths."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    alt_names: List[x509.GeneralName] = []
+    for name in names:
+        try:
+            alt_names.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            alt_names.append(x509.DNSName(name))
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert, key_file = folder / f"{names[0]}.pem", folder / f"{names[0]}.key"
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return str(cert), str(key_file)
+
+
 @pytest.fixture(scope="module")
 def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is needed to make a test certificate")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "server.pem", folder / "server.key"
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-keyout", str(key), "-out", str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    with LocalServer(tls_cert=str(cert), tls_key=str(key)) as server:
+    cert, key = self_signed_certificate(tmp_path_factory.mktemp("tls"), "localhost", "127.0.0.1")
+    with LocalServer(tls_cert=cert, tls_key=key) as server:
         yield server
+
+
+def refusal(endpoint: str, **kwargs: Any) -> SkyError:
+    """The error of a call the client must refuse to make (no retries)."""
+    with Client(endpoint, retry_unavailable_for=0, **kwargs) as client:
+        with pytest.raises(SkyError) as info:
+            client.server_info()
+    return info.value
 
 
 def test_tls_with_a_private_ca(tls_server: LocalServer) -> None:
     assert tls_server.endpoint.startswith("https://localhost:")
     with Client(tls_server.endpoint, ca_cert=tls_server.tls_cert) as client:
         assert client.server_info().api_version == 1
-    with Client(tls_server.endpoint, retry_unavailable_for=0) as untrusted:
-        with pytest.raises(SkyError) as info:
-            untrusted.server_info()
-    assert info.value.code == grpc.StatusCode.UNAVAILABLE
+    # Without the CA the certificate is refused (not just "could not connect").
+    untrusted = refusal(tls_server.endpoint)
+    assert untrusted.code == grpc.StatusCode.UNAVAILABLE
+    assert "CERTIFICATE_VERIFY_FAILED" in untrusted.message, untrusted.message
+
+
+def test_tls_refuses_a_trusted_certificate_for_another_name(tmp_path: pathlib.Path) -> None:
+    cert, key = self_signed_certificate(tmp_path, "other.example")
+    with LocalServer(tls_cert=cert, tls_key=key) as server:
+        for endpoint in (f"https://localhost:{server.port}", f"https://127.0.0.1:{server.port}"):
+            refused = refusal(endpoint, ca_cert=cert)
+            assert refused.code == grpc.StatusCode.UNAVAILABLE
+            assert "Hostname Verification Check failed" in refused.message, (endpoint, refused.message)
 
 
 async def test_tls_with_the_async_client(tls_server: LocalServer) -> None:

@@ -8,6 +8,7 @@ import dataclasses
 import logging
 import uuid
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -203,13 +204,21 @@ async def test_cancel_reaches_the_pending_request(sky_server: LocalServer, gate:
         assert request_state(client, beat.operation) == "CANCELLED"
 
 
-async def test_worker_shutdown_leaves_the_job_to_the_next_attempt(sky_server: LocalServer, cluster_name: str) -> None:
+async def test_worker_shutdown_leaves_the_job_to_the_next_attempt(
+    sky_server: LocalServer, cluster_name: str, tmp_path: Path
+) -> None:
     """An attempt interrupted by its worker's shutdown cancels nothing; the
     next attempt resumes the same job from the heartbeat's offset."""
     run_id = str(uuid.uuid4())
     env = environment(run_id, activity_id="launch")
+    # The job runs until the test creates this file (or gives up after 5 minutes).
+    release = tmp_path / "release"
     params = LaunchInput(
-        task="resources: {cpus: 0.5}\nrun: |\n  echo started; sleep 2; echo finished\n",
+        task=(
+            "resources: {cpus: 0.5}\nrun: |\n  echo started\n"
+            f"  for i in $(seq 3000); do [ -e {release} ] && break; sleep 0.1; done\n"
+            f"  [ -e {release} ] && echo finished\n"
+        ),
         cluster_name=cluster_name,
         endpoint=sky_server.endpoint,
     )
@@ -222,6 +231,7 @@ async def test_worker_shutdown_leaves_the_job_to_the_next_attempt(sky_server: Lo
     with sky_server.client() as client:
         assert job_status(client, cluster_name, beat.job_id) == "RUNNING"
 
+    release.touch()
     retry = environment(run_id, activity_id="launch", details=[env.beats[-1].details()], attempt=2)
     result = await retry.run(launch, params)
     assert (result.job_id, result.status) == (beat.job_id, "SUCCEEDED")

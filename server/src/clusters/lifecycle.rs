@@ -290,7 +290,7 @@ impl Clusters {
         for mut cluster in self.list(&[], None)? {
             if cluster.status() == ClusterStatus::Up && cluster.node_ips.len() != cluster.num_nodes as usize {
                 let infra = self.inner.infras.named(infra_name(&cluster))?;
-                cluster.node_ips = infra.provision(&cluster.name, &nodes_of(&cluster)).await?;
+                cluster.node_ips = infra.provision(&cluster.name, &nodes_of(&cluster)).await?.addresses;
                 self.save_cluster(&cluster).await?;
             }
         }
@@ -300,7 +300,11 @@ impl Clusters {
     /// Makes the cluster's nodes exist and records it UP, with their addresses.
     pub(super) async fn provision(&self, cluster: &mut ClusterRecord) -> Result<()> {
         let infra = self.inner.infras.named(infra_name(cluster))?;
-        cluster.node_ips = infra.provision(&cluster.name, &nodes_of(cluster)).await?;
+        let provisioned = infra.provision(&cluster.name, &nodes_of(cluster)).await?;
+        cluster.node_ips = provisioned.addresses;
+        if !provisioned.gpu_indices.is_empty() {
+            cluster.gpu_indices = provisioned.gpu_indices;
+        }
         cluster.status = ClusterStatus::Up as i32;
         cluster.idle_since_ms = now_ms();
         self.save_cluster(cluster).await

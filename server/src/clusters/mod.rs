@@ -17,7 +17,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     error::{Error, ErrorReason, Result},
-    infra::{Capacity, Infra, InfraStatus, Infras},
+    infra::{Capacity, Infra, InfraStatus, Infras, NodeState, ssh::pool::SshPool},
     store::{ClusterRecord, JobRecord, Store, Table},
 };
 
@@ -101,7 +101,7 @@ impl Clusters {
     pub async fn check_infra(&self, name: &str) -> InfraStatus {
         match self.inner.infras.named(name) {
             Ok(infra) => infra.check().await,
-            Err(err) => InfraStatus { name: name.to_string(), enabled: false, detail: err.message },
+            Err(err) => InfraStatus::new(name, false, err.message),
         }
     }
 
@@ -115,6 +115,21 @@ impl Clusters {
                 format!("the {} infra is {why}", infra.name()),
             )),
             None => Ok(()),
+        }
+    }
+
+    /// The SSH node pools `name` picks (`ssh/<pool>`, `<pool>`; empty or
+    /// `ssh` for all).
+    pub fn ssh_pools(&self, name: &str) -> Result<Vec<Arc<SshPool>>> {
+        self.inner.infras.ssh_pools(name)
+    }
+
+    /// Where each node of `cluster` is and whether it answers; `refresh`
+    /// reaches them now.
+    pub async fn nodes(&self, cluster: &ClusterRecord, refresh: bool) -> Vec<NodeState> {
+        match self.inner.infras.named(infra_name(cluster)) {
+            Ok(infra) if !cluster.node_ips.is_empty() => infra.nodes(&cluster.name, refresh).await,
+            _ => Vec::new(),
         }
     }
 

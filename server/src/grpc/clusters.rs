@@ -60,7 +60,13 @@ impl ClusterService for ClustersApi {
         let request = request.into_inner();
         let user = (!request.all_users).then_some(caller.id.as_str());
         let clusters = self.0.clusters.list(&request.cluster_names, user)?;
-        Ok(Response::new(ListClustersResponse { clusters: clusters.iter().map(convert::cluster).collect() }))
+        let nodes = futures_util::future::join_all(
+            clusters.iter().map(|cluster| self.0.clusters.nodes(cluster, request.refresh)),
+        )
+        .await;
+        let clusters =
+            clusters.iter().zip(nodes).map(|(cluster, nodes)| convert::cluster(cluster, nodes)).collect();
+        Ok(Response::new(ListClustersResponse { clusters }))
     }
 }
 

@@ -59,8 +59,23 @@ pub fn timestamp(ms: i64) -> Option<prost_types::Timestamp> {
 }
 
 /// The wire `Cluster` for a record.
-pub fn cluster(record: &crate::store::ClusterRecord) -> skypilot_api::proto::skypilot::v1::Cluster {
+pub fn cluster(
+    record: &crate::store::ClusterRecord,
+    nodes: Vec<crate::infra::NodeState>,
+) -> skypilot_api::proto::skypilot::v1::Cluster {
+    let nodes = nodes
+        .into_iter()
+        .enumerate()
+        .map(|(rank, node)| skypilot_api::proto::skypilot::v1::ClusterNode {
+            rank: rank as i32,
+            address: record.node_ips.get(rank).cloned().unwrap_or_default(),
+            host: node.host,
+            reachable: node.reachable,
+            detail: node.detail,
+        })
+        .collect();
     skypilot_api::proto::skypilot::v1::Cluster {
+        nodes,
         name: record.name.clone(),
         infra: crate::clusters::infra_name(record).to_string(),
         status: record.status,

@@ -12,9 +12,16 @@ use super::{Infra, Nodes, RunEnd, RunRef, RunSpec};
 /// API server's host for sources and archives.
 pub async fn check(infra: &dyn Infra, reopen: &dyn Fn() -> Box<dyn Infra>, scratch: &Path) {
     let cluster = "contract";
-    let addresses = infra.provision(cluster, &Nodes::any(2)).await.unwrap();
-    assert_eq!(addresses.len(), 2);
-    assert_eq!(infra.provision(cluster, &Nodes::any(2)).await.unwrap(), addresses, "provision is idempotent");
+    let provisioned = infra.provision(cluster, &Nodes::any(2)).await.unwrap();
+    assert_eq!(provisioned.addresses.len(), 2);
+    assert_eq!(
+        infra.provision(cluster, &Nodes::any(2)).await.unwrap(),
+        provisioned,
+        "provision is idempotent"
+    );
+    let nodes = infra.nodes(cluster, true).await;
+    assert_eq!(nodes.len(), 2, "{nodes:?}");
+    assert!(nodes.iter().all(|node| node.reachable), "{nodes:?}");
     assert!(infra.capacity().await.unwrap().cpus >= 1);
     assert!(infra.check_destination("~/data").is_ok());
 

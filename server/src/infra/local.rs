@@ -20,7 +20,8 @@ use std::{
 use futures_util::future::BoxFuture;
 
 use super::{
-    Capacity, Infra, InfraStatus, LogChanges, Nodes, RunEnd, RunHandle, RunRef, RunSpec,
+    Capacity, Infra, InfraStatus, LogChanges, NodeState, Nodes, Provisioned, RunEnd, RunHandle, RunRef,
+    RunSpec,
     files::{copy_tree, node_relative_path},
     log_watch::LogWatch,
     process::{self, NodeCommand},
@@ -159,7 +160,7 @@ impl Infra for LocalInfra {
     fn check(&self) -> BoxFuture<'_, InfraStatus> {
         Box::pin(async {
             if let Some(why) = &self.disabled {
-                return InfraStatus { name: "local".into(), enabled: false, detail: why.clone() };
+                return InfraStatus::new("local", false, why.clone());
             }
             let detail = match self.capacity().await {
                 Ok(host) => {
@@ -172,7 +173,7 @@ impl Infra for LocalInfra {
                 }
                 Err(err) => format!("cannot read the host's resources: {err}"),
             };
-            InfraStatus { name: "local".into(), enabled: true, detail }
+            InfraStatus::new("local", true, detail)
         })
     }
 
@@ -185,7 +186,7 @@ impl Infra for LocalInfra {
     }
 
     /// The host's resources are shared out by the job layer (`Clusters::reserve`).
-    fn provision<'a>(&'a self, cluster: &'a str, nodes: &'a Nodes) -> BoxFuture<'a, Result<Vec<String>>> {
+    fn provision<'a>(&'a self, cluster: &'a str, nodes: &'a Nodes) -> BoxFuture<'a, Result<Provisioned>> {
         let homes: Vec<PathBuf> = (0..nodes.count).map(|rank| self.node_home(cluster, rank)).collect();
         let (root, dir) = (self.root.clone(), self.cluster_dir(cluster));
         let uids = self.uids.clone();
@@ -198,11 +199,27 @@ impl Infra for LocalInfra {
                 std::fs::create_dir_all(dir.join("jobs"))?;
                 Ok(vec!["127.0.0.1".to_string(); homes.len()])
             };
-            match uids {
-                Some(uids) => run_as::as_user(uids.assign(&root, &dir)?, make_nodes),
-                None => make_nodes(),
-            }
+            let addresses = match uids {
+                Some(uids) => run_as::as_user(uids.assign(&root, &dir)?, make_nodes)?,
+                None => make_nodes()?,
+            };
+            Ok(Provisioned { addresses, gpu_indices: Vec::new() })
         }))
+    }
+
+    /// Every node is on this host, which always answers.
+    fn nodes<'a>(&'a self, cluster: &'a str, _refresh: bool) -> BoxFuture<'a, Vec<NodeState>> {
+        let dir = self.cluster_dir(cluster);
+        Box::pin(async move {
+            let count = std::fs::read_dir(&dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|entry| entry.file_name().to_string_lossy().starts_with("node-"))
+                .count();
+            let node = NodeState { host: "local".into(), reachable: true, detail: String::new() };
+            vec![node; count]
+        })
     }
 
     fn release<'a>(&'a self, cluster: &'a str) -> BoxFuture<'a, Result<()>> {

@@ -33,8 +33,10 @@
 //!   `log_changes` wakes a follower when the log may have grown (where the
 //!   infra cannot tell, the follower polls).
 //! - **Availability**: `check` says whether the infra is usable and what it
-//!   offers; `disabled` says why it takes no clusters when the admin turned
-//!   it off (new clusters, jobs and starts are then refused).
+//!   offers; `disabled` says why it takes no clusters (the admin turned it
+//!   off, or an SSH node pool was not brought up): new clusters, jobs and
+//!   starts are then refused. `nodes` says whether each node of a cluster
+//!   answers.
 //!
 //! `contract.rs` holds the contract as a test that every implementation runs.
 //!
@@ -156,11 +158,57 @@ pub struct Capacity {
 }
 
 /// Whether an infra is usable, and why (not).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InfraStatus {
     pub name: String,
     pub enabled: bool,
     /// What it offers when enabled, or why it is disabled.
+    pub detail: String,
+    /// The hosts of an infra made of hosts (an SSH node pool), each as it answered.
+    pub hosts: Vec<HostReport>,
+}
+
+impl InfraStatus {
+    /// An infra that is not made of hosts the server reaches one by one.
+    pub fn new(name: impl Into<String>, enabled: bool, detail: impl Into<String>) -> InfraStatus {
+        InfraStatus { name: name.into(), enabled, detail: detail.into(), hosts: Vec::new() }
+    }
+}
+
+/// One host of an infra, as it answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostReport {
+    /// user@address:port.
+    pub host: String,
+    pub address: String,
+    pub ready: bool,
+    /// What it offers, or why it is not ready (naming the host).
+    pub detail: String,
+    /// What it offers, when it answered.
+    pub capacity: Option<Capacity>,
+    /// Its pinned key's fingerprint.
+    pub host_key: Option<String>,
+}
+
+/// A cluster's nodes as `provision` made them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provisioned {
+    /// Each node's address, by rank.
+    pub addresses: Vec<String>,
+    /// The indices of its host's GPUs that each node holds, node after node
+    /// (as many per node as it asked for); empty where the job layer picks
+    /// them (the local infra, whose one host all clusters share).
+    pub gpu_indices: Vec<u32>,
+}
+
+/// Where one node of a cluster is, and whether it answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeState {
+    /// "local", or the host (user@address:port).
+    pub host: String,
+    /// False when its host did not answer the last time it was reached.
+    pub reachable: bool,
+    /// Why it is unreachable.
     pub detail: String,
 }
 
@@ -178,8 +226,12 @@ pub trait Infra: Send + Sync + 'static {
     /// saying what to use instead.
     fn check_destination(&self, dest: &str) -> Result<(), String>;
     /// Makes the cluster's nodes exist (where they fit `nodes`); returns
-    /// their addresses by rank.
-    fn provision<'a>(&'a self, cluster: &'a str, nodes: &'a Nodes) -> BoxFuture<'a, Result<Vec<String>>>;
+    /// their addresses by rank (and the GPUs they hold, where the infra
+    /// places GPUs).
+    fn provision<'a>(&'a self, cluster: &'a str, nodes: &'a Nodes) -> BoxFuture<'a, Result<Provisioned>>;
+    /// The cluster's nodes by rank: where each is and whether it answered
+    /// when last reached; `refresh` reaches every node now.
+    fn nodes<'a>(&'a self, cluster: &'a str, refresh: bool) -> BoxFuture<'a, Vec<NodeState>>;
     /// Removes the cluster's nodes and everything on them.
     fn release<'a>(&'a self, cluster: &'a str) -> BoxFuture<'a, Result<()>>;
     /// Copies `source` on the API server's host to `dest` (`~/`-relative)
@@ -223,13 +275,42 @@ pub trait Infra: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct Infras {
     all: Vec<std::sync::Arc<dyn Infra>>,
+    /// The SSH node pools again, for what only they do (`sky ssh up/down`).
+    ssh: Vec<std::sync::Arc<ssh::pool::SshPool>>,
 }
 
 impl Infras {
-    pub fn new(local: std::sync::Arc<dyn Infra>, more: Vec<std::sync::Arc<dyn Infra>>) -> Infras {
+    pub fn new(local: std::sync::Arc<dyn Infra>, ssh: Vec<std::sync::Arc<ssh::pool::SshPool>>) -> Infras {
         let mut all = vec![local];
-        all.extend(more);
-        Infras { all }
+        all.extend(ssh.iter().map(|pool| pool.clone() as std::sync::Arc<dyn Infra>));
+        Infras { all, ssh }
+    }
+
+    /// The SSH node pools `name` picks: `ssh/<pool>` or `<pool>`; empty or
+    /// `ssh` for all of them.
+    pub fn ssh_pools(&self, name: &str) -> Result<Vec<std::sync::Arc<ssh::pool::SshPool>>> {
+        if self.ssh.is_empty() {
+            return Err(Error::new(
+                crate::error::ErrorReason::FailedPrecondition,
+                "this API server has no SSH node pools: list them in ~/.sky/ssh_node_pools.yaml of the \
+                 server's user (or sky api start --ssh-node-pools FILE), then restart it",
+            ));
+        }
+        let wanted = name.trim().to_ascii_lowercase();
+        if wanted.is_empty() || wanted == "ssh" {
+            return Ok(self.ssh.clone());
+        }
+        let wanted = if wanted.starts_with("ssh/") { wanted } else { format!("ssh/{wanted}") };
+        match self.ssh.iter().find(|pool| pool.name() == wanted) {
+            Some(pool) => Ok(vec![pool.clone()]),
+            None => Err(Error::invalid(
+                "infra",
+                format!(
+                    "{name:?} is not an SSH node pool of this API server (it has: {})",
+                    self.ssh.iter().map(|pool| pool.name()).collect::<Vec<_>>().join(", ")
+                ),
+            )),
+        }
     }
 
     pub fn names(&self) -> Vec<String> {

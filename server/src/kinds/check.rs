@@ -1,13 +1,13 @@
 //! `sky.check`: reports which infras are usable, with a log like SkyPilot's.
 
-use skypilot_api::proto::skypilot::v1::{CheckRequest, CheckResponse, InfraCheck};
+use skypilot_api::proto::skypilot::v1::{CheckRequest, CheckResponse, HostState, InfraCheck};
 
 use super::Kind;
 use crate::{
     auth::Caller,
     clusters::Clusters,
     error::Result,
-    infra::{self, InfraStatus},
+    infra::{self, Capacity, InfraStatus},
     ops::{BoxFuture, OpContext, OpOutput},
 };
 
@@ -51,14 +51,36 @@ impl Kind for Check {
                     ctx.log_line(&format!("  {}", display_name(&status.name)))?;
                 }
             }
-            let response = CheckResponse {
-                infras: statuses
-                    .into_iter()
-                    .map(|s| InfraCheck { name: s.name, enabled: s.enabled, reason: s.detail })
-                    .collect(),
-            };
+            let response = CheckResponse { infras: statuses.into_iter().map(infra_check).collect() };
             Ok(OpOutput::message("skypilot.v1.CheckResponse", &response))
         })
+    }
+}
+
+/// An infra's status as the protocol carries it.
+pub(super) fn infra_check(status: InfraStatus) -> InfraCheck {
+    InfraCheck {
+        name: status.name,
+        enabled: status.enabled,
+        reason: status.detail,
+        hosts: status
+            .hosts
+            .into_iter()
+            .map(|host| {
+                let capacity =
+                    host.capacity.unwrap_or(Capacity { cpus: 0, memory_gib: 0.0, gpus: Vec::new() });
+                HostState {
+                    host: host.host,
+                    address: host.address,
+                    ready: host.ready,
+                    detail: host.detail,
+                    cpus: capacity.cpus as i32,
+                    memory_gib: capacity.memory_gib,
+                    gpus: capacity.gpus,
+                    host_key: host.host_key.unwrap_or_default(),
+                }
+            })
+            .collect(),
     }
 }
 

@@ -7,6 +7,7 @@
 mod autostop;
 pub mod check;
 pub mod cluster;
+pub mod ssh;
 
 use std::sync::Arc;
 
@@ -38,6 +39,8 @@ pub fn all(clusters: &Clusters) -> Vec<Arc<dyn OperationKind>> {
         register(cluster::DOWN, Schedule::Short, Action::down(c())),
         register(cluster::AUTOSTOP, Schedule::Short, Autostop(c())),
         register(cluster::CANCEL, Schedule::Short, Cancel(c())),
+        register(ssh::UP, Schedule::Long, ssh::SshUp(c())),
+        register(ssh::DOWN, Schedule::Long, ssh::SshDown(c())),
     ]
 }
 

@@ -82,7 +82,8 @@ impl SshHost {
         keygen(&dir.join("host_key"));
         let config = format!(
             "HostKey {}/host_key\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-             PubkeyAuthentication yes\nAllowUsers {}\nStrictModes no\nPidFile none\nLogLevel ERROR\n",
+             PubkeyAuthentication yes\nAllowUsers {}\nStrictModes no\nPidFile none\nLogLevel ERROR\n\
+             PermitUserEnvironment yes\n",
             dir.display(),
             user.name
         );
@@ -145,6 +146,21 @@ impl SshHost {
         let _ = std::fs::remove_file(&key);
         let _ = std::fs::remove_file(key.with_extension("pub"));
         keygen(&key);
+    }
+
+    /// Makes the host report `count` GPUs named `name`: an `nvidia-smi` on
+    /// the user's PATH that answers the query the server makes (the
+    /// processes it starts see the devices only as indices).
+    pub fn give_gpus(&self, name: &str, count: usize) {
+        let home = self.user.home.clone().unwrap();
+        let bin = home.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let script = format!("#!/bin/sh\nfor i in $(seq {count}); do echo '{name}'; done\n");
+        std::fs::write(bin.join("nvidia-smi"), script).unwrap();
+        std::fs::set_permissions(bin.join("nvidia-smi"), std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let path = format!("PATH={}:/usr/local/bin:/usr/bin:/bin\n", bin.display());
+        std::fs::write(home.join(".ssh/environment"), path).unwrap();
     }
 
     /// Runs `script` as the host's user (as if logged in).

@@ -15,7 +15,8 @@ The binary is ``$SKY_BIN``, else ``<repo root>/target/debug/sky`` (the repo
 root is found above the current folder). The server gets its own ``HOME`` and
 data directory, listens on ``127.0.0.1`` with ``--port 0``, and counts as
 ready when it logs ``API server is serving``. `stop()` tears down every
-cluster (their jobs run as detached processes), then sends SIGTERM and waits.
+cluster (their jobs run as detached processes), then sends SIGTERM and waits;
+it raises `ServerError`, naming them, when clusters could not be torn down.
 
 For pytest, ``pytest_plugins = ["skypilot_client.pytest_plugin"]`` in a
 conftest.py provides the fixtures ``sky_server``, ``sky_deploy_server``,
@@ -31,13 +32,17 @@ import signal
 import subprocess
 import tempfile
 import threading
+import time
 from urllib.parse import quote
 from typing import IO, Any, Dict, List, Optional, Tuple
 
+from . import v1
 from .aio import AsyncClient
 from .client import Client
 
 SERVING_MESSAGE = "API server is serving"
+#: What the server says when its --port is taken.
+PORT_IN_USE = "is already in use"
 #: The values of ``sky api start --local-infra``.
 LOCAL_INFRA_MODES = ("auto", "off", "shared-server-identity", "uid-per-cluster")
 
@@ -101,6 +106,8 @@ class LocalServer:
         home, data_dir: folders to use (default: a temporary folder, removed by `stop()`).
         env: extra environment variables for the server.
         ready_timeout: seconds to wait for the server to serve.
+        stop_timeout: seconds `stop()` waits for the server to exit after SIGTERM.
+        down_timeout: seconds `stop()` waits for each cluster's teardown.
     """
 
     def __init__(
@@ -119,6 +126,7 @@ class LocalServer:
         env: Optional[Dict[str, str]] = None,
         ready_timeout: float = 60.0,
         stop_timeout: float = 30.0,
+        down_timeout: float = 60.0,
     ) -> None:
         self.deploy = deploy
         if local_infra is None and deploy:
@@ -140,6 +148,7 @@ class LocalServer:
         self.extra_env = dict(env or {})
         self.ready_timeout = ready_timeout
         self.stop_timeout = stop_timeout
+        self.down_timeout = down_timeout
         self.process: Optional[subprocess.Popen[bytes]] = None
         self.port = 0
         self.address = ""
@@ -226,9 +235,31 @@ class LocalServer:
         self.stop()
 
     def start(self) -> "LocalServer":
-        """Starts the server and waits until it serves."""
+        """Starts the server and waits until it serves. On a fixed port (a
+        restart) it tries again while another program still holds the port,
+        for up to ``ready_timeout`` in all."""
         if self.process is not None and self.process.poll() is None:
             return self
+        deadline = time.monotonic() + self.ready_timeout
+        while True:
+            log_start = len(self._log)
+            address = self._spawn(deadline - time.monotonic())
+            if address:
+                break
+            self._kill()
+            with self._log_lock:
+                attempt = "".join(self._log[log_start:])
+            if self.port and PORT_IN_USE in attempt and time.monotonic() < deadline:
+                time.sleep(0.1)  # the port is not ours yet: try again shortly
+                continue
+            raise ServerError(f"the API server did not start within {self.ready_timeout} s:\n{self.log}")
+        self.address = address
+        self.port = int(self.address.rsplit(":", 1)[1])
+        return self
+
+    def _spawn(self, timeout: float) -> str:
+        """Runs the server; returns the address it serves on, or "" when it
+        exited or did not serve within `timeout` seconds."""
         args = [
             self.sky_bin,
             "api",
@@ -267,12 +298,11 @@ class LocalServer:
             target=self._read_log, args=(self.process.stderr, ready, found), name="sky-server-log", daemon=True
         )
         self._reader.start()
-        if not ready.wait(self.ready_timeout) or "address" not in found:
-            self._kill()
-            raise ServerError(f"the API server did not start within {self.ready_timeout} s:\n{self.log}")
-        self.address = found["address"]
-        self.port = int(self.address.rsplit(":", 1)[1])
-        return self
+        if not ready.wait(max(timeout, 0.0)):
+            return ""
+        if "address" not in found:  # the server exited: all it wrote is in the log
+            self._reader.join(5)
+        return found.get("address", "")
 
     def _read_log(self, stream: IO[bytes], ready: threading.Event, found: Dict[str, str]) -> None:
         for raw in iter(stream.readline, b""):
@@ -291,40 +321,71 @@ class LocalServer:
         stream.close()
 
     def down_all(self) -> List[str]:
-        """Tears down every cluster of every user; returns the problems met."""
-        problems: List[str] = []
-        if self.process is None or self.process.poll() is not None:
-            return problems
+        """Tears down every cluster of every user; returns the problems met,
+        each naming the cluster (and its unfinished jobs) left behind."""
+        if self.process is None:
+            return []
+        code = self.process.poll()
+        if code is not None:
+            return [f"the server exited with code {code} before its clusters were torn down"]
         with self.client(retry_unavailable_for=5.0) as client:
             try:
-                clusters = client.status(all_users=True)
+                clusters = [cluster.name for cluster in client.status(all_users=True)]
             except Exception as err:  # the server is in trouble: say so, stop anyway
                 return [f"listing clusters: {err}"]
+            failures: Dict[str, str] = {}
             operations = []
-            for cluster in clusters:
+            for name in clusters:
                 try:
-                    operations.append(client.down(cluster.name))
+                    operations.append((name, client.down(name)))
                 except Exception as err:
-                    problems.append(f"down {cluster.name}: {err}")
-            for operation in operations:
+                    failures[name] = f"down: {err}"
+            for name, operation in operations:
                 try:
-                    operation.result(timeout=60)
+                    operation.result(timeout=self.down_timeout)
                 except Exception as err:
-                    problems.append(f"{operation.name}: {err}")
+                    failures[name] = f"{operation.name}: {err}"
+            try:
+                left = [cluster.name for cluster in client.status(all_users=True)]
+            except Exception as err:
+                return [f"cluster {name}: {failure}" for name, failure in failures.items()] + [
+                    f"listing clusters after teardown: {err}"
+                ]
+            problems = []
+            for name in sorted(set(left) | set(failures)):
+                problem = f"cluster {name} was not torn down"
+                jobs = self._unfinished_jobs(client, name) if name in left else ""
+                if jobs:
+                    problem += f" (unfinished jobs: {jobs})"
+                if name in failures:
+                    problem += f": {failures[name]}"
+                problems.append(problem)
         return problems
+
+    @staticmethod
+    def _unfinished_jobs(client: Client, cluster: str) -> str:
+        try:
+            jobs = client.queue(cluster, skip_finished=True, all_users=True)
+        except Exception as err:
+            return f"unknown, {err}"
+        return ", ".join(f"{job.job_id} {v1.JobStatus.Name(job.status)}" for job in jobs)
 
     def stop(self, *, down: bool = True) -> None:
         """Tears down the clusters (unless ``down=False``), stops the server
         (SIGTERM, then SIGKILL after ``stop_timeout``) and removes the
-        temporary folder."""
+        temporary folder. Raises `ServerError` naming the clusters and jobs
+        left behind when the teardown failed (the server is stopped anyway)."""
+        problems: List[str] = []
         try:
             if down:
-                self.down_all()
+                problems = self.down_all()
             self.terminate()
         finally:
             if self._tmp is not None:
                 self._tmp.cleanup()
                 self._tmp = None
+        if problems:
+            raise ServerError("the test server's clusters were not all torn down:\n  " + "\n  ".join(problems))
 
     def restart(self) -> "LocalServer":
         """Stops the server (clusters and jobs keep running) and starts it

@@ -267,6 +267,29 @@ impl Ssh {
         )
     }
 
+    /// Ends `host`'s connection and forgets its pinned key: the next
+    /// connection trusts the key it finds, as on first use.
+    pub async fn forget(&self, host: &Host) -> Result<(), String> {
+        self.disconnect(host).await;
+        if self.fingerprint(host).await.is_none() {
+            return Ok(());
+        }
+        let output = Command::new("ssh-keygen")
+            .arg("-f")
+            .arg(self.known_hosts())
+            .arg("-R")
+            .arg(known_hosts_name(host))
+            .output()
+            .await
+            .map_err(|err| format!("cannot run ssh-keygen: {err}"))?;
+        match output.status.success() {
+            true => Ok(()),
+            false => {
+                Err(format!("cannot forget its host key: {}", String::from_utf8_lossy(&output.stderr).trim()))
+            }
+        }
+    }
+
     /// Ends every master connection (at shutdown).
     pub async fn close(&self) {
         for slot in self.masters.lock().await.values() {

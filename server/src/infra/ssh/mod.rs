@@ -11,23 +11,23 @@
 //! outlive the SSH connection and the API server.
 
 pub mod connection;
+mod placement;
 pub mod pool;
 pub mod pools;
 mod remote;
 
 use std::{path::Path, sync::Arc};
 
-use super::Infra;
-
 /// The pools of `file` (when given, it must exist; else the server user's
 /// `~/.sky/ssh_node_pools.yaml`, when it exists), each an infra, with SSH
-/// state (pinned host keys, control sockets, placements) in `state_dir`.
+/// state (pinned host keys, control sockets, placements, which pools are
+/// up) in `state_dir`.
 pub fn load(
     file: Option<&Path>,
     home: &Path,
     user: &str,
     state_dir: &Path,
-) -> Result<Vec<Arc<dyn Infra>>, String> {
+) -> Result<Vec<Arc<pool::SshPool>>, String> {
     let default = home.join(".sky/ssh_node_pools.yaml");
     let pools = match file {
         Some(file) => pools::load(file, home, user)?,
@@ -47,10 +47,9 @@ pub fn load(
     pools
         .into_iter()
         .map(|pool| {
-            let placements = state_dir.join("placements").join(&pool.name);
-            pool::SshPool::new(pool, ssh.clone(), placements)
-                .map(|pool| Arc::new(pool) as Arc<dyn Infra>)
-                .map_err(|err| format!("cannot keep SSH placements in {}: {err}", state_dir.display()))
+            pool::SshPool::new(pool, ssh.clone(), state_dir)
+                .map(Arc::new)
+                .map_err(|err| format!("cannot keep SSH state in {}: {err}", state_dir.display()))
         })
         .collect()
 }

@@ -2,11 +2,14 @@
 //! the pool's hosts, copies files there, runs jobs there detached, and reads
 //! their state and logs back from the hosts themselves.
 //!
-//! Placement: node ranks go to the hosts that fit what each node needs
-//! (CPUs, memory, GPUs, as the hosts report them), fewest nodes first, one
-//! host per node while there are enough (else nodes share hosts, as the local
-//! infra's nodes share its host). It is kept in a file per cluster, so that
-//! a restarted server finds every node again.
+//! A pool takes clusters once an admin brought it up (`sky ssh up`: each
+//! host reached, its key pinned, probed and prepared), until it is taken
+//! down (`sky ssh down`).
+//!
+//! Placement (`placement`): node ranks go to the hosts that fit what each
+//! node needs (CPUs, memory, GPUs, as the hosts report them), one host per
+//! node while there are enough (else nodes share hosts, as the local infra's
+//! nodes share its host), each node holding GPU indices of its own.
 //!
 //! Logs: runs on the head node's host append to the job's log there; a run
 //! on another host logs to a file of its own, appended to the job's log when
@@ -16,7 +19,10 @@ use std::{
     collections::HashMap,
     path::{Path, PathBuf},
     process::Stdio,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -25,14 +31,15 @@ use tokio_util::task::TaskTracker;
 
 use super::{
     connection::{Ssh, SshError},
+    placement::{self, Placement, Placements, Room},
     pools::{Host, Pool},
     remote,
 };
 use crate::{
     error::{Error, ErrorReason, Result},
     infra::{
-        Capacity, Infra, InfraStatus, LogChanges, Nodes, RunEnd, RunHandle, RunRef, RunSpec,
-        files::node_relative_path,
+        Capacity, HostReport, Infra, InfraStatus, LogChanges, NodeState, Nodes, Provisioned, RunEnd,
+        RunHandle, RunRef, RunSpec, files::node_relative_path,
     },
     logfile,
 };
@@ -53,57 +60,134 @@ awk '/^MemTotal:/ {print $2}' /proc/meminfo
 if command -v nvidia-smi >/dev/null 2>&1; then nvidia-smi --query-gpu=name --format=csv,noheader || true; fi
 "#;
 
+/// What a host needs for jobs (besides bash): `sky ssh up` checks for it,
+/// and makes the folder every cluster lives in.
+const PREPARE: &str = r#"missing=""
+for tool in tar setsid nohup kill awk base64; do command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"; done
+if [ -n "$missing" ]; then echo "missing commands:$missing; install them on the host" >&2; exit 3; fi
+mkdir -p "$HOME/.sky-api/clusters" || exit 4
+probe="$HOME/.sky-api/.write-test-$$"
+if ! echo ok > "$probe" 2>/dev/null; then echo "cannot write to $HOME/.sky-api (disk full or read-only?)" >&2; exit 4; fi
+rm -f "$probe"
+"#;
+
 /// A pool of SSH hosts.
 pub struct SshPool {
     /// `ssh/<pool>`.
     name: String,
     pool: Pool,
     ssh: Arc<Ssh>,
-    /// One file per cluster: its hosts' labels, by rank.
-    placements: PathBuf,
+    /// Where each cluster's nodes are.
+    placements: Placements,
     /// One placement at a time, so that two clusters never count on the same room.
     placing: tokio::sync::Mutex<()>,
+    /// Exists while the pool is up (`sky ssh up`, until `sky ssh down`).
+    up_marker: PathBuf,
+    up: AtomicBool,
+    /// Why the pool takes no clusters while it is not up.
+    not_up: String,
+    /// Hosts that did not answer when last reached, and why.
+    unreachable: std::sync::Mutex<HashMap<String, String>>,
     /// Terminations under way (SIGTERM, then SIGKILL), waited for at shutdown.
     kills: TaskTracker,
 }
 
 impl SshPool {
-    pub fn new(pool: Pool, ssh: Arc<Ssh>, placements: PathBuf) -> std::io::Result<SshPool> {
-        std::fs::create_dir_all(&placements)?;
+    /// The pool, with its state (placements, whether it is up) under `state`.
+    pub fn new(pool: Pool, ssh: Arc<Ssh>, state: &Path) -> std::io::Result<SshPool> {
+        let placements = Placements::new(state.join("placements").join(&pool.name))?;
+        std::fs::create_dir_all(state.join("up"))?;
+        let up_marker = state.join("up").join(&pool.name);
+        let name = format!("ssh/{}", pool.name);
         Ok(SshPool {
-            name: format!("ssh/{}", pool.name),
+            not_up: format!("not up: an admin brings it up with `sky ssh up --infra {name}`"),
+            up: AtomicBool::new(up_marker.exists()),
+            up_marker,
+            name,
             pool,
             ssh,
             placements,
             placing: tokio::sync::Mutex::new(()),
+            unreachable: std::sync::Mutex::default(),
             kills: TaskTracker::new(),
         })
     }
 
-    fn placement_file(&self, cluster: &str) -> PathBuf {
-        self.placements.join(cluster)
+    /// `sky ssh up`: reaches every host (pinning its key on first use),
+    /// probes it and prepares it; the pool is up once one host is ready.
+    pub async fn up(&self) -> InfraStatus {
+        let status = self.reach_every_host(true).await;
+        if status.enabled {
+            match std::fs::write(&self.up_marker, b"") {
+                Ok(()) => self.up.store(true, Ordering::SeqCst),
+                Err(err) => {
+                    return InfraStatus::new(
+                        &self.name,
+                        false,
+                        format!("cannot record that the pool is up ({}): {err}", self.up_marker.display()),
+                    );
+                }
+            }
+        }
+        status
+    }
+
+    /// `sky ssh down`, first half: the pool takes no new clusters.
+    pub fn take_down(&self) -> Result<()> {
+        self.up.store(false, Ordering::SeqCst);
+        match std::fs::remove_file(&self.up_marker) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// `sky ssh down`, once its clusters are gone: removes the runtime's
+    /// folder from each host (where nothing is left in it), ends the
+    /// connections and forgets the hosts' pinned keys.
+    pub async fn forget(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for host in &self.pool.hosts {
+            if self.ssh.ready(host).await.is_ok() {
+                let tidy = "rmdir \"$HOME/.sky-api/clusters\" \"$HOME/.sky-api\" 2>/dev/null; true";
+                let _ = self.ssh.run(host, tidy, COMMAND_TIMEOUT).await;
+            }
+            if let Err(err) = self.ssh.forget(host).await {
+                problems.push(format!("{}: {err}", host.label()));
+            }
+        }
+        self.unreachable.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        problems
+    }
+
+    /// Each host's report; `prepare` also readies it for jobs.
+    async fn reach_every_host(&self, prepare: bool) -> InfraStatus {
+        let hosts = join_all(self.pool.hosts.iter().map(|host| self.report(host, prepare))).await;
+        let ready = hosts.iter().filter(|host| host.ready).count();
+        let mut detail = format!("{ready} of {} hosts ready", self.pool.hosts.len());
+        for host in &hosts {
+            detail.push('\n');
+            detail.push_str(&host.detail);
+        }
+        InfraStatus { name: self.name.clone(), enabled: ready > 0, detail, hosts }
     }
 
     /// The hosts of the cluster's nodes, by rank; empty when it has none.
     fn placement(&self, cluster: &str) -> Result<Vec<&Host>> {
-        let Some((_, labels)) = self.read_placement(&self.placement_file(cluster))? else {
-            return Ok(Vec::new());
-        };
-        labels
-            .iter()
-            .map(|label| {
-                self.pool.hosts.iter().find(|host| &host.label() == label).ok_or_else(|| {
-                    Error::new(
-                        ErrorReason::FailedPrecondition,
-                        format!(
-                            "cluster {cluster:?} has a node on {label}, which is no longer in {}: put the host \
-                             back in the pool file, or tear the cluster down (sky down {cluster})",
-                            self.name
-                        ),
-                    )
-                })
-            })
-            .collect()
+        let Some(placement) = self.placements.read(cluster)? else { return Ok(Vec::new()) };
+        placement.nodes.iter().map(|node| self.host_labelled(cluster, &node.host)).collect()
+    }
+
+    fn host_labelled(&self, cluster: &str, label: &str) -> Result<&Host> {
+        self.pool.hosts.iter().find(|host| host.label() == label).ok_or_else(|| {
+            Error::new(
+                ErrorReason::FailedPrecondition,
+                format!(
+                    "cluster {cluster:?} has a node on {label}, which is no longer in {}: put the host back in \
+                     the pool file, or tear the cluster down (sky down {cluster})",
+                    self.name
+                ),
+            )
+        })
     }
 
     /// The host of node `rank`.
@@ -114,91 +198,28 @@ impl SshPool {
         })
     }
 
-    /// A placement file: what each node needs, and its host's label by rank.
-    fn read_placement(&self, file: &Path) -> Result<Option<(Nodes, Vec<String>)>> {
-        let text = match std::fs::read_to_string(file) {
-            Ok(text) => text,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(err.into()),
-        };
-        let mut lines = text.lines();
-        let needs = lines.next().and_then(|line| line.strip_prefix("needs ")).unwrap_or_default();
-        let mut numbers = needs.split_whitespace().map(|number| number.parse::<f64>().unwrap_or(0.0));
-        let labels: Vec<String> = lines.map(str::to_string).collect();
-        let nodes = Nodes {
-            count: labels.len() as i32,
-            cpus: numbers.next().unwrap_or(0.0),
-            memory_gib: numbers.next().unwrap_or(0.0),
-            gpus: numbers.next().unwrap_or(0.0) as u32,
-        };
-        Ok(Some((nodes, labels)))
-    }
-
-    /// Records where a cluster's nodes are, whole or not at all.
-    fn write_placement(&self, cluster: &str, nodes: &Nodes, hosts: &[&Host]) -> Result<()> {
-        let mut text = format!("needs {} {} {}\n", nodes.cpus, nodes.memory_gib, nodes.gpus);
-        for host in hosts {
-            text += &host.label();
-            text.push('\n');
-        }
-        let file = self.placement_file(cluster);
-        let partial = file.with_extension("partial");
-        std::fs::write(&partial, text)?;
-        std::fs::rename(&partial, &file)?;
-        Ok(())
-    }
-
-    /// What the nodes of other clusters hold on each host (CPUs, GiB, GPUs).
-    fn held_per_host(&self, except: &str) -> HashMap<String, Held> {
-        let mut held: HashMap<String, Held> = HashMap::new();
-        for entry in std::fs::read_dir(&self.placements).into_iter().flatten().flatten() {
-            let name = entry.file_name();
-            if name == except || name.to_string_lossy().ends_with(".partial") {
-                continue;
-            }
-            let Ok(Some((needs, labels))) = self.read_placement(&entry.path()) else { continue };
-            for label in labels {
-                let slot = held.entry(label).or_default();
-                slot.0 += needs.cpus;
-                slot.1 += needs.memory_gib;
-                slot.2 += needs.gpus;
-            }
-        }
-        held
-    }
-
     /// Picks a host for each node among those that answer and have room
-    /// beside what other clusters hold: a host of its own while there are
-    /// enough, else the roomiest.
-    async fn place(&self, cluster: &str, nodes: &Nodes) -> Result<Vec<&Host>> {
+    /// beside what other clusters hold.
+    async fn place(&self, cluster: &str, nodes: &Nodes) -> Result<Placement> {
         let facts = join_all(self.pool.hosts.iter().map(|host| self.probe(host))).await;
-        let held = self.held_per_host(cluster);
-        // Each answering host: what it has, what is held there, and how
-        // many of this cluster's nodes it got so far.
-        let mut room: Vec<(&Host, Capacity, Held, usize)> = Vec::new();
+        let mut held = self.placements.held_per_host(cluster);
+        let mut rooms = Vec::new();
         let mut refusals = Vec::new();
         for (host, fact) in self.pool.hosts.iter().zip(facts) {
             match fact {
                 Ok(capacity) => {
-                    let used = held.get(&host.label()).copied().unwrap_or_default();
-                    room.push((host, capacity, used, 0));
+                    let label = host.label();
+                    let held = held.remove(&label).unwrap_or_default();
+                    rooms.push(Room { host: label, capacity, held });
                 }
                 Err(err) => refusals.push(err.to_string()),
             }
         }
-        let mut placed = Vec::new();
-        for _ in 0..nodes.count {
-            let chosen = room
-                .iter_mut()
-                .filter(|(_, capacity, used, _)| fits(capacity, used, nodes).is_ok())
-                .min_by(|a, b| a.3.cmp(&b.3).then((a.2.0).total_cmp(&b.2.0)));
-            let Some((host, _, used, mine)) = chosen else {
-                refusals.extend(room.iter().map(|(host, capacity, used, _)| {
-                    let why =
-                        fits(capacity, used, nodes).err().unwrap_or_else(|| "room for fewer nodes".into());
-                    format!("{}: {why}", host.label())
-                }));
-                return Err(Error::new(
+        match placement::choose(rooms, nodes) {
+            Ok(placed) => Ok(Placement { needs: nodes.clone(), nodes: placed }),
+            Err(full) => {
+                refusals.extend(full);
+                Err(Error::new(
                     ErrorReason::ResourceExhausted,
                     format!(
                         "{} has no room for cluster {cluster:?} ({} node(s) of {} CPU(s), {} GiB memory, {} GPU(s)): \
@@ -210,20 +231,34 @@ impl SshPool {
                         nodes.gpus,
                         refusals.join("; ")
                     ),
-                ));
-            };
-            used.0 += nodes.cpus;
-            used.1 += nodes.memory_gib;
-            used.2 += nodes.gpus;
-            *mine += 1;
-            placed.push(*host);
+                ))
+            }
         }
-        Ok(placed)
+    }
+
+    /// Notes whether `host` answered.
+    fn note<T>(&self, host: &Host, result: &std::result::Result<T, SshError>) {
+        let mut unreachable = self.unreachable.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(_) | Err(SshError::Failed { .. }) => {
+                unreachable.remove(&host.label());
+            }
+            Err(err) => {
+                unreachable.insert(host.label(), err.to_string());
+            }
+        }
+    }
+
+    /// Runs `script` on `host`, noting whether it answered.
+    async fn reach(&self, host: &Host, script: &str) -> std::result::Result<Vec<u8>, SshError> {
+        let result = self.ssh.run(host, script, COMMAND_TIMEOUT).await;
+        self.note(host, &result);
+        result
     }
 
     /// What `host` offers, asked over SSH.
     async fn probe(&self, host: &Host) -> std::result::Result<Capacity, SshError> {
-        let output = self.ssh.run(host, PROBE, COMMAND_TIMEOUT).await?;
+        let output = self.reach(host, PROBE).await?;
         let text = String::from_utf8_lossy(&output);
         let mut lines = text.lines().map(str::trim);
         let bad = |what: &str| SshError::Failed {
@@ -237,31 +272,47 @@ impl SshPool {
         Ok(Capacity { cpus, memory_gib: kib / (1024.0 * 1024.0), gpus })
     }
 
-    /// One line on `host`: ready, with what it offers and its key, or why not.
-    async fn report(&self, host: &Host) -> (bool, String) {
-        match self.probe(host).await {
+    /// `host` as it answers: ready, with what it offers and its key, or why
+    /// not; `prepare` also readies it for jobs.
+    async fn report(&self, host: &Host, prepare: bool) -> HostReport {
+        let mut report = HostReport {
+            host: host.label(),
+            address: host.address.clone(),
+            ready: false,
+            detail: String::new(),
+            capacity: None,
+            host_key: None,
+        };
+        let probed = match self.probe(host).await {
+            Ok(capacity) if prepare => self.reach(host, PREPARE).await.map(|_| capacity),
+            probed => probed,
+        };
+        match probed {
             Ok(capacity) => {
                 let gpus = match capacity.gpus.len() {
                     0 => "no GPUs".to_string(),
                     n => format!("{n} GPU(s): {}", capacity.gpus.join(", ")),
                 };
-                let key = self.ssh.fingerprint(host).await.unwrap_or_else(|| "not pinned".into());
-                let line = format!(
-                    "{}: ready, {} CPUs, {:.1} GiB memory, {gpus}; host key {key}",
+                report.host_key = self.ssh.fingerprint(host).await;
+                report.detail = format!(
+                    "{}: ready, {} CPUs, {:.1} GiB memory, {gpus}; host key {}",
                     host.label(),
                     capacity.cpus,
-                    capacity.memory_gib
+                    capacity.memory_gib,
+                    report.host_key.as_deref().unwrap_or("not pinned")
                 );
-                (true, line)
+                report.ready = true;
+                report.capacity = Some(capacity);
             }
             // Every error names the host.
-            Err(err) => (false, err.to_string()),
+            Err(err) => report.detail = err.to_string(),
         }
+        report
     }
 
     /// Runs `script` on `host`, as an infra error when it fails.
     async fn run(&self, host: &Host, script: &str) -> Result<Vec<u8>> {
-        self.ssh.run(host, script, COMMAND_TIMEOUT).await.map_err(infra_error)
+        self.reach(host, script).await.map_err(infra_error)
     }
 
     /// Streams `source` (a file, folder or link of this host) to `dest` on `host`.
@@ -361,21 +412,18 @@ impl Infra for SshPool {
         &self.name
     }
 
+    /// A pool that is up reports each host; one that is not is not reached.
     fn check(&self) -> BoxFuture<'_, InfraStatus> {
         Box::pin(async move {
-            let reports = join_all(self.pool.hosts.iter().map(|host| self.report(host))).await;
-            let ready = reports.iter().filter(|(ok, _)| *ok).count();
-            let mut detail = format!("{ready} of {} hosts ready", self.pool.hosts.len());
-            for (_, line) in reports {
-                detail.push('\n');
-                detail.push_str(&line);
+            match self.up.load(Ordering::SeqCst) {
+                true => self.reach_every_host(false).await,
+                false => InfraStatus::new(&self.name, false, &self.not_up),
             }
-            InfraStatus { name: self.name.clone(), enabled: ready > 0, detail }
         })
     }
 
     fn disabled(&self) -> Option<&str> {
-        None
+        (!self.up.load(Ordering::SeqCst)).then_some(self.not_up.as_str())
     }
 
     /// The largest host that answers.
@@ -392,14 +440,18 @@ impl Infra for SshPool {
         node_relative_path(dest).map(|_| ())
     }
 
-    fn provision<'a>(&'a self, cluster: &'a str, nodes: &'a Nodes) -> BoxFuture<'a, Result<Vec<String>>> {
+    fn provision<'a>(&'a self, cluster: &'a str, nodes: &'a Nodes) -> BoxFuture<'a, Result<Provisioned>> {
         Box::pin(async move {
             let _one_at_a_time = self.placing.lock().await;
-            let mut hosts = self.placement(cluster)?;
-            if hosts.len() != nodes.count as usize {
-                hosts = self.place(cluster, nodes).await?;
-                self.write_placement(cluster, nodes, &hosts)?;
-            }
+            let placement = match self.placements.read(cluster)? {
+                Some(placement) if placement.nodes.len() == nodes.count as usize => placement,
+                _ => {
+                    let placement = self.place(cluster, nodes).await?;
+                    self.placements.write(cluster, &placement)?;
+                    placement
+                }
+            };
+            let hosts = self.placement(cluster)?;
             let mut ranks_by_host: Vec<(&Host, Vec<i32>)> = Vec::new();
             for (rank, host) in hosts.iter().enumerate() {
                 match ranks_by_host.iter_mut().find(|(known, _)| known.label() == host.label()) {
@@ -410,7 +462,33 @@ impl Infra for SshPool {
             for (host, ranks) in &ranks_by_host {
                 self.run(host, &remote::provision(cluster, ranks)).await?;
             }
-            Ok(hosts.iter().map(|host| host.address.clone()).collect())
+            Ok(Provisioned {
+                addresses: hosts.iter().map(|host| host.address.clone()).collect(),
+                gpu_indices: placement.nodes.into_iter().flat_map(|node| node.gpus).collect(),
+            })
+        })
+    }
+
+    fn nodes<'a>(&'a self, cluster: &'a str, refresh: bool) -> BoxFuture<'a, Vec<NodeState>> {
+        Box::pin(async move {
+            let Ok(hosts) = self.placement(cluster) else { return Vec::new() };
+            if refresh {
+                let mut distinct = hosts.clone();
+                distinct.dedup_by_key(|host| host.label());
+                join_all(distinct.iter().map(|host| self.reach(host, "true"))).await;
+            }
+            let unreachable = self.unreachable.lock().unwrap_or_else(|p| p.into_inner());
+            hosts
+                .iter()
+                .map(|host| {
+                    let why = unreachable.get(&host.label());
+                    NodeState {
+                        host: host.label(),
+                        reachable: why.is_none(),
+                        detail: why.cloned().unwrap_or_default(),
+                    }
+                })
+                .collect()
         })
     }
 
@@ -421,10 +499,7 @@ impl Infra for SshPool {
             for host in hosts {
                 self.run(host, &remote::release(cluster)).await?;
             }
-            match std::fs::remove_file(self.placement_file(cluster)) {
-                Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err.into()),
-                _ => Ok(()),
-            }
+            self.placements.remove(cluster)
         })
     }
 
@@ -495,7 +570,7 @@ impl Infra for SshPool {
                     Err(err) => return RunEnd::Lost(err.message),
                 };
                 let poll = remote::poll(run, handle.pid, handle.start_ticks);
-                match self.ssh.run(host, &poll, COMMAND_TIMEOUT).await {
+                match self.reach(host, &poll).await {
                     Ok(output) => {
                         silent_since = None;
                         match String::from_utf8_lossy(&output).trim() {
@@ -612,27 +687,6 @@ impl Infra for SshPool {
     }
 }
 
-/// CPUs, GiB of memory and GPUs that nodes hold on a host.
-type Held = (f64, f64, u32);
-
-/// Whether a host with `capacity`, of which `used` is held, has room for
-/// one more node of `nodes`; else what it has free.
-fn fits(capacity: &Capacity, used: &Held, nodes: &Nodes) -> std::result::Result<(), String> {
-    let free_cpus = capacity.cpus as f64 - used.0;
-    let free_memory = capacity.memory_gib - used.1;
-    let free_gpus = capacity.gpus.len() as i64 - i64::from(used.2);
-    let free = || {
-        format!("{free_cpus} of {} CPUs, {free_memory:.1} GiB memory, {free_gpus} GPU(s) free", capacity.cpus)
-    };
-    if nodes.cpus > free_cpus + 1e-9
-        || nodes.memory_gib > free_memory + 1e-9
-        || i64::from(nodes.gpus) > free_gpus
-    {
-        return Err(free());
-    }
-    Ok(())
-}
-
 /// "PID START_TICKS" as a handle; "PID gone" (a run that ended already)
 /// gets a start time no process has, so that its exit file tells how it ended.
 fn parse_handle(output: &[u8]) -> Option<RunHandle> {
@@ -696,7 +750,7 @@ mod tests {
         let hosts = ssh_hosts::SshHosts::start(2);
         let state = tempfile::tempdir().unwrap();
         let ssh = Arc::new(Ssh::new(state.path().join("ssh")).unwrap());
-        let open = || SshPool::new(pool_of(&hosts), ssh.clone(), state.path().join("placements")).unwrap();
+        let open = || SshPool::new(pool_of(&hosts), ssh.clone(), state.path()).unwrap();
         let reopen = || Box::new(open()) as Box<dyn Infra>;
         let pool = open();
         super::super::super::contract::check(&pool, &reopen, state.path()).await;
@@ -708,7 +762,7 @@ mod tests {
         let hosts = ssh_hosts::SshHosts::start(1);
         let state = tempfile::tempdir().unwrap();
         let ssh = Arc::new(Ssh::new(state.path().join("ssh")).unwrap());
-        let pool = SshPool::new(pool_of(&hosts), ssh.clone(), state.path().join("placements")).unwrap();
+        let pool = SshPool::new(pool_of(&hosts), ssh.clone(), state.path()).unwrap();
         pool.provision("quick", &Nodes::any(1)).await.unwrap();
         for job_id in 1..=20 {
             let spec = RunSpec {
@@ -733,13 +787,13 @@ mod tests {
         let hosts = ssh_hosts::SshHosts::start(2);
         let state = tempfile::tempdir().unwrap();
         let ssh = Arc::new(Ssh::new(state.path().join("ssh")).unwrap());
-        let pool = SshPool::new(pool_of(&hosts), ssh.clone(), state.path().join("placements")).unwrap();
+        let pool = SshPool::new(pool_of(&hosts), ssh.clone(), state.path()).unwrap();
         let cpus = pool.capacity().await.unwrap().cpus as f64;
         let nodes = |count, cpus| Nodes { count, cpus, memory_gib: 0.0, gpus: 0 };
         // Two big nodes: one per host, each leaving half a CPU.
         let big = pool.provision("big", &nodes(2, cpus - 0.5)).await.unwrap();
         assert_eq!(
-            big,
+            big.addresses,
             [hosts.hosts[0].address.clone(), hosts.hosts[1].address.clone()],
             "one host per node"
         );
@@ -750,7 +804,7 @@ mod tests {
             assert!(err.message.contains(&free), "{free}: {err}");
         }
         assert_eq!(
-            pool.provision("small", &nodes(1, 0.5)).await.unwrap().len(),
+            pool.provision("small", &nodes(1, 0.5)).await.unwrap().addresses.len(),
             1,
             "half a CPU is still free"
         );
