@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file skypilot/v1/clusters.proto.
  */
 export const file_skypilot_v1_clusters: GenFile = /*@__PURE__*/
-  fileDesc("Chpza3lwaWxvdC92MS9jbHVzdGVycy5wcm90bxILc2t5cGlsb3QudjEiswMKCFRhc2tTcGVjEgwKBG5hbWUYASABKAkSDwoHd29ya2RpchgCIAEoCRIRCgludW1fbm9kZXMYAyABKAUSKQoJcmVzb3VyY2VzGAQgASgLMhYuc2t5cGlsb3QudjEuUmVzb3VyY2VzEi0KBGVudnMYBSADKAsyHy5za3lwaWxvdC52MS5UYXNrU3BlYy5FbnZzRW50cnkSMwoHc2VjcmV0cxgGIAMoCzIiLnNreXBpbG90LnYxLlRhc2tTcGVjLlNlY3JldHNFbnRyeRI6CgtmaWxlX21vdW50cxgHIAMoCzIlLnNreXBpbG90LnYxLlRhc2tTcGVjLkZpbGVNb3VudHNFbnRyeRINCgVzZXR1cBgIIAEoCRILCgNydW4YCSABKAkaKwoJRW52c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLgoMU2VjcmV0c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaMQoPRmlsZU1vdW50c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEisgEKCVJlc291cmNlcxINCgVpbmZyYRgBIAEoCRIMCgRjcHVzGAIgASgJEg4KBm1lbW9yeRgDIAEoCRIUCgxhY2NlbGVyYXRvcnMYBCABKAkSDQoFcG9ydHMYBSADKAkSIgoVYXV0b3N0b3BfaWRsZV9taW51dGVzGAYgASgFSACIAQESFQoNYXV0b3N0b3BfZG93bhgHIAEoCEIYChZfYXV0b3N0b3BfaWRsZV9taW51dGVzItgCCgdDbHVzdGVyEgwKBG5hbWUYASABKAkSDQoFaW5mcmEYAiABKAkSKgoGc3RhdHVzGAMgASgOMhouc2t5cGlsb3QudjEuQ2x1c3RlclN0YXR1cxIRCgludW1fbm9kZXMYBCABKAUSDAoEY3B1cxgFIAEoARISCgptZW1vcnlfZ2liGAYgASgBEhQKDGFjY2VsZXJhdG9ycxgHIAEoCRIdChVhdXRvc3RvcF9pZGxlX21pbnV0ZXMYCCABKAUSFQoNYXV0b3N0b3BfZG93bhgJIAEoCBIvCgtsYXVuY2hlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJdXNlcl9uYW1lGAsgASgJEg8KB3VzZXJfaWQYDCABKAkSLgoKaWRsZV9zaW5jZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi8AIKA0pvYhIOCgZqb2JfaWQYASABKAMSFAoMY2x1c3Rlcl9uYW1lGAIgASgJEgwKBG5hbWUYAyABKAkSJgoGc3RhdHVzGAQgASgOMhYuc2t5cGlsb3QudjEuSm9iU3RhdHVzEhEKCXVzZXJfbmFtZRgFIAEoCRIPCgd1c2VyX2lkGAYgASgJEjAKDHN1Ym1pdHRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKc3RhcnRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGNwdXMYCiABKAESFAoMYWNjZWxlcmF0b3JzGAsgASgJEhYKCWV4aXRfY29kZRgMIAEoBUgAiAEBEg8KB21lc3NhZ2UYDSABKAlCDAoKX2V4aXRfY29kZSLXAQoNTGF1bmNoUmVxdWVzdBIjCgR0YXNrGAEgASgLMhUuc2t5cGlsb3QudjEuVGFza1NwZWMSFAoMY2x1c3Rlcl9uYW1lGAIgASgJEhAKCG5vX3NldHVwGAMgASgIEgwKBGRvd24YBCABKAgSJQoYaWRsZV9taW51dGVzX3RvX2F1dG9zdG9wGAUgASgFSACIAQESDgoGZHJ5cnVuGAYgASgIEhcKD2lkZW1wb3RlbmN5X2tleRgPIAEoCUIbChlfaWRsZV9taW51dGVzX3RvX2F1dG9zdG9wIkcKDkxhdW5jaFJlc3BvbnNlEhQKDGNsdXN0ZXJfbmFtZRgBIAEoCRIOCgZqb2JfaWQYAiABKAMSDwoHc3VtbWFyeRgDIAEoCSJhCgtFeGVjUmVxdWVzdBIUCgxjbHVzdGVyX25hbWUYASABKAkSIwoEdGFzaxgCIAEoCzIVLnNreXBpbG90LnYxLlRhc2tTcGVjEhcKD2lkZW1wb3RlbmN5X2tleRgPIAEoCSI0CgxFeGVjUmVzcG9uc2USFAoMY2x1c3Rlcl9uYW1lGAEgASgJEg4KBmpvYl9pZBgCIAEoAyJFChRDbHVzdGVyQWN0aW9uUmVxdWVzdBIUCgxjbHVzdGVyX25hbWUYASABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GA8gASgJIlkKFUNsdXN0ZXJBY3Rpb25SZXNwb25zZRIUCgxjbHVzdGVyX25hbWUYASABKAkSKgoGc3RhdHVzGAIgASgOMhouc2t5cGlsb3QudjEuQ2x1c3RlclN0YXR1cyJ0Cg9BdXRvc3RvcFJlcXVlc3QSFAoMY2x1c3Rlcl9uYW1lGAEgASgJEhQKDGlkbGVfbWludXRlcxgCIAEoBRIMCgRkb3duGAMgASgIEg4KBmNhbmNlbBgEIAEoCBIXCg9pZGVtcG90ZW5jeV9rZXkYDyABKAkiPwoTTGlzdENsdXN0ZXJzUmVxdWVzdBIVCg1jbHVzdGVyX25hbWVzGAEgAygJEhEKCWFsbF91c2VycxgCIAEoCCI+ChRMaXN0Q2x1c3RlcnNSZXNwb25zZRImCghjbHVzdGVycxgBIAMoCzIULnNreXBpbG90LnYxLkNsdXN0ZXIiUQoPTGlzdEpvYnNSZXF1ZXN0EhQKDGNsdXN0ZXJfbmFtZRgBIAEoCRIVCg1za2lwX2ZpbmlzaGVkGAIgASgIEhEKCWFsbF91c2VycxgDIAEoCCIyChBMaXN0Sm9ic1Jlc3BvbnNlEh4KBGpvYnMYASADKAsyEC5za3lwaWxvdC52MS5Kb2IiYAoRQ2FuY2VsSm9ic1JlcXVlc3QSFAoMY2x1c3Rlcl9uYW1lGAEgASgJEg8KB2pvYl9pZHMYAiADKAMSCwoDYWxsGAMgASgIEhcKD2lkZW1wb3RlbmN5X2tleRgPIAEoCSIvChJDYW5jZWxKb2JzUmVzcG9uc2USGQoRY2FuY2VsbGVkX2pvYl9pZHMYASADKAMikgEKElRhaWxKb2JMb2dzUmVxdWVzdBIUCgxjbHVzdGVyX25hbWUYASABKAkSDgoGam9iX2lkGAIgASgDEg4KBmZvbGxvdxgDIAEoCBIXCgp0YWlsX2xpbmVzGAQgASgFSACIAQESEwoGb2Zmc2V0GAUgASgDSAGIAQFCDQoLX3RhaWxfbGluZXNCCQoHX29mZnNldCJSChNUYWlsSm9iTG9nc1Jlc3BvbnNlEg4KBm9mZnNldBgBIAEoAxIMCgRkYXRhGAIgASgMEh0KA2pvYhgDIAEoCzIQLnNreXBpbG90LnYxLkpvYip7Cg1DbHVzdGVyU3RhdHVzEh4KGkNMVVNURVJfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTQ0xVU1RFUl9TVEFUVVNfSU5JVBABEhUKEUNMVVNURVJfU1RBVFVTX1VQEAISGgoWQ0xVU1RFUl9TVEFUVVNfU1RPUFBFRBADKtoBCglKb2JTdGF0dXMSGgoWSk9CX1NUQVRVU19VTlNQRUNJRklFRBAAEhYKEkpPQl9TVEFUVVNfUEVORElORxABEhkKFUpPQl9TVEFUVVNfU0VUVElOR19VUBACEhYKEkpPQl9TVEFUVVNfUlVOTklORxADEhgKFEpPQl9TVEFUVVNfU1VDQ0VFREVEEAQSFQoRSk9CX1NUQVRVU19GQUlMRUQQBRIbChdKT0JfU1RBVFVTX0ZBSUxFRF9TRVRVUBAGEhgKFEpPQl9TVEFUVVNfQ0FOQ0VMTEVEEAcykwQKDkNsdXN0ZXJTZXJ2aWNlEkMKBkxhdW5jaBIaLnNreXBpbG90LnYxLkxhdW5jaFJlcXVlc3QaHS5nb29nbGUubG9uZ3J1bm5pbmcuT3BlcmF0aW9uEj8KBEV4ZWMSGC5za3lwaWxvdC52MS5FeGVjUmVxdWVzdBodLmdvb2dsZS5sb25ncnVubmluZy5PcGVyYXRpb24SSAoEU3RvcBIhLnNreXBpbG90LnYxLkNsdXN0ZXJBY3Rpb25SZXF1ZXN0Gh0uZ29vZ2xlLmxvbmdydW5uaW5nLk9wZXJhdGlvbhJJCgVTdGFydBIhLnNreXBpbG90LnYxLkNsdXN0ZXJBY3Rpb25SZXF1ZXN0Gh0uZ29vZ2xlLmxvbmdydW5uaW5nLk9wZXJhdGlvbhJICgREb3duEiEuc2t5cGlsb3QudjEuQ2x1c3RlckFjdGlvblJlcXVlc3QaHS5nb29nbGUubG9uZ3J1bm5pbmcuT3BlcmF0aW9uEkcKCEF1dG9zdG9wEhwuc2t5cGlsb3QudjEuQXV0b3N0b3BSZXF1ZXN0Gh0uZ29vZ2xlLmxvbmdydW5uaW5nLk9wZXJhdGlvbhJTCgxMaXN0Q2x1c3RlcnMSIC5za3lwaWxvdC52MS5MaXN0Q2x1c3RlcnNSZXF1ZXN0GiEuc2t5cGlsb3QudjEuTGlzdENsdXN0ZXJzUmVzcG9uc2Uy9gEKCkpvYlNlcnZpY2USRwoITGlzdEpvYnMSHC5za3lwaWxvdC52MS5MaXN0Sm9ic1JlcXVlc3QaHS5za3lwaWxvdC52MS5MaXN0Sm9ic1Jlc3BvbnNlEksKCkNhbmNlbEpvYnMSHi5za3lwaWxvdC52MS5DYW5jZWxKb2JzUmVxdWVzdBodLmdvb2dsZS5sb25ncnVubmluZy5PcGVyYXRpb24SUgoLVGFpbEpvYkxvZ3MSHy5za3lwaWxvdC52MS5UYWlsSm9iTG9nc1JlcXVlc3QaIC5za3lwaWxvdC52MS5UYWlsSm9iTG9nc1Jlc3BvbnNlMAFiBnByb3RvMw", [file_google_longrunning_operations, file_google_protobuf_timestamp]);
+  fileDesc("Chpza3lwaWxvdC92MS9jbHVzdGVycy5wcm90bxILc2t5cGlsb3QudjEiswMKCFRhc2tTcGVjEgwKBG5hbWUYASABKAkSDwoHd29ya2RpchgCIAEoCRIRCgludW1fbm9kZXMYAyABKAUSKQoJcmVzb3VyY2VzGAQgASgLMhYuc2t5cGlsb3QudjEuUmVzb3VyY2VzEi0KBGVudnMYBSADKAsyHy5za3lwaWxvdC52MS5UYXNrU3BlYy5FbnZzRW50cnkSMwoHc2VjcmV0cxgGIAMoCzIiLnNreXBpbG90LnYxLlRhc2tTcGVjLlNlY3JldHNFbnRyeRI6CgtmaWxlX21vdW50cxgHIAMoCzIlLnNreXBpbG90LnYxLlRhc2tTcGVjLkZpbGVNb3VudHNFbnRyeRINCgVzZXR1cBgIIAEoCRILCgNydW4YCSABKAkaKwoJRW52c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLgoMU2VjcmV0c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaMQoPRmlsZU1vdW50c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEisgEKCVJlc291cmNlcxINCgVpbmZyYRgBIAEoCRIMCgRjcHVzGAIgASgJEg4KBm1lbW9yeRgDIAEoCRIUCgxhY2NlbGVyYXRvcnMYBCABKAkSDQoFcG9ydHMYBSADKAkSIgoVYXV0b3N0b3BfaWRsZV9taW51dGVzGAYgASgFSACIAQESFQoNYXV0b3N0b3BfZG93bhgHIAEoCEIYChZfYXV0b3N0b3BfaWRsZV9taW51dGVzIoEDCgdDbHVzdGVyEgwKBG5hbWUYASABKAkSDQoFaW5mcmEYAiABKAkSKgoGc3RhdHVzGAMgASgOMhouc2t5cGlsb3QudjEuQ2x1c3RlclN0YXR1cxIRCgludW1fbm9kZXMYBCABKAUSDAoEY3B1cxgFIAEoARISCgptZW1vcnlfZ2liGAYgASgBEhQKDGFjY2VsZXJhdG9ycxgHIAEoCRIdChVhdXRvc3RvcF9pZGxlX21pbnV0ZXMYCCABKAUSFQoNYXV0b3N0b3BfZG93bhgJIAEoCBIvCgtsYXVuY2hlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJdXNlcl9uYW1lGAsgASgJEg8KB3VzZXJfaWQYDCABKAkSLgoKaWRsZV9zaW5jZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoFbm9kZXMYDiADKAsyGC5za3lwaWxvdC52MS5DbHVzdGVyTm9kZSJdCgtDbHVzdGVyTm9kZRIMCgRyYW5rGAEgASgFEg8KB2FkZHJlc3MYAiABKAkSDAoEaG9zdBgDIAEoCRIRCglyZWFjaGFibGUYBCABKAgSDgoGZGV0YWlsGAUgASgJIvACCgNKb2ISDgoGam9iX2lkGAEgASgDEhQKDGNsdXN0ZXJfbmFtZRgCIAEoCRIMCgRuYW1lGAMgASgJEiYKBnN0YXR1cxgEIAEoDjIWLnNreXBpbG90LnYxLkpvYlN0YXR1cxIRCgl1c2VyX25hbWUYBSABKAkSDwoHdXNlcl9pZBgGIAEoCRIwCgxzdWJtaXR0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRjcHVzGAogASgBEhQKDGFjY2VsZXJhdG9ycxgLIAEoCRIWCglleGl0X2NvZGUYDCABKAVIAIgBARIPCgdtZXNzYWdlGA0gASgJQgwKCl9leGl0X2NvZGUi1wEKDUxhdW5jaFJlcXVlc3QSIwoEdGFzaxgBIAEoCzIVLnNreXBpbG90LnYxLlRhc2tTcGVjEhQKDGNsdXN0ZXJfbmFtZRgCIAEoCRIQCghub19zZXR1cBgDIAEoCBIMCgRkb3duGAQgASgIEiUKGGlkbGVfbWludXRlc190b19hdXRvc3RvcBgFIAEoBUgAiAEBEg4KBmRyeXJ1bhgGIAEoCBIXCg9pZGVtcG90ZW5jeV9rZXkYDyABKAlCGwoZX2lkbGVfbWludXRlc190b19hdXRvc3RvcCJHCg5MYXVuY2hSZXNwb25zZRIUCgxjbHVzdGVyX25hbWUYASABKAkSDgoGam9iX2lkGAIgASgDEg8KB3N1bW1hcnkYAyABKAkiYQoLRXhlY1JlcXVlc3QSFAoMY2x1c3Rlcl9uYW1lGAEgASgJEiMKBHRhc2sYAiABKAsyFS5za3lwaWxvdC52MS5UYXNrU3BlYxIXCg9pZGVtcG90ZW5jeV9rZXkYDyABKAkiNAoMRXhlY1Jlc3BvbnNlEhQKDGNsdXN0ZXJfbmFtZRgBIAEoCRIOCgZqb2JfaWQYAiABKAMiRQoUQ2x1c3RlckFjdGlvblJlcXVlc3QSFAoMY2x1c3Rlcl9uYW1lGAEgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgPIAEoCSJZChVDbHVzdGVyQWN0aW9uUmVzcG9uc2USFAoMY2x1c3Rlcl9uYW1lGAEgASgJEioKBnN0YXR1cxgCIAEoDjIaLnNreXBpbG90LnYxLkNsdXN0ZXJTdGF0dXMidAoPQXV0b3N0b3BSZXF1ZXN0EhQKDGNsdXN0ZXJfbmFtZRgBIAEoCRIUCgxpZGxlX21pbnV0ZXMYAiABKAUSDAoEZG93bhgDIAEoCBIOCgZjYW5jZWwYBCABKAgSFwoPaWRlbXBvdGVuY3lfa2V5GA8gASgJIlAKE0xpc3RDbHVzdGVyc1JlcXVlc3QSFQoNY2x1c3Rlcl9uYW1lcxgBIAMoCRIRCglhbGxfdXNlcnMYAiABKAgSDwoHcmVmcmVzaBgDIAEoCCI+ChRMaXN0Q2x1c3RlcnNSZXNwb25zZRImCghjbHVzdGVycxgBIAMoCzIULnNreXBpbG90LnYxLkNsdXN0ZXIiUQoPTGlzdEpvYnNSZXF1ZXN0EhQKDGNsdXN0ZXJfbmFtZRgBIAEoCRIVCg1za2lwX2ZpbmlzaGVkGAIgASgIEhEKCWFsbF91c2VycxgDIAEoCCIyChBMaXN0Sm9ic1Jlc3BvbnNlEh4KBGpvYnMYASADKAsyEC5za3lwaWxvdC52MS5Kb2IiYAoRQ2FuY2VsSm9ic1JlcXVlc3QSFAoMY2x1c3Rlcl9uYW1lGAEgASgJEg8KB2pvYl9pZHMYAiADKAMSCwoDYWxsGAMgASgIEhcKD2lkZW1wb3RlbmN5X2tleRgPIAEoCSIvChJDYW5jZWxKb2JzUmVzcG9uc2USGQoRY2FuY2VsbGVkX2pvYl9pZHMYASADKAMikgEKElRhaWxKb2JMb2dzUmVxdWVzdBIUCgxjbHVzdGVyX25hbWUYASABKAkSDgoGam9iX2lkGAIgASgDEg4KBmZvbGxvdxgDIAEoCBIXCgp0YWlsX2xpbmVzGAQgASgFSACIAQESEwoGb2Zmc2V0GAUgASgDSAGIAQFCDQoLX3RhaWxfbGluZXNCCQoHX29mZnNldCJSChNUYWlsSm9iTG9nc1Jlc3BvbnNlEg4KBm9mZnNldBgBIAEoAxIMCgRkYXRhGAIgASgMEh0KA2pvYhgDIAEoCzIQLnNreXBpbG90LnYxLkpvYip7Cg1DbHVzdGVyU3RhdHVzEh4KGkNMVVNURVJfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTQ0xVU1RFUl9TVEFUVVNfSU5JVBABEhUKEUNMVVNURVJfU1RBVFVTX1VQEAISGgoWQ0xVU1RFUl9TVEFUVVNfU1RPUFBFRBADKtoBCglKb2JTdGF0dXMSGgoWSk9CX1NUQVRVU19VTlNQRUNJRklFRBAAEhYKEkpPQl9TVEFUVVNfUEVORElORxABEhkKFUpPQl9TVEFUVVNfU0VUVElOR19VUBACEhYKEkpPQl9TVEFUVVNfUlVOTklORxADEhgKFEpPQl9TVEFUVVNfU1VDQ0VFREVEEAQSFQoRSk9CX1NUQVRVU19GQUlMRUQQBRIbChdKT0JfU1RBVFVTX0ZBSUxFRF9TRVRVUBAGEhgKFEpPQl9TVEFUVVNfQ0FOQ0VMTEVEEAcykwQKDkNsdXN0ZXJTZXJ2aWNlEkMKBkxhdW5jaBIaLnNreXBpbG90LnYxLkxhdW5jaFJlcXVlc3QaHS5nb29nbGUubG9uZ3J1bm5pbmcuT3BlcmF0aW9uEj8KBEV4ZWMSGC5za3lwaWxvdC52MS5FeGVjUmVxdWVzdBodLmdvb2dsZS5sb25ncnVubmluZy5PcGVyYXRpb24SSAoEU3RvcBIhLnNreXBpbG90LnYxLkNsdXN0ZXJBY3Rpb25SZXF1ZXN0Gh0uZ29vZ2xlLmxvbmdydW5uaW5nLk9wZXJhdGlvbhJJCgVTdGFydBIhLnNreXBpbG90LnYxLkNsdXN0ZXJBY3Rpb25SZXF1ZXN0Gh0uZ29vZ2xlLmxvbmdydW5uaW5nLk9wZXJhdGlvbhJICgREb3duEiEuc2t5cGlsb3QudjEuQ2x1c3RlckFjdGlvblJlcXVlc3QaHS5nb29nbGUubG9uZ3J1bm5pbmcuT3BlcmF0aW9uEkcKCEF1dG9zdG9wEhwuc2t5cGlsb3QudjEuQXV0b3N0b3BSZXF1ZXN0Gh0uZ29vZ2xlLmxvbmdydW5uaW5nLk9wZXJhdGlvbhJTCgxMaXN0Q2x1c3RlcnMSIC5za3lwaWxvdC52MS5MaXN0Q2x1c3RlcnNSZXF1ZXN0GiEuc2t5cGlsb3QudjEuTGlzdENsdXN0ZXJzUmVzcG9uc2Uy9gEKCkpvYlNlcnZpY2USRwoITGlzdEpvYnMSHC5za3lwaWxvdC52MS5MaXN0Sm9ic1JlcXVlc3QaHS5za3lwaWxvdC52MS5MaXN0Sm9ic1Jlc3BvbnNlEksKCkNhbmNlbEpvYnMSHi5za3lwaWxvdC52MS5DYW5jZWxKb2JzUmVxdWVzdBodLmdvb2dsZS5sb25ncnVubmluZy5PcGVyYXRpb24SUgoLVGFpbEpvYkxvZ3MSHy5za3lwaWxvdC52MS5UYWlsSm9iTG9nc1JlcXVlc3QaIC5za3lwaWxvdC52MS5UYWlsSm9iTG9nc1Jlc3BvbnNlMAFiBnByb3RvMw", [file_google_longrunning_operations, file_google_protobuf_timestamp]);
 
 /**
  * A task, as parsed from a SkyPilot task YAML and the command line.
@@ -221,6 +221,13 @@ export type Cluster = Message<"skypilot.v1.Cluster"> & {
    * @generated from field: google.protobuf.Timestamp idle_since = 13;
    */
   idleSince?: Timestamp | undefined;
+
+  /**
+   * Its nodes by rank (empty until provisioned).
+   *
+   * @generated from field: repeated skypilot.v1.ClusterNode nodes = 14;
+   */
+  nodes: ClusterNode[];
 };
 
 /**
@@ -229,6 +236,54 @@ export type Cluster = Message<"skypilot.v1.Cluster"> & {
  */
 export const ClusterSchema: GenMessage<Cluster> = /*@__PURE__*/
   messageDesc(file_skypilot_v1_clusters, 2);
+
+/**
+ * One node of a cluster.
+ *
+ * @generated from message skypilot.v1.ClusterNode
+ */
+export type ClusterNode = Message<"skypilot.v1.ClusterNode"> & {
+  /**
+   * @generated from field: int32 rank = 1;
+   */
+  rank: number;
+
+  /**
+   * The address jobs see in SKYPILOT_NODE_IPS.
+   *
+   * @generated from field: string address = 2;
+   */
+  address: string;
+
+  /**
+   * Where the node is: "local", or the SSH host (user@address:port).
+   *
+   * @generated from field: string host = 3;
+   */
+  host: string;
+
+  /**
+   * False when the node's host did not answer the last time the server
+   * reached it (jobs running there are failed as lost).
+   *
+   * @generated from field: bool reachable = 4;
+   */
+  reachable: boolean;
+
+  /**
+   * Why it is unreachable.
+   *
+   * @generated from field: string detail = 5;
+   */
+  detail: string;
+};
+
+/**
+ * Describes the message skypilot.v1.ClusterNode.
+ * Use `create(ClusterNodeSchema)` to create a new message.
+ */
+export const ClusterNodeSchema: GenMessage<ClusterNode> = /*@__PURE__*/
+  messageDesc(file_skypilot_v1_clusters, 3);
 
 /**
  * A job as `sky queue` shows it.
@@ -311,7 +366,7 @@ export type Job = Message<"skypilot.v1.Job"> & {
  * Use `create(JobSchema)` to create a new message.
  */
 export const JobSchema: GenMessage<Job> = /*@__PURE__*/
-  messageDesc(file_skypilot_v1_clusters, 3);
+  messageDesc(file_skypilot_v1_clusters, 4);
 
 /**
  * @generated from message skypilot.v1.LaunchRequest
@@ -368,7 +423,7 @@ export type LaunchRequest = Message<"skypilot.v1.LaunchRequest"> & {
  * Use `create(LaunchRequestSchema)` to create a new message.
  */
 export const LaunchRequestSchema: GenMessage<LaunchRequest> = /*@__PURE__*/
-  messageDesc(file_skypilot_v1_clusters, 4);
+  messageDesc(file_skypilot_v1_clusters, 5);
 
 /**
  * @generated from message skypilot.v1.LaunchResponse
@@ -399,7 +454,7 @@ export type LaunchResponse = Message<"skypilot.v1.LaunchResponse"> & {
  * Use `create(LaunchResponseSchema)` to create a new message.
  */
 export const LaunchResponseSchema: GenMessage<LaunchResponse> = /*@__PURE__*/
-  messageDesc(file_skypilot_v1_clusters, 5);
+  messageDesc(file_skypilot_v1_clusters, 6);
 
 /**
  * @generated from message skypilot.v1.ExecRequest
@@ -426,7 +481,7 @@ export type ExecRequest = Message<"skypilot.v1.ExecRequest"> & {
  * Use `create(ExecRequestSchema)` to create a new message.
  */
 export const ExecRequestSchema: GenMessage<ExecRequest> = /*@__PURE__*/
-  messageDesc(file_skypilot_v1_clusters, 6);
+  messageDesc(file_skypilot_v1_clusters, 7);
 
 /**
  * @generated from message skypilot.v1.ExecResponse
@@ -448,7 +503,7 @@ export type ExecResponse = Message<"skypilot.v1.ExecResponse"> & {
  * Use `create(ExecResponseSchema)` to create a new message.
  */
 export const ExecResponseSchema: GenMessage<ExecResponse> = /*@__PURE__*/
-  messageDesc(file_skypilot_v1_clusters, 7);
+  messageDesc(file_skypilot_v1_clusters, 8);
 
 /**
  * @generated from message skypilot.v1.ClusterActionRequest
@@ -470,7 +525,7 @@ export type ClusterActionRequest = Message<"skypilot.v1.ClusterActionRequest"> &
  * Use `create(ClusterActionRequestSchema)` to create a new message.
  */
 export const ClusterActionRequestSchema: GenMessage<ClusterActionRequest> = /*@__PURE__*/
-  messageDesc(file_skypilot_v1_clusters, 8);
+  messageDesc(file_skypilot_v1_clusters, 9);
 
 /**
  * @generated from message skypilot.v1.ClusterActionResponse
@@ -492,7 +547,7 @@ export type ClusterActionResponse = Message<"skypilot.v1.ClusterActionResponse">
  * Use `create(ClusterActionResponseSchema)` to create a new message.
  */
 export const ClusterActionResponseSchema: GenMessage<ClusterActionResponse> = /*@__PURE__*/
-  messageDesc(file_skypilot_v1_clusters, 9);
+  messageDesc(file_skypilot_v1_clusters, 10);
 
 /**
  * @generated from message skypilot.v1.AutostopRequest
@@ -533,7 +588,7 @@ export type AutostopRequest = Message<"skypilot.v1.AutostopRequest"> & {
  * Use `create(AutostopRequestSchema)` to create a new message.
  */
 export const AutostopRequestSchema: GenMessage<AutostopRequest> = /*@__PURE__*/
-  messageDesc(file_skypilot_v1_clusters, 10);
+  messageDesc(file_skypilot_v1_clusters, 11);
 
 /**
  * @generated from message skypilot.v1.ListClustersRequest
@@ -552,6 +607,14 @@ export type ListClustersRequest = Message<"skypilot.v1.ListClustersRequest"> & {
    * @generated from field: bool all_users = 2;
    */
   allUsers: boolean;
+
+  /**
+   * Reach every node now (`sky status -r`) rather than report what the
+   * server last saw.
+   *
+   * @generated from field: bool refresh = 3;
+   */
+  refresh: boolean;
 };
 
 /**
@@ -559,7 +622,7 @@ export type ListClustersRequest = Message<"skypilot.v1.ListClustersRequest"> & {
  * Use `create(ListClustersRequestSchema)` to create a new message.
  */
 export const ListClustersRequestSchema: GenMessage<ListClustersRequest> = /*@__PURE__*/
-  messageDesc(file_skypilot_v1_clusters, 11);
+  messageDesc(file_skypilot_v1_clusters, 12);
 
 /**
  * @generated from message skypilot.v1.ListClustersResponse
@@ -576,7 +639,7 @@ export type ListClustersResponse = Message<"skypilot.v1.ListClustersResponse"> &
  * Use `create(ListClustersResponseSchema)` to create a new message.
  */
 export const ListClustersResponseSchema: GenMessage<ListClustersResponse> = /*@__PURE__*/
-  messageDesc(file_skypilot_v1_clusters, 12);
+  messageDesc(file_skypilot_v1_clusters, 13);
 
 /**
  * @generated from message skypilot.v1.ListJobsRequest
@@ -607,7 +670,7 @@ export type ListJobsRequest = Message<"skypilot.v1.ListJobsRequest"> & {
  * Use `create(ListJobsRequestSchema)` to create a new message.
  */
 export const ListJobsRequestSchema: GenMessage<ListJobsRequest> = /*@__PURE__*/
-  messageDesc(file_skypilot_v1_clusters, 13);
+  messageDesc(file_skypilot_v1_clusters, 14);
 
 /**
  * @generated from message skypilot.v1.ListJobsResponse
@@ -624,7 +687,7 @@ export type ListJobsResponse = Message<"skypilot.v1.ListJobsResponse"> & {
  * Use `create(ListJobsResponseSchema)` to create a new message.
  */
 export const ListJobsResponseSchema: GenMessage<ListJobsResponse> = /*@__PURE__*/
-  messageDesc(file_skypilot_v1_clusters, 14);
+  messageDesc(file_skypilot_v1_clusters, 15);
 
 /**
  * @generated from message skypilot.v1.CancelJobsRequest
@@ -658,7 +721,7 @@ export type CancelJobsRequest = Message<"skypilot.v1.CancelJobsRequest"> & {
  * Use `create(CancelJobsRequestSchema)` to create a new message.
  */
 export const CancelJobsRequestSchema: GenMessage<CancelJobsRequest> = /*@__PURE__*/
-  messageDesc(file_skypilot_v1_clusters, 15);
+  messageDesc(file_skypilot_v1_clusters, 16);
 
 /**
  * @generated from message skypilot.v1.CancelJobsResponse
@@ -675,7 +738,7 @@ export type CancelJobsResponse = Message<"skypilot.v1.CancelJobsResponse"> & {
  * Use `create(CancelJobsResponseSchema)` to create a new message.
  */
 export const CancelJobsResponseSchema: GenMessage<CancelJobsResponse> = /*@__PURE__*/
-  messageDesc(file_skypilot_v1_clusters, 16);
+  messageDesc(file_skypilot_v1_clusters, 17);
 
 /**
  * @generated from message skypilot.v1.TailJobLogsRequest
@@ -714,7 +777,7 @@ export type TailJobLogsRequest = Message<"skypilot.v1.TailJobLogsRequest"> & {
  * Use `create(TailJobLogsRequestSchema)` to create a new message.
  */
 export const TailJobLogsRequestSchema: GenMessage<TailJobLogsRequest> = /*@__PURE__*/
-  messageDesc(file_skypilot_v1_clusters, 17);
+  messageDesc(file_skypilot_v1_clusters, 18);
 
 /**
  * @generated from message skypilot.v1.TailJobLogsResponse
@@ -743,7 +806,7 @@ export type TailJobLogsResponse = Message<"skypilot.v1.TailJobLogsResponse"> & {
  * Use `create(TailJobLogsResponseSchema)` to create a new message.
  */
 export const TailJobLogsResponseSchema: GenMessage<TailJobLogsResponse> = /*@__PURE__*/
-  messageDesc(file_skypilot_v1_clusters, 18);
+  messageDesc(file_skypilot_v1_clusters, 19);
 
 /**
  * @generated from enum skypilot.v1.ClusterStatus

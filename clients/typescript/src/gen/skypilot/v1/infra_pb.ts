@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file skypilot/v1/infra.proto.
  */
 export const file_skypilot_v1_infra: GenFile = /*@__PURE__*/
-  fileDesc("Chdza3lwaWxvdC92MS9pbmZyYS5wcm90bxILc2t5cGlsb3QudjEiNwoMQ2hlY2tSZXF1ZXN0Eg4KBmluZnJhcxgBIAMoCRIXCg9pZGVtcG90ZW5jeV9rZXkYDyABKAkiOAoNQ2hlY2tSZXNwb25zZRInCgZpbmZyYXMYASADKAsyFy5za3lwaWxvdC52MS5JbmZyYUNoZWNrIjsKCkluZnJhQ2hlY2sSDAoEbmFtZRgBIAEoCRIPCgdlbmFibGVkGAIgASgIEg4KBnJlYXNvbhgDIAEoCTJRCgxJbmZyYVNlcnZpY2USQQoFQ2hlY2sSGS5za3lwaWxvdC52MS5DaGVja1JlcXVlc3QaHS5nb29nbGUubG9uZ3J1bm5pbmcuT3BlcmF0aW9uYgZwcm90bzM", [file_google_longrunning_operations]);
+  fileDesc("Chdza3lwaWxvdC92MS9pbmZyYS5wcm90bxILc2t5cGlsb3QudjEiNwoMQ2hlY2tSZXF1ZXN0Eg4KBmluZnJhcxgBIAMoCRIXCg9pZGVtcG90ZW5jeV9rZXkYDyABKAkiOAoNQ2hlY2tSZXNwb25zZRInCgZpbmZyYXMYASADKAsyFy5za3lwaWxvdC52MS5JbmZyYUNoZWNrImIKCkluZnJhQ2hlY2sSDAoEbmFtZRgBIAEoCRIPCgdlbmFibGVkGAIgASgIEg4KBnJlYXNvbhgDIAEoCRIlCgVob3N0cxgEIAMoCzIWLnNreXBpbG90LnYxLkhvc3RTdGF0ZSKLAQoJSG9zdFN0YXRlEgwKBGhvc3QYASABKAkSDwoHYWRkcmVzcxgCIAEoCRINCgVyZWFkeRgDIAEoCBIOCgZkZXRhaWwYBCABKAkSDAoEY3B1cxgFIAEoBRISCgptZW1vcnlfZ2liGAYgASgBEgwKBGdwdXMYByADKAkSEAoIaG9zdF9rZXkYCCABKAkiNgoMU3NoVXBSZXF1ZXN0Eg0KBWluZnJhGAEgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgPIAEoCSI3Cg1Tc2hVcFJlc3BvbnNlEiYKBXBvb2xzGAEgAygLMhcuc2t5cGlsb3QudjEuSW5mcmFDaGVjayI4Cg5Tc2hEb3duUmVxdWVzdBINCgVpbmZyYRgBIAEoCRIXCg9pZGVtcG90ZW5jeV9rZXkYDyABKAkiMgoPU3NoRG93blJlc3BvbnNlEg0KBXBvb2xzGAEgAygJEhAKCGNsdXN0ZXJzGAIgAygJMtsBCgxJbmZyYVNlcnZpY2USQQoFQ2hlY2sSGS5za3lwaWxvdC52MS5DaGVja1JlcXVlc3QaHS5nb29nbGUubG9uZ3J1bm5pbmcuT3BlcmF0aW9uEkEKBVNzaFVwEhkuc2t5cGlsb3QudjEuU3NoVXBSZXF1ZXN0Gh0uZ29vZ2xlLmxvbmdydW5uaW5nLk9wZXJhdGlvbhJFCgdTc2hEb3duEhsuc2t5cGlsb3QudjEuU3NoRG93blJlcXVlc3QaHS5nb29nbGUubG9uZ3J1bm5pbmcuT3BlcmF0aW9uYgZwcm90bzM", [file_google_longrunning_operations]);
 
 /**
  * Request for Check.
@@ -87,6 +87,13 @@ export type InfraCheck = Message<"skypilot.v1.InfraCheck"> & {
    * @generated from field: string reason = 3;
    */
   reason: string;
+
+  /**
+   * The hosts of an SSH node pool that is up, each with its state.
+   *
+   * @generated from field: repeated skypilot.v1.HostState hosts = 4;
+   */
+  hosts: HostState[];
 };
 
 /**
@@ -95,6 +102,177 @@ export type InfraCheck = Message<"skypilot.v1.InfraCheck"> & {
  */
 export const InfraCheckSchema: GenMessage<InfraCheck> = /*@__PURE__*/
   messageDesc(file_skypilot_v1_infra, 2);
+
+/**
+ * One host of an SSH node pool, as it answered.
+ *
+ * @generated from message skypilot.v1.HostState
+ */
+export type HostState = Message<"skypilot.v1.HostState"> & {
+  /**
+   * user@address:port, as the pool file names it.
+   *
+   * @generated from field: string host = 1;
+   */
+  host: string;
+
+  /**
+   * The address jobs see in SKYPILOT_NODE_IPS.
+   *
+   * @generated from field: string address = 2;
+   */
+  address: string;
+
+  /**
+   * It answered, has what jobs need, and takes nodes.
+   *
+   * @generated from field: bool ready = 3;
+   */
+  ready: boolean;
+
+  /**
+   * What it offers, or why it is not ready and what to do.
+   *
+   * @generated from field: string detail = 4;
+   */
+  detail: string;
+
+  /**
+   * @generated from field: int32 cpus = 5;
+   */
+  cpus: number;
+
+  /**
+   * @generated from field: double memory_gib = 6;
+   */
+  memoryGib: number;
+
+  /**
+   * One name per GPU, in index order.
+   *
+   * @generated from field: repeated string gpus = 7;
+   */
+  gpus: string[];
+
+  /**
+   * The SHA-256 fingerprint of its pinned host key, once pinned.
+   *
+   * @generated from field: string host_key = 8;
+   */
+  hostKey: string;
+};
+
+/**
+ * Describes the message skypilot.v1.HostState.
+ * Use `create(HostStateSchema)` to create a new message.
+ */
+export const HostStateSchema: GenMessage<HostState> = /*@__PURE__*/
+  messageDesc(file_skypilot_v1_infra, 3);
+
+/**
+ * Request for SshUp.
+ *
+ * @generated from message skypilot.v1.SshUpRequest
+ */
+export type SshUpRequest = Message<"skypilot.v1.SshUpRequest"> & {
+  /**
+   * The pool: "ssh/<pool>" or "<pool>"; empty for every pool.
+   *
+   * @generated from field: string infra = 1;
+   */
+  infra: string;
+
+  /**
+   * The same key with the same request returns the existing operation.
+   *
+   * @generated from field: string idempotency_key = 15;
+   */
+  idempotencyKey: string;
+};
+
+/**
+ * Describes the message skypilot.v1.SshUpRequest.
+ * Use `create(SshUpRequestSchema)` to create a new message.
+ */
+export const SshUpRequestSchema: GenMessage<SshUpRequest> = /*@__PURE__*/
+  messageDesc(file_skypilot_v1_infra, 4);
+
+/**
+ * The result of an SshUp operation.
+ *
+ * @generated from message skypilot.v1.SshUpResponse
+ */
+export type SshUpResponse = Message<"skypilot.v1.SshUpResponse"> & {
+  /**
+   * Each pool brought up, with its hosts.
+   *
+   * @generated from field: repeated skypilot.v1.InfraCheck pools = 1;
+   */
+  pools: InfraCheck[];
+};
+
+/**
+ * Describes the message skypilot.v1.SshUpResponse.
+ * Use `create(SshUpResponseSchema)` to create a new message.
+ */
+export const SshUpResponseSchema: GenMessage<SshUpResponse> = /*@__PURE__*/
+  messageDesc(file_skypilot_v1_infra, 5);
+
+/**
+ * Request for SshDown.
+ *
+ * @generated from message skypilot.v1.SshDownRequest
+ */
+export type SshDownRequest = Message<"skypilot.v1.SshDownRequest"> & {
+  /**
+   * The pool: "ssh/<pool>" or "<pool>"; empty for every pool.
+   *
+   * @generated from field: string infra = 1;
+   */
+  infra: string;
+
+  /**
+   * The same key with the same request returns the existing operation.
+   *
+   * @generated from field: string idempotency_key = 15;
+   */
+  idempotencyKey: string;
+};
+
+/**
+ * Describes the message skypilot.v1.SshDownRequest.
+ * Use `create(SshDownRequestSchema)` to create a new message.
+ */
+export const SshDownRequestSchema: GenMessage<SshDownRequest> = /*@__PURE__*/
+  messageDesc(file_skypilot_v1_infra, 6);
+
+/**
+ * The result of an SshDown operation.
+ *
+ * @generated from message skypilot.v1.SshDownResponse
+ */
+export type SshDownResponse = Message<"skypilot.v1.SshDownResponse"> & {
+  /**
+   * The pools taken down ("ssh/<pool>").
+   *
+   * @generated from field: repeated string pools = 1;
+   */
+  pools: string[];
+
+  /**
+   * The clusters torn down with them.
+   *
+   * @generated from field: repeated string clusters = 2;
+   */
+  clusters: string[];
+};
+
+/**
+ * Describes the message skypilot.v1.SshDownResponse.
+ * Use `create(SshDownResponseSchema)` to create a new message.
+ */
+export const SshDownResponseSchema: GenMessage<SshDownResponse> = /*@__PURE__*/
+  messageDesc(file_skypilot_v1_infra, 7);
 
 /**
  * Checks and lists the infrastructure clusters can run on.
@@ -111,6 +289,32 @@ export const InfraService: GenService<{
   check: {
     methodKind: "unary";
     input: typeof CheckRequestSchema;
+    output: typeof OperationSchema;
+  },
+  /**
+   * `sky ssh up`: connects to every host of an SSH node pool (or of every
+   * pool), pins each host's key on first use, probes what it offers and
+   * prepares it; the pool then takes clusters. Admins only on a deployed
+   * server. Returns an operation whose response is an SshUpResponse.
+   *
+   * @generated from rpc skypilot.v1.InfraService.SshUp
+   */
+  sshUp: {
+    methodKind: "unary";
+    input: typeof SshUpRequestSchema;
+    output: typeof OperationSchema;
+  },
+  /**
+   * `sky ssh down`: tears down the clusters on an SSH node pool (or on every
+   * pool) and forgets the pool's hosts (their pinned keys too); the pool
+   * takes no clusters until it is brought up again. Admins only on a deployed
+   * server. Returns an operation whose response is an SshDownResponse.
+   *
+   * @generated from rpc skypilot.v1.InfraService.SshDown
+   */
+  sshDown: {
+    methodKind: "unary";
+    input: typeof SshDownRequestSchema;
     output: typeof OperationSchema;
   },
 }> = /*@__PURE__*/

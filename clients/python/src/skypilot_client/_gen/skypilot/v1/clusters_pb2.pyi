@@ -100,7 +100,7 @@ class Resources(_message.Message):
     def __init__(self, infra: _Optional[str] = ..., cpus: _Optional[str] = ..., memory: _Optional[str] = ..., accelerators: _Optional[str] = ..., ports: _Optional[_Iterable[str]] = ..., autostop_idle_minutes: _Optional[int] = ..., autostop_down: bool = ...) -> None: ...
 
 class Cluster(_message.Message):
-    __slots__ = ("name", "infra", "status", "num_nodes", "cpus", "memory_gib", "accelerators", "autostop_idle_minutes", "autostop_down", "launched_at", "user_name", "user_id", "idle_since")
+    __slots__ = ("name", "infra", "status", "num_nodes", "cpus", "memory_gib", "accelerators", "autostop_idle_minutes", "autostop_down", "launched_at", "user_name", "user_id", "idle_since", "nodes")
     NAME_FIELD_NUMBER: _ClassVar[int]
     INFRA_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -114,6 +114,7 @@ class Cluster(_message.Message):
     USER_NAME_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     IDLE_SINCE_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
     name: str
     infra: str
     status: ClusterStatus
@@ -127,7 +128,22 @@ class Cluster(_message.Message):
     user_name: str
     user_id: str
     idle_since: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., infra: _Optional[str] = ..., status: _Optional[_Union[ClusterStatus, str]] = ..., num_nodes: _Optional[int] = ..., cpus: _Optional[float] = ..., memory_gib: _Optional[float] = ..., accelerators: _Optional[str] = ..., autostop_idle_minutes: _Optional[int] = ..., autostop_down: bool = ..., launched_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., user_name: _Optional[str] = ..., user_id: _Optional[str] = ..., idle_since: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    nodes: _containers.RepeatedCompositeFieldContainer[ClusterNode]
+    def __init__(self, name: _Optional[str] = ..., infra: _Optional[str] = ..., status: _Optional[_Union[ClusterStatus, str]] = ..., num_nodes: _Optional[int] = ..., cpus: _Optional[float] = ..., memory_gib: _Optional[float] = ..., accelerators: _Optional[str] = ..., autostop_idle_minutes: _Optional[int] = ..., autostop_down: bool = ..., launched_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., user_name: _Optional[str] = ..., user_id: _Optional[str] = ..., idle_since: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., nodes: _Optional[_Iterable[_Union[ClusterNode, _Mapping]]] = ...) -> None: ...
+
+class ClusterNode(_message.Message):
+    __slots__ = ("rank", "address", "host", "reachable", "detail")
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    REACHABLE_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    rank: int
+    address: str
+    host: str
+    reachable: bool
+    detail: str
+    def __init__(self, rank: _Optional[int] = ..., address: _Optional[str] = ..., host: _Optional[str] = ..., reachable: bool = ..., detail: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
     __slots__ = ("job_id", "cluster_name", "name", "status", "user_name", "user_id", "submitted_at", "started_at", "ended_at", "cpus", "accelerators", "exit_code", "message")
@@ -236,12 +252,14 @@ class AutostopRequest(_message.Message):
     def __init__(self, cluster_name: _Optional[str] = ..., idle_minutes: _Optional[int] = ..., down: bool = ..., cancel: bool = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class ListClustersRequest(_message.Message):
-    __slots__ = ("cluster_names", "all_users")
+    __slots__ = ("cluster_names", "all_users", "refresh")
     CLUSTER_NAMES_FIELD_NUMBER: _ClassVar[int]
     ALL_USERS_FIELD_NUMBER: _ClassVar[int]
+    REFRESH_FIELD_NUMBER: _ClassVar[int]
     cluster_names: _containers.RepeatedScalarFieldContainer[str]
     all_users: bool
-    def __init__(self, cluster_names: _Optional[_Iterable[str]] = ..., all_users: bool = ...) -> None: ...
+    refresh: bool
+    def __init__(self, cluster_names: _Optional[_Iterable[str]] = ..., all_users: bool = ..., refresh: bool = ...) -> None: ...
 
 class ListClustersResponse(_message.Message):
     __slots__ = ("clusters",)

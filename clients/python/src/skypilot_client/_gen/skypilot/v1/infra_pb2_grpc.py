@@ -21,6 +21,16 @@ class InfraServiceStub(object):
                 request_serializer=skypilot_dot_v1_dot_infra__pb2.CheckRequest.SerializeToString,
                 response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
                 )
+        self.SshUp = channel.unary_unary(
+                '/skypilot.v1.InfraService/SshUp',
+                request_serializer=skypilot_dot_v1_dot_infra__pb2.SshUpRequest.SerializeToString,
+                response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+                )
+        self.SshDown = channel.unary_unary(
+                '/skypilot.v1.InfraService/SshDown',
+                request_serializer=skypilot_dot_v1_dot_infra__pb2.SshDownRequest.SerializeToString,
+                response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+                )
 
 
 class InfraServiceServicer(object):
@@ -35,12 +45,42 @@ class InfraServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SshUp(self, request, context):
+        """`sky ssh up`: connects to every host of an SSH node pool (or of every
+        pool), pins each host's key on first use, probes what it offers and
+        prepares it; the pool then takes clusters. Admins only on a deployed
+        server. Returns an operation whose response is an SshUpResponse.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SshDown(self, request, context):
+        """`sky ssh down`: tears down the clusters on an SSH node pool (or on every
+        pool) and forgets the pool's hosts (their pinned keys too); the pool
+        takes no clusters until it is brought up again. Admins only on a deployed
+        server. Returns an operation whose response is an SshDownResponse.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InfraServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Check': grpc.unary_unary_rpc_method_handler(
                     servicer.Check,
                     request_deserializer=skypilot_dot_v1_dot_infra__pb2.CheckRequest.FromString,
+                    response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
+            ),
+            'SshUp': grpc.unary_unary_rpc_method_handler(
+                    servicer.SshUp,
+                    request_deserializer=skypilot_dot_v1_dot_infra__pb2.SshUpRequest.FromString,
+                    response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
+            ),
+            'SshDown': grpc.unary_unary_rpc_method_handler(
+                    servicer.SshDown,
+                    request_deserializer=skypilot_dot_v1_dot_infra__pb2.SshDownRequest.FromString,
                     response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
             ),
     }
@@ -67,6 +107,40 @@ class InfraService(object):
             metadata=None):
         return grpc.experimental.unary_unary(request, target, '/skypilot.v1.InfraService/Check',
             skypilot_dot_v1_dot_infra__pb2.CheckRequest.SerializeToString,
+            google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def SshUp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/skypilot.v1.InfraService/SshUp',
+            skypilot_dot_v1_dot_infra__pb2.SshUpRequest.SerializeToString,
+            google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def SshDown(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/skypilot.v1.InfraService/SshDown',
+            skypilot_dot_v1_dot_infra__pb2.SshDownRequest.SerializeToString,
             google_dot_longrunning_dot_operations__pb2.Operation.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
