@@ -601,7 +601,8 @@ def test_the_server_knows_every_setting_the_chart_gives_it(name, sky, processes,
         return
     command = server_command(render_variant("default"))
     listed = command_help(sky, command).env
-    assert name in listed, f"the chart sets {name}, which `sky {' '.join(command)} --help` does not list: {sorted(listed)}"
+    usage = f"sky {' '.join(command)} --help"
+    assert name in listed, f"the chart sets {name}, which `{usage}` does not list: {sorted(listed)}"
 
 
 def test_jobs_do_not_see_the_initial_credentials(sky, processes, tmp_path):

@@ -59,8 +59,8 @@ class Gate:
 
     def close(self) -> "Gate":
         """Launches the cluster and returns once its launch is RUNNING (waiting on the FIFO)."""
-        self.launch = self.client.launch(Task(run="true", cpus=0.5, file_mounts={"~/gate": str(self.fifo)}), self.cluster)
-        launch = self.launch
+        task = Task(run="true", cpus=0.5, file_mounts={"~/gate": str(self.fifo)})
+        launch = self.launch = self.client.launch(task, self.cluster)
 
         def running() -> bool:
             launch.refresh()

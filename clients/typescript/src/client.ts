@@ -36,7 +36,15 @@ import {
   type CancelJobsResponse,
   type TaskSpec,
 } from "./gen/skypilot/v1/clusters_pb.js";
-import { CheckResponseSchema, InfraService, type CheckResponse } from "./gen/skypilot/v1/infra_pb.js";
+import {
+  CheckResponseSchema,
+  InfraService,
+  SshDownResponseSchema,
+  SshUpResponseSchema,
+  type CheckResponse,
+  type SshDownResponse,
+  type SshUpResponse,
+} from "./gen/skypilot/v1/infra_pb.js";
 import { RequestService } from "./gen/skypilot/v1/requests_pb.js";
 import { ServerService, type GetServerInfoResponse } from "./gen/skypilot/v1/server_pb.js";
 import { UserService, type UserInfo } from "./gen/skypilot/v1/users_pb.js";
@@ -346,12 +354,49 @@ export class SkyClient {
     );
   }
 
-  /** `sky status`: the clusters (only these names or globs, if given). */
-  async status(options: CallOpts & { clusterNames?: string[]; allUsers?: boolean } = {}): Promise<Cluster[]> {
+  /**
+   * `sky ssh up`: reaches and prepares every host of the SSH node pool
+   * `infra` (`ssh/<pool>` or `<pool>`; empty for every pool), which then
+   * takes clusters.
+   */
+  sshUp(options: MutatingOpts & { infra?: string } = {}): Promise<Operation<SshUpResponse>> {
+    return this.submit(
+      SshUpResponseSchema,
+      (idempotencyKey, callOptions) =>
+        this.raw.infra.sshUp({ infra: options.infra ?? "", idempotencyKey }, callOptions),
+      options,
+    );
+  }
+
+  /**
+   * `sky ssh down`: tears down the clusters on the SSH node pool `infra`
+   * (`ssh/<pool>` or `<pool>`; empty for every pool) and forgets its hosts.
+   */
+  sshDown(options: MutatingOpts & { infra?: string } = {}): Promise<Operation<SshDownResponse>> {
+    return this.submit(
+      SshDownResponseSchema,
+      (idempotencyKey, callOptions) =>
+        this.raw.infra.sshDown({ infra: options.infra ?? "", idempotencyKey }, callOptions),
+      options,
+    );
+  }
+
+  /**
+   * `sky status`: the clusters (only these names or globs, if given), each
+   * with its nodes. With `refresh` (`sky status -r`) the server reaches every
+   * node now rather than report what it last saw.
+   */
+  async status(
+    options: CallOpts & { clusterNames?: string[]; allUsers?: boolean; refresh?: boolean } = {},
+  ): Promise<Cluster[]> {
     const response = await this.unary(
       (callOptions) =>
         this.raw.clusters.listClusters(
-          { clusterNames: options.clusterNames ?? [], allUsers: options.allUsers ?? false },
+          {
+            clusterNames: options.clusterNames ?? [],
+            allUsers: options.allUsers ?? false,
+            refresh: options.refresh ?? false,
+          },
           callOptions,
         ),
       options,

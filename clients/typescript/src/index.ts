@@ -63,13 +63,20 @@ export {
   type CancelJobsResponse,
   type Cluster,
   type ClusterActionResponse,
+  type ClusterNode,
   type ExecResponse,
   type Job,
   type LaunchResponse,
   type Resources,
   type TaskSpec,
 } from "./gen/skypilot/v1/clusters_pb.js";
-export { type CheckResponse, type InfraCheck } from "./gen/skypilot/v1/infra_pb.js";
+export {
+  type CheckResponse,
+  type HostState,
+  type InfraCheck,
+  type SshDownResponse,
+  type SshUpResponse,
+} from "./gen/skypilot/v1/infra_pb.js";
 export { RequestState, Schedule, type RequestMetadata } from "./gen/skypilot/v1/requests_pb.js";
 export { ServerMode, type GetServerInfoResponse, type User } from "./gen/skypilot/v1/server_pb.js";
 export { Role, type UserInfo } from "./gen/skypilot/v1/users_pb.js";

@@ -231,9 +231,13 @@ class AsyncClient:
         )
         return await self._submit(lambda s: s.clusters.Autostop, request)
 
-    async def status(self, cluster_names: Iterable[str] = (), all_users: bool = False) -> List[clusters_pb2.Cluster]:
-        """`sky status`."""
-        request = clusters_pb2.ListClustersRequest(cluster_names=list(cluster_names), all_users=all_users)
+    async def status(
+        self, cluster_names: Iterable[str] = (), all_users: bool = False, *, refresh: bool = False
+    ) -> List[clusters_pb2.Cluster]:
+        """`sky status` (``refresh``: `sky status -r`); see `Client.status`."""
+        request = clusters_pb2.ListClustersRequest(
+            cluster_names=list(cluster_names), all_users=all_users, refresh=refresh
+        )
         return list((await self._unary(lambda s: s.clusters.ListClusters, request)).clusters)
 
     # -- jobs ---------------------------------------------------------------
@@ -317,6 +321,16 @@ class AsyncClient:
         """`sky check` (CheckResponse)."""
         request = infra_pb2.CheckRequest(infras=list(infras), idempotency_key=_common.idempotency_key(idempotency_key))
         return await self._submit(lambda s: s.infra.Check, request)
+
+    async def ssh_up(self, *, infra: str = "", idempotency_key: Optional[str] = None) -> "AsyncOperation":
+        """`sky ssh up` (SshUpResponse); see `Client.ssh_up`."""
+        request = infra_pb2.SshUpRequest(infra=infra, idempotency_key=_common.idempotency_key(idempotency_key))
+        return await self._submit(lambda s: s.infra.SshUp, request)
+
+    async def ssh_down(self, *, infra: str = "", idempotency_key: Optional[str] = None) -> "AsyncOperation":
+        """`sky ssh down` (SshDownResponse); see `Client.ssh_down`."""
+        request = infra_pb2.SshDownRequest(infra=infra, idempotency_key=_common.idempotency_key(idempotency_key))
+        return await self._submit(lambda s: s.infra.SshDown, request)
 
     async def server_info(self) -> server_pb2.GetServerInfoResponse:
         response = await self._unary(lambda s: s.server.GetServerInfo, server_pb2.GetServerInfoRequest())

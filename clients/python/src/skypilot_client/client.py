@@ -212,9 +212,15 @@ class Client:
         )
         return self._submit(self._clusters.Autostop, request)
 
-    def status(self, cluster_names: Iterable[str] = (), all_users: bool = False) -> List[clusters_pb2.Cluster]:
-        """`sky status`: the clusters (names or glob patterns; empty for all)."""
-        request = clusters_pb2.ListClustersRequest(cluster_names=list(cluster_names), all_users=all_users)
+    def status(
+        self, cluster_names: Iterable[str] = (), all_users: bool = False, *, refresh: bool = False
+    ) -> List[clusters_pb2.Cluster]:
+        """`sky status`: the clusters (names or glob patterns; empty for all).
+        With ``refresh`` (`sky status -r`) the server reaches every node now
+        rather than report what it last saw (each cluster's ``nodes``)."""
+        request = clusters_pb2.ListClustersRequest(
+            cluster_names=list(cluster_names), all_users=all_users, refresh=refresh
+        )
         return list(self._unary(self._clusters.ListClusters, request).clusters)
 
     # -- jobs ---------------------------------------------------------------
@@ -300,6 +306,20 @@ class Client:
         """`sky check` (CheckResponse)."""
         request = infra_pb2.CheckRequest(infras=list(infras), idempotency_key=_common.idempotency_key(idempotency_key))
         return self._submit(self._infra.Check, request)
+
+    def ssh_up(self, *, infra: str = "", idempotency_key: Optional[str] = None) -> "Operation":
+        """`sky ssh up`: reaches and prepares every host of the SSH node pool
+        ``infra`` (``ssh/<pool>`` or ``<pool>``; empty for every pool), which
+        then takes clusters (SshUpResponse)."""
+        request = infra_pb2.SshUpRequest(infra=infra, idempotency_key=_common.idempotency_key(idempotency_key))
+        return self._submit(self._infra.SshUp, request)
+
+    def ssh_down(self, *, infra: str = "", idempotency_key: Optional[str] = None) -> "Operation":
+        """`sky ssh down`: tears down the clusters on the SSH node pool ``infra``
+        (``ssh/<pool>`` or ``<pool>``; empty for every pool) and forgets its
+        hosts (SshDownResponse)."""
+        request = infra_pb2.SshDownRequest(infra=infra, idempotency_key=_common.idempotency_key(idempotency_key))
+        return self._submit(self._infra.SshDown, request)
 
     def server_info(self) -> server_pb2.GetServerInfoResponse:
         """Version, API version, mode and the calling user."""

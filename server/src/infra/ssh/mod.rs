@@ -1,8 +1,8 @@
 //! SSH node pools: a team's own machines, reached over SSH, as an infra
 //! (`ssh/<pool>`). `pools` reads SkyPilot's `ssh_node_pools.yaml`;
 //! `connection` drives the system OpenSSH client; `pool` places clusters'
-//! nodes on a pool's hosts and runs jobs there; `remote` holds the shell
-//! scripts it runs on them.
+//! nodes on a pool's hosts (`placement`) and runs jobs there; `transfer`
+//! sends files; `remote` holds the shell scripts run on the hosts.
 //!
 //! On a host, a cluster's node keeps the local infra's layout under
 //! `~/.sky-api/clusters/<cluster>/` of the pool's user: `node-<rank>` is the
@@ -15,6 +15,7 @@ mod placement;
 pub mod pool;
 pub mod pools;
 mod remote;
+mod transfer;
 
 use std::{path::Path, sync::Arc};
 

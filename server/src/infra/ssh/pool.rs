@@ -33,7 +33,7 @@ use super::{
     connection::{Ssh, SshError},
     placement::{self, Placement, Placements, Room},
     pools::{Host, Pool},
-    remote,
+    remote, transfer,
 };
 use crate::{
     error::{Error, ErrorReason, Result},
@@ -46,8 +46,6 @@ use crate::{
 
 /// How long one ordinary command on a host may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long copying one file mount may take.
-const COPY_TIMEOUT: Duration = Duration::from_secs(3600);
 /// How often a run is looked at while it runs, at first and at most.
 const POLL_FIRST: Duration = Duration::from_millis(100);
 const POLL_MAX: Duration = Duration::from_secs(2);
@@ -315,64 +313,6 @@ impl SshPool {
         self.reach(host, script).await.map_err(infra_error)
     }
 
-    /// Streams `source` (a file, folder or link of this host) to `dest` on `host`.
-    async fn send(&self, host: &Host, source: &Path, dest: &str) -> Result<()> {
-        let meta = std::fs::symlink_metadata(source).map_err(|err| {
-            Error::invalid("task.workdir/file_mounts", format!("{}: {err}", source.display()))
-        })?;
-        let mut tar = tokio::process::Command::new("tar");
-        let unpack = if meta.is_dir() {
-            tar.arg("-C").arg(source).args(["-cf", "-", "."]);
-            remote::unpack_into(dest)
-        } else {
-            let parent = source.parent().unwrap_or(Path::new("/"));
-            let entry =
-                source.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-            tar.arg("-C").arg(parent).args(["-cf", "-", "--"]).arg(&entry);
-            let scratch = format!("{dest}.sky-copy-{}", std::process::id());
-            remote::unpack_as(dest, &entry, &scratch)
-        };
-        self.ssh.ready(host).await.map_err(infra_error)?;
-        let mut packer = tar
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|err| Error::internal(format!("cannot run tar: {err}")))?;
-        let stream: Stdio = packer.stdout.take().expect("piped").try_into()?;
-        let sent = self
-            .ssh
-            .command(host, &format!("bash -c {}", remote::quote(&unpack)))
-            .stdin(stream)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output();
-        let (sent, packed) =
-            match tokio::time::timeout(COPY_TIMEOUT, async { tokio::join!(sent, packer.wait_with_output()) })
-                .await
-            {
-                Ok(both) => both,
-                Err(_) => {
-                    return Err(infra_error(SshError::TimedOut { host: host.label(), after: COPY_TIMEOUT }));
-                }
-            };
-        let (sent, packed) = (sent?, packed?);
-        if !packed.status.success() {
-            return Err(Error::invalid(
-                "task.workdir/file_mounts",
-                format!(
-                    "cannot read {}: {}",
-                    source.display(),
-                    String::from_utf8_lossy(&packed.stderr).trim()
-                ),
-            ));
-        }
-        if !sent.status.success() {
-            return Err(infra_error(self.ssh.failure(host, sent.status.code(), &sent.stderr)));
-        }
-        Ok(())
-    }
-
     /// After a worker run on a host other than the head's ended: appends its
     /// log to the job's log on the head's host, once.
     async fn merge_worker_log(&self, run: &RunRef, worker: &Host, head: &Host) -> Result<()> {
@@ -518,7 +458,7 @@ impl Infra for SshPool {
                 remote::node_home(cluster, rank),
                 remote::quote(&relative.to_string_lossy())
             );
-            self.send(host, source, &dest).await
+            transfer::send(&self.ssh, host, source, &dest).await
         })
     }
 
@@ -702,7 +642,7 @@ fn parse_handle(output: &[u8]) -> Option<RunHandle> {
 
 /// An SSH failure as the job layer reports it: the host that did not
 /// answer is unavailable (the request may be retried); others failed.
-fn infra_error(err: SshError) -> Error {
+pub(super) fn infra_error(err: SshError) -> Error {
     match err {
         SshError::Unreachable { .. } | SshError::TimedOut { .. } => {
             Error::new(ErrorReason::Unavailable, err.to_string())
@@ -779,6 +719,39 @@ mod tests {
             );
         }
         pool.release("quick").await.unwrap();
+        ssh.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_folder_sent_again_sends_only_what_changed() {
+        let hosts = ssh_hosts::SshHosts::start(1);
+        let state = tempfile::tempdir().unwrap();
+        let ssh = Arc::new(Ssh::new(state.path().join("ssh")).unwrap());
+        let pool = SshPool::new(pool_of(&hosts), ssh.clone(), state.path()).unwrap();
+        pool.provision("sync", &Nodes::any(1)).await.unwrap();
+        let source = state.path().join("project");
+        std::fs::create_dir_all(source.join("src")).unwrap();
+        std::fs::write(source.join("kept.txt"), "original").unwrap();
+        std::fs::write(source.join("src/train.py"), "v1").unwrap();
+        pool.copy_to_node("sync", 0, &source, "~/sky_workdir").await.unwrap();
+        let host = &hosts.hosts[0];
+        let workdir = host.user.home.as_ref().unwrap().join(".sky-api/clusters/sync/node-0/sky_workdir");
+        let workdir = workdir.display();
+        // The host's copy of kept.txt is changed behind the server's back,
+        // keeping its size and time: a file that is not sent again keeps it.
+        let tamper = format!(
+            "cd {workdir} && t=$(stat -c %Y kept.txt) && printf ORIGINAL > kept.txt && touch -d @$t kept.txt"
+        );
+        let tampered = host.run(&tamper);
+        assert!(tampered.status.success(), "{}", String::from_utf8_lossy(&tampered.stderr));
+        std::fs::write(source.join("src/train.py"), "version 2").unwrap();
+        std::fs::write(source.join("new.txt"), "new").unwrap();
+        pool.copy_to_node("sync", 0, &source, "~/sky_workdir").await.unwrap();
+        let read = |file: &str| String::from_utf8(host.run(&format!("cat {workdir}/{file}")).stdout).unwrap();
+        assert_eq!(read("kept.txt"), "ORIGINAL", "an unchanged file is not sent again");
+        assert_eq!(read("src/train.py"), "version 2");
+        assert_eq!(read("new.txt"), "new");
+        pool.release("sync").await.unwrap();
         ssh.close().await;
     }
 

@@ -159,6 +159,12 @@ pub fn unpack_into(dest: &str) -> String {
     format!("set -e\nmkdir -p {dest}\ntar -C {dest} -xf -\n")
 }
 
+/// Lists the regular files under `dest` (if it exists): "SIZE MTIME PATH",
+/// each ended by a NUL.
+pub fn listing(dest: &str) -> String {
+    format!("cd {dest} 2>/dev/null || exit 0\nfind . -type f -printf '%s %T@ %P\\0'\n")
+}
+
 /// Unpacks a one-entry tar stream and puts its entry at `dest`.
 pub fn unpack_as(dest: &str, entry: &str, scratch: &str) -> String {
     format!(
