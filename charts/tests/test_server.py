@@ -732,15 +732,19 @@ def test_the_charts_server_reads_its_ssh_node_pools_from_the_mounted_secret(sky,
     home = processes.home("client")
     login_and_check(sky, home, ["-e", admin_url("http", user, password, address)], user)
 
-    # The server knows the pool and tries its host (nothing listens there).
+    # The server knows the pool and, brought up, tries its host (nothing
+    # listens there): the pool stays down, saying why.
+    up = run_sky(sky, home, "ssh", "up", "--infra", "lab")
+    assert up.returncode != 0, f"sky ssh up succeeded:\n{up.stdout}\n{up.stderr}"
+    (line,) = [line for line in up.stdout.splitlines() if f"ubuntu@127.0.0.1:{port}" in line]
+    assert "unreachable" in line, line
+    assert "0 of 1 hosts ready" in up.stdout + up.stderr, up.stdout + up.stderr
     check = run_sky(sky, home, "check", "ssh")
     assert check.returncode == 0, f"sky check failed:\n{check.stdout}\n{check.stderr}"
-    assert "ssh/lab: disabled" in check.stdout and "0 of 1 hosts ready" in check.stdout, check.stdout
-    (line,) = [line for line in check.stdout.splitlines() if f"ubuntu@127.0.0.1:{port}" in line]
-    assert "unreachable" in line, line
+    assert "ssh/lab: disabled" in check.stdout and "sky ssh up" in check.stdout, check.stdout
     # SSH state (pinned host keys, control sockets) lives in the data dir.
     assert (chart_server.data_dir / "ssh").is_dir()
-    output = check.stdout + check.stderr + server.log()
+    output = up.stdout + up.stderr + check.stdout + check.stderr + server.log()
     assert not any(secret in output for secret in key_body), "the private key must not be shown or logged"
 
 
