@@ -143,9 +143,12 @@ pub fn read_exit_code(exit_file: &Path) -> Option<i32> {
 static ESCALATIONS: std::sync::LazyLock<tokio_util::task::TaskTracker> =
     std::sync::LazyLock::new(tokio_util::task::TaskTracker::new);
 
-/// Terminates the process group of `process` (SIGTERM, then SIGKILL after a grace period).
+/// Terminates the process group of `process` (SIGTERM, then SIGKILL after
+/// a grace period), also when its leader has exited and left processes in
+/// it. A pid now used by another process means the group is gone: the
+/// kernel hands out no pid that still names a process group.
 pub fn kill_group(process: RunHandle) {
-    if !is_alive(process) {
+    if self::start_ticks(process.pid).is_some() && !is_alive(process) {
         return;
     }
     let pid = process.pid;
@@ -237,6 +240,74 @@ mod tests {
         assert_eq!(read_exit_code(&command.exit_file), Some(3));
         assert_eq!(read_pid(&command.pid_file), Some(pid));
         assert_eq!(std::fs::read_to_string(&command.log).unwrap(), "(worker1, rank=1) hello sky\n");
+    }
+
+    /// Whether any process is left in the group `pgid`.
+    fn group_exists(pgid: u32) -> bool {
+        // SAFETY: signal 0 only checks that the group exists.
+        unsafe { libc::kill(-(pgid as i32), 0) == 0 }
+    }
+
+    /// Waits (bounded) until the group `pgid` is empty.
+    async fn wait_group_gone(pgid: u32) {
+        let deadline = std::time::Instant::now() + KILL_GRACE + std::time::Duration::from_secs(10);
+        while group_exists(pgid) {
+            assert!(std::time::Instant::now() < deadline, "process group {pgid} outlived its kill");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    fn command_in(dir: &std::path::Path, script: &str) -> NodeCommand {
+        NodeCommand {
+            script: script.into(),
+            script_file: dir.join("run.sh"),
+            log: dir.join("run.log"),
+            exit_file: dir.join("exit"),
+            pid_file: dir.join("pid"),
+            prefix: String::new(),
+            cwd: dir.to_path_buf(),
+            env: vec![],
+            run_as: None,
+        }
+    }
+
+    /// Children of the run: one plain, one that ignores SIGTERM; each
+    /// writes its pid to `started-<n>` once running.
+    const CHILDREN: &str = "sleep 300 & echo $! > started-1\n(trap '' TERM; echo $BASHPID > started-2; sleep 300) &\n\
+                            while [ ! -s started-2 ]; do sleep 0.01; done\n";
+
+    #[tokio::test]
+    async fn killing_the_group_ends_the_run_and_every_child_even_one_that_ignores_sigterm() {
+        let dir = tempfile::tempdir().unwrap();
+        let command = command_in(dir.path(), &format!("{CHILDREN}echo ready\nsleep 300\n"));
+        prepare(&command).unwrap();
+        let process = spawn(&command).unwrap();
+        let handle = process.handle;
+        while !std::fs::read_to_string(&command.log).unwrap_or_default().contains("ready") {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        kill_group(handle);
+        wait_child(process.child).await;
+        let code = read_exit_code(&command.exit_file);
+        assert!(code.is_none() || code != Some(0), "{code:?}");
+        assert!(!is_alive(handle));
+        finish_kills().await;
+        wait_group_gone(handle.pid).await;
+    }
+
+    #[tokio::test]
+    async fn killing_a_group_whose_leader_exited_ends_what_it_left_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let command = command_in(dir.path(), &format!("{CHILDREN}exit 0\n"));
+        prepare(&command).unwrap();
+        let process = spawn(&command).unwrap();
+        let handle = process.handle;
+        wait_child(process.child).await;
+        assert_eq!(read_exit_code(&command.exit_file), Some(0));
+        assert!(group_exists(handle.pid), "the children are left in the group");
+        kill_group(handle);
+        finish_kills().await;
+        wait_group_gone(handle.pid).await;
     }
 
     #[tokio::test]
