@@ -417,7 +417,61 @@ async fn a_resumable_operation_running_at_shutdown_runs_again_after_restart() {
 }
 
 #[tokio::test]
-async fn a_launch_run_again_after_a_restart_finds_its_job_instead_of_submitting_another() {
+async fn a_launch_interrupted_by_a_restart_runs_again_and_submits_one_job() {
+    use skypilot_api::proto::skypilot::v1::{LaunchRequest, ListJobsRequest, Resources, TaskSpec};
+
+    let server = TestServer::start().await;
+    let files = tempfile::tempdir().unwrap();
+    // The launch stalls copying its file mount (a FIFO nobody writes to)
+    // until the server restarts; then the mount is an ordinary file.
+    let mount = files.path().join("input");
+    let made = std::process::Command::new("mkfifo").arg(&mount).status().unwrap();
+    assert!(made.success());
+    let request = LaunchRequest {
+        cluster_name: "again".into(),
+        task: Some(TaskSpec {
+            run: "cat ~/input".into(),
+            num_nodes: 1,
+            resources: Some(Resources { cpus: "0.5".into(), ..Default::default() }),
+            file_mounts: [("~/input".to_string(), mount.display().to_string())].into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let client = server.client().await;
+    let op = client.launch(request).await.unwrap();
+    let id = request_metadata(&op).unwrap().request_id;
+    server.wait_for_state(&id, RequestState::Running).await;
+    let cluster_up = || async {
+        let clusters = client.list_clusters(Default::default()).await.unwrap();
+        clusters
+            .iter()
+            .any(|c| c.name == "again" && c.status() == skypilot_api::proto::skypilot::v1::ClusterStatus::Up)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !cluster_up().await {
+        assert!(std::time::Instant::now() < deadline, "the launch did not reach its file mount");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let server = server
+        .restart_after(|| {
+            std::fs::remove_file(&mount).unwrap();
+            std::fs::write(&mount, "mounted\n").unwrap();
+        })
+        .await;
+    let client = server.client().await;
+    let done = client.wait_operation(&id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(state(&done), RequestState::Succeeded, "{done:?}");
+    let jobs = client
+        .list_jobs(ListJobsRequest { cluster_name: "again".into(), all_users: true, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1, "one job for the launch: {jobs:?}");
+}
+
+#[tokio::test]
+async fn a_launch_run_again_with_its_request_id_finds_its_job_instead_of_submitting_another() {
     use skypilot_api::proto::skypilot::v1::{LaunchRequest, Resources, TaskSpec};
     use skypilot_server::Caller;
 

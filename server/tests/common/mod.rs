@@ -152,8 +152,14 @@ impl TestServer {
     }
 
     /// Stops the server and starts a new one on the same data dir.
-    pub async fn restart(mut self) -> TestServer {
+    pub async fn restart(self) -> TestServer {
+        self.restart_after(|| {}).await
+    }
+
+    /// Stops the server, runs `between`, and starts a new one on the same data dir.
+    pub async fn restart_after(mut self, between: impl FnOnce()) -> TestServer {
         self.server.take().unwrap().shutdown().await.unwrap();
+        between();
         let mut config = self.config.clone();
         config.port = 0;
         TestServer::start_with(self.dir, config, self.controls).await
