@@ -326,6 +326,17 @@ fn templates() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+/// Whether a streaming request asks to wait for what comes next: a log
+/// followed, or an operation watched until it ends.
+fn may_wait(path: &str, body: &[u8]) -> bool {
+    match path {
+        "/skypilot.v1.RequestService/StreamLogs" => StreamLogsRequest::decode(body).is_ok_and(|r| r.follow),
+        "/skypilot.v1.JobService/TailJobLogs" => TailJobLogsRequest::decode(body).is_ok_and(|r| r.follow),
+        "/skypilot.v1.RequestService/WatchOperation" => true,
+        _ => false,
+    }
+}
+
 /// What one call ended with; panics on an answer that says nothing.
 async fn call(channel: &Channel, path: &'static str, body: Vec<u8>) -> Option<Code> {
     let mut grpc = tonic::client::Grpc::new(channel.clone());
@@ -338,10 +349,17 @@ async fn call(channel: &Channel, path: &'static str, body: Vec<u8>) -> Option<Co
             while stream.message().await?.is_some() {}
             Ok::<(), Status>(())
         };
-        // A valid follow request may rightly wait for more: that is an answer too.
+        // A request to follow may rightly wait for more: that is an answer
+        // too. Any other stream must end.
         match tokio::time::timeout(Duration::from_secs(2), call).await {
             Ok(result) => result.err(),
-            Err(_) => None,
+            Err(_) => {
+                assert!(
+                    may_wait(path.as_str(), &body),
+                    "{path} hung although it was not asked to follow: {body:?}"
+                );
+                None
+            }
         }
     } else {
         grpc.unary(Request::new(body.clone()), path.clone(), RawCodec).await.err()
