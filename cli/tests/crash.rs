@@ -185,12 +185,44 @@ async fn no_acknowledged_request_is_lost_and_no_job_runs_twice_across_server_kil
     }
     let mut rng = Rng(seed);
     let mut kills = Vec::new();
-    for _ in 0..KILLS {
+    let mut writers = Vec::new();
+    let stalls = temp.path().join("stalls");
+    fs::create_dir_all(&stalls).unwrap();
+    for kill in 0..KILLS {
         tokio::time::sleep(Duration::from_millis(300 + rng.next(1200))).await;
+        // Work surely in flight at the kill: an exec stalled reading its file
+        // mount (a FIFO), written once the server is back.
+        let (fifo, key) = (stalls.join(format!("{kill}.fifo")), format!("stalled-{kill}"));
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let mut task = job(&markers, &key, "0.1");
+        task.file_mounts.insert("~/stalled".into(), fifo.display().to_string());
+        let request =
+            ExecRequest { cluster_name: STEADY_CLUSTERS[0].into(), task: Some(task), ..Default::default() };
+        let stalled = setup.exec(request).await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while request_metadata(&setup.get_operation(&stalled.name).await.unwrap()).unwrap().state()
+            != RequestState::Running
+        {
+            assert!(std::time::Instant::now() < deadline, "the stalled exec did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tally.lock().unwrap().acknowledged.insert(stalled.name.clone(), Some(key));
         kills.push(now_ms());
         tokio::task::block_in_place(|| server.kill_and_restart());
+        // Opening the FIFO waits for the exec, run again, to read it.
+        writers.push(tokio::task::spawn_blocking(move || {
+            use std::io::Write as _;
+            fs::OpenOptions::new().write(true).open(&fifo)?.write_all(b"released\n")
+        }));
     }
     kills_over.store(true, std::sync::atomic::Ordering::Release);
+    for writer in writers {
+        tokio::time::timeout(RIDE_THROUGH_RESTARTS, writer)
+            .await
+            .expect("a stalled exec ran again")
+            .unwrap()
+            .unwrap();
+    }
     for handle in clients {
         handle.await.unwrap();
     }
@@ -198,6 +230,8 @@ async fn no_acknowledged_request_is_lost_and_no_job_runs_twice_across_server_kil
     let checker = server.client(RIDE_THROUGH_RESTARTS).await;
     let tally = std::mem::take(&mut *tally.lock().unwrap());
     let (mut lost, mut unfinished, mut recovered) = (Vec::new(), Vec::new(), 0);
+    // For each kill, how many acknowledged requests were in flight when it hit.
+    let mut in_flight_at_kill = vec![0usize; kills.len()];
     let mut jobs: HashMap<String, (String, i64)> = HashMap::new();
     for (name, job_key) in &tally.acknowledged {
         let operation = match checker.wait_operation(name, Duration::from_secs(60)).await {
@@ -214,7 +248,14 @@ async fn no_acknowledged_request_is_lost_and_no_job_runs_twice_across_server_kil
         }
         let created = meta.create_time.map(|t| t.seconds * 1000 + t.nanos as i64 / 1_000_000).unwrap_or(0);
         let finished = meta.finish_time.map(|t| t.seconds * 1000 + t.nanos as i64 / 1_000_000).unwrap_or(0);
-        if kills.iter().any(|kill| created < *kill && *kill < finished) {
+        let mut spans_a_kill = false;
+        for (i, kill) in kills.iter().enumerate() {
+            if created < *kill && *kill < finished {
+                in_flight_at_kill[i] += 1;
+                spans_a_kill = true;
+            }
+        }
+        if spans_a_kill {
             recovered += 1;
         }
         if meta.state() == RequestState::Succeeded
@@ -229,7 +270,7 @@ async fn no_acknowledged_request_is_lost_and_no_job_runs_twice_across_server_kil
     }
 
     // Follow every submitted job to its end; check its log and its run count.
-    let mut incomplete = Vec::new();
+    let (mut incomplete, mut bad_ends) = (Vec::new(), Vec::new());
     let (mut succeeded, mut replaced) = (0, 0);
     for (key, (cluster, job_id)) in &jobs {
         let request = TailJobLogsRequest {
@@ -238,21 +279,48 @@ async fn no_acknowledged_request_is_lost_and_no_job_runs_twice_across_server_kil
             follow: true,
             ..Default::default()
         };
-        let Ok(mut stream) = checker.tail_job_logs(request).await else {
-            replaced += 1; // the cluster was torn down since: its jobs are gone with it
-            continue;
+        // Only a cluster torn down since (its jobs gone with it) may say NOT_FOUND.
+        let gone = |err: &tonic::Status| err.code() == tonic::Code::NotFound;
+        let mut stream = match checker.tail_job_logs(request).await {
+            Ok(stream) => stream,
+            Err(err) if err.code() == Some(tonic::Code::NotFound) => {
+                replaced += 1;
+                continue;
+            }
+            Err(err) => panic!("following {key} ({cluster} job {job_id}): {err}"),
         };
-        let (mut log, mut last) = (Vec::new(), None);
-        while let Ok(Some(chunk)) = stream.message().await {
-            log.extend_from_slice(&chunk.data);
-            last = chunk.job.or(last);
+        let (mut log, mut last, mut torn_down) = (Vec::new(), None, false);
+        loop {
+            match stream.message().await {
+                Ok(Some(chunk)) => {
+                    log.extend_from_slice(&chunk.data);
+                    last = chunk.job.or(last);
+                }
+                Ok(None) => break,
+                Err(err) if gone(&err) => {
+                    torn_down = true;
+                    break;
+                }
+                Err(err) => panic!("following {key} ({cluster} job {job_id}): {err}"),
+            }
+        }
+        if torn_down {
+            replaced += 1;
+            continue;
         }
         // A torn-down and relaunched cluster numbers its jobs from 1 again.
         if last.as_ref().is_some_and(|job| job.name != *key) {
             replaced += 1;
             continue;
         }
-        if last.is_some_and(|job| job.status() == JobStatus::Succeeded) {
+        // Nothing here cancels a job or fails one: every job that is still
+        // there must have succeeded.
+        if !last.as_ref().is_some_and(|job| job.status() == JobStatus::Succeeded) {
+            let end = last.map(|job| format!("{:?}: {}", job.status(), job.message));
+            bad_ends.push(format!("{key} ({cluster} job {job_id}) ended {end:?}"));
+            continue;
+        }
+        {
             succeeded += 1;
             let log = String::from_utf8_lossy(&log);
             let runs = fs::read_to_string(markers.join(key)).unwrap_or_default().lines().count();
@@ -278,6 +346,7 @@ async fn no_acknowledged_request_is_lost_and_no_job_runs_twice_across_server_kil
             checker.wait_operation(&down.name, Duration::from_secs(60)).await.unwrap();
         }
     }
+    println!("crash test: requests in flight at each kill: {in_flight_at_kill:?}");
     println!(
         "crash test: submitted {}, acknowledged {}, refused (no such cluster) {}, failed {}, recovered {recovered}, lost {}, unfinished {}, \
          jobs followed {}, jobs succeeded {succeeded}, jobs gone with their cluster {replaced}, jobs run twice {}, incomplete job logs {}, kills {}",
@@ -297,7 +366,17 @@ async fn no_acknowledged_request_is_lost_and_no_job_runs_twice_across_server_kil
     assert!(ran_twice.is_empty(), "{ran_twice:?}");
     assert!(incomplete.is_empty(), "{incomplete:#?}");
     assert!(tally.refused.is_empty(), "submissions that failed outright: {:?}", tally.refused);
-    // `recovered` depends on where the kills fall, so it is reported, not required.
+    assert!(bad_ends.is_empty(), "jobs that did not succeed: {bad_ends:#?}");
+    // The kills must have hit work in flight, and enough jobs must have been followed.
+    assert!(
+        recovered > 0 && in_flight_at_kill.iter().all(|n| *n > 0),
+        "every kill must land on requests in flight: {in_flight_at_kill:?}"
+    );
+    assert!(
+        jobs.len() >= CLIENTS * MIN_REQUESTS_PER_CLIENT / 3,
+        "only {} jobs were followed to their end",
+        jobs.len()
+    );
     assert!(succeeded > 0, "the run exercised nothing: no job succeeded");
 
     // A clean stop, then the store opens again with everything in it.
