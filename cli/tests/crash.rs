@@ -315,7 +315,7 @@ async fn no_acknowledged_request_is_lost_and_no_job_runs_twice_across_server_kil
         }
         // Nothing here cancels a job or fails one: every job that is still
         // there must have succeeded.
-        if !last.as_ref().is_some_and(|job| job.status() == JobStatus::Succeeded) {
+        if last.as_ref().is_none_or(|job| job.status() != JobStatus::Succeeded) {
             let end = last.map(|job| format!("{:?}: {}", job.status(), job.message));
             bad_ends.push(format!("{key} ({cluster} job {job_id}) ended {end:?}"));
             continue;
