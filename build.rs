@@ -13,6 +13,7 @@ const PROTOS: &[&str] = &[
     "proto/skypilot/v1/infra.proto",
     "proto/skypilot/v1/clusters.proto",
     "proto/skypilot/v1/users.proto",
+    "proto/skypilot/v1/uploads.proto",
     "proto/google/longrunning/operations.proto",
     "proto/google/rpc/status.proto",
     "proto/google/rpc/error_details.proto",

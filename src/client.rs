@@ -23,14 +23,16 @@ use crate::{
             operations_client::OperationsClient,
         },
         skypilot::v1::{
-            AutostopRequest, CancelJobsRequest, CheckRequest, Cluster, ClusterActionRequest, ErrorReason,
-            ExecRequest, GetServerInfoRequest, GetServerInfoResponse, Job, LaunchRequest,
-            ListClustersRequest, ListJobsRequest, ListRequestsRequest, RequestMetadata, SshDownRequest,
-            SshUpRequest, StreamLogsRequest, StreamLogsResponse, TailJobLogsRequest, TailJobLogsResponse,
-            UserInfo, WatchOperationRequest, WatchOperationResponse, WhoAmIRequest,
-            cluster_service_client::ClusterServiceClient, infra_service_client::InfraServiceClient,
-            job_service_client::JobServiceClient, request_service_client::RequestServiceClient,
-            server_service_client::ServerServiceClient, user_service_client::UserServiceClient,
+            AutostopRequest, CancelJobsRequest, CheckRequest, Cluster, ClusterActionRequest,
+            CreateTreeRequest, CreateTreeResponse, ErrorReason, ExecRequest, FindMissingBlobsRequest,
+            GetServerInfoRequest, GetServerInfoResponse, Job, LaunchRequest, ListClustersRequest,
+            ListJobsRequest, ListRequestsRequest, RequestMetadata, SshDownRequest, SshUpRequest,
+            StreamLogsRequest, StreamLogsResponse, TailJobLogsRequest, TailJobLogsResponse,
+            UploadBlobsRequest, UploadBlobsResponse, UserInfo, WatchOperationRequest, WatchOperationResponse,
+            WhoAmIRequest, cluster_service_client::ClusterServiceClient,
+            infra_service_client::InfraServiceClient, job_service_client::JobServiceClient,
+            request_service_client::RequestServiceClient, server_service_client::ServerServiceClient,
+            upload_service_client::UploadServiceClient, user_service_client::UserServiceClient,
         },
     },
     version::{API_VERSION, API_VERSION_HEADER, MIN_API_VERSION, USER_ID_HEADER, USER_NAME_HEADER},
@@ -50,6 +52,8 @@ pub enum ClientError {
     Incompatible(String),
     /// A response the client could not understand.
     Protocol(String),
+    /// Something on this machine failed (reading the files to upload).
+    Local(String),
 }
 
 impl fmt::Display for ClientError {
@@ -62,7 +66,9 @@ impl fmt::Display for ClientError {
                  right (`sky api info` shows where it comes from)."
             ),
             ClientError::Status { message, .. } => write!(f, "{message}"),
-            ClientError::Incompatible(message) | ClientError::Protocol(message) => {
+            ClientError::Incompatible(message)
+            | ClientError::Protocol(message)
+            | ClientError::Local(message) => {
                 write!(f, "{message}")
             }
         }
@@ -242,6 +248,12 @@ impl Client {
         ServerServiceClient::with_interceptor(self.channel.clone(), self.headers.clone())
     }
 
+    fn uploads(&self) -> UploadServiceClient<Transport> {
+        // A tree lists every file of a workdir.
+        UploadServiceClient::with_interceptor(self.channel.clone(), self.headers.clone())
+            .max_encoding_message_size(64 << 20)
+    }
+
     fn infra(&self) -> InfraServiceClient<Transport> {
         InfraServiceClient::with_interceptor(self.channel.clone(), self.headers.clone())
     }
@@ -389,6 +401,30 @@ impl Client {
     pub async fn autostop(&self, mut request: AutostopRequest) -> Result<Operation, ClientError> {
         with_key(&mut request.idempotency_key);
         self.retrying(|| async { self.accept(self.clusters().autostop(request.clone()).await) }).await
+    }
+
+    /// Which of these contents the server lacks for the caller.
+    pub async fn find_missing_blobs(
+        &self,
+        request: FindMissingBlobsRequest,
+    ) -> Result<Vec<String>, ClientError> {
+        let response = self
+            .retrying(|| async { self.accept(self.uploads().find_missing_blobs(request.clone()).await) })
+            .await?;
+        Ok(response.missing)
+    }
+
+    /// Streams contents (not retried: the stream is consumed).
+    pub async fn upload_blobs(
+        &self,
+        parts: impl tokio_stream::Stream<Item = UploadBlobsRequest> + Send + 'static,
+    ) -> Result<UploadBlobsResponse, ClientError> {
+        self.accept(self.uploads().upload_blobs(parts).await)
+    }
+
+    /// Records an uploaded tree; its reference goes in the task.
+    pub async fn create_tree(&self, request: CreateTreeRequest) -> Result<CreateTreeResponse, ClientError> {
+        self.retrying(|| async { self.accept(self.uploads().create_tree(request.clone()).await) }).await
     }
 
     /// `sky status`.

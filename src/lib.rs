@@ -11,6 +11,7 @@ pub mod names;
 pub mod peer;
 pub mod proto;
 pub mod task;
+pub mod upload;
 pub mod version;
 
 pub use client::{Client, ClientError};

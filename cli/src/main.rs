@@ -10,6 +10,7 @@ mod job_output;
 mod output;
 mod prompt;
 mod task_args;
+mod upload;
 
 use std::process::ExitCode;
 

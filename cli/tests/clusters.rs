@@ -395,6 +395,7 @@ async fn down_keeps_the_job_logs_for_the_retention_period_and_retention_removes_
         request_hours: -1.0,
         job_log_hours: 0.0,
         job_log_archive: archive.clone(),
+        uploads: None,
     };
     retention.sweep(env.server().engine()).await;
     assert_eq!(fs::read_dir(&archive).unwrap().count(), 0);
@@ -409,6 +410,37 @@ async fn autostop_stops_an_idle_cluster_and_autodown_tears_one_down() {
 
     env.sky(&["launch", "-c", "once", "-y", "--cpus", "0.5", "--down", "echo done"]).ok();
     env.wait_for_cluster("once", |s| s.is_none()).await;
+}
+
+/// Lets `rounds` autostop checks pass (the server checks every 50 ms):
+/// what must not happen would have happened by then.
+async fn let_autostop_checks_pass(rounds: u32) {
+    tokio::time::sleep(Duration::from_millis(50) * rounds).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autostop_waits_for_a_busy_cluster_and_a_cancelled_autostop_keeps_it_up() {
+    let env = Env::start().await;
+    let release = env.work.path().join("release");
+    let wait = format!("while [ ! -f {} ]; do sleep 0.05; done", release.display());
+    env.sky(&["launch", "-c", "busy", "-y", "--cpus", "0.5", "-d", &wait]).ok();
+    env.sky(&["autostop", "busy", "-i", "0"]).ok();
+    let_autostop_checks_pass(10).await;
+    let status = env.sky(&["status", "busy"]).ok();
+    assert!(status.stdout.contains("UP"), "a cluster with a running job is busy:\n{}", status.stdout);
+    fs::write(&release, "").unwrap();
+    env.wait_for_cluster("busy", |s| s == Some(ClusterStatus::Stopped)).await;
+
+    fs::remove_file(&release).unwrap();
+    env.sky(&["launch", "-c", "kept", "-y", "--cpus", "0.5", "-d", &wait]).ok();
+    env.sky(&["autostop", "kept", "-i", "0"]).ok();
+    env.sky(&["autostop", "kept", "--cancel"]).ok();
+    fs::write(&release, "").unwrap();
+    env.sky(&["logs", "kept", "1"]).ok(); // follows the job to its end
+    let_autostop_checks_pass(10).await;
+    let status = env.sky(&["status", "kept"]).ok();
+    let row = status.stdout.lines().find(|line| line.starts_with("kept")).unwrap_or_default().to_string();
+    assert!(row.contains("UP") && !row.contains("STOPPED"), "{}", status.stdout);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

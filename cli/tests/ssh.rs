@@ -256,6 +256,35 @@ fn a_two_node_cluster_on_a_pool_runs_jobs_on_both_hosts_until_it_is_torn_down() 
     let logs = sky(&["logs", "pair", "1"]).ok();
     assert!(logs.stdout.contains("(worker1, rank=1) mounted data"), "{}", logs.stdout);
 
+    // A worker's output reaches the job's log while the job runs.
+    let gate = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(gate.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let go = gate.path().join("go");
+    let script = format!(
+        "echo early-$SKYPILOT_NODE_RANK; while [ ! -e {} ]; do sleep 0.05; done; echo late-$SKYPILOT_NODE_RANK",
+        go.display()
+    );
+    sky(&["exec", "pair", "--num-nodes", "2", "-d", &script]).ok();
+    let mut follow = Command::new(env!("CARGO_BIN_EXE_sky"))
+        .args(["logs", "pair", "3"])
+        .env("HOME", home.path())
+        .env("SKYPILOT_API_SERVER_ENDPOINT", format!("http://127.0.0.1:{}", server.port))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(follow.stdout.take().unwrap()));
+    let mut seen = Vec::new();
+    while !seen.iter().any(|line: &String| line.contains("(worker1, rank=1) early-1")) {
+        seen.push(lines.next().expect("the log ended before the worker's output").unwrap());
+    }
+    std::fs::write(&go, "").unwrap();
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(follow.wait().unwrap().success());
+    let all = [seen, rest].concat().join("\n");
+    for line in ["(head, rank=0) early-0", "(head, rank=0) late-0", "(worker1, rank=1) late-1"] {
+        assert_eq!(all.matches(line).count(), 1, "{line} once:\n{all}");
+    }
+
     // Cancel ends the job's processes on every host.
     sky(&["exec", "pair", "--num-nodes", "2", "-d", "sleep 300"]).ok();
     // This host user's own sleeps: other tests run theirs at the same time.
@@ -266,10 +295,10 @@ fn a_two_node_cluster_on_a_pool_runs_jobs_on_both_hosts_until_it_is_torn_down() 
         hosts.hosts.iter().filter(sleeping).count()
     };
     wait_until("the job starting on both hosts", 30, || running() == 2);
-    sky(&["cancel", "pair", "3", "-y"]).ok();
+    sky(&["cancel", "pair", "4", "-y"]).ok();
     wait_until("the job ending on both hosts after its cancel", 30, || running() == 0);
     let queue = sky(&["queue", "pair"]).ok();
-    let job = queue.stdout.lines().find(|line| line.starts_with("3 ")).unwrap_or_default();
+    let job = queue.stdout.lines().find(|line| line.starts_with("4 ")).unwrap_or_default();
     assert!(job.contains("CANCELLED"), "{}", queue.stdout);
 
     sky(&["down", "pair", "-y"]).ok();

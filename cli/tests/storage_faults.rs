@@ -8,7 +8,7 @@ use std::{fs, process::Command, time::Duration};
 use common::ServerProcess;
 use skypilot_api::{
     ClientError,
-    proto::skypilot::v1::{LaunchRequest, TaskSpec},
+    proto::skypilot::v1::{LaunchRequest, ListRequestsRequest, TaskSpec},
 };
 use tempfile::TempDir;
 
@@ -66,6 +66,14 @@ async fn a_full_disk_refuses_requests_with_storage_full_and_keeps_every_accepted
         let operation = roomy.wait_operation(name, Duration::from_secs(30)).await.unwrap();
         assert!(operation.done, "{name} never finished");
     }
+    // Every accepted request is there, and the refused one is not.
+    let everything = ListRequestsRequest { all_users: true, include_finished: true, ..Default::default() };
+    let mut stored: Vec<String> =
+        roomy.list_requests(everything).await.unwrap().into_iter().map(|op| op.name).collect();
+    stored.sort();
+    let mut expected = accepted.clone();
+    expected.sort();
+    assert_eq!(stored, expected, "the stored requests are exactly the accepted ones");
     let again = roomy.launch(heavy_request(9_999)).await.expect("the store takes writes again");
     // Finished before the stop, which would otherwise wait for it only a moment.
     assert!(roomy.wait_operation(&again.name, Duration::from_secs(30)).await.unwrap().done);

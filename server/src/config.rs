@@ -21,6 +21,8 @@ pub struct ServerConfig {
     /// Job logs of torn-down clusters are removed after this many hours;
     /// negative keeps them, 0 removes them at teardown.
     pub job_logs_retention_hours: f64,
+    /// How much users may upload, and how long uploads are kept.
+    pub uploads: crate::uploads::UploadLimits,
     /// How long running operations get to finish at shutdown.
     pub shutdown_grace: Duration,
     /// How often idle clusters are checked against their autostop setting.
@@ -86,6 +88,11 @@ impl ServerConfig {
             engine: EngineConfig::default(),
             retention_hours: 24.0,
             job_logs_retention_hours: 168.0,
+            uploads: crate::uploads::UploadLimits {
+                max_tree_bytes: 4 << 30,
+                quota_bytes: 20 << 30,
+                retention_hours: 24.0,
+            },
             shutdown_grace: Duration::from_secs(10),
             autostop_check_interval: Duration::from_secs(10),
             tls: None,

@@ -111,6 +111,11 @@ impl DataDir {
         self.root.join("initial-admin-password")
     }
 
+    /// Uploaded workdirs and file mounts, per user.
+    pub fn uploads(&self) -> PathBuf {
+        self.root.join("uploads")
+    }
+
     /// SSH state: pinned host keys and connection sockets.
     pub fn ssh(&self) -> PathBuf {
         self.root.join("ssh")

@@ -7,7 +7,8 @@
 //!   permission and what each does; also autostop;
 //! - `ops`: the operation engine (queues, cancellation, logs, recovery);
 //! - `clusters`: clusters and their job queues, above the `Infra` contract;
-//! - `infra`: where clusters run (`local`);
+//! - `infra`: where clusters run (`local`, SSH node pools);
+//! - `uploads`: clients' workdirs and file mounts, held per user;
 //! - `auth`: callers, users and tokens;
 //! - `store`: the embedded sled store;
 //! - `data_dir`, `logfile`, `clock`, `error`: the ground floor.
@@ -29,6 +30,7 @@ mod ops;
 mod retention;
 mod serve;
 mod store;
+mod uploads;
 
 pub use auth::Caller;
 pub use clusters::Clusters;
@@ -40,3 +42,4 @@ pub use ops::{Admitted, BoxFuture, Engine, EngineConfig, OpContext, OpOutput, Op
 pub use retention::Retention;
 pub use serve::{RunningServer, Server, StartError};
 pub use store::{JobRecord, OpRecord, Store, Table};
+pub use uploads::{UploadLimits, Uploads};

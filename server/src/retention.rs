@@ -1,11 +1,11 @@
 //! Background clean-up that keeps disk use bounded: finished operations and
-//! their logs after `requests_retention_hours`, and the archived job logs of
-//! torn-down clusters after `job_logs_retention_hours`. Negative hours keep
-//! things forever.
+//! their logs after `requests_retention_hours`, the archived job logs of
+//! torn-down clusters after `job_logs_retention_hours`, and uploads unused
+//! for `uploads_retention_hours`. Negative hours keep things forever.
 
 use std::{path::PathBuf, time::Duration};
 
-use crate::{clock::now_ms, ops::Engine};
+use crate::{clock::now_ms, ops::Engine, uploads::Uploads};
 
 /// What to remove, and after how long.
 #[derive(Debug, Clone)]
@@ -14,12 +14,15 @@ pub struct Retention {
     pub job_log_hours: f64,
     /// `<archive>/<cluster>-<ms>/`: job logs of a cluster torn down at `ms`.
     pub job_log_archive: PathBuf,
+    /// Uploads, swept after their own retention.
+    pub uploads: Option<Uploads>,
 }
 
 impl Retention {
     /// Runs until aborted: one sweep at start, then a few per retention period.
     pub async fn run(self, engine: Engine) {
-        let keeps: Vec<i64> = [self.request_hours, self.job_log_hours]
+        let upload_hours = self.uploads.as_ref().map_or(-1.0, |uploads| uploads.limits().retention_hours);
+        let keeps: Vec<i64> = [self.request_hours, self.job_log_hours, upload_hours]
             .into_iter()
             .filter(|h| *h >= 0.0)
             .map(hours_ms)
@@ -51,6 +54,13 @@ impl Retention {
                 Ok(Ok(removed)) => tracing::info!(removed, "removed expired job logs of torn-down clusters"),
                 Ok(Err(err)) => tracing::warn!(error = %err, "could not remove expired job logs"),
                 Err(err) => tracing::warn!(error = %err, "job log clean-up failed"),
+            }
+        }
+        if let Some(uploads) = self.uploads.clone() {
+            match tokio::task::spawn_blocking(move || uploads.sweep()).await {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(removed, "removed uploads unused for their retention period"),
+                Err(err) => tracing::warn!(error = %err, "upload clean-up failed"),
             }
         }
     }

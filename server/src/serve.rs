@@ -35,6 +35,7 @@ use crate::{
     ops::{Engine, OperationKind, log::LogDir},
     retention::Retention,
     store::Store,
+    uploads::Uploads,
 };
 
 /// Why a deployed server's local infra is off, as `sky check` and refused
@@ -200,7 +201,8 @@ impl Server {
         let clusters = Clusters::open(store.clone(), infras, data_dir.archived_job_logs())
             .await
             .map_err(StartError::Store)?;
-        let mut all_kinds = kinds::all(&clusters);
+        let uploads = Uploads::open(data_dir.uploads(), config.uploads.clone()).map_err(dir_err)?;
+        let mut all_kinds = kinds::all(&clusters, &uploads);
         all_kinds.extend(self.extra_kinds);
         let engine =
             Engine::start(store.clone(), logs, all_kinds, &config.engine).await.map_err(StartError::Store)?;
@@ -231,6 +233,7 @@ impl Server {
             clusters: clusters.clone(),
             accounts: accounts.clone(),
             mode: config.mode,
+            uploads: uploads.clone(),
             owner,
         }));
         let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -274,7 +277,8 @@ impl Server {
             .add_service(services.infra)
             .add_service(services.clusters)
             .add_service(services.jobs)
-            .add_service(services.users);
+            .add_service(services.users)
+            .add_service(services.uploads);
         let serve = tokio::spawn(async move {
             router
                 .serve_with_incoming_shutdown(incoming, async {
@@ -292,6 +296,7 @@ impl Server {
             request_hours: config.retention_hours,
             job_log_hours: config.job_logs_retention_hours,
             job_log_archive: data_dir.archived_job_logs(),
+            uploads: Some(uploads),
         };
         let retention = tokio::spawn(retention.run(engine.clone()));
         let autostop =

@@ -153,6 +153,29 @@ async fn basic_credentials_and_tokens_work_and_a_revoked_token_stops_at_once() {
 }
 
 #[tokio::test]
+async fn a_token_is_refused_once_its_lifetime_is_over() {
+    let (server, _dir) = deployed().await;
+    let admin = client(&server, ADMIN, ADMIN_PASSWORD).await;
+    let short = CreateTokenRequest { name: "short".into(), expires_in_seconds: 1, ..Default::default() };
+    let created = admin.accept(admin.users().create_token(short).await).unwrap();
+    let expires = created.token.as_ref().and_then(|t| t.expires_at).expect("an expiry");
+    let by_token = token_client(&server, &created.secret).await;
+    assert_eq!(by_token.who_am_i().await.unwrap().name, ADMIN, "the token works within its lifetime");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let err = loop {
+        match by_token.who_am_i().await {
+            Ok(_) => assert!(std::time::Instant::now() < deadline, "the token outlived its lifetime"),
+            Err(err) => break err,
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(err.code(), Some(Code::Unauthenticated), "{err}");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    assert!(now >= expires.seconds, "refused before its expiry ({} < {})", now, expires.seconds);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn only_admins_manage_users_and_the_last_admin_stays() {
     let (server, _dir) = deployed().await;
     let admin = client(&server, ADMIN, ADMIN_PASSWORD).await;

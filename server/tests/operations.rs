@@ -494,3 +494,41 @@ async fn a_launch_run_again_with_its_request_id_finds_its_job_instead_of_submitt
     let other = clusters.launch(&request, "request-2", &caller, &|_| {}).await.unwrap();
     assert_eq!(other.job_id, first.job_id + 1);
 }
+
+#[tokio::test]
+async fn the_servers_retention_loop_removes_finished_requests_and_their_logs_and_frees_their_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::test_config(&dir);
+    config.retention_hours = 1.0 / 3600.0; // one second
+    config.job_logs_retention_hours = -1.0;
+    let server = TestServer::start_with(dir, config, Default::default()).await;
+    let client = server.client().await;
+    let keyed = || CheckRequest { idempotency_key: "nightly-check".into(), ..Default::default() };
+    let first = client.check(keyed()).await.unwrap();
+    let id = request_metadata(&first).unwrap().request_id;
+    let done = client.wait_operation(&id, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(state(&done), RequestState::Succeeded);
+    assert!(
+        !collect_logs(&client, StreamLogsRequest { name: first.name.clone(), ..Default::default() })
+            .await
+            .is_empty()
+    );
+    let again = client.check(keyed()).await.unwrap();
+    assert_eq!(request_metadata(&again).unwrap().request_id, id, "kept: the key names the same request");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let err = loop {
+        match client.get_operation(&id).await {
+            Ok(_) => {
+                assert!(std::time::Instant::now() < deadline, "the finished request outlived its retention")
+            }
+            Err(err) => break err,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(err.code(), Some(Code::NotFound), "{err}");
+    let logs = client.stream_logs(StreamLogsRequest { name: first.name.clone(), ..Default::default() }).await;
+    assert_eq!(logs.err().and_then(|err| err.code()), Some(Code::NotFound), "its log went with it");
+    let fresh = client.check(keyed()).await.unwrap();
+    assert_ne!(request_metadata(&fresh).unwrap().request_id, id, "the key may be used again");
+}

@@ -8,6 +8,7 @@ use crate::{
     follow,
     job_output::after_submit,
     task_args::{TaskOptions, build_task},
+    upload::upload_sources,
 };
 
 /// Options of `sky exec`.
@@ -30,8 +31,9 @@ pub struct ExecArgs {
 
 impl ExecArgs {
     pub async fn run(self) -> CliResult {
-        let task = build_task(&self.entrypoint, &self.task)?;
+        let mut task = build_task(&self.entrypoint, &self.task)?;
         let client = connect().await?;
+        upload_sources(&client, &mut task).await?;
         let request =
             ExecRequest { cluster_name: self.cluster, task: Some(task), idempotency_key: String::new() };
         let operation = client.exec(request).await?;

@@ -11,6 +11,7 @@ use crate::{
     job_output::after_submit,
     prompt::{DefaultAnswer, confirm},
     task_args::{TaskOptions, build_task},
+    upload::upload_sources,
 };
 
 /// Options of `sky launch`.
@@ -48,7 +49,7 @@ pub struct LaunchArgs {
 
 impl LaunchArgs {
     pub async fn run(self) -> CliResult {
-        let task = build_task(&self.entrypoint, &self.task)?;
+        let mut task = build_task(&self.entrypoint, &self.task)?;
         let client = connect().await?;
         let cluster = self.cluster.unwrap_or_default();
         // Asked only on a terminal, and only before a new cluster is made.
@@ -66,6 +67,7 @@ impl LaunchArgs {
                 return Err(CliError::new("Aborted."));
             }
         }
+        upload_sources(&client, &mut task).await?;
         let request = LaunchRequest {
             task: Some(task),
             cluster_name: cluster,

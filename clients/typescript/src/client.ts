@@ -1,6 +1,7 @@
 // SkyClient: a typed client for the API server over gRPC (HTTP/2) or
 // gRPC-Web (HTTP/1.1), with the endpoint and credentials resolved as the
-// `sky` CLI resolves them.
+// `sky` CLI resolves them. Launch and exec upload the task's workdir and file
+// mounts first when the server runs elsewhere.
 
 import { randomUUID } from "node:crypto";
 import * as fs from "node:fs";
@@ -47,10 +48,19 @@ import {
 } from "./gen/skypilot/v1/infra_pb.js";
 import { RequestService } from "./gen/skypilot/v1/requests_pb.js";
 import { ServerService, type GetServerInfoResponse } from "./gen/skypilot/v1/server_pb.js";
+import { UploadService } from "./gen/skypilot/v1/uploads_pb.js";
 import { UserService, type UserInfo } from "./gen/skypilot/v1/users_pb.js";
 import { Operation, type LogChunk } from "./operation.js";
 import { Backoff, retryUnavailable } from "./retry.js";
 import { taskFromYaml, taskToSpec, type Task } from "./task.js";
+import {
+  uploadLimit,
+  uploadPath,
+  uploadTaskSources,
+  type SourceUploadOpts,
+  type Uploaded,
+  type UploadOpts,
+} from "./uploads.js";
 
 /** The API version this client speaks (`x-skypilot-api-version`). */
 export const API_VERSION = 1;
@@ -96,7 +106,7 @@ export interface MutatingOpts extends CallOpts {
   idempotencyKey?: string;
 }
 
-export interface LaunchOpts extends MutatingOpts {
+export interface LaunchOpts extends MutatingOpts, SourceUploadOpts {
   /** Empty: a generated name. */
   clusterName?: string;
   /** Tear the cluster down when its jobs are done. */
@@ -108,6 +118,9 @@ export interface LaunchOpts extends MutatingOpts {
   /** Validate and report what would happen, without doing it. */
   dryrun?: boolean;
 }
+
+/** Options of `exec()`. */
+export interface ExecOpts extends MutatingOpts, SourceUploadOpts {}
 
 /** A job log chunk; the last one of a stream carries the job's final state. */
 export interface JobLogChunk extends LogChunk {
@@ -139,6 +152,7 @@ export interface RawClients {
   requests: Client<typeof RequestService>;
   operations: Client<typeof Operations>;
   server: Client<typeof ServerService>;
+  uploads: Client<typeof UploadService>;
   users: Client<typeof UserService>;
 }
 
@@ -208,6 +222,7 @@ export class SkyClient {
       requests: createServiceClient(RequestService, t),
       operations: createServiceClient(Operations, t),
       server: createServiceClient(ServerService, t),
+      uploads: createServiceClient(UploadService, t),
       users: createServiceClient(UserService, t),
     };
   }
@@ -249,9 +264,13 @@ export class SkyClient {
     return new Operation<MessageShape<S>>(this, op, schema);
   }
 
-  /** `sky launch`: creates (or reuses) a cluster and submits the task as a job. */
-  launch(task: TaskInput, options: LaunchOpts = {}): Promise<Operation<LaunchResponse>> {
-    const spec = toTaskSpec(task);
+  /**
+   * `sky launch`: creates (or reuses) a cluster and submits the task as a job.
+   * When the server runs elsewhere (deployed, or not on this host), the task's
+   * workdir and file-mount sources are uploaded first (see `upload()`).
+   */
+  async launch(task: TaskInput, options: LaunchOpts = {}): Promise<Operation<LaunchResponse>> {
+    const spec = await uploadTaskSources(this, toTaskSpec(task), options);
     return this.submit(
       LaunchResponseSchema,
       (idempotencyKey, callOptions) =>
@@ -271,9 +290,12 @@ export class SkyClient {
     );
   }
 
-  /** `sky exec`: submits the task as a job on an UP cluster. */
-  exec(clusterName: string, task: TaskInput, options: MutatingOpts = {}): Promise<Operation<ExecResponse>> {
-    const spec = toTaskSpec(task);
+  /**
+   * `sky exec`: submits the task as a job on an UP cluster, uploading its
+   * workdir and file-mount sources first as `launch()` does.
+   */
+  async exec(clusterName: string, task: TaskInput, options: ExecOpts = {}): Promise<Operation<ExecResponse>> {
+    const spec = await uploadTaskSources(this, toTaskSpec(task), options);
     return this.submit(
       ExecResponseSchema,
       (idempotencyKey, callOptions) => this.raw.clusters.exec({ clusterName, task: spec, idempotencyKey }, callOptions),
@@ -499,9 +521,23 @@ export class SkyClient {
     return response.operations.map((op) => new Operation(this, op));
   }
 
-  /** The server's version, API version, mode and the calling user. */
+  /** The server's version, API version, mode, the calling user and the most one upload may hold. */
   serverInfo(options: CallOpts = {}): Promise<GetServerInfoResponse> {
     return this.unary((callOptions) => this.raw.server.getServerInfo({}, callOptions), options);
+  }
+
+  /**
+   * Uploads a folder or a file (as a file mount's source) to the server:
+   * only the contents it lacks are sent. The returned `reference`
+   * (`sky-upload://<digest>`) goes in TaskSpec.workdir or as a file mount's
+   * source. A folder is sent as SkyPilot syncs it: `.skyignore` rules when it
+   * has one at its top, else its `.gitignore` rules; modes kept; links sent as
+   * links. A tree over the server's `uploadMaxBytes` is refused before
+   * anything is sent. Needs the "grpc" transport.
+   */
+  async upload(localPath: string, options: UploadOpts = {}): Promise<Uploaded> {
+    const info = await this.serverInfo(options);
+    return uploadPath(this, localPath, uploadLimit(info), options);
   }
 
   /** The calling user and their role. */

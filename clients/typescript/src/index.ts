@@ -8,6 +8,7 @@ export {
   toTaskSpec,
   type CallOpts,
   type ClientOptions,
+  type ExecOpts,
   type JobLogChunk,
   type LaunchOpts,
   type MutatingOpts,
@@ -46,6 +47,21 @@ export {
   type OperationMessage,
 } from "./operation.js";
 export {
+  UPLOAD_REFERENCE_PREFIX,
+  UploadError,
+  humanBytes,
+  isLoopbackHost,
+  isUploadReference,
+  scanTree,
+  uploadTree,
+  type ScannedTree,
+  type SourceUploadOpts,
+  type TreeFile,
+  type UploadOpts,
+  type Uploaded,
+  type UploadedSource,
+} from "./uploads.js";
+export {
   TaskError,
   commandTask,
   taskFromYaml,
@@ -79,4 +95,5 @@ export {
 } from "./gen/skypilot/v1/infra_pb.js";
 export { RequestState, Schedule, type RequestMetadata } from "./gen/skypilot/v1/requests_pb.js";
 export { ServerMode, type GetServerInfoResponse, type User } from "./gen/skypilot/v1/server_pb.js";
+export { EntryKind, type TreeEntry } from "./gen/skypilot/v1/uploads_pb.js";
 export { Role, type UserInfo } from "./gen/skypilot/v1/users_pb.js";

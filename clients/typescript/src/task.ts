@@ -31,14 +31,17 @@ export interface TaskResources {
 /** A SkyPilot task, as in a task YAML (field names in camelCase). */
 export interface Task {
   name?: string;
-  /** Directory synced to every node (a path on the API server's host). */
+  /**
+   * Directory synced to every node: a path on this machine, uploaded first
+   * when the API server runs elsewhere (a local server reads it itself).
+   */
   workdir?: string;
   numNodes?: number;
   resources?: TaskResources;
   envs?: Record<string, string | number | boolean>;
   /** Like envs, but never shown in listings or logs. */
   secrets?: Record<string, string | number | boolean>;
-  /** Node path -> source path on the API server's host. */
+  /** Node path -> source (a file or folder on this machine, uploaded as the workdir is). */
   fileMounts?: Record<string, string>;
   setup?: string;
   run?: string;

@@ -62,6 +62,10 @@ export type LocalInfra = "auto" | "off" | "shared-server-identity";
 export interface ServerOptions {
   /** Start with --deploy and SKYPILOT_INITIAL_BASIC_AUTH=user:password. */
   basicAuth?: string;
+  /** Start with --deploy --insecure-no-auth: a deployed server that asks for no credentials. */
+  deployWithoutAuth?: boolean;
+  /** More `sky api start` flags, e.g. ["--upload-max-mib", "1"]. */
+  flags?: string[];
   /**
    * `--local-infra`. Default: "shared-server-identity" for a deployed server
    * (its local infra is otherwise off), so that tests can launch jobs on it;
@@ -114,11 +118,16 @@ export class TestServer {
     if (options.basicAuth) {
       args.push("--deploy", "--host", "127.0.0.1");
       env.SKYPILOT_INITIAL_BASIC_AUTH = options.basicAuth;
+    } else if (options.deployWithoutAuth) {
+      args.push("--deploy", "--host", "127.0.0.1", "--insecure-no-auth");
     }
-    // Deployed test servers launch jobs to test auth, not isolation, so their
-    // local infra (jobs run as the server's own user) is turned on explicitly.
-    const localInfra = options.localInfra ?? (options.basicAuth ? "shared-server-identity" : undefined);
+    // Deployed test servers launch jobs to test auth and uploads, not
+    // isolation, so their local infra (jobs run as the server's own user) is
+    // turned on explicitly.
+    const deployed = Boolean(options.basicAuth) || options.deployWithoutAuth === true;
+    const localInfra = options.localInfra ?? (deployed ? "shared-server-identity" : undefined);
     if (localInfra) args.push("--local-infra", localInfra);
+    args.push(...(options.flags ?? []));
     const child = spawn(SKY_BIN, args, { env, stdio: ["ignore", "ignore", "pipe"] });
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
     // A server left running by a failed test must neither keep this process

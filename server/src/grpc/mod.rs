@@ -11,6 +11,7 @@ mod operations;
 mod requests;
 mod server_info;
 pub mod status;
+mod uploads;
 mod users;
 
 use std::sync::Arc;
@@ -22,7 +23,8 @@ use skypilot_api::proto::{
     skypilot::v1::{
         ServerMode, cluster_service_server::ClusterServiceServer, infra_service_server::InfraServiceServer,
         job_service_server::JobServiceServer, request_service_server::RequestServiceServer,
-        server_service_server::ServerServiceServer, user_service_server::UserServiceServer,
+        server_service_server::ServerServiceServer, upload_service_server::UploadServiceServer,
+        user_service_server::UserServiceServer,
     },
 };
 
@@ -54,6 +56,8 @@ pub struct Shared {
     /// Users and tokens of a deployed server; None for a local one.
     pub accounts: Option<Arc<Accounts>>,
     pub mode: ServerMode,
+    /// Uploaded workdirs and file mounts.
+    pub uploads: crate::uploads::Uploads,
     /// Identity assumed for calls that carry none (a local server's owner).
     pub owner: Caller,
 }
@@ -81,6 +85,7 @@ pub struct Services {
     pub clusters: ClusterServiceServer<clusters::ClustersApi>,
     pub jobs: JobServiceServer<clusters::JobsApi>,
     pub users: UserServiceServer<users::UsersApi>,
+    pub uploads: UploadServiceServer<uploads::UploadsApi>,
 }
 
 impl Services {
@@ -98,8 +103,11 @@ impl Services {
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
             jobs: JobServiceServer::new(clusters::JobsApi(shared.clone()))
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
-            users: UserServiceServer::new(users::UsersApi(shared))
+            users: UserServiceServer::new(users::UsersApi(shared.clone()))
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
+            // A tree lists every file of a workdir.
+            uploads: UploadServiceServer::new(uploads::UploadsApi(shared))
+                .max_decoding_message_size(16 * MAX_REQUEST_BYTES),
         }
     }
 }

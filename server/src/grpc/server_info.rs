@@ -28,6 +28,7 @@ impl ServerService for ServerApi {
             min_api_version: MIN_API_VERSION,
             mode: self.0.mode as i32,
             user: Some(User { name: user.name, id: user.id }),
+            upload_max_bytes: self.0.uploads.limits().max_tree_bytes as i64,
         }))
     }
 }

@@ -17,6 +17,7 @@ use crate::{
     clusters::{Clusters, generated_cluster_name, validate_cluster_name},
     error::{Error, Result},
     ops::{BoxFuture, OpContext, OpOutput},
+    uploads::{self, Uploads},
 };
 
 pub const LAUNCH: &str = "sky.launch";
@@ -33,9 +34,17 @@ fn ensure_may_manage(clusters: &Clusters, caller: &Caller, cluster: &str) -> Res
     caller.ensure_may_manage(&record.user_id, &record.user_name, &format!("cluster {cluster:?}"))
 }
 
-fn validate_task(clusters: &Clusters, caller: &Caller, cluster: &str, task: Option<&TaskSpec>) -> Result<()> {
+fn validate_task(
+    clusters: &Clusters,
+    uploads: &Uploads,
+    caller: &Caller,
+    cluster: &str,
+    task: Option<&TaskSpec>,
+) -> Result<()> {
     let task = task.ok_or_else(|| Error::invalid("task", "missing; give a task YAML or a command"))?;
     task::validate(task).map_err(|e| Error::invalid("task", e))?;
+    // Uploads the caller sent; a reference to anyone else's is not found.
+    uploads.check_task(&caller.id, task)?;
     let infra = clusters.infra_for(cluster, Some(task));
     for dest in task.file_mounts.keys() {
         clusters.check_destination(&infra, dest)?;
@@ -43,6 +52,9 @@ fn validate_task(clusters: &Clusters, caller: &Caller, cluster: &str, task: Opti
     for (what, path) in std::iter::once(("workdir", &task.workdir))
         .chain(task.file_mounts.values().map(|p| ("file_mounts", p)))
     {
+        if uploads::is_reference(path) {
+            continue;
+        }
         if !path.is_empty() && !caller.on_server_host {
             // Paths name files of the caller's machine, not the server's:
             // looking them up here would only show what exists on the server.
@@ -50,7 +62,8 @@ fn validate_task(clusters: &Clusters, caller: &Caller, cluster: &str, task: Opti
                 &format!("task.{what}"),
                 format!(
                     "{path} is a path on your machine, and this API server runs elsewhere: it cannot \
-                     read it. Run from the API server's host, or leave `{what}` out"
+                     read it. Upload it first (the sky CLI and the Python and TypeScript clients do), \
+                     or leave `{what}` out"
                 ),
             ));
         }
@@ -71,7 +84,7 @@ fn progress(ctx: &OpContext) -> impl Fn(&str) + Sync + '_ {
     }
 }
 
-pub struct Launch(pub Clusters);
+pub struct Launch(pub Clusters, pub Uploads);
 
 impl Kind for Launch {
     type Request = LaunchRequest;
@@ -81,7 +94,7 @@ impl Kind for Launch {
             request.cluster_name = generated_cluster_name(&caller.name);
         }
         validate_cluster_name(&request.cluster_name)?;
-        validate_task(&self.0, caller, &request.cluster_name, request.task.as_ref())?;
+        validate_task(&self.0, &self.1, caller, &request.cluster_name, request.task.as_ref())?;
         if request.idle_minutes_to_autostop.is_some_and(|m| m < 0) {
             return Err(Error::invalid("idle_minutes_to_autostop", "must not be negative"));
         }
@@ -97,23 +110,26 @@ impl Kind for Launch {
         self.0.check_infra_enabled(&self.0.infra_for(&request.cluster_name, request.task.as_ref()))
     }
 
-    fn run(&self, request: LaunchRequest, ctx: OpContext) -> BoxFuture<Result<OpOutput>> {
-        let clusters = self.0.clone();
+    fn run(&self, mut request: LaunchRequest, ctx: OpContext) -> BoxFuture<Result<OpOutput>> {
+        let (clusters, uploads) = (self.0.clone(), self.1.clone());
         Box::pin(async move {
+            if let Some(task) = request.task.take() {
+                request.task = Some(uploads.resolve_task(&ctx.caller.id, task).await?);
+            }
             let response = clusters.launch(&request, &ctx.id, &ctx.caller, &progress(&ctx)).await?;
             Ok(OpOutput::message("skypilot.v1.LaunchResponse", &response))
         })
     }
 }
 
-pub struct Exec(pub Clusters);
+pub struct Exec(pub Clusters, pub Uploads);
 
 impl Kind for Exec {
     type Request = ExecRequest;
 
     fn validate(&self, caller: &Caller, request: &mut ExecRequest) -> Result<()> {
         validate_cluster_name(&request.cluster_name)?;
-        validate_task(&self.0, caller, &request.cluster_name, request.task.as_ref())
+        validate_task(&self.0, &self.1, caller, &request.cluster_name, request.task.as_ref())
     }
 
     fn authorize(&self, caller: &Caller, request: &ExecRequest) -> Result<()> {
@@ -122,9 +138,9 @@ impl Kind for Exec {
     }
 
     fn run(&self, request: ExecRequest, ctx: OpContext) -> BoxFuture<Result<OpOutput>> {
-        let clusters = self.0.clone();
+        let (clusters, uploads) = (self.0.clone(), self.1.clone());
         Box::pin(async move {
-            let task = request.task.clone().unwrap_or_default();
+            let task = uploads.resolve_task(&ctx.caller.id, request.task.clone().unwrap_or_default()).await?;
             let job_id =
                 clusters.exec(&request.cluster_name, &task, &ctx.id, &ctx.caller, &progress(&ctx)).await?;
             let response = ExecResponse { cluster_name: request.cluster_name, job_id };

@@ -24,16 +24,18 @@ use crate::{
     clusters::Clusters,
     error::{Error, Result},
     ops::{Admitted, BoxFuture, OpContext, OpOutput, OperationKind},
+    uploads::Uploads,
 };
 
 /// Every kind the server registers.
-pub fn all(clusters: &Clusters) -> Vec<Arc<dyn OperationKind>> {
+pub fn all(clusters: &Clusters, uploads: &Uploads) -> Vec<Arc<dyn OperationKind>> {
     use cluster::{Action, Autostop, Cancel, Exec, Launch};
     let c = || clusters.clone();
+    let u = || uploads.clone();
     vec![
         register(check::NAME, Schedule::Short, check::Check(c())),
-        register(cluster::LAUNCH, Schedule::Long, Launch(c())),
-        register(cluster::EXEC, Schedule::Long, Exec(c())),
+        register(cluster::LAUNCH, Schedule::Long, Launch(c(), u())),
+        register(cluster::EXEC, Schedule::Long, Exec(c(), u())),
         register(cluster::STOP, Schedule::Short, Action::stop(c())),
         register(cluster::START, Schedule::Long, Action::start(c())),
         register(cluster::DOWN, Schedule::Short, Action::down(c())),

@@ -66,6 +66,20 @@ pub struct StartArgs {
         allow_negative_numbers = true
     )]
     job_logs_retention_hours: f64,
+    /// The most one upload (a client's workdir or file mount) may hold, in MiB.
+    #[arg(long, env = "SKYPILOT_UPLOAD_MAX_MIB", default_value_t = 4096)]
+    upload_max_mib: u64,
+    /// The most each user's uploads may add up to, in MiB.
+    #[arg(long, env = "SKYPILOT_UPLOAD_QUOTA_MIB_PER_USER", default_value_t = 20480)]
+    upload_quota_mib_per_user: u64,
+    /// Hours an upload no launch used is kept; negative keeps uploads forever.
+    #[arg(
+        long,
+        env = "SKYPILOT_UPLOADS_RETENTION_HOURS",
+        default_value_t = 24.0,
+        allow_negative_numbers = true
+    )]
+    uploads_retention_hours: f64,
     /// Whether the local infra (this host) takes clusters. auto: on for a local server; for a
     /// deployed one, uid-per-cluster when the server runs as root, else off. uid-per-cluster:
     /// each cluster's jobs run under a uid of their own, which reads and signals nothing of the
@@ -172,6 +186,11 @@ impl StartArgs {
         config.shutdown_grace = std::time::Duration::from_secs(self.shutdown_grace_seconds);
         config.retention_hours = self.requests_retention_hours;
         config.job_logs_retention_hours = self.job_logs_retention_hours;
+        config.uploads = skypilot_server::UploadLimits {
+            max_tree_bytes: self.upload_max_mib.saturating_mul(1 << 20),
+            quota_bytes: self.upload_quota_mib_per_user.saturating_mul(1 << 20),
+            retention_hours: self.uploads_retention_hours,
+        };
         config.local_infra = self.local_infra.mode();
         config.ssh_node_pools = self.ssh_node_pools.clone();
         config.engine.max_requests_per_user = self.max_requests_per_user;
@@ -236,6 +255,9 @@ impl StartArgs {
             format!("--shutdown-grace-seconds={}", self.shutdown_grace_seconds),
             format!("--requests-retention-hours={}", self.requests_retention_hours),
             format!("--job-logs-retention-hours={}", self.job_logs_retention_hours),
+            format!("--upload-max-mib={}", self.upload_max_mib),
+            format!("--upload-quota-mib-per-user={}", self.upload_quota_mib_per_user),
+            format!("--uploads-retention-hours={}", self.uploads_retention_hours),
             self.local_infra.flag().to_string(),
             format!("--max-requests-per-user={}", self.max_requests_per_user),
             format!("--max-request-mib-per-user={}", self.max_request_mib_per_user),

@@ -194,6 +194,33 @@ impl Ssh {
         }
     }
 
+    /// Runs `script` with bash on `host` with `input` on its standard input;
+    /// its standard output, or why it failed.
+    pub async fn run_with_input(
+        &self,
+        host: &Host,
+        script: &str,
+        input: &[u8],
+        timeout: Duration,
+    ) -> Result<Vec<u8>, SshError> {
+        self.connect(host).await?;
+        let mut command = self.command(host, &format!("bash -c '{}'", script.replace('\'', r"'\''")));
+        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().map_err(|err| unreachable(host, format!("cannot run ssh: {err}")))?;
+        let mut stdin = child.stdin.take().expect("piped");
+        let input = input.to_vec();
+        let fed = tokio::spawn(async move { stdin.write_all(&input).await });
+        let output = match tokio::time::timeout(timeout, child.wait_with_output()).await {
+            Ok(output) => output.map_err(|err| unreachable(host, err.to_string()))?,
+            Err(_) => return Err(SshError::TimedOut { host: host.label(), after: timeout }),
+        };
+        let _ = fed.await;
+        match output.status.success() {
+            true => Ok(output.stdout),
+            false => Err(self.failure(host, output.status.code(), &output.stderr)),
+        }
+    }
+
     /// Ends `host`'s master connection, if it has one.
     async fn disconnect(&self, host: &Host) {
         let slot = self.masters.lock().await.get(&self.control_path(host)).cloned();

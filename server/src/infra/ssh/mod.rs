@@ -16,6 +16,7 @@ pub mod pool;
 pub mod pools;
 mod remote;
 mod transfer;
+mod worker_logs;
 
 use std::{path::Path, sync::Arc};
 

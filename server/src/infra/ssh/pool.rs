@@ -12,8 +12,8 @@
 //! nodes share its host), each node holding GPU indices of its own.
 //!
 //! Logs: runs on the head node's host append to the job's log there; a run
-//! on another host logs to a file of its own, appended to the job's log when
-//! it ends.
+//! on another host logs to a file of its own, appended to the job's log as
+//! it grows (`worker_logs`).
 
 use std::{
     collections::HashMap,
@@ -34,6 +34,7 @@ use super::{
     placement::{self, Placement, Placements, Room},
     pools::{Host, Pool},
     remote, transfer,
+    worker_logs::WorkerLog,
 };
 use crate::{
     error::{Error, ErrorReason, Result},
@@ -312,39 +313,6 @@ impl SshPool {
     async fn run(&self, host: &Host, script: &str) -> Result<Vec<u8>> {
         self.reach(host, script).await.map_err(infra_error)
     }
-
-    /// After a worker run on a host other than the head's ended: appends its
-    /// log to the job's log on the head's host, once.
-    async fn merge_worker_log(&self, run: &RunRef, worker: &Host, head: &Host) -> Result<()> {
-        let worker_log = remote::run_file(run, "log");
-        self.ssh.ready(worker).await.map_err(infra_error)?;
-        self.ssh.ready(head).await.map_err(infra_error)?;
-        let mut reader = self
-            .ssh
-            .command(
-                worker,
-                &format!("bash -c {}", remote::quote(&format!("cat {worker_log} 2>/dev/null; true"))),
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let stream: Stdio = reader.stdout.take().expect("piped").try_into()?;
-        let append =
-            remote::append_once(&remote::job_log(&run.cluster, run.job_id), &remote::run_file(run, "merged"));
-        let appended = self
-            .ssh
-            .command(head, &format!("bash -c {}", remote::quote(&append)))
-            .stdin(stream)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output();
-        let (appended, _) = tokio::join!(appended, reader.wait());
-        let appended = appended?;
-        if !appended.status.success() {
-            return Err(infra_error(self.ssh.failure(head, appended.status.code(), &appended.stderr)));
-        }
-        Ok(())
-    }
 }
 
 impl Infra for SshPool {
@@ -504,17 +472,26 @@ impl Infra for SshPool {
         Box::pin(async move {
             let mut pause = POLL_FIRST;
             let mut silent_since: Option<Instant> = None;
+            let (host, head) = match (self.host(&run.cluster, run.rank), self.host(&run.cluster, 0)) {
+                (Ok(host), Ok(head)) => (host, head),
+                (Err(err), _) | (_, Err(err)) => return RunEnd::Lost(err.message),
+            };
+            // A run on another host than the head's: its log, merged as it grows.
+            let mut worker_log =
+                (host.label() != head.label()).then(|| WorkerLog::new(&self.ssh, run, host, head));
             let end = loop {
-                let host = match self.host(&run.cluster, run.rank) {
-                    Ok(host) => host,
-                    Err(err) => return RunEnd::Lost(err.message),
-                };
                 let poll = remote::poll(run, handle.pid, handle.start_ticks);
                 match self.reach(host, &poll).await {
                     Ok(output) => {
                         silent_since = None;
                         match String::from_utf8_lossy(&output).trim() {
-                            "running" => {}
+                            "running" => {
+                                if let Some(log) = worker_log.as_mut()
+                                    && let Err(err) = log.merge(false).await
+                                {
+                                    tracing::warn!(cluster = %run.cluster, rank = run.rank, error = %err, "could not add a node's output to the job's log");
+                                }
+                            }
                             "" => break RunEnd::Killed,
                             code => break code.parse().map_or(RunEnd::Killed, RunEnd::Exited),
                         }
@@ -536,9 +513,8 @@ impl Infra for SshPool {
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(POLL_MAX);
             };
-            if let (Ok(host), Ok(head)) = (self.host(&run.cluster, run.rank), self.host(&run.cluster, 0))
-                && host.label() != head.label()
-                && let Err(err) = self.merge_worker_log(run, host, head).await
+            if let Some(log) = worker_log.as_mut()
+                && let Err(err) = log.merge(true).await
             {
                 tracing::warn!(cluster = %run.cluster, rank = run.rank, error = %err, "could not add a node's log to the job's log");
             }

@@ -140,10 +140,26 @@ pub fn tail_offset(file: &str, lines: u64) -> String {
     )
 }
 
-/// Appends standard input to the head's job log once per worker run (a
-/// marker remembers that it was appended).
-pub fn append_once(log: &str, marker: &str) -> String {
-    format!("if [ -e {marker} ]; then cat >/dev/null; exit 0; fi\ncat >> {log} && touch {marker}\n")
+/// Prints how many bytes of a worker run's log were appended to the job's
+/// log (kept in `counter` on the head's host).
+pub fn merged_bytes(counter: &str) -> String {
+    format!("cat {counter} 2>/dev/null || echo 0\n")
+}
+
+/// Appends the `len` bytes on standard input to `log` when `counter` says
+/// `merged` bytes were appended so far (else drops them: another merge got
+/// there first), then prints the count.
+pub fn append_at(log: &str, counter: &str, merged: u64, len: usize) -> String {
+    format!(
+        "have=$(cat {counter} 2>/dev/null || echo 0)\n\
+         if [ \"$have\" = {merged} ]; then\n\
+         part=$(mktemp) && cat > \"$part\" && [ \"$(stat -c %s \"$part\")\" = {len} ] && cat \"$part\" >> {log} \
+         && echo {next} > {counter}.partial && mv {counter}.partial {counter}\n\
+         rm -f \"$part\"\n\
+         else cat > /dev/null; fi\n\
+         cat {counter} 2>/dev/null || echo 0\n",
+        next = merged + len as u64
+    )
 }
 
 /// Lists the ids of the cluster's jobs that have a log.

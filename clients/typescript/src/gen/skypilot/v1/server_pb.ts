@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file skypilot/v1/server.proto.
  */
 export const file_skypilot_v1_server: GenFile = /*@__PURE__*/
-  fileDesc("Chhza3lwaWxvdC92MS9zZXJ2ZXIucHJvdG8SC3NreXBpbG90LnYxIiAKBFVzZXISDAoEbmFtZRgBIAEoCRIKCgJpZBgCIAEoCSIWChRHZXRTZXJ2ZXJJbmZvUmVxdWVzdCKuAQoVR2V0U2VydmVySW5mb1Jlc3BvbnNlEg8KB3ZlcnNpb24YASABKAkSDgoGY29tbWl0GAIgASgJEhMKC2FwaV92ZXJzaW9uGAMgASgFEhcKD21pbl9hcGlfdmVyc2lvbhgEIAEoBRIlCgRtb2RlGAUgASgOMhcuc2t5cGlsb3QudjEuU2VydmVyTW9kZRIfCgR1c2VyGAYgASgLMhEuc2t5cGlsb3QudjEuVXNlcipYCgpTZXJ2ZXJNb2RlEhsKF1NFUlZFUl9NT0RFX1VOU1BFQ0lGSUVEEAASFQoRU0VSVkVSX01PREVfTE9DQUwQARIWChJTRVJWRVJfTU9ERV9ERVBMT1kQAjJnCg1TZXJ2ZXJTZXJ2aWNlElYKDUdldFNlcnZlckluZm8SIS5za3lwaWxvdC52MS5HZXRTZXJ2ZXJJbmZvUmVxdWVzdBoiLnNreXBpbG90LnYxLkdldFNlcnZlckluZm9SZXNwb25zZWIGcHJvdG8z");
+  fileDesc("Chhza3lwaWxvdC92MS9zZXJ2ZXIucHJvdG8SC3NreXBpbG90LnYxIiAKBFVzZXISDAoEbmFtZRgBIAEoCRIKCgJpZBgCIAEoCSIWChRHZXRTZXJ2ZXJJbmZvUmVxdWVzdCLIAQoVR2V0U2VydmVySW5mb1Jlc3BvbnNlEg8KB3ZlcnNpb24YASABKAkSDgoGY29tbWl0GAIgASgJEhMKC2FwaV92ZXJzaW9uGAMgASgFEhcKD21pbl9hcGlfdmVyc2lvbhgEIAEoBRIlCgRtb2RlGAUgASgOMhcuc2t5cGlsb3QudjEuU2VydmVyTW9kZRIfCgR1c2VyGAYgASgLMhEuc2t5cGlsb3QudjEuVXNlchIYChB1cGxvYWRfbWF4X2J5dGVzGAcgASgDKlgKClNlcnZlck1vZGUSGwoXU0VSVkVSX01PREVfVU5TUEVDSUZJRUQQABIVChFTRVJWRVJfTU9ERV9MT0NBTBABEhYKElNFUlZFUl9NT0RFX0RFUExPWRACMmcKDVNlcnZlclNlcnZpY2USVgoNR2V0U2VydmVySW5mbxIhLnNreXBpbG90LnYxLkdldFNlcnZlckluZm9SZXF1ZXN0GiIuc2t5cGlsb3QudjEuR2V0U2VydmVySW5mb1Jlc3BvbnNlYgZwcm90bzM");
 
 /**
  * A user as the server knows them.
@@ -103,6 +103,13 @@ export type GetServerInfoResponse = Message<"skypilot.v1.GetServerInfoResponse">
    * @generated from field: skypilot.v1.User user = 6;
    */
   user?: User | undefined;
+
+  /**
+   * The most one upload (a workdir or a file mount's source) may hold, in bytes.
+   *
+   * @generated from field: int64 upload_max_bytes = 7;
+   */
+  uploadMaxBytes: bigint;
 };
 
 /**
