@@ -7,7 +7,7 @@
 
 use std::{
     io::Read as _,
-    os::unix::fs::PermissionsExt as _,
+    os::unix::fs::{MetadataExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
 };
 
@@ -65,14 +65,23 @@ impl std::fmt::Display for ScanError {
 }
 
 /// Lists and hashes `path` (a folder, or one file) as it will be sent;
-/// refused when it holds more than `max_bytes`.
-pub fn scan(path: &Path, max_bytes: u64) -> Result<Tree, ScanError> {
+/// refused when it holds more than `max_bytes`. With `cache` (a folder),
+/// files whose size and modification time have not changed since the last
+/// scan of the same path keep their digest instead of being read again.
+pub fn scan(path: &Path, max_bytes: u64, cache: Option<&Path>) -> Result<Tree, ScanError> {
+    let mut digests = DigestCache::open(cache, path);
+    let tree = scan_with(path, max_bytes, &mut digests)?;
+    digests.save();
+    Ok(tree)
+}
+
+fn scan_with(path: &Path, max_bytes: u64, digests: &mut DigestCache) -> Result<Tree, ScanError> {
     let cannot = |err: &dyn std::fmt::Display| ScanError(format!("cannot read {}: {err}", path.display()));
     let meta = std::fs::metadata(path).map_err(|err| cannot(&err))?;
     let mut tree = Tree { entries: Vec::new(), files: Vec::new(), single_file: !meta.is_dir(), bytes: 0 };
     if !meta.is_dir() {
         let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| cannot(&"not a file name"))?;
-        add_file(&mut tree, name.to_string(), path, &meta)?;
+        add_file(&mut tree, name.to_string(), path, &meta, digests)?;
         return check_size(tree, path, max_bytes);
     }
     let mut walk = ignore::WalkBuilder::new(path);
@@ -115,7 +124,7 @@ pub fn scan(path: &Path, max_bytes: u64) -> Result<Tree, ScanError> {
                 ..Default::default()
             });
         } else if meta.is_file() {
-            add_file(&mut tree, name, entry.path(), &meta)?;
+            add_file(&mut tree, name, entry.path(), &meta, digests)?;
         } else {
             return Err(ScanError(format!(
                 "{} is not a file, folder or link: leave it out (.skyignore)",
@@ -142,9 +151,19 @@ fn check_size(tree: Tree, path: &Path, max_bytes: u64) -> Result<Tree, ScanError
     Ok(tree)
 }
 
-fn add_file(tree: &mut Tree, name: String, path: &Path, meta: &std::fs::Metadata) -> Result<(), ScanError> {
-    let digest =
-        hash_file(path).map_err(|err| ScanError(format!("cannot read {}: {err}", path.display())))?;
+fn add_file(
+    tree: &mut Tree,
+    name: String,
+    path: &Path,
+    meta: &std::fs::Metadata,
+    digests: &mut DigestCache,
+) -> Result<(), ScanError> {
+    let stamp = (meta.len(), meta.mtime(), meta.mtime_nsec(), meta.ino());
+    let digest = match digests.get(&name, stamp) {
+        Some(digest) => digest,
+        None => hash_file(path).map_err(|err| ScanError(format!("cannot read {}: {err}", path.display())))?,
+    };
+    digests.put(&name, stamp, &digest);
     tree.files.push((tree.entries.len(), path.to_path_buf()));
     tree.bytes += meta.len();
     tree.entries.push(TreeEntry {
@@ -156,6 +175,63 @@ fn add_file(tree: &mut Tree, name: String, path: &Path, meta: &std::fs::Metadata
         link_target: String::new(),
     });
     Ok(())
+}
+
+/// Size, modification time (seconds, nanoseconds) and inode of a file.
+type Stamp = (u64, i64, i64, u64);
+
+/// Digests of one tree's files from its last scan, by path and stamp (as
+/// git's index keeps them), in `<cache>/<hash of the tree's path>`.
+struct DigestCache {
+    file: Option<PathBuf>,
+    known: std::collections::HashMap<String, (Stamp, String)>,
+    now: Vec<(String, Stamp, String)>,
+}
+
+impl DigestCache {
+    fn open(cache: Option<&Path>, root: &Path) -> DigestCache {
+        let file = cache.map(|cache| {
+            let root = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
+            cache.join(&hex(&Sha256::digest(root.as_os_str().as_encoded_bytes()))[..32])
+        });
+        let text = file.as_ref().and_then(|file| std::fs::read_to_string(file).ok()).unwrap_or_default();
+        let known = text
+            .split('\0')
+            .filter_map(|record| {
+                let mut fields = record.splitn(6, ' ');
+                let mut number = || fields.next()?.parse::<i64>().ok();
+                let stamp = (number()? as u64, number()?, number()?, number()? as u64);
+                let digest = fields.next()?.to_string();
+                Some((fields.next()?.to_string(), (stamp, digest)))
+            })
+            .collect();
+        DigestCache { file, known, now: Vec::new() }
+    }
+
+    fn get(&self, name: &str, stamp: Stamp) -> Option<String> {
+        self.known.get(name).filter(|(known, _)| *known == stamp).map(|(_, digest)| digest.clone())
+    }
+
+    fn put(&mut self, name: &str, stamp: Stamp, digest: &str) {
+        self.now.push((name.to_string(), stamp, digest.to_string()));
+    }
+
+    /// Keeps this scan's digests for the next (best effort: a cache that
+    /// cannot be written only costs hashing again).
+    fn save(self) {
+        let Some(file) = self.file else { return };
+        let mut text = String::new();
+        for (name, (size, secs, nanos, inode), digest) in &self.now {
+            text += &format!("{size} {secs} {nanos} {inode} {digest} {name}\0");
+        }
+        if let Some(dir) = file.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let partial = file.with_extension(format!("partial-{}", std::process::id()));
+        if std::fs::write(&partial, text).is_ok() {
+            let _ = std::fs::rename(&partial, &file);
+        }
+    }
 }
 
 fn hash_file(path: &Path) -> std::io::Result<String> {
@@ -268,22 +344,42 @@ mod tests {
         std::fs::write(dir.path().join("run.log"), "x").unwrap();
         std::fs::write(dir.path().join("data/big.bin"), "x").unwrap();
         std::os::unix::fs::symlink("train.py", dir.path().join("main.py")).unwrap();
-        let tree = scan(dir.path(), 1 << 20).unwrap();
+        let tree = scan(dir.path(), 1 << 20, None).unwrap();
         assert_eq!(paths(&tree), [".gitignore", "main.py", "train.py"]);
         assert_eq!(tree.entries[1].link_target, "train.py");
 
         std::fs::write(dir.path().join(".skyignore"), "*.py\n").unwrap();
-        let tree = scan(dir.path(), 1 << 20).unwrap();
+        let tree = scan(dir.path(), 1 << 20, None).unwrap();
         assert_eq!(paths(&tree), [".gitignore", ".skyignore", "data", "data/big.bin", "run.log"]);
+    }
+
+    #[test]
+    fn a_tree_scanned_again_reads_only_the_files_that_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tree_dir, cache) = (dir.path().join("tree"), dir.path().join("cache"));
+        std::fs::create_dir_all(&tree_dir).unwrap();
+        std::fs::write(tree_dir.join("a"), "one").unwrap();
+        std::fs::write(tree_dir.join("b"), "two").unwrap();
+        let first = scan(&tree_dir, 1 << 20, Some(&cache)).unwrap();
+        // A digest found in the cache is trusted: poison one to see it reused.
+        let file = std::fs::read_dir(&cache).unwrap().next().unwrap().unwrap().path();
+        let poisoned =
+            std::fs::read_to_string(&file).unwrap().replace(&first.entries[0].digest, &"0".repeat(64));
+        std::fs::write(&file, poisoned).unwrap();
+        std::fs::write(tree_dir.join("b"), "three").unwrap();
+        let second = scan(&tree_dir, 1 << 20, Some(&cache)).unwrap();
+        assert_eq!(second.entries[0].digest, "0".repeat(64), "an unchanged file is not read again");
+        assert_ne!(second.entries[1].digest, first.entries[1].digest, "a changed file is");
+        assert_eq!(scan(&tree_dir, 1 << 20, None).unwrap().entries[0].digest, first.entries[0].digest);
     }
 
     #[test]
     fn a_tree_over_the_limit_is_refused_with_its_size_and_how_to_leave_files_out() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("big"), vec![0u8; 5000]).unwrap();
-        let err = scan(dir.path(), 4000).unwrap_err();
+        let err = scan(dir.path(), 4000, None).unwrap_err();
         assert!(err.0.contains("5.0 KB > 4.0 KB") && err.0.contains(".skyignore"), "{err}");
-        let one = scan(&dir.path().join("big"), 1 << 20).unwrap();
+        let one = scan(&dir.path().join("big"), 1 << 20, None).unwrap();
         assert!(one.single_file);
         assert_eq!(paths(&one), ["big"]);
     }

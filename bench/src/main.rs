@@ -7,6 +7,7 @@ mod jobs;
 mod load;
 mod process;
 mod ssh;
+mod uploads;
 
 use std::{
     path::PathBuf,
@@ -29,6 +30,8 @@ struct Plan {
     watchers: usize,
     log_megabytes: usize,
     ssh_jobs: usize,
+    upload_files: usize,
+    large_upload_mb: usize,
 }
 
 fn main() {
@@ -46,6 +49,8 @@ fn main() {
             watchers: 100,
             log_megabytes: 5,
             ssh_jobs: 10,
+            upload_files: 100,
+            large_upload_mb: 50,
         }
     } else {
         Plan {
@@ -60,6 +65,8 @@ fn main() {
             watchers: 1000,
             log_megabytes: 200,
             ssh_jobs: 100,
+            upload_files: 2000,
+            large_upload_mb: 1000,
         }
     };
     let sky = Sky::new(sky_binary());
@@ -152,6 +159,12 @@ fn main() {
         println!("job_log_stream_throughput: {throughput:.0} MB/s");
         let cpu = load::idle_followers_cpu(&sky, pid, "bench", plan.watchers).await;
         println!("idle_log_followers_{}_server_cpu: {cpu:.1} %", plan.watchers);
+        let client = connect(&sky).await;
+        let (throughput, unchanged, peak) =
+            uploads::figures(&client, pid, plan.upload_files, plan.large_upload_mb).await;
+        println!("upload_{}_files_of_100_kb_throughput: {throughput:.0} MB/s", plan.upload_files);
+        println!("upload_unchanged_again: {unchanged:.1} ms");
+        println!("server_rss_peak_during_{}_mb_upload: {peak:.1} MB", plan.large_upload_mb);
     });
     println!("server_rss_end: {:.1} MB", process::rss_mb(pid));
 

@@ -41,7 +41,8 @@ pub async fn upload_sources(client: &Client, task: &mut TaskSpec) -> CliResult {
 /// Uploads one source; returns its reference.
 async fn send(client: &Client, what: &str, path: &str, max_bytes: u64) -> CliResult<String> {
     let source = std::path::PathBuf::from(path);
-    let tree = tokio::task::spawn_blocking(move || scan(&source, max_bytes))
+    let cache = Some(skypilot_api::config::sky_dir().join("upload_cache"));
+    let tree = tokio::task::spawn_blocking(move || scan(&source, max_bytes, cache.as_deref()))
         .await
         .map_err(|err| CliError::new(format!("{what}: {err}")))?
         .map_err(|err| CliError::new(format!("Cannot upload the {what}: {err}")))?;

@@ -46,7 +46,16 @@ def test_no_top_level_skypilot_module_is_claimed() -> None:
 
 
 def test_v1_exports_every_message_enum_and_stub() -> None:
-    for module in (v1.clusters_pb2, v1.errors_pb2, v1.infra_pb2, v1.requests_pb2, v1.server_pb2, v1.users_pb2):
+    modules = (
+        v1.clusters_pb2,
+        v1.errors_pb2,
+        v1.infra_pb2,
+        v1.requests_pb2,
+        v1.server_pb2,
+        v1.uploads_pb2,
+        v1.users_pb2,
+    )
+    for module in modules:
         for name in list(module.DESCRIPTOR.message_types_by_name) + list(module.DESCRIPTOR.enum_types_by_name):
             assert getattr(v1, name) is getattr(module, name)
         for service in module.DESCRIPTOR.services_by_name:

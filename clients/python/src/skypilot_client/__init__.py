@@ -7,7 +7,9 @@
 ...     for _, data in client.job_logs("dev", launched.job_id):
 ...         print(data.decode(), end="")
 
-`AsyncClient` offers the same over asyncio. Failures raise `SkyError`, whose
+Against a server that runs elsewhere, `launch` and `exec` upload the task's
+workdir and file mounts first (`skypilot_client.uploads`). `AsyncClient`
+offers the same over asyncio. Failures raise `SkyError`, whose
 `error_reason` is an `ErrorReason` value to branch on; messages and enums of
 the protocol are in `skypilot_client.v1`.
 """
@@ -18,6 +20,7 @@ from .client import Client, LogStream, Operation
 from .endpoint import Endpoint, parse_endpoint, resolve_endpoint
 from .errors import ErrorReason, SkyError, error_reason_name, parse_error_reason
 from .task import Task
+from .uploads import UploadError, Uploaded
 
 __all__ = [
     "AsyncClient",
@@ -30,6 +33,8 @@ __all__ = [
     "Operation",
     "SkyError",
     "Task",
+    "UploadError",
+    "Uploaded",
     "__version__",
     "error_reason_name",
     "parse_endpoint",

@@ -12,7 +12,7 @@ import grpc
 from google.longrunning import operations_pb2
 from google.protobuf import any_pb2, duration_pb2, empty_pb2, message
 
-from ._gen.skypilot.v1 import clusters_pb2, infra_pb2, requests_pb2, server_pb2, users_pb2
+from ._gen.skypilot.v1 import clusters_pb2, infra_pb2, requests_pb2, server_pb2, uploads_pb2, users_pb2
 from ._version import __version__
 from .endpoint import Connection
 from .errors import SkyError
@@ -122,7 +122,7 @@ class OperationsStub:
 
 def _message_classes() -> Dict[str, Type[message.Message]]:
     classes: Dict[str, Type[message.Message]] = {"google.protobuf.Empty": empty_pb2.Empty}
-    for module in (clusters_pb2, infra_pb2, requests_pb2, server_pb2, users_pb2):
+    for module in (clusters_pb2, infra_pb2, requests_pb2, server_pb2, uploads_pb2, users_pb2):
         for name, descriptor in module.DESCRIPTOR.message_types_by_name.items():
             classes[descriptor.full_name] = getattr(module, name)
     return classes

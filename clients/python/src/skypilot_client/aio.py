@@ -5,6 +5,7 @@ async iterators."""
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import (
     Any,
     AsyncGenerator,
@@ -15,6 +16,7 @@ from typing import (
     List,
     Optional,
     Sequence,
+    Set,
     Tuple,
     Union,
     cast,
@@ -24,7 +26,7 @@ import grpc
 import grpc.aio
 from google.longrunning import operations_pb2
 
-from . import _common
+from . import _common, uploads
 from ._gen.skypilot.v1 import (
     clusters_pb2,
     clusters_pb2_grpc,
@@ -34,12 +36,15 @@ from ._gen.skypilot.v1 import (
     requests_pb2_grpc,
     server_pb2,
     server_pb2_grpc,
+    uploads_pb2,
+    uploads_pb2_grpc,
     users_pb2,
     users_pb2_grpc,
 )
 from .endpoint import Connection, resolve_connection
 from .errors import SkyError
 from .task import PathLike, Task
+from .uploads import OnUpload, Uploaded
 
 Chunk = Tuple[int, bytes]
 
@@ -53,6 +58,7 @@ class _Stubs:
         self.server = server_pb2_grpc.ServerServiceStub(channel)
         self.users = users_pb2_grpc.UserServiceStub(channel)
         self.infra = infra_pb2_grpc.InfraServiceStub(channel)
+        self.uploads = uploads_pb2_grpc.UploadServiceStub(channel)
         self.operations = _common.OperationsStub(channel)
 
 
@@ -169,10 +175,12 @@ class AsyncClient:
         idle_minutes_to_autostop: Optional[int] = None,
         no_setup: bool = False,
         dryrun: bool = False,
+        on_upload: Optional[OnUpload] = None,
     ) -> "AsyncOperation":
-        """`sky launch` (LaunchResponse); see `Client.launch`."""
+        """`sky launch` (LaunchResponse); uploads the task's local sources first
+        when the server runs elsewhere; see `Client.launch`."""
         request = clusters_pb2.LaunchRequest(
-            task=Task.coerce(task).to_proto(),
+            task=await self._task_spec(task, on_upload),
             cluster_name=cluster_name,
             no_setup=no_setup,
             down=down,
@@ -184,15 +192,34 @@ class AsyncClient:
         return await self._submit(lambda s: s.clusters.Launch, request)
 
     async def exec(
-        self, cluster_name: str, task: Union[Task, PathLike], *, idempotency_key: Optional[str] = None
+        self,
+        cluster_name: str,
+        task: Union[Task, PathLike],
+        *,
+        idempotency_key: Optional[str] = None,
+        on_upload: Optional[OnUpload] = None,
     ) -> "AsyncOperation":
-        """`sky exec` (ExecResponse)."""
+        """`sky exec` (ExecResponse); uploads as `launch` does."""
         request = clusters_pb2.ExecRequest(
             cluster_name=cluster_name,
-            task=Task.coerce(task).to_proto(),
+            task=await self._task_spec(task, on_upload),
             idempotency_key=_common.idempotency_key(idempotency_key),
         )
         return await self._submit(lambda s: s.clusters.Exec, request)
+
+    async def _task_spec(self, task: Union[Task, PathLike], on_upload: Optional[OnUpload]) -> clusters_pb2.TaskSpec:
+        """The task to send: its local sources uploaded when the server cannot read them."""
+        spec = Task.coerce(task).to_proto()
+        pending = uploads.sources(spec)
+        if not pending:
+            return spec
+        info = await self.server_info()
+        if not uploads.runs_elsewhere(info, self._connection.endpoint.host):
+            return spec
+        limit = uploads.upload_limit(info)
+        for what, path, dest in pending:
+            uploads.replace_source(spec, dest, (await self._upload(what, path, limit, on_upload)).reference)
+        return spec
 
     async def _cluster_action(self, action: str, cluster_name: str, key: Optional[str]) -> "AsyncOperation":
         request = clusters_pb2.ClusterActionRequest(
@@ -293,6 +320,64 @@ class AsyncClient:
             return _common.LOG_DONE if not follow or stream.job is not None else _common.LOG_INTERRUPTED
 
         return AsyncLogStream(self, lambda s: s.jobs.TailJobLogs, request, offset, ended)
+
+    # -- uploads ------------------------------------------------------------
+
+    async def upload(self, path: PathLike, *, on_upload: Optional[OnUpload] = None) -> str:
+        """Uploads a folder or a file and returns its reference; see `Client.upload`.
+        Listing and hashing run in a worker thread."""
+        path = os.fspath(path)
+        return (await self._upload("", path, uploads.upload_limit(await self.server_info()), on_upload)).reference
+
+    async def _upload(self, what: str, path: str, limit: Optional[int], on_upload: Optional[OnUpload]) -> Uploaded:
+        tree = await asyncio.to_thread(uploads.scan, path, limit)
+        missing: Set[str] = set()
+        for batch in uploads.digest_batches(tree.digests()):
+            request = uploads_pb2.FindMissingBlobsRequest(digests=batch)
+            missing.update((await self._unary(lambda s: s.uploads.FindMissingBlobs, request)).missing)
+        to_send = tree.to_send(missing)
+        if to_send:
+            await self._upload_blobs(uploads.BlobStream(to_send))
+        created = await self._unary(lambda s: s.uploads.CreateTree, tree.create_request())
+        return uploads.report(what, path, tree, created.reference, to_send, on_upload)
+
+    async def _upload_blobs(self, stream: uploads.BlobStream) -> None:
+        """Streams the contents over a synchronous channel of its own, whose
+        thread reads the files: when the server ends a client stream early
+        (e.g. a content over the user's quota), grpc.aio may report INTERNAL
+        instead of the server's status (grpc/grpc#36066); the synchronous
+        API reports the server's."""
+        target = self._connection.endpoint.target
+        if self._credentials is None:
+            channel = grpc.insecure_channel(target, options=self._options)
+        else:
+            channel = grpc.secure_channel(target, self._credentials, options=self._options)
+        try:
+            stub = uploads_pb2_grpc.UploadServiceStub(channel)
+            # No deadline: the stream lasts as long as the contents take to send.
+            call = stub.UploadBlobs.future(iter(stream), metadata=self._metadata)
+            loop = asyncio.get_running_loop()
+            finished: "asyncio.Future[None]" = loop.create_future()
+
+            def settle() -> None:
+                if not finished.done():
+                    finished.set_result(None)
+
+            # Runs in gRPC's thread (or at once when the call is already done).
+            call.add_done_callback(lambda _: loop.call_soon_threadsafe(settle))
+            try:
+                await finished
+            except asyncio.CancelledError:
+                call.cancel()
+                raise
+            try:
+                call.result()
+            except grpc.RpcError as rpc_error:
+                stream.check()
+                raise SkyError.from_rpc_error(rpc_error) from None
+            stream.check()
+        finally:
+            channel.close()
 
     # -- requests, infra, server --------------------------------------------
 

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
-from typing import Any, Callable, Generator, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union, cast
+from typing import (
+    Any,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+    TypeVar,
+    Union,
+    cast,
+)
 
 import grpc
 from google.longrunning import operations_pb2
 
-from . import _common
+from . import _common, uploads
 from ._gen.skypilot.v1 import (
     clusters_pb2,
     clusters_pb2_grpc,
@@ -19,12 +34,15 @@ from ._gen.skypilot.v1 import (
     requests_pb2_grpc,
     server_pb2,
     server_pb2_grpc,
+    uploads_pb2,
+    uploads_pb2_grpc,
     users_pb2,
     users_pb2_grpc,
 )
 from .endpoint import Connection, resolve_connection
 from .errors import SkyError
 from .task import PathLike, Task
+from .uploads import OnUpload, Uploaded
 
 T = TypeVar("T")
 Chunk = Tuple[int, bytes]
@@ -80,6 +98,7 @@ class Client:
         self._server = server_pb2_grpc.ServerServiceStub(self._channel)
         self._users = users_pb2_grpc.UserServiceStub(self._channel)
         self._infra = infra_pb2_grpc.InfraServiceStub(self._channel)
+        self._uploads = uploads_pb2_grpc.UploadServiceStub(self._channel)
         self._operations = _common.OperationsStub(self._channel)
 
     # -- connection ---------------------------------------------------------
@@ -148,12 +167,18 @@ class Client:
         idle_minutes_to_autostop: Optional[int] = None,
         no_setup: bool = False,
         dryrun: bool = False,
+        on_upload: Optional[OnUpload] = None,
     ) -> "Operation":
         """`sky launch`: creates (or reuses) a cluster and submits the task as a
         job. The operation's result is a LaunchResponse (cluster_name, job_id).
-        ``task`` is a Task, a task YAML (path or text) or a shell command."""
+        ``task`` is a Task, a task YAML (path or text) or a shell command.
+
+        When the server runs elsewhere (a ``--deploy`` server, or an endpoint
+        not on this host), the task's workdir and file mount sources are
+        uploaded first (see `upload`) and the task names the uploads; each
+        upload is logged and passed to ``on_upload``."""
         request = clusters_pb2.LaunchRequest(
-            task=Task.coerce(task).to_proto(),
+            task=self._task_spec(task, on_upload),
             cluster_name=cluster_name,
             no_setup=no_setup,
             down=down,
@@ -165,15 +190,35 @@ class Client:
         return self._submit(self._clusters.Launch, request)
 
     def exec(
-        self, cluster_name: str, task: Union[Task, PathLike], *, idempotency_key: Optional[str] = None
+        self,
+        cluster_name: str,
+        task: Union[Task, PathLike],
+        *,
+        idempotency_key: Optional[str] = None,
+        on_upload: Optional[OnUpload] = None,
     ) -> "Operation":
-        """`sky exec`: submits the task as a job on an UP cluster (ExecResponse)."""
+        """`sky exec`: submits the task as a job on an UP cluster (ExecResponse).
+        Uploads its local sources first, as `launch` does."""
         request = clusters_pb2.ExecRequest(
             cluster_name=cluster_name,
-            task=Task.coerce(task).to_proto(),
+            task=self._task_spec(task, on_upload),
             idempotency_key=_common.idempotency_key(idempotency_key),
         )
         return self._submit(self._clusters.Exec, request)
+
+    def _task_spec(self, task: Union[Task, PathLike], on_upload: Optional[OnUpload]) -> clusters_pb2.TaskSpec:
+        """The task to send: its local sources uploaded when the server cannot read them."""
+        spec = Task.coerce(task).to_proto()
+        pending = uploads.sources(spec)
+        if not pending:
+            return spec
+        info = self.server_info()
+        if not uploads.runs_elsewhere(info, self._connection.endpoint.host):
+            return spec
+        limit = uploads.upload_limit(info)
+        for what, path, dest in pending:
+            uploads.replace_source(spec, dest, self._upload(what, path, limit, on_upload).reference)
+        return spec
 
     def _cluster_action(self, method: Callable[..., Any], cluster_name: str, key: Optional[str]) -> "Operation":
         request = clusters_pb2.ClusterActionRequest(
@@ -277,6 +322,40 @@ class Client:
             return _common.LOG_DONE if not follow or stream.job is not None else _common.LOG_INTERRUPTED
 
         return LogStream(self, self._jobs.TailJobLogs, request, offset, ended)
+
+    # -- uploads ------------------------------------------------------------
+
+    def upload(self, path: PathLike, *, on_upload: Optional[OnUpload] = None) -> str:
+        """Uploads a folder or a file and returns its reference
+        (``sky-upload://<digest>``), to use as a task's workdir or a file
+        mount's source. The folder is listed as SkyPilot syncs it
+        (``.skyignore`` at its top when present, else its ``.gitignore``
+        rules; modes kept, links sent as links); only the contents the server
+        lacks are sent. The result is logged and passed to ``on_upload``.
+        Raises `uploads.UploadError` for a tree that cannot be read or is over
+        the server's limit (before anything is sent), SkyError for the server's
+        refusals."""
+        path = os.fspath(path)
+        return self._upload("", path, uploads.upload_limit(self.server_info()), on_upload).reference
+
+    def _upload(self, what: str, path: str, limit: Optional[int], on_upload: Optional[OnUpload]) -> Uploaded:
+        tree = uploads.scan(path, limit)
+        missing: Set[str] = set()
+        for batch in uploads.digest_batches(tree.digests()):
+            request = uploads_pb2.FindMissingBlobsRequest(digests=batch)
+            missing.update(self._unary(self._uploads.FindMissingBlobs, request).missing)
+        to_send = tree.to_send(missing)
+        if to_send:
+            stream = uploads.BlobStream(to_send)
+            try:
+                # No deadline: the stream lasts as long as the contents take to send.
+                self._uploads.UploadBlobs(iter(stream), metadata=self._metadata)
+            except grpc.RpcError as rpc_error:
+                stream.check()
+                raise SkyError.from_rpc_error(rpc_error) from None
+            stream.check()
+        created = self._unary(self._uploads.CreateTree, tree.create_request())
+        return uploads.report(what, path, tree, created.reference, to_send, on_upload)
 
     # -- requests, infra, server --------------------------------------------
 

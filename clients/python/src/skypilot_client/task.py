@@ -146,7 +146,8 @@ class Task:
 
     ``cpus`` and ``memory`` (GiB) take ``2``, ``0.5`` or ``"2+"`` (at least);
     ``accelerators`` takes ``"A100:2"`` or ``{"A100": 2}``. ``workdir`` and
-    ``file_mounts`` sources are paths on the API server's host.
+    ``file_mounts`` sources are local paths (uploaded when the server runs
+    elsewhere) or upload references (``sky-upload://...``).
     """
 
     def __init__(

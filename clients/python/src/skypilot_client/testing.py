@@ -34,7 +34,7 @@ import tempfile
 import threading
 import time
 from urllib.parse import quote
-from typing import IO, Any, Dict, List, Optional, Tuple
+from typing import IO, Any, Dict, List, Optional, Sequence, Tuple
 
 from . import v1
 from .aio import AsyncClient
@@ -105,6 +105,7 @@ class LocalServer:
         sky_bin: the binary (default: `find_sky_bin()`).
         home, data_dir: folders to use (default: a temporary folder, removed by `stop()`).
         env: extra environment variables for the server.
+        extra_args: more flags for ``sky api start`` (e.g. ``["--upload-max-mib", "1"]``).
         ready_timeout: seconds to wait for the server to serve.
         stop_timeout: seconds `stop()` waits for the server to exit after SIGTERM.
         down_timeout: seconds `stop()` waits for each cluster's teardown.
@@ -124,6 +125,7 @@ class LocalServer:
         home: Optional[str] = None,
         data_dir: Optional[str] = None,
         env: Optional[Dict[str, str]] = None,
+        extra_args: Sequence[str] = (),
         ready_timeout: float = 60.0,
         stop_timeout: float = 30.0,
         down_timeout: float = 60.0,
@@ -146,6 +148,7 @@ class LocalServer:
         self.data_dir = data_dir or os.path.join(root, "data")
         os.makedirs(self.home, exist_ok=True)
         self.extra_env = dict(env or {})
+        self.extra_args = list(extra_args)
         self.ready_timeout = ready_timeout
         self.stop_timeout = stop_timeout
         self.down_timeout = down_timeout
@@ -288,6 +291,7 @@ class LocalServer:
             args += ["--local-infra", self.local_infra]
         if self.tls_cert:
             args += ["--tls-cert", self.tls_cert, "--tls-key", self.tls_key or ""]
+        args += self.extra_args
         self.process = subprocess.Popen(
             args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )

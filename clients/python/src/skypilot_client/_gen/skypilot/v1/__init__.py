@@ -11,6 +11,8 @@ from . import (  # noqa: F401
     requests_pb2_grpc,
     server_pb2,
     server_pb2_grpc,
+    uploads_pb2,
+    uploads_pb2_grpc,
     users_pb2,
     users_pb2_grpc,
 )
@@ -81,6 +83,20 @@ from .server_pb2 import (  # noqa: F401
 from .server_pb2_grpc import (  # noqa: F401
     ServerServiceStub,
 )
+from .uploads_pb2 import (  # noqa: F401
+    BlobHeader,
+    CreateTreeRequest,
+    CreateTreeResponse,
+    EntryKind,
+    FindMissingBlobsRequest,
+    FindMissingBlobsResponse,
+    TreeEntry,
+    UploadBlobsRequest,
+    UploadBlobsResponse,
+)
+from .uploads_pb2_grpc import (  # noqa: F401
+    UploadServiceStub,
+)
 from .users_pb2 import (  # noqa: F401
     CreateTokenRequest,
     CreateTokenResponse,
@@ -110,6 +126,7 @@ from .users_pb2_grpc import (  # noqa: F401
 
 __all__ = [
     "AutostopRequest",
+    "BlobHeader",
     "CancelJobsRequest",
     "CancelJobsResponse",
     "CheckRequest",
@@ -122,13 +139,18 @@ __all__ = [
     "ClusterStatus",
     "CreateTokenRequest",
     "CreateTokenResponse",
+    "CreateTreeRequest",
+    "CreateTreeResponse",
     "CreateUserRequest",
     "CreateUserResponse",
     "DeleteUserRequest",
     "DeleteUserResponse",
+    "EntryKind",
     "ErrorReason",
     "ExecRequest",
     "ExecResponse",
+    "FindMissingBlobsRequest",
+    "FindMissingBlobsResponse",
     "GetServerInfoRequest",
     "GetServerInfoResponse",
     "HostState",
@@ -173,6 +195,10 @@ __all__ = [
     "TailJobLogsResponse",
     "TaskSpec",
     "TokenInfo",
+    "TreeEntry",
+    "UploadBlobsRequest",
+    "UploadBlobsResponse",
+    "UploadServiceStub",
     "User",
     "UserInfo",
     "UserServiceStub",
@@ -190,6 +216,8 @@ __all__ = [
     "requests_pb2_grpc",
     "server_pb2",
     "server_pb2_grpc",
+    "uploads_pb2",
+    "uploads_pb2_grpc",
     "users_pb2",
     "users_pb2_grpc",
 ]

@@ -14,21 +14,21 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18skypilot/v1/server.proto\x12\x0bskypilot.v1\" \n\x04User\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"\x16\n\x14GetServerInfoRequest\"\xae\x01\n\x15GetServerInfoResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x03 \x01(\x05\x12\x17\n\x0fmin_api_version\x18\x04 \x01(\x05\x12%\n\x04mode\x18\x05 \x01(\x0e\x32\x17.skypilot.v1.ServerMode\x12\x1f\n\x04user\x18\x06 \x01(\x0b\x32\x11.skypilot.v1.User*X\n\nServerMode\x12\x1b\n\x17SERVER_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11SERVER_MODE_LOCAL\x10\x01\x12\x16\n\x12SERVER_MODE_DEPLOY\x10\x02\x32g\n\rServerService\x12V\n\rGetServerInfo\x12!.skypilot.v1.GetServerInfoRequest\x1a\".skypilot.v1.GetServerInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18skypilot/v1/server.proto\x12\x0bskypilot.v1\" \n\x04User\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"\x16\n\x14GetServerInfoRequest\"\xc8\x01\n\x15GetServerInfoResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x03 \x01(\x05\x12\x17\n\x0fmin_api_version\x18\x04 \x01(\x05\x12%\n\x04mode\x18\x05 \x01(\x0e\x32\x17.skypilot.v1.ServerMode\x12\x1f\n\x04user\x18\x06 \x01(\x0b\x32\x11.skypilot.v1.User\x12\x18\n\x10upload_max_bytes\x18\x07 \x01(\x03*X\n\nServerMode\x12\x1b\n\x17SERVER_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11SERVER_MODE_LOCAL\x10\x01\x12\x16\n\x12SERVER_MODE_DEPLOY\x10\x02\x32g\n\rServerService\x12V\n\rGetServerInfo\x12!.skypilot.v1.GetServerInfoRequest\x1a\".skypilot.v1.GetServerInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'skypilot_client._gen.skypilot.v1.server_pb2', _globals)
 if _descriptor._USE_C_DESCRIPTORS == False:
   DESCRIPTOR._options = None
-  _globals['_SERVERMODE']._serialized_start=276
-  _globals['_SERVERMODE']._serialized_end=364
+  _globals['_SERVERMODE']._serialized_start=302
+  _globals['_SERVERMODE']._serialized_end=390
   _globals['_USER']._serialized_start=41
   _globals['_USER']._serialized_end=73
   _globals['_GETSERVERINFOREQUEST']._serialized_start=75
   _globals['_GETSERVERINFOREQUEST']._serialized_end=97
   _globals['_GETSERVERINFORESPONSE']._serialized_start=100
-  _globals['_GETSERVERINFORESPONSE']._serialized_end=274
-  _globals['_SERVERSERVICE']._serialized_start=366
-  _globals['_SERVERSERVICE']._serialized_end=469
+  _globals['_GETSERVERINFORESPONSE']._serialized_end=300
+  _globals['_SERVERSERVICE']._serialized_start=392
+  _globals['_SERVERSERVICE']._serialized_end=495
 # @@protoc_insertion_point(module_scope)

@@ -27,17 +27,19 @@ class GetServerInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetServerInfoResponse(_message.Message):
-    __slots__ = ("version", "commit", "api_version", "min_api_version", "mode", "user")
+    __slots__ = ("version", "commit", "api_version", "min_api_version", "mode", "user", "upload_max_bytes")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     COMMIT_FIELD_NUMBER: _ClassVar[int]
     API_VERSION_FIELD_NUMBER: _ClassVar[int]
     MIN_API_VERSION_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     USER_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
     version: str
     commit: str
     api_version: int
     min_api_version: int
     mode: ServerMode
     user: User
-    def __init__(self, version: _Optional[str] = ..., commit: _Optional[str] = ..., api_version: _Optional[int] = ..., min_api_version: _Optional[int] = ..., mode: _Optional[_Union[ServerMode, str]] = ..., user: _Optional[_Union[User, _Mapping]] = ...) -> None: ...
+    upload_max_bytes: int
+    def __init__(self, version: _Optional[str] = ..., commit: _Optional[str] = ..., api_version: _Optional[int] = ..., min_api_version: _Optional[int] = ..., mode: _Optional[_Union[ServerMode, str]] = ..., user: _Optional[_Union[User, _Mapping]] = ..., upload_max_bytes: _Optional[int] = ...) -> None: ...
