@@ -217,6 +217,8 @@ impl Client {
         let channel = channel
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)
+            .initial_stream_window_size(4 << 20)
+            .initial_connection_window_size(16 << 20)
             .connect()
             .await
             .map_err(|err| unreachable(error_chain(&err)))?;

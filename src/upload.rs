@@ -237,7 +237,9 @@ impl DigestCache {
 fn hash_file(path: &Path) -> std::io::Result<String> {
     let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; CHUNK];
+    // No larger than the file (most are small): zeroing a buffer costs too.
+    let size = file.metadata()?.len() as usize;
+    let mut buffer = vec![0u8; size.clamp(1, CHUNK) + 1];
     loop {
         let read = file.read(&mut buffer)?;
         if read == 0 {
@@ -277,13 +279,15 @@ pub async fn upload(client: &Client, tree: &Tree) -> Result<Uploaded, ClientErro
                     return Ok(());
                 }
                 let mut file = std::fs::File::open(&path)?.take(size as u64);
-                loop {
-                    let mut buffer = vec![0u8; CHUNK];
+                let mut left = size as usize;
+                while left > 0 {
+                    let mut buffer = vec![0u8; left.min(CHUNK)];
                     let read = read_full(&mut file, &mut buffer)?;
                     if read == 0 {
                         break;
                     }
                     buffer.truncate(read);
+                    left -= read;
                     if sender.blocking_send(UploadBlobsRequest { part: Some(Part::Data(buffer)) }).is_err() {
                         return Ok(());
                     }

@@ -1,7 +1,8 @@
-//! `sky-bench [--quick]`: starts a real local API server with the `sky`
-//! binary next to this one (in a temporary HOME, on a free loopback port) and
-//! prints one `name: value unit` line per figure. `--quick` runs few
-//! iterations, to check that every figure is produced.
+//! `sky-bench [--quick | --uploads]`: starts a real local API server with the
+//! `sky` binary next to this one (in a temporary HOME, on a free loopback
+//! port) and prints one `name: value unit` line per figure. `--quick` runs
+//! few iterations, to check that every figure is produced; `--uploads` runs
+//! only the upload figures.
 
 mod jobs;
 mod load;
@@ -70,6 +71,13 @@ fn main() {
         }
     };
     let sky = Sky::new(sky_binary());
+    if std::env::args().any(|arg| arg == "--uploads") {
+        sky.run(&["api", "start"]);
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+        runtime.block_on(upload_figures(&sky, plan.upload_files, plan.large_upload_mb));
+        sky.run(&["api", "stop"]);
+        return;
+    }
     println!("mode: {}", if quick { "quick" } else { "full" });
     println!("cpus: {} count", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
 
@@ -159,12 +167,7 @@ fn main() {
         println!("job_log_stream_throughput: {throughput:.0} MB/s");
         let cpu = load::idle_followers_cpu(&sky, pid, "bench", plan.watchers).await;
         println!("idle_log_followers_{}_server_cpu: {cpu:.1} %", plan.watchers);
-        let client = connect(&sky).await;
-        let (throughput, unchanged, peak) =
-            uploads::figures(&client, pid, plan.upload_files, plan.large_upload_mb).await;
-        println!("upload_{}_files_of_100_kb_throughput: {throughput:.0} MB/s", plan.upload_files);
-        println!("upload_unchanged_again: {unchanged:.1} ms");
-        println!("server_rss_peak_during_{}_mb_upload: {peak:.1} MB", plan.large_upload_mb);
+        upload_figures(&sky, plan.upload_files, plan.large_upload_mb).await;
     });
     println!("server_rss_end: {:.1} MB", process::rss_mb(pid));
 
@@ -172,6 +175,16 @@ fn main() {
     sky.run(&["api", "stop"]);
 
     ssh::figures(sky_binary(), plan.exec_samples, plan.ssh_jobs);
+}
+
+async fn upload_figures(sky: &Sky, files: usize, large_mb: usize) {
+    let client = connect(sky).await;
+    let figures = uploads::figures(&client, sky.server_pid(), files, large_mb).await;
+    println!("upload_{files}_files_of_100_kb_throughput: {:.0} MB/s", figures.throughput);
+    println!("upload_{files}_files_listing_and_hashing: {:.1} ms", figures.scan_ms);
+    println!("upload_unchanged_again: {:.1} ms", figures.unchanged_ms);
+    println!("server_rss_peak_during_{large_mb}_mb_upload: {:.1} MB", figures.peak_rss);
+    println!("upload_{large_mb}_mb_of_10_mb_files_throughput: {:.0} MB/s", figures.large_throughput);
 }
 
 /// Submits `total` `sky check` requests from `clients` concurrent clients, each

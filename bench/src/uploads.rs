@@ -33,9 +33,21 @@ fn make_tree(dir: &Path, files: usize, bytes: usize) {
     }
 }
 
-/// Returns (MB/s of a first upload, ms of an unchanged one, peak server RSS
-/// in MB during an upload of `large_mb`).
-pub async fn figures(client: &Client, pid: u32, files: usize, large_mb: usize) -> (f64, f64, f64) {
+/// What the upload figures measured.
+pub struct Figures {
+    /// MB/s of a first upload, listing and hashing included.
+    pub throughput: f64,
+    /// Of which listing and hashing, in ms.
+    pub scan_ms: f64,
+    /// ms of an unchanged upload of the same tree.
+    pub unchanged_ms: f64,
+    /// Peak server RSS in MB during the large upload.
+    pub peak_rss: f64,
+    /// MB/s of the large upload (large files), listing and hashing included.
+    pub large_throughput: f64,
+}
+
+pub async fn figures(client: &Client, pid: u32, files: usize, large_mb: usize) -> Figures {
     let scratch = tempfile::tempdir().expect("a scratch folder");
     let (tree_dir, cache) = (scratch.path().join("workdir"), scratch.path().join("cache"));
     make_tree(&tree_dir, files, 100 * 1000);
@@ -43,6 +55,7 @@ pub async fn figures(client: &Client, pid: u32, files: usize, large_mb: usize) -
 
     let started = Instant::now();
     let tree = scan(&tree_dir, u64::MAX, Some(&cache)).expect("scan");
+    let scan_ms = started.elapsed().as_secs_f64() * 1000.0;
     let sent = upload(client, &tree).await.expect("upload");
     assert_eq!(sent.sent_files as usize, files, "every file is new");
     let throughput = total_mb / started.elapsed().as_secs_f64();
@@ -55,6 +68,7 @@ pub async fn figures(client: &Client, pid: u32, files: usize, large_mb: usize) -
 
     let large = scratch.path().join("large");
     make_tree(&large, large_mb / 10, 10 * 1000 * 1000);
+    let started = Instant::now();
     let tree = scan(&large, u64::MAX, None).expect("scan");
     let done = Arc::new(AtomicBool::new(false));
     let sampler = {
@@ -69,7 +83,14 @@ pub async fn figures(client: &Client, pid: u32, files: usize, large_mb: usize) -
         })
     };
     upload(client, &tree).await.expect("a large upload");
+    let large_throughput = large_mb as f64 / started.elapsed().as_secs_f64();
     done.store(true, Ordering::Relaxed);
     let peak = sampler.join().expect("sampler");
-    (throughput, unchanged.as_secs_f64() * 1000.0, peak)
+    Figures {
+        throughput,
+        scan_ms,
+        unchanged_ms: unchanged.as_secs_f64() * 1000.0,
+        peak_rss: peak,
+        large_throughput,
+    }
 }

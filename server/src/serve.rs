@@ -160,7 +160,11 @@ impl Server {
         if !config.require_auth && !config.insecure_no_auth && !is_loopback_host(&config.host) {
             return Err(StartError::Insecure { host: config.host.clone() });
         }
-        let mut builder = tonic::transport::Server::builder();
+        // Flow-control windows that let an upload stream at disk speed
+        // rather than wait for a window update every 64 KiB.
+        let mut builder = tonic::transport::Server::builder()
+            .initial_stream_window_size(Some(4 << 20))
+            .initial_connection_window_size(Some(16 << 20));
         if let Some(files) = &config.tls {
             builder =
                 builder.tls_config(tls_config(files)?).map_err(|err| StartError::Tls(err.to_string()))?;

@@ -145,9 +145,7 @@ pub fn make(tree: &CreateTreeRequest, dest: &Path, blob: impl Fn(&str) -> PathBu
         }
         match entry.kind() {
             EntryKind::Directory => std::fs::create_dir_all(&path)?,
-            EntryKind::File => {
-                std::fs::copy(blob(&entry.digest), &path)?;
-            }
+            EntryKind::File => copy_checked(&blob(&entry.digest), &path, &entry.digest)?,
             EntryKind::Symlink => std::os::unix::fs::symlink(&entry.link_target, &path)?,
             EntryKind::Unspecified => {}
         }
@@ -163,6 +161,32 @@ pub fn make(tree: &CreateTreeRequest, dest: &Path, blob: impl Fn(&str) -> PathBu
             };
             std::fs::set_permissions(dest.join(&entry.path), std::fs::Permissions::from_mode(mode))?;
         }
+    }
+    Ok(())
+}
+
+/// Copies a content, checking that it still has its digest (a content
+/// damaged on disk is removed, so that the client sends it again).
+fn copy_checked(blob: &Path, dest: &Path, digest: &str) -> io::Result<()> {
+    use std::io::{Read as _, Write as _};
+    let mut source = std::fs::File::open(blob)?;
+    let mut out = std::fs::File::create(dest)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let read = source.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+        out.write_all(&buffer[..read])?;
+    }
+    if skypilot_api::identity::hex(&hasher.finalize()) != digest {
+        let _ = std::fs::remove_file(blob);
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("the uploaded content {digest} was damaged on the server's disk: upload it again"),
+        ));
     }
     Ok(())
 }
@@ -231,6 +255,7 @@ mod tests {
         std::fs::write(&blob, "abc").unwrap();
         let mut script = file("bin/run.sh");
         script.mode = 0o755;
+        script.digest = skypilot_api::identity::hex(&Sha256::digest(b"abc"));
         let tree = CreateTreeRequest {
             entries: vec![entry("bin", EntryKind::Directory), script, link("run", "bin/run.sh")],
             single_file: false,
@@ -241,5 +266,10 @@ mod tests {
         let mode = std::fs::metadata(dest.join("bin/run.sh")).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o755);
         assert_eq!(std::fs::read_link(dest.join("run")).unwrap(), Path::new("bin/run.sh"));
+
+        // A content damaged on disk is not used, and is dropped.
+        std::fs::write(&blob, "abd").unwrap();
+        let err = make(&tree, &dir.path().join("again"), |_| blob.clone()).unwrap_err();
+        assert!(err.to_string().contains("damaged") && !blob.exists(), "{err}");
     }
 }
