@@ -194,10 +194,16 @@ pub struct Client {
     headers: CallHeaders,
     retry_for: Duration,
     notice: Option<RetryNotice>,
+    revive: Option<Revive>,
 }
 
 /// Told once per outage while calls are retried.
 type RetryNotice = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Brings the server back when nothing answers at its endpoint (the CLI
+/// starts its local server again); called before each retry of such a call.
+type Revive =
+    std::sync::Arc<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>;
 
 impl Client {
     /// Connects to `endpoint` as `identity`. Fails fast when nothing listens.
@@ -228,6 +234,7 @@ impl Client {
             headers: call_headers(endpoint, identity)?,
             retry_for: DEFAULT_RETRY_FOR,
             notice: None,
+            revive: None,
         })
     }
 
@@ -472,6 +479,9 @@ impl Client {
         loop {
             match call().await {
                 Err(err) if err.is_unavailable() && started.elapsed() < self.retry_for => {
+                    if let (ClientError::Unreachable { .. }, Some(revive)) = (&err, &self.revive) {
+                        revive().await;
+                    }
                     if !told {
                         if let Some(notice) = &self.notice {
                             notice("API server unavailable, retrying\u{2026}");
@@ -489,6 +499,18 @@ impl Client {
     /// Keeps retrying calls for `period` while the server is unavailable.
     pub fn with_retry_for(mut self, period: Duration) -> Client {
         self.retry_for = period;
+        self
+    }
+
+    /// Calls `revive` when nothing answers, before retrying.
+    pub fn with_revive(
+        mut self,
+        revive: impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Client {
+        self.revive = Some(std::sync::Arc::new(revive));
         self
     }
 

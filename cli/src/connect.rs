@@ -47,7 +47,24 @@ pub async fn connect_to(endpoint: &Endpoint, autostart: bool) -> CliResult<Clien
         }
         other => other?,
     };
-    Ok(client.with_retry_notice(|notice| eprintln!("{notice}")))
+    let client = client.with_retry_notice(|notice| eprintln!("{notice}"));
+    if !(autostart && endpoint.is_local_default()) {
+        return Ok(client);
+    }
+    // The local server went away mid-command (it crashed, or was stopped):
+    // start it again, as a new command would (one start for many commands).
+    let endpoint = endpoint.clone();
+    Ok(client.with_revive(move || {
+        let endpoint = endpoint.clone();
+        Box::pin(async move {
+            if ensure_own_local_server(endpoint.port).is_ok() {
+                let start = BackgroundStart::local_default(&endpoint);
+                if let Err(err) = start_background(&endpoint, &start).await {
+                    eprintln!("{err}");
+                }
+            }
+        })
+    }))
 }
 
 /// Refuses a local server that another Unix user started on our port: it

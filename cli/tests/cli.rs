@@ -491,3 +491,52 @@ fn the_cli_refuses_a_local_server_another_unix_user_started_on_its_port() {
     );
     assert!(!home.data_dir().join("server.pid").exists(), "no server of ours was started");
 }
+
+/// The local server's pid, from its pid file.
+fn server_pid(home: &Home) -> i32 {
+    let text = fs::read_to_string(home.data_dir().join("server.pid")).unwrap();
+    text.lines().next().unwrap().trim().parse().unwrap()
+}
+
+#[test]
+fn a_command_in_flight_starts_the_local_server_again_when_it_dies() {
+    use std::io::{BufRead as _, BufReader};
+
+    let home = Home::new();
+    home.sky(&["api", "start"]).ok();
+    let release = home.path().join("release");
+    // (It also ends when the test's HOME is gone, should the test fail.)
+    let script = format!(
+        "echo started; while [ ! -e {} ] && [ -d {} ]; do sleep 0.05; done; echo finished",
+        release.display(),
+        home.path().display()
+    );
+    // Follows the job's output until the job ends: in flight across the kills.
+    let mut launch = home
+        .command(&["launch", "-c", "crashy", "-y", "--cpus", "0.5", &script])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(launch.stdout.take().unwrap()).lines();
+    assert!(lines.by_ref().any(|line| line.unwrap() == "started"), "the job started");
+    for _ in 0..2 {
+        let pid = server_pid(&home);
+        // SAFETY: kill(2) on the server this test started, by its pid.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+        // Nothing but the command in flight can start it again.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !home.data_dir().join("server.pid").exists() || server_pid(&home) == pid {
+            assert!(std::time::Instant::now() < deadline, "no new server was started");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    fs::write(&release, "").unwrap();
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    let output = launch.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(rest.iter().filter(|line| *line == "finished").count(), 1, "{rest:?}");
+    assert!(!stderr.contains("could not connect"), "{stderr}");
+    home.sky(&["down", "crashy", "-y"]).ok();
+}
