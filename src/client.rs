@@ -26,8 +26,8 @@ use crate::{
             AutostopRequest, CancelJobsRequest, CheckRequest, Cluster, ClusterActionRequest,
             CreateTreeRequest, CreateTreeResponse, ErrorReason, ExecRequest, FindMissingBlobsRequest,
             GetServerInfoRequest, GetServerInfoResponse, Job, LaunchRequest, ListClustersRequest,
-            ListJobsRequest, ListRequestsRequest, RequestMetadata, SshDownRequest, SshUpRequest,
-            StreamLogsRequest, StreamLogsResponse, TailJobLogsRequest, TailJobLogsResponse,
+            ListJobsRequest, ListJobsResponse, ListRequestsRequest, RequestMetadata, SshDownRequest,
+            SshUpRequest, StreamLogsRequest, StreamLogsResponse, TailJobLogsRequest, TailJobLogsResponse,
             UploadBlobsRequest, UploadBlobsResponse, UserInfo, WatchOperationRequest, WatchOperationResponse,
             WhoAmIRequest, cluster_service_client::ClusterServiceClient,
             infra_service_client::InfraServiceClient, job_service_client::JobServiceClient,
@@ -446,9 +446,12 @@ impl Client {
 
     /// `sky queue`.
     pub async fn list_jobs(&self, request: ListJobsRequest) -> Result<Vec<Job>, ClientError> {
-        let response =
-            self.retrying(|| async { self.accept(self.jobs().list_jobs(request.clone()).await) }).await?;
-        Ok(response.jobs)
+        Ok(self.list_jobs_page(request).await?.jobs)
+    }
+
+    /// One page of `sky queue`, with the token of the next.
+    pub async fn list_jobs_page(&self, request: ListJobsRequest) -> Result<ListJobsResponse, ClientError> {
+        self.retrying(|| async { self.accept(self.jobs().list_jobs(request.clone()).await) }).await
     }
 
     /// Submits `sky cancel`.

@@ -30,8 +30,9 @@ pub async fn exec_to_start(client: &Client, cluster: &str) -> Duration {
         let jobs = client
             .list_jobs(ListJobsRequest {
                 cluster_name: cluster.into(),
-                skip_finished: false,
                 all_users: true,
+                page_size: 1,
+                ..Default::default()
             })
             .await
             .expect("queue");
@@ -79,7 +80,12 @@ pub async fn queue_many_of(
     loop {
         peak = peak.max(crate::process::rss_mb(pid));
         let active = client
-            .list_jobs(ListJobsRequest { cluster_name: cluster.into(), skip_finished: true, all_users: true })
+            .list_jobs(ListJobsRequest {
+                cluster_name: cluster.into(),
+                skip_finished: true,
+                all_users: true,
+                ..Default::default()
+            })
             .await
             .expect("queue");
         if active.is_empty() {
@@ -88,7 +94,7 @@ pub async fn queue_many_of(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let all = client
-        .list_jobs(ListJobsRequest { cluster_name: cluster.into(), skip_finished: false, all_users: true })
+        .list_jobs(ListJobsRequest { cluster_name: cluster.into(), all_users: true, ..Default::default() })
         .await
         .expect("queue");
     let failed = all.iter().filter(|j| j.status() != JobStatus::Succeeded).count();

@@ -176,8 +176,9 @@ pub async fn log_throughput(sky: &Sky, cluster: &str, megabytes: usize) -> f64 {
     let jobs = client
         .list_jobs(skypilot_api::proto::skypilot::v1::ListJobsRequest {
             cluster_name: cluster.into(),
-            skip_finished: false,
             all_users: true,
+            page_size: 1,
+            ..Default::default()
         })
         .await
         .expect("queue");

@@ -127,8 +127,9 @@ async fn wait_until_done(client: &Client, cluster: &str) -> i64 {
         let jobs = client
             .list_jobs(ListJobsRequest {
                 cluster_name: cluster.into(),
-                skip_finished: false,
                 all_users: true,
+                page_size: 1,
+                ..Default::default()
             })
             .await
             .expect("queue");

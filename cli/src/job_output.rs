@@ -119,8 +119,9 @@ async fn latest_job(client: &Client, cluster: &str) -> CliResult<i64> {
     let jobs = client
         .list_jobs(ListJobsRequest {
             cluster_name: cluster.to_string(),
-            skip_finished: false,
             all_users: true,
+            page_size: 1,
+            ..Default::default()
         })
         .await?;
     jobs.first().map(|j| j.job_id).ok_or_else(|| CliError::new(format!("cluster {cluster} has no jobs")))

@@ -526,3 +526,61 @@ async fn a_job_whose_processes_were_not_recorded_before_a_crash_is_adopted_not_r
     let queue = env.sky(&["queue", "gap"]).ok();
     assert!(queue.stdout.contains("SUCCEEDED"), "{}", queue.stdout);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_on_a_cluster_reads_as_many_records_whatever_its_history() {
+    use skypilot_api::proto::skypilot::v1::JobStatus;
+    use skypilot_server::{ClusterRecord, JobRecord, Store, Table};
+
+    const HISTORY: i64 = 20_000;
+    let mut env = Env::start().await;
+    for cluster in ["old", "new"] {
+        env.sky(&["launch", "-c", cluster, "-y", "--cpus", "0.5", "true"]).ok();
+    }
+    // `old` has run many jobs before, all of this user's.
+    env.restart_editing(|store| {
+        let first: JobRecord = store.get(Table::Jobs, b"old\0\0\0\0\0\0\0\0\x01").unwrap().unwrap();
+        for job_id in 2..=HISTORY + 1 {
+            let mut key = b"old\0".to_vec();
+            key.extend_from_slice(&job_id.to_be_bytes());
+            let job = JobRecord {
+                job_id,
+                cluster: "old".into(),
+                status: JobStatus::Succeeded as i32,
+                cpus: 0.5,
+                user_id: first.user_id.clone(),
+                user_name: first.user_name.clone(),
+                ..Default::default()
+            };
+            store.put(Table::Jobs, &key, &job).unwrap();
+        }
+        let mut cluster: ClusterRecord = store.get(Table::Clusters, b"old").unwrap().unwrap();
+        cluster.next_job_id = HISTORY + 2;
+        store.put(Table::Clusters, b"old", &cluster).unwrap();
+    })
+    .await;
+
+    // The same work on each: a job run to its end, its status, the queue.
+    let mut reads = Vec::new();
+    for cluster in ["old", "new"] {
+        let before = Store::records_decoded();
+        env.sky(&["exec", cluster, "echo done"]).ok();
+        env.sky(&["logs", cluster, "--status"]).ok();
+        let job_work = Store::records_decoded() - before;
+        let before = Store::records_decoded();
+        let queue = env.sky(&["queue", cluster]).ok();
+        reads.push((job_work, Store::records_decoded() - before, queue.stdout));
+    }
+    let ((old_job, old_queue, old_table), (new_job, new_queue, _)) = (&reads[0], &reads[1]);
+    // (Background work, such as the autostop checks, reads a few records
+    // too; reading the history would be 20,000 more.)
+    assert!(
+        *old_job <= new_job + 1000,
+        "a job on a cluster with history read {old_job} records, {new_job} without"
+    );
+    // The queue shows the 100 most recent jobs: about 100 more records.
+    assert!(*old_queue <= new_queue + 1000, "sky queue read {old_queue} records, {new_queue} without");
+    assert!(old_table.contains("Showing the 100 most recent jobs"), "{old_table}");
+    let all = env.sky(&["queue", "old", "--limit", "0"]).ok();
+    assert_eq!(all.stdout.lines().filter(|line| line.contains("SUCCEEDED")).count() as i64, HISTORY + 2);
+}

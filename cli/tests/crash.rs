@@ -23,8 +23,8 @@ use skypilot_api::{
     proto::{
         google::longrunning::{Operation, operation::Result as OpResult},
         skypilot::v1::{
-            CheckRequest, ExecRequest, ExecResponse, JobStatus, LaunchRequest, LaunchResponse, RequestState,
-            Resources, TailJobLogsRequest, TaskSpec,
+            CheckRequest, ExecRequest, ExecResponse, Job, JobStatus, LaunchRequest, LaunchResponse,
+            RequestState, Resources, TailJobLogsRequest, TaskSpec,
         },
     },
 };
@@ -313,8 +313,18 @@ async fn no_acknowledged_request_is_lost_and_no_job_runs_twice_across_server_kil
             replaced += 1;
             continue;
         }
-        // Nothing here cancels a job or fails one: every job that is still
-        // there must have succeeded.
+        // The churn cluster's teardown cancels its unfinished jobs.
+        let torn_down = |job: &Job| {
+            cluster == CHURN_CLUSTER
+                && job.status() == JobStatus::Cancelled
+                && job.message.contains("torn down")
+        };
+        if last.as_ref().is_some_and(torn_down) {
+            replaced += 1;
+            continue;
+        }
+        // Nothing else cancels a job or fails one: every other job must
+        // have succeeded.
         if last.as_ref().is_none_or(|job| job.status() != JobStatus::Succeeded) {
             let end = last.map(|job| format!("{:?}: {}", job.status(), job.message));
             bad_ends.push(format!("{key} ({cluster} job {job_id}) ended {end:?}"));

@@ -33,7 +33,7 @@ mod store;
 mod uploads;
 
 pub use auth::Caller;
-pub use clusters::Clusters;
+pub use clusters::{Clusters, Page};
 pub use config::{LocalInfraMode, ServerConfig, TlsFiles};
 pub use data_dir::DataDirError;
 pub use error::{Error, ErrorReason, Result};
@@ -41,5 +41,5 @@ pub use infra::run_as::FIRST_CLUSTER_UID;
 pub use ops::{Admitted, BoxFuture, Engine, EngineConfig, OpContext, OpOutput, OperationKind, Submission};
 pub use retention::Retention;
 pub use serve::{RunningServer, Server, StartError};
-pub use store::{JobRecord, OpRecord, Store, Table};
+pub use store::{ClusterRecord, JobRecord, OpRecord, Store, Table};
 pub use uploads::{UploadLimits, Uploads};

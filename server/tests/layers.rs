@@ -14,6 +14,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("health", 1),
     ("auth", 2),
     ("infra", 2),
+    ("uploads", 2),
     ("ops", 3),
     ("clusters", 3),
     ("kinds", 4),

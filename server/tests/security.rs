@@ -90,7 +90,8 @@ async fn a_launch_accepted_before_someone_else_made_the_cluster_does_not_run_on_
     assert_eq!(victims.state(), RequestState::Succeeded, "{}", victims.status_message);
     assert_eq!(attackers.state(), RequestState::Failed);
     assert_eq!(attackers.error.unwrap().reason, "PERMISSION_DENIED");
-    let jobs = server.running().clusters().jobs("victim", false, None).unwrap();
+    let (jobs, _) =
+        server.running().clusters().jobs("victim", false, None, &skypilot_server::Page::default()).unwrap();
     assert_eq!(jobs.iter().map(|job| job.name.as_str()).collect::<Vec<_>>(), ["mine"]);
 }
 

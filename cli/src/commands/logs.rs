@@ -36,11 +36,14 @@ impl LogsArgs {
         let LogsArgs { cluster, job_id, follow: _, no_follow, tail: tail_lines, status: status_only } = self;
         let client = connect().await?;
         if status_only {
+            // The newest job up to the one asked for: one record, whatever the history.
             let jobs = client
                 .list_jobs(ListJobsRequest {
                     cluster_name: cluster.clone(),
-                    skip_finished: false,
                     all_users: true,
+                    page_size: 1,
+                    page_token: job_id.map(|id| id.saturating_add(1).to_string()).unwrap_or_default(),
+                    ..Default::default()
                 })
                 .await?;
             let job = match job_id {

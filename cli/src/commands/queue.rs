@@ -22,11 +22,17 @@ pub struct QueueArgs {
     /// Show every user's jobs.
     #[arg(short = 'u', long = "all-users")]
     all_users: bool,
+    /// Show at most this many jobs a cluster, the most recent (0: all).
+    #[arg(short = 'l', long, default_value_t = DEFAULT_LIMIT)]
+    limit: usize,
 }
+
+/// Jobs shown a cluster unless asked for more.
+const DEFAULT_LIMIT: usize = 100;
 
 impl QueueArgs {
     pub async fn run(self) -> CliResult {
-        let QueueArgs { clusters, skip_finished, all_users } = self;
+        let QueueArgs { clusters, skip_finished, all_users, limit } = self;
         let client = connect().await?;
         let names: Vec<String> = if clusters.is_empty() {
             client
@@ -42,9 +48,24 @@ impl QueueArgs {
             println!("No existing clusters.");
         }
         for name in names {
-            let jobs = client
-                .list_jobs(ListJobsRequest { cluster_name: name.clone(), skip_finished, all_users })
-                .await?;
+            // Pages until `limit` jobs (a page may hold fewer, where other
+            // users' jobs were skipped).
+            let (mut jobs, mut more) = (Vec::new(), String::new());
+            loop {
+                let request = ListJobsRequest {
+                    cluster_name: name.clone(),
+                    skip_finished,
+                    all_users,
+                    page_size: i32::try_from(limit.saturating_sub(jobs.len())).unwrap_or(i32::MAX),
+                    page_token: more,
+                };
+                let page = client.list_jobs_page(request).await?;
+                jobs.extend(page.jobs);
+                more = page.next_page_token;
+                if more.is_empty() || (limit > 0 && jobs.len() >= limit) {
+                    break;
+                }
+            }
             let whose = if all_users { "all users" } else { "current user" };
             println!("Job queue of {whose} on cluster {name}");
             let rows: Vec<Vec<String>> = jobs
@@ -69,6 +90,11 @@ impl QueueArgs {
                     &rows
                 )
             );
+            if !more.is_empty() {
+                println!(
+                    "Showing the {limit} most recent jobs; `sky queue {name} --limit 0` shows them all."
+                );
+            }
         }
         Ok(())
     }

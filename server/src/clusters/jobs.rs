@@ -9,7 +9,7 @@ use skypilot_api::{
 };
 
 use super::{
-    Clusters, DEFAULT_JOB_CPUS, is_job_done, job_prefix,
+    Clusters, DEFAULT_JOB_CPUS, is_job_done,
     run::{self, Phase},
 };
 use crate::{
@@ -38,10 +38,10 @@ impl Clusters {
         };
         let gpus = parse_accelerators(&resources.accelerators).map(|a| a.count).unwrap_or(0);
         let _lock = self.inner.jobs_lock.lock().await;
-        let existing: Vec<JobRecord> = self.inner.store.scan(Table::Jobs, &job_prefix(cluster_name))?;
-        if let Some(job) = existing.iter().find(|job| !request_id.is_empty() && job.request_id == request_id)
+        if !request_id.is_empty()
+            && let Some(job_id) = self.job_of_request(cluster_name, request_id)?
         {
-            return Ok(job.job_id);
+            return Ok(job_id);
         }
         let mut cluster = self.get(cluster_name)?;
         let job_id = cluster.next_job_id.max(1);
@@ -75,7 +75,7 @@ impl Clusters {
         if cluster.status() != ClusterStatus::Up {
             return Ok(());
         }
-        let jobs: Vec<JobRecord> = self.inner.store.scan(Table::Jobs, &job_prefix(cluster_name))?;
+        let jobs = self.active_jobs(cluster_name)?;
         let active = |job: &&JobRecord| matches!(job.status(), JobStatus::SettingUp | JobStatus::Running);
         let mut used_cpus: f64 = jobs.iter().filter(active).map(|j| j.cpus).sum();
         let mut used_gpus: Vec<u32> =
@@ -107,7 +107,7 @@ impl Clusters {
     pub async fn cancel_jobs(&self, cluster_name: &str, ids: &[i64], all: bool) -> Result<Vec<i64>> {
         self.get(cluster_name)?;
         let _lock = self.inner.jobs_lock.lock().await;
-        let jobs: Vec<JobRecord> = self.inner.store.scan(Table::Jobs, &job_prefix(cluster_name))?;
+        let jobs = self.active_jobs(cluster_name)?;
         let targets: Vec<JobRecord> = if all {
             jobs.into_iter().filter(|j| !is_job_done(j.status())).collect()
         } else if ids.is_empty() {
@@ -147,8 +147,7 @@ impl Clusters {
     /// Cancels every unfinished job of a cluster (stop, down).
     pub(super) async fn kill_all_jobs(&self, cluster_name: &str, reason: &str) -> Result<()> {
         let _lock = self.inner.jobs_lock.lock().await;
-        let jobs: Vec<JobRecord> = self.inner.store.scan(Table::Jobs, &job_prefix(cluster_name))?;
-        for job in jobs.into_iter().filter(|j| !is_job_done(j.status())) {
+        for job in self.active_jobs(cluster_name)? {
             self.end_job_locked(job, JobStatus::Cancelled, None, reason).await?;
         }
         Ok(())
@@ -174,8 +173,7 @@ impl Clusters {
         job.gpu_indices.clear();
         let cluster_name = job.cluster.clone();
         self.save_job(&job).await?;
-        let jobs: Vec<JobRecord> = self.inner.store.scan(Table::Jobs, &job_prefix(&cluster_name))?;
-        if jobs.iter().all(|j| is_job_done(j.status()))
+        if self.active_jobs(&cluster_name)?.is_empty()
             && let Ok(mut cluster) = self.get(&cluster_name)
             && cluster.idle_since_ms == 0
             && cluster.status() == ClusterStatus::Up
@@ -190,8 +188,8 @@ impl Clusters {
     /// schedule pending jobs.
     pub(super) async fn recover(&self) -> Result<()> {
         let _lock = self.inner.jobs_lock.lock().await;
-        let jobs: Vec<JobRecord> = self.inner.store.scan(Table::Jobs, b"")?;
-        let mut clusters = Vec::new();
+        let jobs = self.all_active_jobs()?;
+        let mut clusters: Vec<String> = self.list(&[], None)?.into_iter().map(|c| c.name).collect();
         for job in jobs {
             if !clusters.contains(&job.cluster) {
                 clusters.push(job.cluster.clone());

@@ -320,7 +320,7 @@ impl Clusters {
             tracing::warn!(cluster = name, error = %err, "could not keep the job logs of a torn-down cluster");
         }
         infra.release(name).await?;
-        self.inner.store.remove_prefix(Table::Jobs, &super::job_prefix(name))?;
+        self.forget_jobs(name)?;
         self.inner.store.delete(Table::Clusters, name.as_bytes())?;
         self.inner.store.durable().await?;
         self.inner.cluster_changes.send_modify(|n| *n += 1);

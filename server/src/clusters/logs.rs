@@ -6,12 +6,12 @@ use std::{sync::Arc, time::Duration};
 use futures_util::stream::{Stream, StreamExt};
 use tokio::sync::watch;
 
-use super::{Clusters, is_job_done, job_prefix};
+use super::{Clusters, is_job_done};
 use crate::{
     error::{Error, Result},
     infra::{Infra, LogChanges},
     logfile::{self, Followed, Piece},
-    store::{JobRecord, Table},
+    store::JobRecord,
 };
 
 /// Job processes write their logs themselves: a follower wakes when the
@@ -80,11 +80,12 @@ impl Followed for JobLog {
 impl Clusters {
     /// The id of the cluster's latest job.
     pub fn latest_job_id(&self, cluster: &str) -> Result<i64> {
-        self.get(cluster)?;
-        let jobs: Vec<JobRecord> = self.inner.store.scan(Table::Jobs, &job_prefix(cluster))?;
-        jobs.last()
-            .map(|j| j.job_id)
-            .ok_or_else(|| Error::not_found(format!("cluster {cluster:?} has no jobs yet")))
+        let record = self.get(cluster)?;
+        let latest = record.next_job_id - 1;
+        match latest >= 1 && self.job(cluster, latest).is_ok() {
+            true => Ok(latest),
+            false => Err(Error::not_found(format!("cluster {cluster:?} has no jobs yet"))),
+        }
     }
 
     /// A job's log (job 0: the latest).

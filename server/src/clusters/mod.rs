@@ -4,6 +4,7 @@
 //! runs and their logs. Cluster and job records live in the store; nodes,
 //! processes and files are the infra's.
 
+mod job_index;
 mod jobs;
 mod lifecycle;
 mod logs;
@@ -71,6 +72,7 @@ impl Clusters {
                 tasks: TaskTracker::new(),
             }),
         };
+        clusters.build_job_indexes().await?;
         clusters.reconcile_node_addresses().await?;
         clusters.recover().await?;
         Ok(clusters)
@@ -182,14 +184,61 @@ impl Clusters {
             .collect())
     }
 
-    /// A cluster's jobs, newest first.
-    pub fn jobs(&self, cluster: &str, skip_finished: bool, user_id: Option<&str>) -> Result<Vec<JobRecord>> {
+    /// A page of a cluster's jobs, newest first: up to `page.size` (0: all)
+    /// below the job id `page.after` names; also the token of the next page.
+    pub fn jobs(
+        &self,
+        cluster: &str,
+        skip_finished: bool,
+        user_id: Option<&str>,
+        page: &Page,
+    ) -> Result<(Vec<JobRecord>, String)> {
         self.get(cluster)?;
-        let mut jobs: Vec<JobRecord> = self.inner.store.scan(Table::Jobs, &job_prefix(cluster))?;
-        jobs.retain(|job| !(skip_finished && is_job_done(job.status())));
-        jobs.retain(|job| user_id.is_none_or(|user| user == job.user_id));
-        jobs.reverse();
-        Ok(jobs)
+        let below = match page.token.as_str() {
+            "" => None,
+            token => Some(token.parse::<i64>().map_err(|_| {
+                Error::invalid("page_token", "is not one this server gave: start from the first page")
+            })?),
+        };
+        let limit = if page.size == 0 { usize::MAX } else { page.size };
+        let mine = |job: &JobRecord| user_id.is_none_or(|user| user == job.user_id);
+        let mut jobs: Vec<JobRecord> = match skip_finished {
+            // Unfinished jobs come from their index, never the whole history.
+            true => {
+                let mut active = self.active_jobs(cluster)?;
+                active.retain(|job| mine(job) && below.is_none_or(|below| job.job_id < below));
+                active.reverse();
+                active.truncate(limit.saturating_add(1));
+                active
+            }
+            false => {
+                let before = below.map(|below| job_key(cluster, below));
+                // Other users' jobs are looked at too: a page stops after a
+                // bounded number of them (it may then hold fewer jobs).
+                let budget = limit.saturating_mul(10).max(1000);
+                let (found, stopped_at) = self.inner.store.scan_newest(
+                    Table::Jobs,
+                    &job_prefix(cluster),
+                    before.as_deref(),
+                    (limit.saturating_add(1), budget),
+                    mine,
+                )?;
+                if let Some(key) = stopped_at {
+                    let resume = key[key.len() - 8..].try_into().map(i64::from_be_bytes).unwrap_or(0) + 1;
+                    let jobs = found.into_iter().map(|(_, job)| job).collect();
+                    return Ok((jobs, resume.to_string()));
+                }
+                found.into_iter().map(|(_, job)| job).collect()
+            }
+        };
+        let next = match jobs.len() > limit {
+            true => {
+                jobs.truncate(limit);
+                jobs.last().map(|job| job.job_id.to_string()).unwrap_or_default()
+            }
+            false => String::new(),
+        };
+        Ok((jobs, next))
     }
 
     fn job(&self, cluster: &str, job_id: i64) -> Result<JobRecord> {
@@ -214,6 +263,7 @@ impl Clusters {
 
     async fn save_job(&self, job: &JobRecord) -> Result<()> {
         self.inner.store.put(Table::Jobs, &job_key(&job.cluster, job.job_id), job)?;
+        self.index_job(job)?;
         self.inner.store.durable().await?;
         self.inner.job_changes.send_modify(|n| *n += 1);
         Ok(())
@@ -292,6 +342,14 @@ fn job_prefix(cluster: &str) -> Vec<u8> {
     let mut key = cluster.as_bytes().to_vec();
     key.push(0);
     key
+}
+
+/// Which page of a listing: its size (0: everything) and the token that
+/// the previous page ended with (empty: the first).
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub size: usize,
+    pub token: String,
 }
 
 /// Whether a job has ended.

@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status};
 
 use super::{Shared, caller::caller, convert};
 use crate::{
-    clusters::validate_cluster_name,
+    clusters::{Page, validate_cluster_name},
     error::Error,
     kinds::cluster::{AUTOSTOP, CANCEL, DOWN, EXEC, LAUNCH, START, STOP},
 };
@@ -82,8 +82,14 @@ impl JobService for JobsApi {
         let request = request.into_inner();
         validate_cluster_name(&request.cluster_name)?;
         let user = (!request.all_users).then_some(caller.id.as_str());
-        let jobs = self.0.clusters.jobs(&request.cluster_name, request.skip_finished, user)?;
-        Ok(Response::new(ListJobsResponse { jobs: jobs.iter().map(convert::job).collect() }))
+        let page = Page {
+            size: usize::try_from(request.page_size)
+                .map_err(|_| Error::invalid("page_size", "must not be negative"))?,
+            token: request.page_token,
+        };
+        let (jobs, next_page_token) =
+            self.0.clusters.jobs(&request.cluster_name, request.skip_finished, user, &page)?;
+        Ok(Response::new(ListJobsResponse { jobs: jobs.iter().map(convert::job).collect(), next_page_token }))
     }
 
     async fn cancel_jobs(&self, request: Request<CancelJobsRequest>) -> Result<Response<Operation>, Status> {

@@ -31,6 +31,8 @@ struct Open {
     idempotency: sled::Tree,
     clusters: sled::Tree,
     jobs: sled::Tree,
+    active_jobs: sled::Tree,
+    job_requests: sled::Tree,
     users: sled::Tree,
     tokens: sled::Tree,
 }
@@ -42,6 +44,11 @@ pub enum Table {
     Clusters,
     /// Cluster name, NUL, big-endian job id -> `JobRecord`.
     Jobs,
+    /// The keys of `Jobs` that are not finished (pending, setting up,
+    /// running), so that scheduling never reads a cluster's whole history.
+    ActiveJobs,
+    /// Cluster name, NUL, request id -> big-endian id of the job it submitted.
+    JobRequests,
     /// User name -> `UserRecord`.
     Users,
     /// SHA-256 of the token (hex) -> `TokenRecord`.
@@ -108,10 +115,21 @@ impl Store {
         let idempotency = db.open_tree("idempotency")?;
         let clusters = db.open_tree("clusters")?;
         let jobs = db.open_tree("jobs")?;
+        let active_jobs = db.open_tree("active_jobs")?;
+        let job_requests = db.open_tree("job_requests")?;
         let users = db.open_tree("users")?;
         let tokens = db.open_tree("tokens")?;
-        let state: Shared =
-            Arc::new(RwLock::new(Some(Open { db, ops, idempotency, clusters, jobs, users, tokens })));
+        let state: Shared = Arc::new(RwLock::new(Some(Open {
+            db,
+            ops,
+            idempotency,
+            clusters,
+            jobs,
+            active_jobs,
+            job_requests,
+            users,
+            tokens,
+        })));
         let payloads = Arc::new(payloads::Payloads::open(dir)?);
         let flusher = Flusher::start(state.clone());
         Ok(Store { state, flusher, payloads })
@@ -290,6 +308,69 @@ impl Store {
         })
     }
 
+    /// The keys in `table` that start with `prefix`.
+    pub fn scan_keys(&self, table: Table, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
+        self.with(|open| open.table(table).scan_prefix(prefix).keys().map(|key| Ok(key?.to_vec())).collect())
+    }
+
+    /// Up to `limit` records whose key starts with `prefix`, newest (highest
+    /// key) first, below `before` when given; `keep` picks which count.
+    /// Looks at no more than `budget` records: when it stops for that, it
+    /// also returns the last key it looked at, where to go on from.
+    pub fn scan_newest<M: Message + Default>(
+        &self,
+        table: Table,
+        prefix: &[u8],
+        before: Option<&[u8]>,
+        (limit, budget): (usize, usize),
+        keep: impl Fn(&M) -> bool,
+    ) -> Result<Newest<M>> {
+        self.with(|open| {
+            let mut found = Vec::new();
+            let tree = open.table(table);
+            let range = match before {
+                Some(before) => tree.range(prefix.to_vec()..before.to_vec()),
+                None => tree.scan_prefix(prefix),
+            };
+            for (looked, item) in range.rev().enumerate() {
+                let (key, raw) = item?;
+                if !key.starts_with(prefix) {
+                    break;
+                }
+                if looked >= budget {
+                    return Ok((found, Some(key.to_vec())));
+                }
+                let record: M = decode_as(&key, &raw)?;
+                if keep(&record) {
+                    found.push((key.to_vec(), record));
+                    if found.len() >= limit {
+                        break;
+                    }
+                }
+            }
+            Ok((found, None))
+        })
+    }
+
+    /// Stores raw bytes (an index entry) under `key` (not yet durable).
+    pub fn put_raw(&self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
+        self.with(|open| {
+            open.table(table).insert(key, value)?;
+            Ok(())
+        })
+    }
+
+    /// The raw bytes under `key`.
+    pub fn get_raw(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.with(|open| Ok(open.table(table).get(key)?.map(|value| value.to_vec())))
+    }
+
+    /// How many records this process decoded so far (to check that work
+    /// does not grow with history).
+    pub fn records_decoded() -> u64 {
+        RECORDS_DECODED.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Every record in `table` with its key.
     pub fn scan_with_keys<M: Message + Default>(&self, table: Table) -> Result<Vec<(Vec<u8>, M)>> {
         self.with(|open| {
@@ -328,13 +409,23 @@ impl Open {
         match table {
             Table::Clusters => &self.clusters,
             Table::Jobs => &self.jobs,
+            Table::ActiveJobs => &self.active_jobs,
+            Table::JobRequests => &self.job_requests,
             Table::Users => &self.users,
             Table::Tokens => &self.tokens,
         }
     }
 }
 
+/// Records found newest first, with their keys, and where the search
+/// stopped when it ran out of budget.
+pub type Newest<M> = (Vec<(Vec<u8>, M)>, Option<Vec<u8>>);
+
+/// Records decoded by any store of this process.
+static RECORDS_DECODED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 fn decode_as<M: Message + Default>(key: &[u8], raw: &[u8]) -> Result<M> {
+    RECORDS_DECODED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     M::decode(raw).map_err(|err| {
         Error::new(
             ErrorReason::Storage,
