@@ -148,15 +148,25 @@ static ESCALATIONS: std::sync::LazyLock<tokio_util::task::TaskTracker> =
 /// it. A pid now used by another process means the group is gone: the
 /// kernel hands out no pid that still names a process group.
 pub fn kill_group(process: RunHandle) {
-    if self::start_ticks(process.pid).is_some() && !is_alive(process) {
+    if !still_ours(process) {
         return;
     }
-    let pid = process.pid;
-    signal_group(pid, libc::SIGTERM);
+    signal_group(process.pid, libc::SIGTERM);
     ESCALATIONS.spawn(async move {
         tokio::time::sleep(KILL_GRACE).await;
-        signal_group(pid, libc::SIGKILL);
+        // Checked again: by now the group may be gone and its number taken
+        // by a new process that leads a group of its own.
+        if still_ours(process) {
+            signal_group(process.pid, libc::SIGKILL);
+        }
     });
+}
+
+/// Whether the group `process` leads (or led) may still be ours to signal:
+/// its leader runs, or no process has its number (what is left in the
+/// group, if anything, is what the run started).
+fn still_ours(process: RunHandle) -> bool {
+    self::start_ticks(process.pid).is_none() || is_alive(process)
 }
 
 /// Waits until every pending SIGKILL was sent (at most the kill grace).

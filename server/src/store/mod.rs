@@ -138,7 +138,8 @@ impl Store {
     fn open_state(&self) -> Result<RwLockReadGuard<'_, Option<Open>>> {
         let guard = self.state.read().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
-            return Err(closed());
+            // Closed because a write failed (a full disk): that is the news.
+            return Err(self.flusher.failure().unwrap_or_else(closed));
         }
         Ok(guard)
     }
