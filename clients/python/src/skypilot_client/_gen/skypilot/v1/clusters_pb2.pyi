@@ -268,20 +268,26 @@ class ListClustersResponse(_message.Message):
     def __init__(self, clusters: _Optional[_Iterable[_Union[Cluster, _Mapping]]] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
-    __slots__ = ("cluster_name", "skip_finished", "all_users")
+    __slots__ = ("cluster_name", "skip_finished", "all_users", "page_size", "page_token")
     CLUSTER_NAME_FIELD_NUMBER: _ClassVar[int]
     SKIP_FINISHED_FIELD_NUMBER: _ClassVar[int]
     ALL_USERS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     cluster_name: str
     skip_finished: bool
     all_users: bool
-    def __init__(self, cluster_name: _Optional[str] = ..., skip_finished: bool = ..., all_users: bool = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, cluster_name: _Optional[str] = ..., skip_finished: bool = ..., all_users: bool = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListJobsResponse(_message.Message):
-    __slots__ = ("jobs",)
+    __slots__ = ("jobs", "next_page_token")
     JOBS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     jobs: _containers.RepeatedCompositeFieldContainer[Job]
-    def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class CancelJobsRequest(_message.Message):
     __slots__ = ("cluster_name", "job_ids", "all", "idempotency_key")
