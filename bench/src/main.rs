@@ -1,9 +1,11 @@
-//! `sky-bench [--quick | --uploads]`: starts a real local API server with the
+//! `sky-bench [--quick | --uploads | --history]`: starts a real local API server with the
 //! `sky` binary next to this one (in a temporary HOME, on a free loopback
 //! port) and prints one `name: value unit` line per figure. `--quick` runs
-//! few iterations, to check that every figure is produced; `--uploads` runs
-//! only the upload figures.
+//! few iterations, to check that every figure is produced; `--uploads` and
+//! `--history` run only the upload figures, or only the cost of a cluster's
+//! history.
 
+mod history;
 mod jobs;
 mod load;
 mod process;
@@ -33,6 +35,7 @@ struct Plan {
     ssh_jobs: usize,
     upload_files: usize,
     large_upload_mb: usize,
+    history_jobs: usize,
 }
 
 fn main() {
@@ -52,6 +55,7 @@ fn main() {
             ssh_jobs: 10,
             upload_files: 100,
             large_upload_mb: 50,
+            history_jobs: 2_000,
         }
     } else {
         Plan {
@@ -68,9 +72,14 @@ fn main() {
             ssh_jobs: 100,
             upload_files: 2000,
             large_upload_mb: 1000,
+            history_jobs: 100_000,
         }
     };
     let sky = Sky::new(sky_binary());
+    if std::env::args().any(|arg| arg == "--history") {
+        history::figures(&sky, plan.history_jobs, plan.cli_runs, plan.queued_jobs.min(1000));
+        return;
+    }
     if std::env::args().any(|arg| arg == "--uploads") {
         sky.run(&["api", "start"]);
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
@@ -174,6 +183,7 @@ fn main() {
     sky.run(&["down", "bench", "-y"]);
     sky.run(&["api", "stop"]);
 
+    history::figures(&sky, plan.history_jobs, plan.cli_runs, plan.queued_jobs.min(1000));
     ssh::figures(sky_binary(), plan.exec_samples, plan.ssh_jobs);
 }
 

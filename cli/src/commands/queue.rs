@@ -29,6 +29,8 @@ pub struct QueueArgs {
 
 /// Jobs shown a cluster unless asked for more.
 const DEFAULT_LIMIT: usize = 100;
+/// Pages asked for a cluster, at most, unless all jobs are asked for.
+const MAX_PAGES: usize = 10;
 
 impl QueueArgs {
     pub async fn run(self) -> CliResult {
@@ -49,9 +51,9 @@ impl QueueArgs {
         }
         for name in names {
             // Pages until `limit` jobs (a page may hold fewer, where other
-            // users' jobs were skipped).
+            // users' jobs were skipped), for a bounded number of pages.
             let (mut jobs, mut more) = (Vec::new(), String::new());
-            loop {
+            for _ in 0..MAX_PAGES {
                 let request = ListJobsRequest {
                     cluster_name: name.clone(),
                     skip_finished,
@@ -62,7 +64,7 @@ impl QueueArgs {
                 let page = client.list_jobs_page(request).await?;
                 jobs.extend(page.jobs);
                 more = page.next_page_token;
-                if more.is_empty() || (limit > 0 && jobs.len() >= limit) {
+                if more.is_empty() || limit == 0 || jobs.len() >= limit {
                     break;
                 }
             }
@@ -92,7 +94,8 @@ impl QueueArgs {
             );
             if !more.is_empty() {
                 println!(
-                    "Showing the {limit} most recent jobs; `sky queue {name} --limit 0` shows them all."
+                    "Showing the {} most recent jobs; `sky queue {name} --limit 0` shows them all.",
+                    jobs.len()
                 );
             }
         }
