@@ -121,6 +121,20 @@ impl Engine {
 
     /// Requeues PENDING operations and re-drives or fails RUNNING ones.
     pub(super) async fn recover(&self) -> Result<()> {
+        // Requests refused when the store could not take them (a full disk)
+        // are dropped, even if their record made it to disk.
+        let refused = self.inner.store.refused_ops();
+        if !refused.is_empty() {
+            for id in &refused {
+                if let Some(record) = self.inner.store.get_op(id)? {
+                    self.inner.store.delete_op(&record)?;
+                    let _ = self.inner.logs.remove(id);
+                }
+            }
+            self.inner.store.durable().await?;
+            self.inner.store.forget_refused()?;
+            tracing::info!(count = refused.len(), "dropped requests refused when the disk was full");
+        }
         let unfinished: Vec<_> = self
             .inner
             .store

@@ -201,6 +201,10 @@ impl Engine {
         let log = match stored {
             Ok(log) => log,
             Err(err) => {
+                // Its record may reach the disk all the same: the next start drops it.
+                if let Err(io) = self.inner.store.remember_refused(&record.id) {
+                    tracing::error!(id = %record.id, error = %io, "cannot remember a refused request");
+                }
                 self.forget_unaccepted(&record);
                 return Err(err);
             }

@@ -64,6 +64,9 @@ pub struct Store {
     state: Shared,
     flusher: Flusher,
     payloads: Arc<payloads::Payloads>,
+    /// Ids of operations refused after their record may have reached the
+    /// disk (the write that was to make them durable failed).
+    refused: std::path::PathBuf,
 }
 
 impl Store {
@@ -132,7 +135,7 @@ impl Store {
         })));
         let payloads = Arc::new(payloads::Payloads::open(dir)?);
         let flusher = Flusher::start(state.clone());
-        Ok(Store { state, flusher, payloads })
+        Ok(Store { state, flusher, payloads, refused: dir.join("refused_ops") })
     }
 
     fn open_state(&self) -> Result<RwLockReadGuard<'_, Option<Open>>> {
@@ -217,6 +220,30 @@ impl Store {
     /// Every record, oldest first.
     pub fn ops_oldest_first(&self) -> impl Iterator<Item = Result<OpRecord>> + use<> {
         records(self.with(|open| Ok(open.ops.iter())))
+    }
+
+    /// Remembers, beside the store, an operation whose submission was
+    /// refused after its record was written (a full disk failed the flush):
+    /// the record may still be on disk, and must never run. A small append
+    /// to a file of its own, which may succeed where the store's flush did not.
+    pub fn remember_refused(&self, id: &str) -> std::io::Result<()> {
+        use std::io::Write as _;
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&self.refused)?;
+        file.write_all(format!("{id}\n").as_bytes())?;
+        file.sync_all()
+    }
+
+    /// The operations remembered as refused; the file is removed by
+    /// `forget_refused` once their records are gone for good.
+    pub fn refused_ops(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.refused).unwrap_or_default().lines().map(str::to_string).collect()
+    }
+
+    pub fn forget_refused(&self) -> std::io::Result<()> {
+        match std::fs::remove_file(&self.refused) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err),
+            _ => Ok(()),
+        }
     }
 
     /// Removes a record, its payload and its idempotency key (not yet durable).
