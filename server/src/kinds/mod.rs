@@ -14,7 +14,7 @@ use std::sync::Arc;
 use prost::Message;
 use skypilot_api::proto::skypilot::v1::{
     AutostopRequest, CancelJobsRequest, CheckRequest, ClusterActionRequest, ExecRequest, LaunchRequest,
-    Schedule,
+    Schedule, SshDownRequest, SshUpRequest,
 };
 
 pub use autostop::autostop_loop;
@@ -68,14 +68,21 @@ macro_rules! cluster_requests {
 
 cluster_requests!(LaunchRequest, ExecRequest, ClusterActionRequest, AutostopRequest, CancelJobsRequest);
 
-impl KindRequest for CheckRequest {
-    fn cluster(&self) -> &str {
-        ""
-    }
-    fn idempotency_key(&self) -> &str {
-        &self.idempotency_key
-    }
+/// Requests that act on no cluster in particular.
+macro_rules! clusterless_requests {
+    ($($request:ty),*) => {$(
+        impl KindRequest for $request {
+            fn cluster(&self) -> &str {
+                ""
+            }
+            fn idempotency_key(&self) -> &str {
+                &self.idempotency_key
+            }
+        }
+    )*};
 }
+
+clusterless_requests!(CheckRequest, SshUpRequest, SshDownRequest);
 
 /// What differs between kinds.
 pub(crate) trait Kind: Send + Sync + 'static {

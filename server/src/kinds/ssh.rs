@@ -4,7 +4,7 @@
 
 use skypilot_api::proto::skypilot::v1::{SshDownRequest, SshDownResponse, SshUpRequest, SshUpResponse};
 
-use super::{Kind, KindRequest, check::infra_check};
+use super::{Kind, check::infra_check};
 use crate::{
     auth::Caller,
     clusters::{Clusters, infra_name},
@@ -15,24 +15,6 @@ use crate::{
 
 pub const UP: &str = "sky.ssh_up";
 pub const DOWN: &str = "sky.ssh_down";
-
-impl KindRequest for SshUpRequest {
-    fn cluster(&self) -> &str {
-        ""
-    }
-    fn idempotency_key(&self) -> &str {
-        &self.idempotency_key
-    }
-}
-
-impl KindRequest for SshDownRequest {
-    fn cluster(&self) -> &str {
-        ""
-    }
-    fn idempotency_key(&self) -> &str {
-        &self.idempotency_key
-    }
-}
 
 pub struct SshUp(pub Clusters);
 

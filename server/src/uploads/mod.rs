@@ -87,10 +87,15 @@ impl Uploads {
         self.inner.received.load(Ordering::Relaxed)
     }
 
-    /// The user's folder, created (traversable only) on first use.
-    fn user_dir(&self, user_id: &str) -> Result<PathBuf> {
+    /// The user's folder (which exists once the user sent something).
+    fn user_dir(&self, user_id: &str) -> PathBuf {
         let name = skypilot_api::identity::hex(&Sha256::digest(user_id.as_bytes()))[..32].to_string();
-        let dir = self.inner.root.join(name);
+        self.inner.root.join(name)
+    }
+
+    /// The user's folder, made (traversable only) for what is sent to it.
+    fn made_user_dir(&self, user_id: &str) -> Result<PathBuf> {
+        let dir = self.user_dir(user_id);
         for sub in ["blobs", "trees", "incoming"] {
             std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir.join(sub))?;
         }
@@ -107,13 +112,13 @@ impl Uploads {
         if let Some(bad) = digests.iter().find(|digest| !tree::is_digest(digest)) {
             return Err(Error::invalid("digests", format!("{bad:?} is not a SHA-256 in lowercase hex")));
         }
-        let blobs = self.user_dir(user_id)?.join("blobs");
+        let blobs = self.user_dir(user_id).join("blobs");
         Ok(digests.iter().filter(|digest| !blobs.join(digest).exists()).cloned().collect())
     }
 
     /// Takes a stream of contents for the user.
     pub fn receiver(&self, user_id: &str) -> Result<Receiver> {
-        let dir = self.user_dir(user_id)?;
+        let dir = self.made_user_dir(user_id)?;
         let used = held_bytes(&dir.join("blobs"));
         let room = self.inner.limits.quota_bytes.saturating_sub(used);
         Ok(Receiver::new(dir, room, self.inner.limits.quota_bytes, self.inner.clone()))
@@ -121,7 +126,7 @@ impl Uploads {
 
     /// Checks and records a tree whose contents the user holds.
     pub fn create_tree(&self, user_id: &str, mut request: CreateTreeRequest) -> Result<CreateTreeResponse> {
-        let dir = self.user_dir(user_id)?;
+        let dir = self.made_user_dir(user_id)?;
         let blobs = dir.join("blobs");
         let size_of = |digest: &str| std::fs::metadata(blobs.join(digest)).ok().map(|meta| meta.len());
         let (digest, bytes) = tree::check(&mut request, size_of, self.inner.limits.max_tree_bytes)?;
@@ -153,7 +158,7 @@ impl Uploads {
                 format!("{reference:?} is not an upload reference ({REFERENCE_PREFIX}<sha256>)"),
             ));
         }
-        let dir = self.user_dir(user_id)?;
+        let dir = self.user_dir(user_id);
         let file = dir.join("trees").join(digest);
         let bytes = std::fs::read(&file).map_err(|_| {
             Error::new(

@@ -204,7 +204,7 @@ impl Ssh {
         timeout: Duration,
     ) -> Result<Vec<u8>, SshError> {
         self.connect(host).await?;
-        let mut command = self.command(host, &format!("bash -c '{}'", script.replace('\'', r"'\''")));
+        let mut command = self.command(host, &format!("bash -c {}", super::remote::quote(script)));
         command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command.spawn().map_err(|err| unreachable(host, format!("cannot run ssh: {err}")))?;
         let mut stdin = child.stdin.take().expect("piped");
