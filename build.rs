@@ -14,6 +14,7 @@ const PROTOS: &[&str] = &[
     "proto/skypilot/v1/clusters.proto",
     "proto/skypilot/v1/users.proto",
     "proto/skypilot/v1/uploads.proto",
+    "proto/skypilot/v1/managed_jobs.proto",
     "proto/google/longrunning/operations.proto",
     "proto/google/rpc/status.proto",
     "proto/google/rpc/error_details.proto",

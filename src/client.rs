@@ -2,6 +2,8 @@
 //! sends the caller's identity, credentials and API version on every call,
 //! checks the server's API version, and turns statuses into `ClientError`.
 
+mod managed_jobs;
+
 use std::{fmt, time::Duration};
 
 use prost::Message;

@@ -1,8 +1,8 @@
-//! SkyPilot's spelling of request, cluster and job states, shared by the
+//! SkyPilot's spelling of request, cluster, job and managed job states, shared by the
 //! server's messages and the CLI's tables; and the wire spelling of error
 //! reasons (`google.rpc.ErrorInfo.reason`).
 
-use crate::proto::skypilot::v1::{ClusterStatus, ErrorReason, JobStatus, RequestState};
+use crate::proto::skypilot::v1::{ClusterStatus, ErrorReason, JobStatus, ManagedJobStatus, RequestState};
 
 /// The prefix of every `ErrorReason` value name in the protocol, which the
 /// wire spelling leaves out.
@@ -52,6 +52,23 @@ pub fn job_status(status: JobStatus) -> &'static str {
         JobStatus::Failed => "FAILED",
         JobStatus::FailedSetup => "FAILED_SETUP",
         JobStatus::Cancelled => "CANCELLED",
+    }
+}
+
+pub fn managed_job_status(status: ManagedJobStatus) -> &'static str {
+    match status {
+        ManagedJobStatus::Unspecified => "UNKNOWN",
+        ManagedJobStatus::Pending => "PENDING",
+        ManagedJobStatus::Starting => "STARTING",
+        ManagedJobStatus::Running => "RUNNING",
+        ManagedJobStatus::Recovering => "RECOVERING",
+        ManagedJobStatus::Succeeded => "SUCCEEDED",
+        ManagedJobStatus::Failed => "FAILED",
+        ManagedJobStatus::FailedSetup => "FAILED_SETUP",
+        ManagedJobStatus::FailedNoResource => "FAILED_NO_RESOURCE",
+        ManagedJobStatus::FailedController => "FAILED_CONTROLLER",
+        ManagedJobStatus::Cancelling => "CANCELLING",
+        ManagedJobStatus::Cancelled => "CANCELLED",
     }
 }
 

@@ -19,8 +19,8 @@ use skypilot_api::client::ClusterAction;
 
 use commands::{
     api::ApiCommand, autostop::AutostopArgs, cancel::CancelArgs, check::CheckArgs, exec::ExecArgs,
-    launch::LaunchArgs, lifecycle::ClusterSelection, logs::LogsArgs, queue::QueueArgs, ssh::SshCommand,
-    status::StatusArgs, tokens::TokensCommand, users::UsersCommand,
+    jobs::JobsCommand, launch::LaunchArgs, lifecycle::ClusterSelection, logs::LogsArgs, queue::QueueArgs,
+    ssh::SshCommand, status::StatusArgs, tokens::TokensCommand, users::UsersCommand,
 };
 use error::CliResult;
 
@@ -53,6 +53,9 @@ enum Command {
     Down(ClusterSelection),
     /// Stop (or tear down) clusters after they have been idle for a while.
     Autostop(AutostopArgs),
+    /// Managed jobs: each on a cluster of its own, recovered when its nodes are lost.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
     /// Manage the SkyPilot API server and its requests.
     #[command(subcommand)]
     Api(ApiCommand),
@@ -100,6 +103,7 @@ fn run_client(command: Command) -> CliResult {
             Command::Start(selection) => selection.run(ClusterAction::Start).await,
             Command::Down(selection) => selection.run(ClusterAction::Down).await,
             Command::Autostop(args) => args.run().await,
+            Command::Jobs(command) => command.run().await,
             Command::Api(command) => command.run().await,
             Command::Users(command) => command.run().await,
             Command::Tokens(command) => command.run().await,

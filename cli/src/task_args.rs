@@ -1,11 +1,12 @@
-//! The task options shared by `sky launch` and `sky exec`, and turning an
-//! ENTRYPOINT (a task YAML or a shell command) plus options into a `TaskSpec`.
+//! The task options shared by `sky launch`, `sky exec` and `sky jobs launch`,
+//! and turning an ENTRYPOINT (a task YAML, a pipeline YAML, or a shell
+//! command) plus options into a `TaskSpec` (or a managed job's tasks).
 
 use std::path::{Path, PathBuf};
 
 use skypilot_api::{
     proto::skypilot::v1::TaskSpec,
-    task::{Overrides, command_task, parse_env_arg, parse_env_file, parse_task_yaml},
+    task::{Overrides, command_task, parse_env_arg, parse_env_file, parse_pipeline_yaml, parse_task_yaml},
 };
 
 use crate::error::{CliError, CliResult};
@@ -50,14 +51,64 @@ pub fn build_task(entrypoint: &[String], options: &TaskOptions) -> CliResult<Tas
     let cwd = std::env::current_dir()?;
     let (task, required) = match entrypoint {
         [] => (TaskSpec { num_nodes: 1, ..Default::default() }, Vec::new()),
-        [single] if looks_like_yaml(single) => {
-            let path = Path::new(single);
-            let text = std::fs::read_to_string(path)
-                .map_err(|err| CliError::new(format!("cannot read task YAML {single}: {err}")))?;
-            parse_task_yaml(&text, &cwd).map_err(|err| CliError::new(format!("{single}: {err}")))?
-        }
+        [single] if looks_like_yaml(single) => parse_task_yaml(&read_yaml(single)?, &cwd)
+            .map_err(|err| CliError::new(format!("{single}: {err}")))?,
         words => (command_task(&words.join(" ")), Vec::new()),
     };
+    overrides(options, &cwd)?.apply(task, &required).map_err(|e| CliError::new(e.to_string()))
+}
+
+/// Builds a managed job's tasks (a pipeline YAML runs its tasks one after
+/// another) and its name. Envs and secrets given as options go to every
+/// task; resource options only to a job of one task.
+pub fn build_pipeline(entrypoint: &[String], options: &TaskOptions) -> CliResult<(String, Vec<TaskSpec>)> {
+    let cwd = std::env::current_dir()?;
+    let pipeline = match entrypoint {
+        [single] if looks_like_yaml(single) => parse_pipeline_yaml(&read_yaml(single)?, &cwd)
+            .map_err(|err| CliError::new(format!("{single}: {err}")))?,
+        _ => return Ok((String::new(), vec![build_task(entrypoint, options)?])),
+    };
+    let overrides = overrides(options, &cwd)?;
+    let name = options.name.clone().unwrap_or(pipeline.name);
+    if pipeline.tasks.len() == 1 {
+        let (task, required) = pipeline.tasks.into_iter().next().expect("one task");
+        let task = overrides.apply(task, &required).map_err(|e| CliError::new(e.to_string()))?;
+        return Ok((name, vec![task]));
+    }
+    let per_task = [
+        ("--workdir", options.workdir.is_some()),
+        ("--num-nodes", options.num_nodes.is_some()),
+        ("--cpus", options.cpus.is_some()),
+        ("--memory", options.memory.is_some()),
+        ("--gpus", options.gpus.is_some()),
+        ("--infra", options.infra.is_some()),
+    ];
+    if let Some((flag, _)) = per_task.iter().find(|(_, given)| *given) {
+        return Err(CliError::new(format!(
+            "{flag} cannot be used with a pipeline of {} tasks: set it in each task of the YAML",
+            pipeline.tasks.len()
+        )));
+    }
+    let shared = Overrides { name: None, ..overrides };
+    let tasks = pipeline
+        .tasks
+        .into_iter()
+        .enumerate()
+        .map(|(index, (task, required))| {
+            shared
+                .apply(task, &required)
+                .map_err(|e| CliError::new(format!("task {} of the pipeline: {e}", index + 1)))
+        })
+        .collect::<CliResult<Vec<_>>>()?;
+    Ok((name, tasks))
+}
+
+fn read_yaml(path: &str) -> CliResult<String> {
+    std::fs::read_to_string(path).map_err(|err| CliError::new(format!("cannot read task YAML {path}: {err}")))
+}
+
+/// The task options as overrides of what the YAML says.
+fn overrides(options: &TaskOptions, cwd: &Path) -> CliResult<Overrides> {
     let lookup = |key: &str| std::env::var(key).ok();
     let mut envs = Vec::new();
     if let Some(file) = &options.env_file {
@@ -76,7 +127,7 @@ pub fn build_task(entrypoint: &[String], options: &TaskOptions) -> CliResult<Tas
         .map(|arg| parse_env_arg(arg, "--secret", lookup))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| CliError::new(e.to_string()))?;
-    let overrides = Overrides {
+    Ok(Overrides {
         name: options.name.clone(),
         workdir: options.workdir.as_ref().map(|w| cwd.join(w).to_string_lossy().into_owned()),
         num_nodes: options.num_nodes,
@@ -86,8 +137,7 @@ pub fn build_task(entrypoint: &[String], options: &TaskOptions) -> CliResult<Tas
         infra: options.infra.clone(),
         envs,
         secrets,
-    };
-    overrides.apply(task, &required).map_err(|e| CliError::new(e.to_string()))
+    })
 }
 
 /// An ENTRYPOINT is a task YAML when it names a .yaml/.yml file.

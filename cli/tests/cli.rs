@@ -6,7 +6,6 @@ mod common;
 
 use std::{
     fs,
-    net::TcpListener,
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
     process::Command,
@@ -25,7 +24,7 @@ struct Home {
 
 impl Home {
     fn new() -> Home {
-        Home { dir: tempfile::tempdir().unwrap(), port: free_port() }
+        Home { dir: tempfile::tempdir().unwrap(), port: common::quiet_port() }
     }
 
     fn path(&self) -> &Path {
@@ -72,10 +71,6 @@ impl Drop for Home {
             let _ = self.command(&["api", "stop"]).output();
         }
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A server started in this test process (not the local default).
@@ -252,7 +247,7 @@ fn login_to_an_unreachable_endpoint_fails_and_changes_nothing() {
     let home = Home::new();
     fs::create_dir_all(home.config_path().parent().unwrap()).unwrap();
     fs::write(home.config_path(), "foo: bar\n").unwrap();
-    let url = format!("http://127.0.0.1:{}", free_port());
+    let url = format!("http://127.0.0.1:{}", common::quiet_port());
     let login = home.sky(&["api", "login", "-e", &url]).fails();
     assert!(login.stderr.contains("could not connect") && login.stderr.contains(&url), "{}", login.stderr);
     assert_eq!(fs::read_to_string(home.config_path()).unwrap(), "foo: bar\n");
@@ -262,7 +257,7 @@ fn login_to_an_unreachable_endpoint_fails_and_changes_nothing() {
 #[test]
 fn an_unreachable_configured_endpoint_is_never_started() {
     let home = Home::new();
-    let url = format!("http://user:secret@127.0.0.1:{}", free_port());
+    let url = format!("http://user:secret@127.0.0.1:{}", common::quiet_port());
     let info = home.sky_with_env(&["api", "info"], "SKYPILOT_API_SERVER_ENDPOINT", &url).fails();
     assert!(info.stderr.contains("could not connect"), "{}", info.stderr);
     assert!(info.stderr.contains("user:****@127.0.0.1"), "{}", info.stderr);

@@ -106,6 +106,11 @@ impl DataDir {
         self.root.join("job_logs")
     }
 
+    /// Managed jobs' output and controller logs, one folder per job.
+    pub fn managed_jobs(&self) -> PathBuf {
+        self.root.join("managed_jobs")
+    }
+
     /// The generated password of the first admin, when none was given.
     pub fn initial_admin_password(&self) -> PathBuf {
         self.root.join("initial-admin-password")

@@ -26,6 +26,7 @@ mod health;
 mod infra;
 mod kinds;
 mod logfile;
+mod managed;
 mod ops;
 mod retention;
 mod serve;

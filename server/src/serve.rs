@@ -32,6 +32,7 @@ use crate::{
     health::{HealthListener, set_health},
     infra::{Infras, local::LocalInfra, run_as, ssh, ssh::pool::SshPool},
     kinds::{self, autostop_loop},
+    managed::{self, Controller},
     ops::{Engine, OperationKind, log::LogDir},
     retention::Retention,
     store::Store,
@@ -206,10 +207,14 @@ impl Server {
             .await
             .map_err(StartError::Store)?;
         let uploads = Uploads::open(data_dir.uploads(), config.uploads.clone()).map_err(dir_err)?;
+        let controller = Controller::new(store.clone(), clusters.clone(), data_dir.managed_jobs())
+            .map_err(StartError::Store)?;
         let mut all_kinds = kinds::all(&clusters, &uploads);
+        all_kinds.extend(managed::kinds::all(&controller, &clusters, &uploads));
         all_kinds.extend(self.extra_kinds);
         let engine =
             Engine::start(store.clone(), logs, all_kinds, &config.engine).await.map_err(StartError::Store)?;
+        controller.start(engine.clone()).map_err(StartError::Store)?;
 
         let accounts = config.require_auth.then(|| Arc::new(Accounts::new(store.clone())));
         if let (Some(accounts), Some(first_admin)) = (&accounts, first_admin) {
@@ -235,6 +240,7 @@ impl Server {
         let services = Services::new(Arc::new(Shared {
             engine: engine.clone(),
             clusters: clusters.clone(),
+            managed: controller.clone(),
             accounts: accounts.clone(),
             mode: config.mode,
             uploads: uploads.clone(),
@@ -281,6 +287,7 @@ impl Server {
             .add_service(services.infra)
             .add_service(services.clusters)
             .add_service(services.jobs)
+            .add_service(services.managed_jobs)
             .add_service(services.users)
             .add_service(services.uploads);
         let serve = tokio::spawn(async move {
@@ -315,6 +322,7 @@ impl Server {
             local_addr,
             engine,
             clusters,
+            controller,
             store,
             autostop,
             health,
@@ -334,6 +342,7 @@ pub struct RunningServer {
     local_addr: SocketAddr,
     engine: Engine,
     clusters: Clusters,
+    controller: Controller,
     store: Store,
     autostop: JoinHandle<()>,
     health: HealthReporter,
@@ -384,6 +393,8 @@ impl RunningServer {
         let _ = self.retention.await;
         self.autostop.abort();
         let _ = self.autostop.await;
+        // Managed jobs stop being driven; each goes on from its recorded step at the next start.
+        self.controller.shutdown().await;
         let drained = self.engine.shutdown(self.grace).await;
         // Job processes keep running; they are reconciled at the next start.
         self.clusters.shutdown().await;

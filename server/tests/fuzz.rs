@@ -12,9 +12,10 @@ use bytes::{Buf, BufMut};
 use common::TestServer;
 use prost::Message;
 use skypilot_api::proto::skypilot::v1::{
-    AutostopRequest, CancelJobsRequest, CheckRequest, ClusterActionRequest, ExecRequest, LaunchRequest,
-    ListClustersRequest, ListJobsRequest, ListRequestsRequest, Resources, SshDownRequest, SshUpRequest,
-    StreamLogsRequest, TailJobLogsRequest, TaskSpec, WatchOperationRequest,
+    AutostopRequest, CancelJobsRequest, CancelManagedJobsRequest, CheckRequest, ClusterActionRequest,
+    ExecRequest, JobRecovery, LaunchRequest, ListClustersRequest, ListJobsRequest, ListManagedJobsRequest,
+    ListRequestsRequest, Resources, SshDownRequest, SshUpRequest, StreamLogsRequest, TailJobLogsRequest,
+    TailManagedJobLogsRequest, TaskSpec, WatchOperationRequest,
 };
 use tonic::{
     Code, Request, Status,
@@ -43,6 +44,9 @@ const UNARY: &[&str] = &[
     "/skypilot.v1.ClusterService/ListClusters",
     "/skypilot.v1.JobService/ListJobs",
     "/skypilot.v1.JobService/CancelJobs",
+    // LaunchManagedJob is left out: a random task would run for real.
+    "/skypilot.v1.ManagedJobService/ListManagedJobs",
+    "/skypilot.v1.ManagedJobService/CancelManagedJobs",
     "/skypilot.v1.UserService/WhoAmI",
     "/skypilot.v1.UserService/ListUsers",
     "/skypilot.v1.UserService/CreateUser",
@@ -58,6 +62,7 @@ const STREAMING: &[&str] = &[
     "/skypilot.v1.RequestService/WatchOperation",
     "/skypilot.v1.RequestService/StreamLogs",
     "/skypilot.v1.JobService/TailJobLogs",
+    "/skypilot.v1.ManagedJobService/TailManagedJobLogs",
 ];
 
 /// Sends and receives message bodies as raw bytes.
@@ -155,6 +160,10 @@ impl Rng {
                 ports: vec![self.text()],
                 autostop_idle_minutes: Some(self.number() as i32),
                 autostop_down: self.below(2) == 0,
+                job_recovery: Some(JobRecovery {
+                    strategy: self.text(),
+                    max_restarts_on_errors: self.number() as i32,
+                }),
             }),
             envs: [(self.text(), self.text())].into(),
             file_mounts: [(self.text(), self.text())].into(),
@@ -216,6 +225,31 @@ impl Rng {
             "/skypilot.v1.InfraService/SshDown" => {
                 SshDownRequest { infra: self.text(), idempotency_key: self.text() }.encode_to_vec()
             }
+            "/skypilot.v1.ManagedJobService/ListManagedJobs" => ListManagedJobsRequest {
+                all_users: self.below(2) == 0,
+                skip_finished: self.below(2) == 0,
+                job_ids: vec![self.number()],
+                page_size: self.number() as i32,
+                page_token: self.text(),
+            }
+            .encode_to_vec(),
+            "/skypilot.v1.ManagedJobService/CancelManagedJobs" => CancelManagedJobsRequest {
+                job_ids: vec![self.number(), self.number()],
+                name: self.text(),
+                all: self.below(2) == 0,
+                all_users: self.below(2) == 0,
+                idempotency_key: self.text(),
+            }
+            .encode_to_vec(),
+            "/skypilot.v1.ManagedJobService/TailManagedJobLogs" => TailManagedJobLogsRequest {
+                job_id: self.number(),
+                name: self.text(),
+                follow: false,
+                controller: self.below(2) == 0,
+                offset: Some(self.number()),
+                tail_lines: Some(self.number() as i32),
+            }
+            .encode_to_vec(),
             "/skypilot.v1.ClusterService/ListClusters" => ListClustersRequest {
                 cluster_names: vec![self.text()],
                 all_users: true,

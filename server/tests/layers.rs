@@ -20,8 +20,9 @@ const LAYERS: &[(&str, u8)] = &[
     ("kinds", 4),
     ("retention", 4),
     ("config", 4),
-    ("grpc", 5),
-    ("serve", 6),
+    ("managed", 5),
+    ("grpc", 6),
+    ("serve", 7),
 ];
 
 fn layer(module: &str) -> u8 {

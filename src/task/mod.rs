@@ -9,10 +9,10 @@ mod values;
 
 use std::fmt;
 
-pub use parse::parse_task_yaml;
+pub use parse::{MAX_PIPELINE_TASKS, Pipeline, parse_pipeline_yaml, parse_task_yaml};
 pub use values::{Accelerators, Amount, parse_accelerators, parse_amount};
 
-use crate::proto::skypilot::v1::TaskSpec;
+use crate::proto::skypilot::v1::{JobRecovery, TaskSpec};
 
 /// A task that cannot be used; the message names the field and the fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,10 +131,37 @@ pub fn validate(task: &TaskSpec) -> Result<(), TaskError> {
         parse_accelerators(&resources.accelerators)
             .map_err(|e| TaskError(format!("`resources.accelerators`: {e}")))?;
     }
+    if let Some(recovery) = &resources.job_recovery {
+        validate_job_recovery(recovery)?;
+    }
     for (key, _) in task.envs.iter().chain(&task.secrets) {
         if !is_env_name(key) {
             return err(format!("`envs.{key}`: not a valid environment variable name"));
         }
+    }
+    Ok(())
+}
+
+/// Recovery strategies of managed jobs (SkyPilot's names).
+pub const JOB_RECOVERY_STRATEGIES: &[&str] = &["FAILOVER", "EAGER_NEXT_REGION"];
+/// Most restarts on errors a managed job may ask for.
+pub const MAX_RESTARTS_ON_ERRORS: i32 = 100;
+
+/// Checks `resources.job_recovery`.
+pub fn validate_job_recovery(recovery: &JobRecovery) -> Result<(), TaskError> {
+    let strategy = recovery.strategy.to_ascii_uppercase();
+    if !strategy.is_empty() && !JOB_RECOVERY_STRATEGIES.contains(&strategy.as_str()) {
+        return err(format!(
+            "`resources.job_recovery.strategy`: {:?} is not a recovery strategy; use one of {}",
+            recovery.strategy,
+            JOB_RECOVERY_STRATEGIES.join(", ")
+        ));
+    }
+    if !(0..=MAX_RESTARTS_ON_ERRORS).contains(&recovery.max_restarts_on_errors) {
+        return err(format!(
+            "`resources.job_recovery.max_restarts_on_errors`: must be from 0 to {MAX_RESTARTS_ON_ERRORS}, not {}",
+            recovery.max_restarts_on_errors
+        ));
     }
     Ok(())
 }

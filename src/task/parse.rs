@@ -4,10 +4,11 @@
 
 use std::path::Path;
 
+use serde::Deserialize as _;
 use serde_yaml::{Mapping, Value};
 
 use super::{TaskError, err};
-use crate::proto::skypilot::v1::{Resources, TaskSpec};
+use crate::proto::skypilot::v1::{JobRecovery, Resources, TaskSpec};
 
 /// Largest task YAML accepted.
 const MAX_YAML_BYTES: usize = 1024 * 1024;
@@ -51,7 +52,7 @@ const UNSUPPORTED_TASK_FIELDS: &[(&str, &str)] = &[
     ("storage_mounts", "bucket mounts are not supported on the local infra"),
 ];
 const RESOURCE_FIELDS: &[&str] =
-    &["infra", "cpus", "memory", "accelerators", "ports", "autostop", "use_spot"];
+    &["infra", "cpus", "memory", "accelerators", "ports", "autostop", "use_spot", "job_recovery"];
 /// SkyPilot resource fields that mean nothing on the local infra.
 const CLOUD_ONLY_RESOURCE_FIELDS: &[&str] = &[
     "cloud",
@@ -63,7 +64,6 @@ const CLOUD_ONLY_RESOURCE_FIELDS: &[&str] = &[
     "disk_tier",
     "network_tier",
     "labels",
-    "job_recovery",
     "any_of",
     "ordered",
     "accelerator_args",
@@ -73,6 +73,57 @@ const CLOUD_ONLY_RESOURCE_FIELDS: &[&str] = &[
 /// resolved against `base_dir` (the YAML's folder). Returns the task and the
 /// names of envs and secrets declared `null` (required from the command line).
 pub fn parse_task_yaml(text: &str, base_dir: &Path) -> Result<(TaskSpec, Vec<String>), TaskError> {
+    check_size(text)?;
+    let value: Value = serde_yaml::from_str(text).map_err(malformed)?;
+    task_from_value(value, base_dir)
+}
+
+/// Parses a pipeline YAML (`sky jobs launch`): task documents separated by
+/// `---`, run one after another; a first document holding only `name` names
+/// the pipeline. Returns the pipeline's name (empty when none) and each
+/// task with the names of its required envs and secrets.
+pub fn parse_pipeline_yaml(text: &str, base_dir: &Path) -> Result<Pipeline, TaskError> {
+    check_size(text)?;
+    let mut documents = Vec::new();
+    for document in serde_yaml::Deserializer::from_str(text) {
+        if documents.len() == MAX_PIPELINE_TASKS + 1 {
+            return err(format!("the pipeline has more than {MAX_PIPELINE_TASKS} tasks"));
+        }
+        documents.push(Value::deserialize(document).map_err(malformed)?);
+    }
+    let mut name = String::new();
+    if documents.len() > 1
+        && let Some(Value::Mapping(header)) = documents.first()
+        && header.len() == 1
+        && header.contains_key("name")
+    {
+        name = string(&header["name"], "name")?.unwrap_or_default();
+        documents.remove(0);
+    }
+    let tasks = documents
+        .into_iter()
+        .enumerate()
+        .map(|(index, value)| {
+            task_from_value(value, base_dir).map_err(|e| match index {
+                0 => e,
+                _ => TaskError(format!("task {} of the pipeline: {e}", index + 1)),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Pipeline { name, tasks })
+}
+
+/// A pipeline as parsed: its name and its tasks, each with its required envs.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    pub name: String,
+    pub tasks: Vec<(TaskSpec, Vec<String>)>,
+}
+
+/// Most tasks in one pipeline.
+pub const MAX_PIPELINE_TASKS: usize = 32;
+
+fn check_size(text: &str) -> Result<(), TaskError> {
     if text.len() > MAX_YAML_BYTES {
         return err(format!(
             "the task YAML is larger than {} KiB; keep data out of it",
@@ -85,11 +136,16 @@ pub fn parse_task_yaml(text: &str, base_dir: &Path) -> Result<(TaskSpec, Vec<Str
     if bracket_depth(text) > MAX_BRACKET_DEPTH {
         return err(format!("the task YAML nests deeper than {MAX_YAML_DEPTH} levels"));
     }
-    let value: Value = serde_yaml::from_str(text).map_err(|e| {
-        let at =
-            e.location().map(|l| format!(" at line {}, column {}", l.line(), l.column())).unwrap_or_default();
-        TaskError(format!("the task YAML is malformed{at}: {e}"))
-    })?;
+    Ok(())
+}
+
+fn malformed(e: serde_yaml::Error) -> TaskError {
+    let at =
+        e.location().map(|l| format!(" at line {}, column {}", l.line(), l.column())).unwrap_or_default();
+    TaskError(format!("the task YAML is malformed{at}: {e}"))
+}
+
+fn task_from_value(value: Value, base_dir: &Path) -> Result<(TaskSpec, Vec<String>), TaskError> {
     if depth(&value) > MAX_YAML_DEPTH {
         return err(format!("the task YAML nests deeper than {MAX_YAML_DEPTH} levels"));
     }
@@ -161,6 +217,7 @@ fn resources(value: &Value) -> Result<Resources, TaskError> {
             "accelerators" => resources.accelerators = accelerators(value, &path)?,
             "ports" => resources.ports = ports(value, &path)?,
             "autostop" => autostop(value, &path, &mut resources)?,
+            "job_recovery" => resources.job_recovery = job_recovery(value, &path)?,
             "use_spot" => {
                 if value.as_bool() == Some(true) {
                     return err(
@@ -252,6 +309,52 @@ fn autostop(value: &Value, path: &str, resources: &mut Resources) -> Result<(), 
         _ => return err(format!("`{path}`: must be true, a number of minutes, or {{idle_minutes, down}}")),
     }
     Ok(())
+}
+
+/// `job_recovery: STRATEGY` or `{strategy, max_restarts_on_errors}`.
+fn job_recovery(value: &Value, path: &str) -> Result<Option<JobRecovery>, TaskError> {
+    let mut recovery = JobRecovery::default();
+    match value {
+        Value::Null => return Ok(None),
+        Value::String(strategy) => recovery.strategy = strategy.clone(),
+        Value::Mapping(map) => {
+            for (key, value) in map {
+                let key = key_str(key, "resources.job_recovery.")?;
+                match key {
+                    "strategy" => {
+                        recovery.strategy = string(value, &format!("{path}.strategy"))?.unwrap_or_default()
+                    }
+                    "max_restarts_on_errors" => {
+                        recovery.max_restarts_on_errors = match value {
+                            Value::Null => 0,
+                            Value::Number(n) => {
+                                n.as_i64().and_then(|n| i32::try_from(n).ok()).ok_or_else(|| {
+                                    TaskError(format!(
+                                        "`{path}.max_restarts_on_errors`: must be a whole number, not {n}"
+                                    ))
+                                })?
+                            }
+                            _ => {
+                                return err(format!(
+                                    "`{path}.max_restarts_on_errors`: must be a whole number"
+                                ));
+                            }
+                        }
+                    }
+                    other => {
+                        return err(format!(
+                            "unknown field `{path}.{other}`; valid fields: strategy, max_restarts_on_errors"
+                        ));
+                    }
+                }
+            }
+        }
+        _ => {
+            return err(format!("`{path}`: must be a strategy name or {{strategy, max_restarts_on_errors}}"));
+        }
+    }
+    super::validate_job_recovery(&recovery)?;
+    Ok(Some(recovery))
 }
 
 fn minutes_number(n: &serde_yaml::Number, path: &str) -> Result<i32, TaskError> {
@@ -473,5 +576,36 @@ mod tests {
             let text = String::from_utf8_lossy(&bytes);
             let _ = parse(&text);
         }
+    }
+
+    #[test]
+    fn job_recovery_is_a_strategy_or_a_mapping_and_bad_values_are_named() {
+        let (task, _) = parse("resources:\n  job_recovery: failover\n").unwrap();
+        assert_eq!(task.resources.unwrap().job_recovery.unwrap().strategy, "failover");
+        let text =
+            "resources:\n  job_recovery:\n    strategy: EAGER_NEXT_REGION\n    max_restarts_on_errors: 2\n";
+        let recovery = parse(text).unwrap().0.resources.unwrap().job_recovery.unwrap();
+        assert_eq!((recovery.strategy.as_str(), recovery.max_restarts_on_errors), ("EAGER_NEXT_REGION", 2));
+        let unknown = parse("resources:\n  job_recovery: SPOT_MAGIC\n").unwrap_err().0;
+        assert!(unknown.contains("job_recovery.strategy") && unknown.contains("FAILOVER"), "{unknown}");
+        let negative = parse("resources:\n  job_recovery: {max_restarts_on_errors: -1}\n").unwrap_err().0;
+        assert!(negative.contains("max_restarts_on_errors") && negative.contains("-1"), "{negative}");
+        let field = parse("resources:\n  job_recovery: {retries: 1}\n").unwrap_err().0;
+        assert!(field.contains("unknown field `resources.job_recovery.retries`"), "{field}");
+    }
+
+    #[test]
+    fn a_pipeline_is_tasks_separated_by_dashes_with_an_optional_name_header() {
+        let text = "name: pipe\n---\nname: a\nrun: echo a\n---\nname: b\nrun: echo b\n";
+        let pipeline = parse_pipeline_yaml(text, Path::new("/base")).unwrap();
+        assert_eq!(pipeline.name, "pipe");
+        let names: Vec<_> = pipeline.tasks.iter().map(|(task, _)| task.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        let single = parse_pipeline_yaml("name: only\nrun: echo\n", Path::new("/base")).unwrap();
+        assert_eq!((single.name.as_str(), single.tasks.len()), ("", 1));
+        let bad = parse_pipeline_yaml("run: a\n---\nrun: b\nbogus: 1\n", Path::new("/base")).unwrap_err().0;
+        assert!(bad.starts_with("task 2 of the pipeline: unknown field `bogus`"), "{bad}");
+        let many = "run: x\n---\n".repeat(MAX_PIPELINE_TASKS + 1);
+        assert!(parse_pipeline_yaml(&many, Path::new("/base")).is_err());
     }
 }

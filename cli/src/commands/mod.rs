@@ -6,6 +6,7 @@ pub mod autostop;
 pub mod cancel;
 pub mod check;
 pub mod exec;
+pub mod jobs;
 pub mod launch;
 pub mod lifecycle;
 pub mod logs;

@@ -18,7 +18,7 @@ use crate::{
 };
 
 /// Per-node resources a task asks for: (CPUs, GiB, accelerators, GPUs).
-fn task_resources(task: &TaskSpec, default_cpus: f64) -> Result<(f64, f64, String, u32)> {
+pub(super) fn task_resources(task: &TaskSpec, default_cpus: f64) -> Result<(f64, f64, String, u32)> {
     let resources = task.resources.clone().unwrap_or_default();
     let invalid = |field: &str, e: String| Error::invalid(&format!("task.resources.{field}"), e);
     let cpus = if resources.cpus.is_empty() {

@@ -4,6 +4,7 @@
 //! runs and their logs. Cluster and job records live in the store; nodes,
 //! processes and files are the infra's.
 
+mod fit;
 mod job_index;
 mod jobs;
 mod lifecycle;
@@ -15,6 +16,8 @@ use std::{path::PathBuf, sync::Arc};
 use skypilot_api::proto::skypilot::v1::{ClusterStatus, JobStatus};
 use tokio::sync::{Mutex, watch};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+pub use fit::Fit;
 
 use crate::{
     error::{Error, ErrorReason, Result},
@@ -241,7 +244,8 @@ impl Clusters {
         Ok((jobs, next))
     }
 
-    fn job(&self, cluster: &str, job_id: i64) -> Result<JobRecord> {
+    /// One job of a cluster.
+    pub fn job(&self, cluster: &str, job_id: i64) -> Result<JobRecord> {
         self.inner.store.get(Table::Jobs, &job_key(cluster, job_id))?.ok_or_else(|| {
             Error::not_found(format!(
                 "job {job_id} does not exist on cluster {cluster:?}; `sky queue {cluster}` lists its jobs"
@@ -254,6 +258,11 @@ impl Clusters {
         self.inner.store.durable().await?;
         self.inner.cluster_changes.send_modify(|n| *n += 1);
         Ok(())
+    }
+
+    /// A receiver that changes whenever a job's state changes.
+    pub fn subscribe_job_changes(&self) -> watch::Receiver<u64> {
+        self.inner.job_changes.subscribe()
     }
 
     /// A receiver that changes whenever a cluster record changes or is removed.

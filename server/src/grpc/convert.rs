@@ -111,3 +111,28 @@ pub fn job(record: &crate::store::JobRecord) -> skypilot_api::proto::skypilot::v
         message: record.message.clone(),
     }
 }
+
+pub fn managed_job(
+    record: &crate::store::ManagedJobRecord,
+    summary: crate::managed::JobSummary,
+) -> skypilot_api::proto::skypilot::v1::ManagedJob {
+    skypilot_api::proto::skypilot::v1::ManagedJob {
+        job_id: record.job_id,
+        name: record.name.clone(),
+        user_name: record.user_name.clone(),
+        user_id: record.user_id.clone(),
+        status: record.status,
+        resources: summary.resources,
+        submitted_at: timestamp(record.submitted_ms),
+        started_at: timestamp(record.started_ms),
+        ended_at: timestamp(record.ended_ms),
+        job_duration_ms: summary.job_duration_ms,
+        recovery_count: record.recovery_count,
+        cluster_name: record.cluster_name.clone(),
+        failure_reason: record.failure_reason.clone(),
+        current_task: record.current_task,
+        num_tasks: record.num_tasks,
+        task_name: summary.task_name,
+        infra: summary.infra,
+    }
+}

@@ -7,6 +7,7 @@ mod caller;
 mod clusters;
 mod convert;
 mod infra;
+mod managed_jobs;
 mod operations;
 mod requests;
 mod server_info;
@@ -22,9 +23,9 @@ use skypilot_api::proto::{
     google::longrunning::{Operation, operations_server::OperationsServer},
     skypilot::v1::{
         ServerMode, cluster_service_server::ClusterServiceServer, infra_service_server::InfraServiceServer,
-        job_service_server::JobServiceServer, request_service_server::RequestServiceServer,
-        server_service_server::ServerServiceServer, upload_service_server::UploadServiceServer,
-        user_service_server::UserServiceServer,
+        job_service_server::JobServiceServer, managed_job_service_server::ManagedJobServiceServer,
+        request_service_server::RequestServiceServer, server_service_server::ServerServiceServer,
+        upload_service_server::UploadServiceServer, user_service_server::UserServiceServer,
     },
 };
 
@@ -33,6 +34,7 @@ use tonic::{Request, Response, Status};
 use crate::{
     auth::{Accounts, Caller},
     clusters::Clusters,
+    managed::Controller,
     ops::{Engine, Submission},
 };
 
@@ -53,6 +55,8 @@ pub(crate) fn non_negative<T: TryInto<u64>>(
 pub struct Shared {
     pub engine: Engine,
     pub clusters: Clusters,
+    /// The managed jobs controller.
+    pub managed: Controller,
     /// Users and tokens of a deployed server; None for a local one.
     pub accounts: Option<Arc<Accounts>>,
     pub mode: ServerMode,
@@ -84,6 +88,7 @@ pub struct Services {
     pub infra: InfraServiceServer<infra::InfraApi>,
     pub clusters: ClusterServiceServer<clusters::ClustersApi>,
     pub jobs: JobServiceServer<clusters::JobsApi>,
+    pub managed_jobs: ManagedJobServiceServer<managed_jobs::ManagedJobsApi>,
     pub users: UserServiceServer<users::UsersApi>,
     pub uploads: UploadServiceServer<uploads::UploadsApi>,
 }
@@ -102,6 +107,8 @@ impl Services {
             clusters: ClusterServiceServer::new(clusters::ClustersApi(shared.clone()))
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
             jobs: JobServiceServer::new(clusters::JobsApi(shared.clone()))
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
+            managed_jobs: ManagedJobServiceServer::new(managed_jobs::ManagedJobsApi(shared.clone()))
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
             users: UserServiceServer::new(users::UsersApi(shared.clone()))
                 .max_decoding_message_size(MAX_REQUEST_BYTES),

@@ -34,7 +34,8 @@ fn ensure_may_manage(clusters: &Clusters, caller: &Caller, cluster: &str) -> Res
     caller.ensure_may_manage(&record.user_id, &record.user_name, &format!("cluster {cluster:?}"))
 }
 
-fn validate_task(
+/// Checks a task as `sky.launch` takes it (on `cluster`, empty for a new one).
+pub(crate) fn validate_task(
     clusters: &Clusters,
     uploads: &Uploads,
     caller: &Caller,

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use prost::Message;
 use skypilot_api::proto::skypilot::v1::{
-    AutostopRequest, CancelJobsRequest, CheckRequest, ClusterActionRequest, ExecRequest, LaunchRequest,
-    Schedule, SshDownRequest, SshUpRequest,
+    AutostopRequest, CancelJobsRequest, CancelManagedJobsRequest, CheckRequest, ClusterActionRequest,
+    ExecRequest, LaunchManagedJobRequest, LaunchRequest, Schedule, SshDownRequest, SshUpRequest,
 };
 
 pub use autostop::autostop_loop;
@@ -82,7 +82,13 @@ macro_rules! clusterless_requests {
     )*};
 }
 
-clusterless_requests!(CheckRequest, SshUpRequest, SshDownRequest);
+clusterless_requests!(
+    CheckRequest,
+    SshUpRequest,
+    SshDownRequest,
+    LaunchManagedJobRequest,
+    CancelManagedJobsRequest
+);
 
 /// What differs between kinds.
 pub(crate) trait Kind: Send + Sync + 'static {
@@ -102,7 +108,7 @@ struct Registered<K> {
     kind: K,
 }
 
-fn register<K: Kind>(name: &'static str, schedule: Schedule, kind: K) -> Arc<dyn OperationKind> {
+pub(crate) fn register<K: Kind>(name: &'static str, schedule: Schedule, kind: K) -> Arc<dyn OperationKind> {
     Arc::new(Registered { name, schedule, kind })
 }
 

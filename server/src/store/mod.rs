@@ -15,7 +15,9 @@ use std::{
 
 pub use payloads::digest as payload_digest;
 use prost::Message;
-pub use record::{ClusterRecord, JobRecord, NodeProcess, OpRecord, StoredError, TokenRecord, UserRecord};
+pub use record::{
+    ClusterRecord, JobRecord, ManagedJobRecord, NodeProcess, OpRecord, StoredError, TokenRecord, UserRecord,
+};
 
 use crate::error::{Error, ErrorReason, Result};
 use durability::Flusher;
@@ -35,6 +37,8 @@ struct Open {
     job_requests: sled::Tree,
     users: sled::Tree,
     tokens: sled::Tree,
+    managed_jobs: sled::Tree,
+    managed_job_requests: sled::Tree,
 }
 
 /// The trees that hold typed records besides operations.
@@ -53,6 +57,10 @@ pub enum Table {
     Users,
     /// SHA-256 of the token (hex) -> `TokenRecord`.
     Tokens,
+    /// Big-endian managed job id -> `ManagedJobRecord`.
+    ManagedJobs,
+    /// Id of the request that submitted a managed job -> its big-endian id.
+    ManagedJobRequests,
 }
 
 type Shared = Arc<RwLock<Option<Open>>>;
@@ -122,6 +130,8 @@ impl Store {
         let job_requests = db.open_tree("job_requests")?;
         let users = db.open_tree("users")?;
         let tokens = db.open_tree("tokens")?;
+        let managed_jobs = db.open_tree("managed_jobs")?;
+        let managed_job_requests = db.open_tree("managed_job_requests")?;
         let state: Shared = Arc::new(RwLock::new(Some(Open {
             db,
             ops,
@@ -132,6 +142,8 @@ impl Store {
             job_requests,
             users,
             tokens,
+            managed_jobs,
+            managed_job_requests,
         })));
         let payloads = Arc::new(payloads::Payloads::open(dir)?);
         let flusher = Flusher::start(state.clone());
@@ -441,6 +453,8 @@ impl Open {
             Table::JobRequests => &self.job_requests,
             Table::Users => &self.users,
             Table::Tokens => &self.tokens,
+            Table::ManagedJobs => &self.managed_jobs,
+            Table::ManagedJobRequests => &self.managed_job_requests,
         }
     }
 }

@@ -227,3 +227,83 @@ pub struct TokenRecord {
     #[prost(int64, tag = "5")]
     pub expires_ms: i64,
 }
+
+/// A managed job (`sky jobs launch`) as the controller keeps it. Every step
+/// it takes is recorded here before it acts, so that after a restart it goes
+/// on from the step it was at.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ManagedJobRecord {
+    #[prost(int64, tag = "1")]
+    pub job_id: i64,
+    #[prost(string, tag = "2")]
+    pub name: String,
+    #[prost(string, tag = "3")]
+    pub user_name: String,
+    #[prost(string, tag = "4")]
+    pub user_id: String,
+    #[prost(bool, tag = "5")]
+    pub user_is_admin: bool,
+    #[prost(enumeration = "skypilot_api::proto::skypilot::v1::ManagedJobStatus", tag = "6")]
+    pub status: i32,
+    /// The encoded `LaunchManagedJobRequest` holding the tasks, sealed.
+    #[prost(bytes = "vec", tag = "7")]
+    pub tasks: Vec<u8>,
+    #[prost(int32, tag = "8")]
+    pub num_tasks: i32,
+    /// The task the job is at, from 0.
+    #[prost(int32, tag = "9")]
+    pub current_task: i32,
+    /// Launches of the current task, from 1.
+    #[prost(int32, tag = "10")]
+    pub attempt: i32,
+    #[prost(int32, tag = "11")]
+    pub recovery_count: i32,
+    /// Restarts after failures of the current task's code.
+    #[prost(int32, tag = "12")]
+    pub restarts_on_errors: i32,
+    /// The job's cluster (one at a time, under this one name).
+    #[prost(string, tag = "13")]
+    pub cluster_name: String,
+    /// The id of the current attempt's job on that cluster; 0 before it is submitted.
+    #[prost(int64, tag = "14")]
+    pub cluster_job_id: i64,
+    #[prost(int64, tag = "15")]
+    pub submitted_ms: i64,
+    #[prost(int64, tag = "16")]
+    pub started_ms: i64,
+    #[prost(int64, tag = "17")]
+    pub ended_ms: i64,
+    /// When the current attempt started running; 0 when it is not running.
+    #[prost(int64, tag = "18")]
+    pub running_since_ms: i64,
+    /// Running time of the attempts that ended.
+    #[prost(int64, tag = "19")]
+    pub job_duration_ms: i64,
+    #[prost(string, tag = "20")]
+    pub failure_reason: String,
+    #[prost(bool, tag = "21")]
+    pub cancel_requested: bool,
+    /// A secret of this job: the idempotency keys of the requests the
+    /// controller submits for it start with it.
+    #[prost(string, tag = "22")]
+    pub key: String,
+    /// The request that submitted the job.
+    #[prost(string, tag = "23")]
+    pub request_id: String,
+    /// What the controller does next (`managed::Step`).
+    #[prost(int32, tag = "24")]
+    pub step: i32,
+    /// After a teardown: the status the job ends with, or UNSPECIFIED to launch again.
+    #[prost(enumeration = "skypilot_api::proto::skypilot::v1::ManagedJobStatus", tag = "25")]
+    pub final_status: i32,
+    /// Launch requests made for the current attempt (each retry after a
+    /// capacity shortage is a new one).
+    #[prost(int32, tag = "26")]
+    pub launch_tries: i32,
+    /// Teardown requests made so far.
+    #[prost(int32, tag = "27")]
+    pub teardowns: i32,
+    /// Where the current attempt's output starts in the job's output file.
+    #[prost(int64, tag = "28")]
+    pub output_base: i64,
+}
