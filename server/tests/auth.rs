@@ -9,9 +9,10 @@ use skypilot_api::{
     proto::{
         google::longrunning::{GetOperationRequest, operations_client::OperationsClient},
         skypilot::v1::{
-            AutostopRequest, CancelJobsRequest, CheckRequest, ClusterStatus, CreateTokenRequest,
-            CreateUserRequest, DeleteUserRequest, ExecRequest, GetServerInfoRequest, LaunchRequest,
-            ListClustersRequest, ListJobsRequest, ListRequestsRequest, Resources, RevokeTokenRequest, Role,
+            AutostopRequest, CancelJobsRequest, CancelManagedJobsRequest, CheckRequest, ClusterStatus,
+            CreateTokenRequest, CreateUserRequest, DeleteUserRequest, ExecRequest, GetServerInfoRequest,
+            LaunchManagedJobRequest, LaunchRequest, ListClustersRequest, ListJobsRequest,
+            ListManagedJobsRequest, ListRequestsRequest, ManagedJobStatus, Resources, RevokeTokenRequest, Role,
             SetPasswordRequest, SetRoleRequest, TaskSpec, cluster_service_client::ClusterServiceClient,
             job_service_client::JobServiceClient, request_service_client::RequestServiceClient,
             server_service_client::ServerServiceClient,
@@ -298,6 +299,59 @@ async fn only_the_owner_or_an_admin_may_change_a_cluster_but_everyone_sees_it() 
         .await
         .unwrap();
     assert_eq!(clusters[0].status(), ClusterStatus::Stopped);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn everyone_sees_every_managed_job_but_only_its_owner_or_an_admin_cancels_it() {
+    let (server, _dir) = deployed().await;
+    let admin = client(&server, ADMIN, ADMIN_PASSWORD).await;
+    for name in ["alice", "bob"] {
+        let request = CreateUserRequest {
+            name: name.into(),
+            password: format!("{name}-password"),
+            role: Role::User as i32,
+        };
+        admin.accept(admin.users().create_user(request).await).unwrap();
+    }
+    let alice = client(&server, "alice", "alice-password").await;
+    let bob = client(&server, "bob", "bob-password").await;
+    let task = TaskSpec { run: "sleep 600".into(), ..small_task() };
+    let request = LaunchManagedJobRequest { tasks: vec![task], name: "alices-job".into(), ..Default::default() };
+    let launch = alice.launch_managed_job(request).await.unwrap();
+    let launch = alice.wait_operation(&launch.name, Duration::from_secs(30)).await.unwrap();
+    assert!(launch.done);
+
+    let everyone = ListManagedJobsRequest { all_users: true, ..Default::default() };
+    let seen = bob.list_managed_jobs(everyone.clone()).await.unwrap().jobs;
+    assert_eq!(seen.len(), 1);
+    assert_eq!((seen[0].user_name.as_str(), seen[0].name.as_str()), ("alice", "alices-job"));
+    assert!(bob.list_managed_jobs(ListManagedJobsRequest::default()).await.unwrap().jobs.is_empty());
+    let id = seen[0].job_id;
+
+    let by_id = CancelManagedJobsRequest { job_ids: vec![id], ..Default::default() };
+    let err = bob.cancel_managed_jobs(by_id.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::PermissionDenied), "{err}");
+    assert!(err.to_string().contains("belongs to alice"), "{err}");
+    let by_name = CancelManagedJobsRequest { name: "alices-job".into(), all_users: true, ..Default::default() };
+    assert_eq!(bob.cancel_managed_jobs(by_name).await.unwrap_err().code(), Some(Code::PermissionDenied));
+    // Bob's "all of mine" finds none of alice's.
+    let mine = CancelManagedJobsRequest { all: true, ..Default::default() };
+    let op = bob.cancel_managed_jobs(mine).await.unwrap();
+    bob.wait_operation(&op.name, Duration::from_secs(30)).await.unwrap();
+    let job = &admin.list_managed_jobs(everyone.clone()).await.unwrap().jobs[0];
+    assert!(!matches!(job.status(), ManagedJobStatus::Cancelled | ManagedJobStatus::Cancelling));
+
+    let op = admin.cancel_managed_jobs(by_id).await.unwrap();
+    let op = admin.wait_operation(&op.name, Duration::from_secs(60)).await.unwrap();
+    assert!(op.done);
+    let job = &alice.list_managed_jobs(everyone).await.unwrap().jobs[0];
+    assert_eq!(job.status(), ManagedJobStatus::Cancelled);
+    let clusters = admin
+        .list_clusters(ListClustersRequest { cluster_names: vec![], all_users: true, refresh: false })
+        .await
+        .unwrap();
+    assert!(clusters.is_empty(), "{clusters:?}");
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
