@@ -393,8 +393,19 @@ impl Client {
         action: ClusterAction,
         cluster: &str,
     ) -> Result<Operation, ClientError> {
+        self.cluster_action_with(action, cluster, false).await
+    }
+
+    /// Like `cluster_action`; `purge` (down only) forgets the cluster even
+    /// where its nodes do not answer.
+    pub async fn cluster_action_with(
+        &self,
+        action: ClusterAction,
+        cluster: &str,
+        purge: bool,
+    ) -> Result<Operation, ClientError> {
         let mut request =
-            ClusterActionRequest { cluster_name: cluster.to_string(), idempotency_key: String::new() };
+            ClusterActionRequest { cluster_name: cluster.to_string(), purge, idempotency_key: String::new() };
         with_key(&mut request.idempotency_key);
         self.retrying(|| async {
             let mut clusters = self.clusters();

@@ -18,9 +18,20 @@ use clap::{Parser, Subcommand};
 use skypilot_api::client::ClusterAction;
 
 use commands::{
-    api::ApiCommand, autostop::AutostopArgs, cancel::CancelArgs, check::CheckArgs, exec::ExecArgs,
-    jobs::JobsCommand, launch::LaunchArgs, lifecycle::ClusterSelection, logs::LogsArgs, queue::QueueArgs,
-    ssh::SshCommand, status::StatusArgs, tokens::TokensCommand, users::UsersCommand,
+    api::ApiCommand,
+    autostop::AutostopArgs,
+    cancel::CancelArgs,
+    check::CheckArgs,
+    exec::ExecArgs,
+    jobs::JobsCommand,
+    launch::LaunchArgs,
+    lifecycle::{ClusterSelection, DownArgs},
+    logs::LogsArgs,
+    queue::QueueArgs,
+    ssh::SshCommand,
+    status::StatusArgs,
+    tokens::TokensCommand,
+    users::UsersCommand,
 };
 use error::CliResult;
 
@@ -50,7 +61,7 @@ enum Command {
     /// Start stopped clusters.
     Start(ClusterSelection),
     /// Tear clusters down.
-    Down(ClusterSelection),
+    Down(DownArgs),
     /// Stop (or tear down) clusters after they have been idle for a while.
     Autostop(AutostopArgs),
     /// Managed jobs: each on a cluster of its own, recovered when its nodes are lost.
@@ -101,7 +112,7 @@ fn run_client(command: Command) -> CliResult {
             Command::Cancel(args) => args.run().await,
             Command::Stop(selection) => selection.run(ClusterAction::Stop).await,
             Command::Start(selection) => selection.run(ClusterAction::Start).await,
-            Command::Down(selection) => selection.run(ClusterAction::Down).await,
+            Command::Down(args) => args.run().await,
             Command::Autostop(args) => args.run().await,
             Command::Jobs(command) => command.run().await,
             Command::Api(command) => command.run().await,

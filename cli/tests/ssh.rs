@@ -443,3 +443,57 @@ fn each_node_on_a_pool_holds_gpus_of_its_own_and_jobs_see_them_as_cuda_visible_d
     sky(&["down", "-a", "-y"]).ok();
     assert!(server.stop(), "the server stops cleanly");
 }
+
+/// A managed job on a pool whose host dies mid-run: the job is RECOVERING,
+/// its cluster is purged (the dead host cannot be reached) and launched
+/// again on the host that answers, where it runs to the end.
+#[test]
+fn a_managed_job_whose_host_dies_is_relaunched_on_another_host_of_the_pool() {
+    let hosts = SshHosts::start(2);
+    let home = tempfile::tempdir().unwrap();
+    let pools = hosts.pool_file("lab");
+    let server = ServerProcess::start_with_flags(
+        home.path(),
+        &home.path().join("data"),
+        &["--ssh-node-pools", pools.to_str().unwrap()],
+    );
+    let sky = |args: &[&str]| sky(home.path(), server.port, args);
+    sky(&["ssh", "up", "--infra", "ssh/lab"]).ok();
+    let gate = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(gate.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let go = gate.path().join("go");
+    let script = format!(
+        "echo started-on-$USER; while [ ! -e {} ]; do sleep 0.1; done; echo finished-on-$USER",
+        go.display()
+    );
+    sky(&["jobs", "launch", "-y", "-d", "--infra", "ssh/lab", "--cpus", "0.5", &script]).ok();
+
+    // Follow the output until the first attempt says where it runs.
+    let mut follow = Command::new(env!("CARGO_BIN_EXE_sky"))
+        .args(["jobs", "logs", "1"])
+        .env("HOME", home.path())
+        .env("SKYPILOT_API_SERVER_ENDPOINT", format!("http://127.0.0.1:{}", server.port))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(follow.stdout.take().unwrap());
+    let started =
+        std::io::BufRead::lines(stdout).map(Result::unwrap).find(|line| line.contains("started-on-"));
+    let _ = follow.kill();
+    let _ = follow.wait();
+    let started = started.expect("the first attempt started");
+    let first = hosts.hosts.iter().position(|host| started.ends_with(&host.user.name)).expect(&started);
+    let other = &hosts.hosts[1 - first].user.name;
+
+    hosts.hosts[first].kill();
+    std::fs::write(&go, "").unwrap();
+    let logs = sky(&["jobs", "logs", "1"]).ok();
+    let recovered = logs.stdout.find("attempt 2 (recoveries so far: 1)").expect(&logs.stdout);
+    let finished = logs.stdout.find(&format!("finished-on-{other}")).expect(&logs.stdout);
+    assert!(recovered < finished, "{}", logs.stdout);
+    let queue = sky(&["jobs", "queue", "-a"]).ok();
+    let row = queue.stdout.lines().find(|line| line.starts_with("1 ")).expect(&queue.stdout);
+    assert!(row.contains("SUCCEEDED") && row.contains("ssh/lab"), "{row}");
+    let status = sky(&["status", "-u"]).ok();
+    assert!(status.stdout.contains("No existing clusters."), "{}", status.stdout);
+}

@@ -12,8 +12,8 @@ use skypilot_api::{
             AutostopRequest, CancelJobsRequest, CancelManagedJobsRequest, CheckRequest, ClusterStatus,
             CreateTokenRequest, CreateUserRequest, DeleteUserRequest, ExecRequest, GetServerInfoRequest,
             LaunchManagedJobRequest, LaunchRequest, ListClustersRequest, ListJobsRequest,
-            ListManagedJobsRequest, ListRequestsRequest, ManagedJobStatus, Resources, RevokeTokenRequest, Role,
-            SetPasswordRequest, SetRoleRequest, TaskSpec, cluster_service_client::ClusterServiceClient,
+            ListManagedJobsRequest, ListRequestsRequest, ManagedJobStatus, Resources, RevokeTokenRequest,
+            Role, SetPasswordRequest, SetRoleRequest, TaskSpec, cluster_service_client::ClusterServiceClient,
             job_service_client::JobServiceClient, request_service_client::RequestServiceClient,
             server_service_client::ServerServiceClient,
         },
@@ -316,7 +316,8 @@ async fn everyone_sees_every_managed_job_but_only_its_owner_or_an_admin_cancels_
     let alice = client(&server, "alice", "alice-password").await;
     let bob = client(&server, "bob", "bob-password").await;
     let task = TaskSpec { run: "sleep 600".into(), ..small_task() };
-    let request = LaunchManagedJobRequest { tasks: vec![task], name: "alices-job".into(), ..Default::default() };
+    let request =
+        LaunchManagedJobRequest { tasks: vec![task], name: "alices-job".into(), ..Default::default() };
     let launch = alice.launch_managed_job(request).await.unwrap();
     let launch = alice.wait_operation(&launch.name, Duration::from_secs(30)).await.unwrap();
     assert!(launch.done);
@@ -332,7 +333,8 @@ async fn everyone_sees_every_managed_job_but_only_its_owner_or_an_admin_cancels_
     let err = bob.cancel_managed_jobs(by_id.clone()).await.unwrap_err();
     assert_eq!(err.code(), Some(Code::PermissionDenied), "{err}");
     assert!(err.to_string().contains("belongs to alice"), "{err}");
-    let by_name = CancelManagedJobsRequest { name: "alices-job".into(), all_users: true, ..Default::default() };
+    let by_name =
+        CancelManagedJobsRequest { name: "alices-job".into(), all_users: true, ..Default::default() };
     assert_eq!(bob.cancel_managed_jobs(by_name).await.unwrap_err().code(), Some(Code::PermissionDenied));
     // Bob's "all of mine" finds none of alice's.
     let mine = CancelManagedJobsRequest { all: true, ..Default::default() };

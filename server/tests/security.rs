@@ -197,7 +197,7 @@ async fn one_user_cannot_queue_requests_without_bound() {
 fn cluster_request(cluster: &str) -> skypilot_api::proto::skypilot::v1::ClusterActionRequest {
     skypilot_api::proto::skypilot::v1::ClusterActionRequest {
         cluster_name: cluster.into(),
-        idempotency_key: String::new(),
+        ..Default::default()
     }
 }
 
@@ -256,7 +256,7 @@ async fn a_deployed_server_runs_no_jobs_as_itself_unless_its_admin_says_so() {
     assert_eq!(done.state(), RequestState::Succeeded, "{}", done.status_message);
     let log = data_file(&server, "clusters/own/jobs/1/run.log").await;
     assert!(log.trim().parse::<u32>().unwrap() >= FIRST_CLUSTER_UID, "{log}");
-    server.running().clusters().down("own").await.unwrap();
+    server.running().clusters().down("own", false).await.unwrap();
 }
 
 /// A file of the server's data dir once it exists and is not empty.
@@ -435,7 +435,7 @@ async fn each_clusters_jobs_run_under_a_uid_of_their_own_and_reach_nothing_else(
     }
 
     for cluster in ["alices", "bobs", "links"] {
-        clusters.down(cluster).await.unwrap();
+        clusters.down(cluster, false).await.unwrap();
     }
     assert!(!alices.exists());
 }
@@ -524,6 +524,6 @@ async fn a_fifo_file_mount_holds_no_worker_once_its_launch_is_cancelled() {
     let done = engine.wait(&op.id, Duration::from_secs(30)).await.unwrap();
     assert_eq!(done.state(), RequestState::Succeeded, "{}", done.status_message);
     for cluster in ["fifo-a", "fifo-b", "after"] {
-        let _ = server.running().clusters().down(cluster).await;
+        let _ = server.running().clusters().down(cluster, false).await;
     }
 }

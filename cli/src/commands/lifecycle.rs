@@ -28,10 +28,32 @@ pub struct ClusterSelection {
     yes: bool,
 }
 
+/// Options of `sky down`.
+#[derive(Debug, clap::Args)]
+pub struct DownArgs {
+    #[command(flatten)]
+    selection: ClusterSelection,
+    /// Forget the clusters even where their nodes do not answer (a dead
+    /// host); what is on those nodes stays there.
+    #[arg(short, long)]
+    purge: bool,
+}
+
+impl DownArgs {
+    pub async fn run(self) -> CliResult {
+        self.selection.run_with(ClusterAction::Down, self.purge).await
+    }
+}
+
 impl ClusterSelection {
     /// Asks for `action` on every selected cluster (names or globs), one
     /// request each; goes on past a failure and names the clusters that failed.
     pub async fn run(self, action: ClusterAction) -> CliResult {
+        self.run_with(action, false).await
+    }
+
+    /// `run`, with `purge` for down.
+    async fn run_with(self, action: ClusterAction, purge: bool) -> CliResult {
         let ClusterSelection { clusters: patterns, all, all_users, yes } = self;
         if patterns.is_empty() && !all {
             return Err(CliError::new(format!(
@@ -58,7 +80,7 @@ impl ClusterSelection {
         let mut failures = Vec::new();
         for name in &names {
             let result = async {
-                let operation = client.cluster_action(action, name).await?;
+                let operation = client.cluster_action_with(action, name, purge).await?;
                 let id = request_metadata(&operation)?.request_id;
                 follow::follow_to_end(&client, &id).await
             }

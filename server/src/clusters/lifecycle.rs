@@ -310,8 +310,9 @@ impl Clusters {
         self.save_cluster(cluster).await
     }
 
-    /// `sky down`: cancels the jobs, removes the nodes and forgets the cluster.
-    pub async fn down(&self, name: &str) -> Result<ClusterRecord> {
+    /// `sky down`: cancels the jobs, removes the nodes and forgets the
+    /// cluster (with `purge`, even where nodes do not answer).
+    pub async fn down(&self, name: &str, purge: bool) -> Result<ClusterRecord> {
         let mut cluster = self.get(name)?;
         let infra = self.inner.infras.named(infra_name(&cluster))?.clone();
         self.kill_all_jobs(name, "cluster was torn down").await?;
@@ -319,7 +320,7 @@ impl Clusters {
         if let Err(err) = infra.archive_logs(name, &archive).await {
             tracing::warn!(cluster = name, error = %err, "could not keep the job logs of a torn-down cluster");
         }
-        infra.release(name).await?;
+        infra.release(name, purge).await?;
         self.forget_jobs(name)?;
         self.inner.store.delete(Table::Clusters, name.as_bytes())?;
         self.inner.store.durable().await?;

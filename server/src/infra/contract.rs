@@ -60,8 +60,8 @@ pub async fn check(infra: &dyn Infra, reopen: &dyn Fn() -> Box<dyn Infra>, scrat
     let archive = scratch.join("archive");
     assert_eq!(infra.archive_logs(cluster, &archive).await.unwrap(), 1);
     assert!(archive.join("1.log").exists());
-    infra.release(cluster).await.unwrap();
-    infra.release(cluster).await.unwrap();
+    infra.release(cluster, false).await.unwrap();
+    infra.release(cluster, false).await.unwrap();
     assert!(infra.read_log(cluster, 1, 0).await.unwrap().is_empty());
     infra.settle().await;
 }

@@ -222,7 +222,8 @@ impl Infra for LocalInfra {
         })
     }
 
-    fn release<'a>(&'a self, cluster: &'a str) -> BoxFuture<'a, Result<()>> {
+    /// (Its nodes are folders of this host: there is nothing out of reach to purge.)
+    fn release<'a>(&'a self, cluster: &'a str, _purge: bool) -> BoxFuture<'a, Result<()>> {
         let dir = self.cluster_dir(cluster);
         Box::pin(blocking(move || match std::fs::remove_dir_all(dir) {
             Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err.into()),

@@ -232,8 +232,10 @@ pub trait Infra: Send + Sync + 'static {
     /// The cluster's nodes by rank: where each is and whether it answered
     /// when last reached; `refresh` reaches every node now.
     fn nodes<'a>(&'a self, cluster: &'a str, refresh: bool) -> BoxFuture<'a, Vec<NodeState>>;
-    /// Removes the cluster's nodes and everything on them.
-    fn release<'a>(&'a self, cluster: &'a str) -> BoxFuture<'a, Result<()>>;
+    /// Removes the cluster's nodes and everything on them. With `purge`,
+    /// nodes that cannot be reached are forgotten all the same (what is on
+    /// them stays there).
+    fn release<'a>(&'a self, cluster: &'a str, purge: bool) -> BoxFuture<'a, Result<()>>;
     /// Copies `source` on the API server's host to `dest` (`~/`-relative)
     /// on node `rank`.
     fn copy_to_node<'a>(

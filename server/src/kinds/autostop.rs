@@ -35,8 +35,7 @@ pub async fn autostop_loop(clusters: Clusters, engine: Engine, interval: Duratio
                 continue;
             }
             let kind = if cluster.autostop_down { DOWN } else { STOP };
-            let request =
-                ClusterActionRequest { cluster_name: cluster.name.clone(), idempotency_key: String::new() };
+            let request = ClusterActionRequest { cluster_name: cluster.name.clone(), ..Default::default() };
             let owner = Caller::owner(&cluster.user_name, &cluster.user_id);
             match engine.submit(Submission::new(kind, owner, &request)).await {
                 Ok(op) => {

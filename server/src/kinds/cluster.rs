@@ -203,7 +203,7 @@ impl Kind for Action {
             let (record, done) = match action {
                 ActionKind::Stop => (clusters.stop(cluster).await?, "Stopped"),
                 ActionKind::Start => (clusters.start(cluster).await?, "Started"),
-                ActionKind::Down => (clusters.down(cluster).await?, "Terminated"),
+                ActionKind::Down => (clusters.down(cluster, request.purge).await?, "Terminated"),
             };
             ctx.log_line(&format!("{done} cluster '{cluster}'."))?;
             let response =

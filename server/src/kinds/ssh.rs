@@ -101,7 +101,7 @@ impl Kind for SshDown {
                     .collect();
                 for cluster in on_pool {
                     ctx.log_line(&format!("Tearing down cluster '{cluster}' on {}...", pool.name()))?;
-                    clusters.down(&cluster).await?;
+                    clusters.down(&cluster, false).await?;
                     ctx.log_line(&format!("Terminated cluster '{cluster}'."))?;
                     response.clusters.push(cluster);
                 }

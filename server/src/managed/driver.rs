@@ -360,8 +360,10 @@ impl Controller {
 
     /// Tears the cluster down, then ends the job or launches again.
     async fn teardown(&self, mut job: ManagedJobRecord, backoff: &mut Backoff) -> Result<()> {
+        // Purged: a node lost with its host must not keep the job from recovering.
         let request = ClusterActionRequest {
             cluster_name: job.cluster_name.clone(),
+            purge: true,
             idempotency_key: request_key(&job, &format!("down{}", job.teardowns)),
         };
         match self.run_request(&job, DOWN, &request).await? {

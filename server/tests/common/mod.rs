@@ -192,7 +192,11 @@ impl TestServer {
     }
 
     pub async fn submit_with(&self, kind: &'static str, cluster: &str, key: &str) -> Result<OpRecord> {
-        let request = ClusterActionRequest { cluster_name: cluster.into(), idempotency_key: key.into() };
+        let request = ClusterActionRequest {
+            cluster_name: cluster.into(),
+            idempotency_key: key.into(),
+            ..Default::default()
+        };
         let alice = Caller::local("alice", "a11ce000");
         self.running().engine().submit(Submission::new(kind, alice, &request)).await
     }

@@ -400,12 +400,19 @@ impl Infra for SshPool {
         })
     }
 
-    fn release<'a>(&'a self, cluster: &'a str) -> BoxFuture<'a, Result<()>> {
+    fn release<'a>(&'a self, cluster: &'a str, purge: bool) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let mut hosts = self.placement(cluster)?;
             hosts.dedup_by_key(|host| host.label());
             for host in hosts {
-                self.run(host, &remote::release(cluster)).await?;
+                match self.run(host, &remote::release(cluster)).await {
+                    Err(err) if purge && err.reason == ErrorReason::Unavailable => {
+                        tracing::warn!(cluster, host = %host.label(), error = %err, "purged: the cluster's files stay on a host that does not answer");
+                    }
+                    result => {
+                        result?;
+                    }
+                }
             }
             self.placements.remove(cluster)
         })
@@ -694,7 +701,7 @@ mod tests {
                 "job {job_id}"
             );
         }
-        pool.release("quick").await.unwrap();
+        pool.release("quick", false).await.unwrap();
         ssh.close().await;
     }
 
@@ -727,7 +734,7 @@ mod tests {
         assert_eq!(read("kept.txt"), "ORIGINAL", "an unchanged file is not sent again");
         assert_eq!(read("src/train.py"), "version 2");
         assert_eq!(read("new.txt"), "new");
-        pool.release("sync").await.unwrap();
+        pool.release("sync", false).await.unwrap();
         ssh.close().await;
     }
 
@@ -760,10 +767,10 @@ mod tests {
         let huge = Nodes { count: 1, cpus: 100_000.0, memory_gib: 0.0, gpus: 1 };
         assert_eq!(pool.provision("huge", &huge).await.unwrap_err().reason, ErrorReason::ResourceExhausted);
         // What a released cluster held is free again.
-        pool.release("big").await.unwrap();
+        pool.release("big", false).await.unwrap();
         pool.provision("more", &nodes(1, 1.0)).await.unwrap();
         for cluster in ["small", "more"] {
-            pool.release(cluster).await.unwrap();
+            pool.release(cluster, false).await.unwrap();
         }
         ssh.close().await;
     }
