@@ -1,13 +1,14 @@
-//! `sky-bench [--quick | --uploads | --history]`: starts a real local API server with the
+//! `sky-bench [--quick | --uploads | --history | --managed]`: starts a real local API server with the
 //! `sky` binary next to this one (in a temporary HOME, on a free loopback
 //! port) and prints one `name: value unit` line per figure. `--quick` runs
-//! few iterations, to check that every figure is produced; `--uploads` and
-//! `--history` run only the upload figures, or only the cost of a cluster's
-//! history.
+//! few iterations, to check that every figure is produced; `--uploads`,
+//! `--history` and `--managed` run only the upload figures, the cost of a
+//! cluster's history, or the managed jobs figures.
 
 mod history;
 mod jobs;
 mod load;
+mod managed;
 mod process;
 mod ssh;
 mod uploads;
@@ -36,6 +37,8 @@ struct Plan {
     upload_files: usize,
     large_upload_mb: usize,
     history_jobs: usize,
+    managed_burst: usize,
+    managed_running: usize,
 }
 
 fn main() {
@@ -56,6 +59,8 @@ fn main() {
             upload_files: 100,
             large_upload_mb: 50,
             history_jobs: 2_000,
+            managed_burst: 100,
+            managed_running: 10,
         }
     } else {
         Plan {
@@ -73,11 +78,17 @@ fn main() {
             upload_files: 2000,
             large_upload_mb: 1000,
             history_jobs: 100_000,
+            managed_burst: 1000,
+            managed_running: 50,
         }
     };
     let sky = Sky::new(sky_binary());
     if std::env::args().any(|arg| arg == "--history") {
         history::figures(&sky, plan.history_jobs, plan.cli_runs, plan.queued_jobs.min(1000));
+        return;
+    }
+    if std::env::args().any(|arg| arg == "--managed") {
+        managed_figures(&sky, &plan);
         return;
     }
     if std::env::args().any(|arg| arg == "--uploads") {
@@ -184,7 +195,16 @@ fn main() {
     sky.run(&["api", "stop"]);
 
     history::figures(&sky, plan.history_jobs, plan.cli_runs, plan.queued_jobs.min(1000));
+    managed_figures(&sky, &plan);
     ssh::figures(sky_binary(), plan.exec_samples, plan.ssh_jobs);
+}
+
+fn managed_figures(sky: &Sky, plan: &Plan) {
+    sky.run(&["api", "start"]);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let window = Duration::from_secs(if plan.managed_running < 50 { 2 } else { 10 });
+    runtime.block_on(managed::figures(sky, plan.managed_burst, plan.managed_running, window));
+    sky.run(&["api", "stop"]);
 }
 
 async fn upload_figures(sky: &Sky, files: usize, large_mb: usize) {

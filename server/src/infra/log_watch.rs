@@ -23,6 +23,13 @@ struct Inner {
     followed: Followed,
 }
 
+/// Whether an event only says that a file was opened, read or closed
+/// without writing.
+fn is_read_only(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind};
+    matches!(kind, EventKind::Access(access) if !matches!(access, AccessKind::Close(AccessMode::Write)))
+}
+
 /// Shared by the local infra; None inside when the system refused a watcher
 /// (followers then poll).
 pub struct LogWatch(Option<Arc<Inner>>);
@@ -33,6 +40,11 @@ impl LogWatch {
         let senders = followed.clone();
         let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
             let Ok(event) = event else { return };
+            // A follower's own reads open and close the log: those events
+            // must not wake it, or it reads, wakes and reads again forever.
+            if is_read_only(&event.kind) {
+                return;
+            }
             let followed = senders.lock().unwrap_or_else(|p| p.into_inner());
             for dir in event.paths.iter().filter_map(|path| path.parent()) {
                 if let Some((_, sender)) = followed.get(dir) {
@@ -110,6 +122,8 @@ impl Drop for Unfollow {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write as _;
+
     use super::*;
 
     #[tokio::test]
@@ -125,5 +139,23 @@ mod tests {
         drop((changes, second));
         let inner = watch.0.as_ref().unwrap();
         assert!(inner.followed.lock().unwrap().is_empty(), "the last follower unwatches");
+    }
+
+    /// Reading a log (as its followers do) opens and closes it: that wakes nobody.
+    #[tokio::test]
+    async fn reading_a_log_wakes_no_follower_and_writing_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("run.log");
+        std::fs::write(&log, "line\n").unwrap();
+        let watch = LogWatch::new();
+        let mut changes = watch.follow(dir.path()).expect("a watch");
+        for _ in 0..20 {
+            std::fs::read(&log).unwrap();
+        }
+        std::fs::OpenOptions::new().append(true).open(&log).unwrap().write_all(b"more\n").unwrap();
+        changes.changed().await;
+        // Events arrive in order: the reads came first, and counted for nothing.
+        let wakes = *changes.changes.borrow();
+        assert!(wakes <= 3, "{wakes} wake-ups for one write after 20 reads");
     }
 }
