@@ -11,6 +11,13 @@ the workflow cancels the activity, it cancels the request and the job before
 it ends; when the attempt is only interrupted (timeout, worker shutdown), both
 go on and the next attempt picks them up.
 
+``jobs_launch`` submits a managed job (``sky jobs launch``: the job runs on a
+cluster of its own, which the API server launches, relaunches when it is
+lost, and tears down at the end) and returns its id once it is queued;
+``jobs_wait`` streams the managed job's output into the activity log until the
+job's final state, heartbeating the offset reached, and fails unless the job
+SUCCEEDED. Cancelled by the workflow, either cancels the managed job.
+
 Give them a ``heartbeat_timeout``: Temporal delivers cancellation and notices
 a lost worker through heartbeats.
 
@@ -35,7 +42,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from skypilot_client import AsyncClient, SkyError
+from skypilot_client import FINAL_MANAGED_JOB_STATUSES, AsyncClient, SkyError
 
 __all__ = [
     "ALL_ACTIVITIES",
@@ -44,10 +51,16 @@ __all__ = [
     "ExecInput",
     "JobResult",
     "LaunchInput",
+    "ManagedJobInput",
+    "ManagedJobResult",
+    "ManagedJobSubmitted",
+    "ManagedJobWaitInput",
     "Progress",
     "down",
     "exec_task",
     "idempotency_key",
+    "jobs_launch",
+    "jobs_wait",
     "launch",
 ]
 
@@ -118,6 +131,50 @@ class DownResult:
     # Empty when there was no cluster to tear down.
     operation: str
     cluster_name: str
+
+
+@dataclass
+class ManagedJobInput:
+    """``sky jobs launch``: ``task`` is a task or pipeline YAML (text, or a
+    path on the worker; documents separated by ``---`` run one after
+    another) or a shell command; ``name`` names the job (default: the
+    pipeline's, else its first task's)."""
+
+    task: str
+    name: str = ""
+    endpoint: str | None = None
+
+
+@dataclass
+class ManagedJobSubmitted:
+    """A managed job, queued with the API server (its controller)."""
+
+    operation: str
+    job_id: int
+    name: str
+
+
+@dataclass
+class ManagedJobWaitInput:
+    job_id: int
+    endpoint: str | None = None
+    # Fail the activity when the job does not succeed.
+    fail_on_job_failure: bool = True
+
+
+@dataclass
+class ManagedJobResult:
+    """A managed job, once it is over (its clusters torn down)."""
+
+    job_id: int
+    name: str
+    # SUCCEEDED, FAILED, FAILED_SETUP, FAILED_NO_RESOURCE, FAILED_CONTROLLER or CANCELLED
+    status: str
+    recovery_count: int = 0
+    failure_reason: str = ""
+    # Bytes of the job's output streamed by this attempt: [log_start, log_end).
+    log_start: int = 0
+    log_end: int = 0
 
 
 @dataclass
@@ -208,7 +265,28 @@ async def down(params: DownInput) -> DownResult:
     return DownResult(operation=operation, cluster_name=params.cluster_name)
 
 
-ALL_ACTIVITIES = [launch, exec_task, down]
+@activity.defn(name="sky_jobs_launch")
+async def jobs_launch(params: ManagedJobInput) -> ManagedJobSubmitted:
+    """Submits a managed job; returns once it is queued (``jobs_wait`` follows it)."""
+
+    async def submit(client: AsyncClient, key: str) -> Any:
+        return await client.jobs_launch(params.task, name=params.name, idempotency_key=key)
+
+    run = _Run(params.endpoint, "", managed=True)
+    response = await run.response(submit)
+    return ManagedJobSubmitted(operation=run.progress.operation, job_id=int(response.job_id), name=response.name)
+
+
+@activity.defn(name="sky_jobs_wait")
+async def jobs_wait(params: ManagedJobWaitInput) -> ManagedJobResult:
+    """Streams the managed job's output until the job is over; returns its final state."""
+    run = _Run(params.endpoint, "", managed=True)
+    if not run.progress.job_id:
+        run.progress.job_id = int(params.job_id)
+    return await run.managed_job(params.fail_on_job_failure)
+
+
+ALL_ACTIVITIES = [launch, exec_task, down, jobs_launch, jobs_wait]
 
 
 # --------------------------------------------------------------------------- #
@@ -222,7 +300,9 @@ Submit = Callable[[AsyncClient, str], Awaitable[Any]]
 class _Run:
     """One attempt of one activity."""
 
-    def __init__(self, endpoint: str | None, cluster_name: str) -> None:
+    def __init__(self, endpoint: str | None, cluster_name: str, *, managed: bool = False) -> None:
+        # `managed`: the job is a managed job (progress.job_id is its id, there is no cluster).
+        self.managed = managed
         self.info = activity.info()
         self.endpoint = endpoint or None
         self.progress = Progress.from_details(self.info.heartbeat_details)
@@ -270,6 +350,40 @@ class _Run:
         async with self._session() as client:
             await self._request(client, submit)
         return self.progress.operation
+
+    async def response(self, submit: Submit) -> Any:
+        """The request's response; for a managed job launch, with its job id heartbeated."""
+        async with self._session() as client:
+            response = await self._request(client, submit)
+            if self.managed and not self.progress.job_id:
+                self.progress.job_id = int(response.job_id)
+                self._beat()
+        return response
+
+    async def managed_job(self, fail_on_job_failure: bool) -> ManagedJobResult:
+        async with self._session() as client:
+            start = self.progress.offset
+            job = await self._follow_managed_job(client)
+            self.job_done = True
+        result = ManagedJobResult(
+            job_id=int(job.job_id),
+            name=job.name,
+            status=_enum_name(job, "status", "MANAGED_JOB_STATUS_"),
+            recovery_count=int(job.recovery_count),
+            failure_reason=job.failure_reason,
+            log_start=start,
+            log_end=self.progress.offset,
+        )
+        if fail_on_job_failure and result.status != "SUCCEEDED":
+            raise ApplicationError(
+                f"managed job {result.job_id} ended {result.status}"
+                + (f": {result.failure_reason}" if result.failure_reason else ""),
+                dataclasses.asdict(result),
+                type="SkyManagedJobFailed",
+                # The job is over: waiting again gives the same result.
+                non_retryable=True,
+            )
+        return result
 
     # -- the request --------------------------------------------------------
 
@@ -374,6 +488,46 @@ class _Run:
                 return job
             await asyncio.sleep(1.0)
 
+    async def _follow_managed_job(self, client: AsyncClient) -> Any:
+        """Streams the managed job's output (every attempt, each after a
+        header line) from the offset reached so far into the activity log,
+        heartbeating each chunk's end offset, until the job is over; returns
+        the job."""
+        job_id = self.progress.job_id
+        pending = b""
+        while True:
+            stream = client.jobs_logs(job_id, follow=True, offset=self.progress.offset)
+            try:
+                async for offset, data in stream:
+                    if offset > self.progress.offset and pending:
+                        pending = b""  # a gap: never join lines across it
+                    pending += data
+                    *lines, pending = pending.split(b"\n")
+                    for line in lines:
+                        self.log.info("[managed job %s] %s", job_id, line.decode("utf-8", "replace").rstrip("\r"))
+                    self.progress.offset = offset + len(data)
+                    self._beat()
+            except SkyError as err:
+                if not err.retryable:
+                    raise _activity_error(err) from err
+            finally:
+                await stream.aclose()
+            job = stream.job
+            if job is None or job.status not in FINAL_MANAGED_JOB_STATUSES:
+                try:
+                    job = next(iter(await client.jobs_queue(job_ids=[job_id])), None)
+                except SkyError as err:
+                    raise _activity_error(err) from err
+            if job is None:
+                raise ApplicationError(
+                    f"managed job {job_id} does not exist", type="SkyManagedJobNotFound", non_retryable=True
+                )
+            if job.status in FINAL_MANAGED_JOB_STATUSES:
+                if pending:
+                    self.log.info("[managed job %s] %s", job_id, pending.decode("utf-8", "replace"))
+                return job
+            await asyncio.sleep(1.0)
+
     # -- heartbeats and cancellation ----------------------------------------
 
     def _beat(self) -> None:
@@ -406,7 +560,9 @@ class _Run:
                         self.progress.job_id = int(getattr(response, "job_id", 0) or 0)
                 except SkyError as err:
                     self.log.warning("Could not cancel %s: %s", self.operation.name, err)
-            if self.progress.job_id and not self.job_done:
+            if self.progress.job_id and not self.job_done and self.managed:
+                await self._cancel_managed_job(client)
+            elif self.progress.job_id and not self.job_done:
                 cluster, job_id = self.progress.cluster_name, self.progress.job_id
                 try:
                     job = await _find_job(client, cluster, job_id)
@@ -422,6 +578,17 @@ class _Run:
             await asyncio.wait_for(asyncio.shield(task), CANCEL_TIMEOUT)
         except (TimeoutError, asyncio.CancelledError):
             self.log.warning("Cancellation did not finish in time")
+
+    async def _cancel_managed_job(self, client: AsyncClient) -> None:
+        """Cancels the managed job when it is not over (its clusters are torn down)."""
+        job_id = self.progress.job_id
+        try:
+            job = next(iter(await client.jobs_queue(job_ids=[job_id])), None)
+            if job is not None and job.status not in FINAL_MANAGED_JOB_STATUSES:
+                self.log.info("Cancelling managed job %s", job_id)
+                await (await client.jobs_cancel([job_id])).result()
+        except SkyError as err:
+            self.log.warning("Could not cancel managed job %s: %s", job_id, err)
 
 
 def _cancelled_for_good() -> bool:

@@ -1,6 +1,12 @@
-"""A Temporal workflow over the SkyPilot activities: launch a cluster, run
-two jobs on it one after the other, and tear it down in a ``finally`` (also
-when a job failed or the workflow was cancelled)."""
+"""Temporal workflows over the SkyPilot activities.
+
+``SkyPipelineWorkflow``: launch a cluster, run two jobs on it one after the
+other, and tear it down in a ``finally`` (also when a job failed or the
+workflow was cancelled).
+
+``SkyManagedJobWorkflow``: submit a managed job and wait for its final state;
+the API server runs it on clusters of its own and tears them down, so there is
+nothing to clean up (a cancelled workflow cancels the job)."""
 
 from __future__ import annotations
 
@@ -17,12 +23,23 @@ with workflow.unsafe.imports_passed_through():
         ExecInput,
         JobResult,
         LaunchInput,
+        ManagedJobInput,
+        ManagedJobResult,
+        ManagedJobWaitInput,
         down,
         exec_task,
+        jobs_launch,
+        jobs_wait,
         launch,
     )
 
-__all__ = ["PipelineInput", "PipelineResult", "SkyPipelineWorkflow"]
+__all__ = [
+    "ManagedJobWorkflowInput",
+    "PipelineInput",
+    "PipelineResult",
+    "SkyManagedJobWorkflow",
+    "SkyPipelineWorkflow",
+]
 
 
 @dataclass
@@ -80,3 +97,39 @@ class SkyPipelineWorkflow:
                 **options,
             )
         return PipelineResult(jobs=jobs, down_operation=torn_down.operation)
+
+
+@dataclass
+class ManagedJobWorkflowInput:
+    # A task or pipeline YAML (documents separated by --- run one after another), or a shell command.
+    task: str
+    name: str = ""
+    endpoint: str | None = None
+    # How long the job may take (all its attempts), and how long without a heartbeat.
+    job_timeout_seconds: float = 24 * 3600.0
+    heartbeat_timeout_seconds: float = 30.0
+    maximum_attempts: int = 3
+
+
+@workflow.defn(name="SkyManagedJob")
+class SkyManagedJobWorkflow:
+    @workflow.run
+    async def run(self, params: ManagedJobWorkflowInput) -> ManagedJobResult:
+        options = {
+            "heartbeat_timeout": timedelta(seconds=params.heartbeat_timeout_seconds),
+            "retry_policy": RetryPolicy(maximum_attempts=params.maximum_attempts),
+            # On cancellation, wait until the activity cancelled the managed job.
+            "cancellation_type": ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        }
+        submitted = await workflow.execute_activity(
+            jobs_launch,
+            ManagedJobInput(task=params.task, name=params.name, endpoint=params.endpoint),
+            start_to_close_timeout=timedelta(minutes=10),
+            **options,
+        )
+        return await workflow.execute_activity(
+            jobs_wait,
+            ManagedJobWaitInput(job_id=submitted.job_id, endpoint=params.endpoint),
+            start_to_close_timeout=timedelta(seconds=params.job_timeout_seconds),
+            **options,
+        )

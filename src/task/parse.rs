@@ -84,12 +84,17 @@ pub fn parse_task_yaml(text: &str, base_dir: &Path) -> Result<(TaskSpec, Vec<Str
 /// task with the names of its required envs and secrets.
 pub fn parse_pipeline_yaml(text: &str, base_dir: &Path) -> Result<Pipeline, TaskError> {
     check_size(text)?;
+    let too_many = || err(format!("the pipeline has more than {MAX_PIPELINE_TASKS} tasks"));
     let mut documents = Vec::new();
     for document in serde_yaml::Deserializer::from_str(text) {
-        if documents.len() == MAX_PIPELINE_TASKS + 1 {
-            return err(format!("the pipeline has more than {MAX_PIPELINE_TASKS} tasks"));
+        let value = Value::deserialize(document).map_err(malformed)?;
+        // An empty document (a trailing `---`) is no task.
+        if !value.is_null() || documents.is_empty() {
+            documents.push(value);
         }
-        documents.push(Value::deserialize(document).map_err(malformed)?);
+        if documents.len() > MAX_PIPELINE_TASKS + 1 {
+            return too_many(); // (one more document may be the name header)
+        }
     }
     let mut name = String::new();
     if documents.len() > 1
@@ -99,6 +104,9 @@ pub fn parse_pipeline_yaml(text: &str, base_dir: &Path) -> Result<Pipeline, Task
     {
         name = string(&header["name"], "name")?.unwrap_or_default();
         documents.remove(0);
+    }
+    if documents.len() > MAX_PIPELINE_TASKS {
+        return too_many();
     }
     let tasks = documents
         .into_iter()
@@ -607,5 +615,9 @@ mod tests {
         assert!(bad.starts_with("task 2 of the pipeline: unknown field `bogus`"), "{bad}");
         let many = "run: x\n---\n".repeat(MAX_PIPELINE_TASKS + 1);
         assert!(parse_pipeline_yaml(&many, Path::new("/base")).is_err());
+        let most = format!("name: p\n---\n{}", "run: x\n---\n".repeat(MAX_PIPELINE_TASKS));
+        assert_eq!(parse_pipeline_yaml(&most, Path::new("/base")).unwrap().tasks.len(), MAX_PIPELINE_TASKS);
+        let trailing = parse_pipeline_yaml("run: a\n---\n", Path::new("/base")).unwrap();
+        assert_eq!(trailing.tasks.len(), 1, "a trailing `---` adds no task");
     }
 }

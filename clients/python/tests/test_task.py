@@ -7,7 +7,7 @@ import pathlib
 
 import pytest
 
-from skypilot_client import Task
+from skypilot_client import JobRecovery, Pipeline, Task
 
 FULL = """
 name: train
@@ -151,3 +151,103 @@ def test_the_examples_parse() -> None:
 def test_yaml_with_a_typo_is_not_taken_for_a_command() -> None:
     with pytest.raises(ValueError, match="unknown field `bogus`"):
         Task.coerce("name: x\nrun: echo hi\nbogus: 1\n")
+
+
+@pytest.mark.parametrize(
+    "value, strategy, restarts",
+    [
+        ("failover", "failover", 0),
+        ("EAGER_NEXT_REGION", "EAGER_NEXT_REGION", 0),
+        ("{strategy: eager_next_region, max_restarts_on_errors: 3}", "eager_next_region", 3),
+        ("{max_restarts_on_errors: 100}", "", 100),
+        ("{strategy: null, max_restarts_on_errors: null}", "", 0),
+    ],
+)
+def test_job_recovery_forms(value: str, strategy: str, restarts: int) -> None:
+    task = Task.from_yaml(f"resources:\n  job_recovery: {value}\n")
+    assert task.job_recovery == JobRecovery(strategy, restarts)
+    recovery = task.to_proto().resources.job_recovery
+    assert (recovery.strategy, recovery.max_restarts_on_errors) == (strategy, restarts)
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("SPOT_MAGIC", '`resources.job_recovery.strategy`: "SPOT_MAGIC" is not a recovery strategy; use one of'),
+        (
+            "{max_restarts_on_errors: -1}",
+            "`resources.job_recovery.max_restarts_on_errors`: must be from 0 to 100, not -1",
+        ),
+        ("{max_restarts_on_errors: 101}", "`resources.job_recovery.max_restarts_on_errors`: must be from 0 to 100"),
+        ("{max_restarts_on_errors: 1.5}", "`resources.job_recovery.max_restarts_on_errors`: must be a whole number"),
+        ("{max_restarts_on_errors: lots}", "`resources.job_recovery.max_restarts_on_errors`: must be a whole number"),
+        ("{retries: 1}", "unknown field `resources.job_recovery.retries`"),
+        ("{strategy: 3}", "`resources.job_recovery.strategy`: must be a string"),
+        ("7", "`resources.job_recovery`: must be a strategy name or {strategy, max_restarts_on_errors}"),
+        ("[FAILOVER]", "`resources.job_recovery`: must be a strategy name"),
+    ],
+)
+def test_bad_job_recovery_names_the_field(value: str, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        Task.from_yaml(f"resources:\n  job_recovery: {value}\n")
+    assert message in str(info.value)
+
+
+def test_job_recovery_in_code() -> None:
+    assert Task(run="x").to_proto().resources.HasField("job_recovery") is False
+    task = Task(run="x", job_recovery={"strategy": "FAILOVER", "max_restarts_on_errors": 2})
+    assert task.job_recovery == JobRecovery("FAILOVER", 2)
+    assert Task(run="x", job_recovery="eager_next_region").job_recovery == JobRecovery("eager_next_region", 0)
+    with pytest.raises(ValueError, match="max_restarts_on_errors"):
+        Task(run="x", job_recovery=JobRecovery("FAILOVER", -1))
+
+
+def test_a_pipeline_is_tasks_separated_by_dashes_with_an_optional_name_header(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "pipeline.yaml"
+    path.write_text("name: pipe\n---\nname: a\nrun: echo a\nworkdir: code\n---\nname: b\nrun: echo b\n")
+    pipeline = Pipeline.from_yaml(path)
+    assert pipeline.name == "pipe" and [task.name for task in pipeline.tasks] == ["a", "b"]
+    assert pipeline.tasks[0].workdir == str(tmp_path / "code")
+    assert [spec.run for spec in pipeline.to_proto()] == ["echo a", "echo b"]
+    # A single task: its `name` names the task, not a pipeline.
+    single = Pipeline.from_yaml("name: only\nrun: echo\n")
+    assert (single.name, [task.name for task in single.tasks]) == ("", ["only"])
+    # envs apply to every task; required ones must be given.
+    text = "envs: {MODEL: null}\nrun: echo $MODEL\n---\nrun: echo two\n"
+    assert [task.envs for task in Pipeline.from_yaml(text, envs={"MODEL": "m"}).tasks] == [{"MODEL": "m"}] * 2
+    with pytest.raises(ValueError, match="envs.MODEL"):
+        Pipeline.from_yaml(text)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("run: a\n---\nrun: b\nbogus: 1\n", "task 2 of the pipeline: unknown field `bogus`"),
+        (
+            "run: a\n---\nresources:\n  job_recovery: {max_restarts_on_errors: -2}\n",
+            "task 2 of the pipeline: `resources.job_recovery.max_restarts_on_errors`",
+        ),
+        ("run: a\n---\n- a list\n", "task 2 of the pipeline: the task YAML must be a mapping"),
+        ("nmae: x\n---\nrun: b\n", "unknown field `nmae`"),
+        ("run: x\n---\n" * 33, "the pipeline has more than 32 tasks"),
+        ("run: [a\n---\nrun: b\n", "malformed"),
+    ],
+)
+def test_malformed_pipelines_name_the_task_and_field(text: str, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        Pipeline.from_yaml(text)
+    assert message in str(info.value)
+
+
+def test_pipeline_coerce_takes_what_jobs_launch_takes(tmp_path: pathlib.Path) -> None:
+    assert Pipeline.coerce("echo hi").tasks == [Task(run="echo hi")]
+    assert Pipeline.coerce(Task(run="x")).tasks == [Task(run="x")]
+    assert Pipeline.coerce(["echo a", Task(run="b")]).tasks == [Task(run="echo a"), Task(run="b")]
+    assert [t.run for t in Pipeline.coerce("run: a\n---\nrun: b\n").tasks] == ["a", "b"]
+    path = tmp_path / "p.yaml"
+    path.write_text("name: n\n---\nrun: a\n---\nrun: b\n")
+    assert Pipeline.coerce(path).name == "n" and Pipeline.coerce(str(path)).name == "n"
+    pipeline = Pipeline([Task(run="a")], name="x")
+    assert Pipeline.coerce(pipeline) is pipeline
+    with pytest.raises(FileNotFoundError):
+        Pipeline.coerce(str(tmp_path / "missing.yaml"))

@@ -131,6 +131,35 @@ async def test_the_async_client_uploads_too(team: LocalServer, tmp_path: pathlib
             await (await client.down(cluster)).result(timeout=120)
 
 
+def test_a_managed_job_uploads_each_task_s_sources(team: LocalServer, tmp_path: pathlib.Path) -> None:
+    """Every task of a pipeline gets its workdir and file mounts uploaded,
+    and the job's clusters run what was sent."""
+    tag = uuid.uuid4().hex
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder in (first, second):
+        folder.mkdir()
+        (folder / "which.txt").write_text(f"{folder.name} {tag}\n")
+    notes = tmp_path / "notes.txt"
+    notes.write_text(f"notes {tag}\n")
+    (tmp_path / "pipeline.yaml").write_text(
+        "name: uploaded\n---\n"
+        "run: cat which.txt ~/notes.txt\nworkdir: first\nfile_mounts:\n  ~/notes.txt: notes.txt\n---\n"
+        "run: cat which.txt\nworkdir: second\n"
+    )
+    seen: List[Uploaded] = []
+    with team.client() as client:
+        launched = client.jobs_launch(str(tmp_path / "pipeline.yaml"), on_upload=seen.append).result(timeout=120)
+        assert [(u.what, u.path) for u in seen] == [
+            ("workdir", str(first)),
+            ("file mount ~/notes.txt", str(notes)),
+            ("workdir", str(second)),
+        ]
+        job = client.jobs_wait(launched.job_id, timeout=180)
+        assert job.status == v1.ManagedJobStatus.MANAGED_JOB_STATUS_SUCCEEDED, job
+        output = client.jobs_logs(launched.job_id).text()
+        assert f"first {tag}" in output and f"notes {tag}" in output and f"second {tag}" in output, output
+
+
 def stored_files(server: LocalServer) -> List[str]:
     """The files the server keeps for uploads."""
     top = os.path.join(server.data_dir, "uploads")

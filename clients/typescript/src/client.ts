@@ -1,7 +1,7 @@
 // SkyClient: a typed client for the API server over gRPC (HTTP/2) or
 // gRPC-Web (HTTP/1.1), with the endpoint and credentials resolved as the
-// `sky` CLI resolves them. Launch and exec upload the task's workdir and file
-// mounts first when the server runs elsewhere.
+// `sky` CLI resolves them. Launch, exec and jobsLaunch upload the task's
+// workdir and file mounts first when the server runs elsewhere.
 
 import { randomUUID } from "node:crypto";
 import * as fs from "node:fs";
@@ -20,7 +20,7 @@ import {
 import { Http2SessionManager, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 
 import { currentIdentity, resolveEndpoint, type Endpoint, type Identity } from "./endpoint.js";
-import { Code, SkyError } from "./errors.js";
+import { Code, JobWaitTimeoutError, SkyError } from "./errors.js";
 import { Operations, type Operation as OperationMessage } from "./gen/google/longrunning/operations_pb.js";
 import {
   ClusterActionResponseSchema,
@@ -46,13 +46,22 @@ import {
   type SshDownResponse,
   type SshUpResponse,
 } from "./gen/skypilot/v1/infra_pb.js";
+import {
+  CancelManagedJobsResponseSchema,
+  LaunchManagedJobResponseSchema,
+  ManagedJobService,
+  ManagedJobStatus,
+  type CancelManagedJobsResponse,
+  type LaunchManagedJobResponse,
+  type ManagedJob,
+} from "./gen/skypilot/v1/managed_jobs_pb.js";
 import { RequestService } from "./gen/skypilot/v1/requests_pb.js";
 import { ServerService, type GetServerInfoResponse } from "./gen/skypilot/v1/server_pb.js";
 import { UploadService } from "./gen/skypilot/v1/uploads_pb.js";
 import { UserService, type UserInfo } from "./gen/skypilot/v1/users_pb.js";
 import { Operation, type LogChunk } from "./operation.js";
 import { Backoff, retryUnavailable } from "./retry.js";
-import { taskFromYaml, taskToSpec, type Task } from "./task.js";
+import { pipelineFromYaml, taskFromYaml, taskToSpec, type Pipeline, type Task } from "./task.js";
 import {
   uploadLimit,
   uploadPath,
@@ -130,6 +139,66 @@ export interface JobLogChunk extends LogChunk {
 /** A task given as a Task, a TaskSpec, or task YAML (text or a `.yaml` path). */
 export type TaskInput = Task | TaskSpec | string;
 
+/**
+ * A managed job's tasks: a Pipeline (`pipelineFromYaml()`), one task, a list
+ * of tasks, or pipeline YAML (text or a `.yaml` path; documents separated by
+ * `---` run one after another).
+ */
+export type PipelineInput = Pipeline | TaskInput | TaskInput[];
+
+/** Options of `jobsLaunch()`. */
+export interface JobsLaunchOpts extends MutatingOpts, SourceUploadOpts {
+  /** The job's name; default: the pipeline's, else its first task's. */
+  name?: string;
+}
+
+/** A managed job log chunk; the last one of a followed stream carries the job in `job`. */
+export interface ManagedJobLogChunk extends LogChunk {
+  job?: ManagedJob;
+}
+
+/** Options of `jobsLogs()`. */
+export interface JobsLogsOpts {
+  /** The job; 0 or absent: the caller's latest (or the newest named `name`). */
+  jobId?: number | bigint;
+  name?: string;
+  /** Keep streaming until the job is over (default true). */
+  follow?: boolean;
+  /** The controller's log of the job (its launches, failures, recoveries) instead of its output. */
+  controller?: boolean;
+  offset?: number;
+  tailLines?: number;
+  signal?: AbortSignal;
+}
+
+/** Managed job statuses after which a job never changes again. */
+export const FINAL_MANAGED_JOB_STATUSES: ReadonlySet<ManagedJobStatus> = new Set([
+  ManagedJobStatus.SUCCEEDED,
+  ManagedJobStatus.FAILED,
+  ManagedJobStatus.FAILED_SETUP,
+  ManagedJobStatus.FAILED_NO_RESOURCE,
+  ManagedJobStatus.FAILED_CONTROLLER,
+  ManagedJobStatus.CANCELLED,
+]);
+
+/** Managed jobs asked for per ListManagedJobs call. */
+const MANAGED_JOBS_PAGE_SIZE = 500;
+
+function isPipeline(value: PipelineInput): value is Pipeline {
+  return typeof value === "object" && !Array.isArray(value) && Array.isArray((value as Pipeline).tasks);
+}
+
+/** The pipeline of any accepted input (a string is pipeline YAML: text or a path). */
+function toPipeline(tasks: PipelineInput): { name: string; specs: TaskSpec[] } {
+  if (typeof tasks === "string") {
+    const pipeline = pipelineFromYaml(tasks);
+    return { name: pipeline.name, specs: pipeline.tasks.map(taskToSpec) };
+  }
+  if (isPipeline(tasks)) return { name: tasks.name ?? "", specs: tasks.tasks.map(taskToSpec) };
+  if (Array.isArray(tasks)) return { name: "", specs: tasks.map(toTaskSpec) };
+  return { name: "", specs: [toTaskSpec(tasks)] };
+}
+
 function isTaskSpec(task: Task | TaskSpec): task is TaskSpec {
   return (task as TaskSpec).$typeName === "skypilot.v1.TaskSpec";
 }
@@ -148,6 +217,7 @@ export function toTaskSpec(task: TaskInput): TaskSpec {
 export interface RawClients {
   clusters: Client<typeof ClusterService>;
   jobs: Client<typeof JobService>;
+  managedJobs: Client<typeof ManagedJobService>;
   infra: Client<typeof InfraService>;
   requests: Client<typeof RequestService>;
   operations: Client<typeof Operations>;
@@ -218,6 +288,7 @@ export class SkyClient {
     this.raw = {
       clusters: createServiceClient(ClusterService, t),
       jobs: createServiceClient(JobService, t),
+      managedJobs: createServiceClient(ManagedJobService, t),
       infra: createServiceClient(InfraService, t),
       requests: createServiceClient(RequestService, t),
       operations: createServiceClient(Operations, t),
@@ -493,6 +564,184 @@ export class SkyClient {
       // an end before the final message means the server went away.
       if (!follow) return;
       await backoff.pause(new SkyError("the log stream ended before the job did", { code: Code.Unavailable }));
+    }
+  }
+
+  /**
+   * `sky jobs launch`: submits a managed job, which runs on a cluster of its
+   * own that the server launches, relaunches when its nodes are lost (or its
+   * code fails and `resources.jobRecovery` allows restarts), and tears down
+   * when the job ends. The operation succeeds once the job is queued; its
+   * response is a LaunchManagedJobResponse (`jobId`, `name`). Each task's
+   * workdir and file mounts are uploaded first when the server runs
+   * elsewhere, as for `launch()`. Follow the job with `jobsLogs()` or `jobsWait()`.
+   */
+  async jobsLaunch(tasks: PipelineInput, options: JobsLaunchOpts = {}): Promise<Operation<LaunchManagedJobResponse>> {
+    const pipeline = toPipeline(tasks);
+    const specs: TaskSpec[] = [];
+    for (const spec of pipeline.specs) specs.push(await uploadTaskSources(this, spec, options));
+    const name = options.name || pipeline.name;
+    return this.submit(
+      LaunchManagedJobResponseSchema,
+      (idempotencyKey, callOptions) =>
+        this.raw.managedJobs.launchManagedJob({ tasks: specs, name, idempotencyKey }, callOptions),
+      options,
+    );
+  }
+
+  /**
+   * `sky jobs queue`: managed jobs, newest first (the caller's, or with
+   * `allUsers` everyone's; only unfinished ones with `skipFinished`; only
+   * `jobIds` when given; at most `limit`, 0 or absent for all), read page by page.
+   */
+  async jobsQueue(
+    options: CallOpts & {
+      allUsers?: boolean;
+      skipFinished?: boolean;
+      jobIds?: Array<number | bigint>;
+      limit?: number;
+    } = {},
+  ): Promise<ManagedJob[]> {
+    const jobIds = (options.jobIds ?? []).map((id) => BigInt(id));
+    const limit = options.limit ?? 0;
+    const jobs: ManagedJob[] = [];
+    let pageToken = "";
+    for (;;) {
+      if (limit > 0 && jobs.length >= limit) return jobs;
+      const pageSize = limit > 0 ? Math.min(MANAGED_JOBS_PAGE_SIZE, limit - jobs.length) : MANAGED_JOBS_PAGE_SIZE;
+      const page = await this.unary(
+        (callOptions) =>
+          this.raw.managedJobs.listManagedJobs(
+            {
+              allUsers: options.allUsers ?? false,
+              skipFinished: options.skipFinished ?? false,
+              jobIds,
+              pageSize,
+              pageToken,
+            },
+            callOptions,
+          ),
+        options,
+      );
+      jobs.push(...page.jobs);
+      pageToken = page.nextPageToken;
+      if (!pageToken) return jobs;
+    }
+  }
+
+  /**
+   * `sky jobs cancel`: the jobs `jobIds`, else those named `name`, else with
+   * `all` every unfinished job of the caller (of every user with `allUsers`,
+   * an admin's right). Their clusters are torn down; the operation ends when
+   * they are CANCELLED (or, after a bound, still CANCELLING). Throws a
+   * SkyError with `ErrorReason.NOT_FOUND` for an unknown job and
+   * `ErrorReason.ALREADY_DONE` for a finished one named by id.
+   */
+  jobsCancel(
+    options: MutatingOpts & { jobIds?: Array<number | bigint>; name?: string; all?: boolean; allUsers?: boolean } = {},
+  ): Promise<Operation<CancelManagedJobsResponse>> {
+    const jobIds = (options.jobIds ?? []).map((id) => BigInt(id));
+    return this.submit(
+      CancelManagedJobsResponseSchema,
+      (idempotencyKey, callOptions) =>
+        this.raw.managedJobs.cancelManagedJobs(
+          {
+            jobIds,
+            name: options.name ?? "",
+            all: options.all ?? false,
+            allUsers: options.allUsers ?? false,
+            idempotencyKey,
+          },
+          callOptions,
+        ),
+      options,
+    );
+  }
+
+  /**
+   * `sky jobs logs`: a managed job's output (every attempt, each after a
+   * header line naming it) or, with `controller`, the controller's log of the
+   * job, as chunks with byte offsets. With `follow` (the default) it streams
+   * until the job is over, resuming from the last offset when the connection
+   * breaks or the server restarts; the last chunk carries the job in `job`.
+   */
+  async *jobsLogs(options: JobsLogsOpts = {}): AsyncGenerator<ManagedJobLogChunk, void, undefined> {
+    const follow = options.follow ?? true;
+    const jobId = BigInt(options.jobId ?? 0);
+    let offset = options.offset;
+    const backoff = new Backoff(this.retryUnavailableForMs, options.signal);
+    for (;;) {
+      try {
+        const stream = this.raw.managedJobs.tailManagedJobLogs(
+          {
+            jobId,
+            name: options.name ?? "",
+            follow,
+            controller: options.controller ?? false,
+            offset: offset === undefined ? undefined : BigInt(offset),
+            tailLines: offset === undefined ? options.tailLines : undefined,
+          },
+          this.streamOptions(options.signal),
+        );
+        for await (const chunk of stream) {
+          const start = Number(chunk.offset);
+          offset = start + chunk.data.length;
+          if (chunk.job) {
+            yield { offset: start, data: chunk.data, job: chunk.job };
+            return;
+          }
+          if (chunk.data.length === 0) continue;
+          backoff.reset();
+          yield { offset: start, data: chunk.data };
+        }
+      } catch (err) {
+        await backoff.pause(err);
+        continue;
+      }
+      // Without `follow` the stream may end without the job; with it, an end
+      // before the final message means the server went away.
+      if (!follow) return;
+      await backoff.pause(new SkyError("the log stream ended before the job did", { code: Code.Unavailable }));
+    }
+  }
+
+  /**
+   * Waits until managed job `jobId` is over (SUCCEEDED, FAILED,
+   * FAILED_SETUP, FAILED_NO_RESOURCE, FAILED_CONTROLLER or CANCELLED; its
+   * cluster torn down) and returns it. Rides through server restarts; throws
+   * a JobWaitTimeoutError after `timeoutMs` (the job goes on) and a SkyError
+   * with `ErrorReason.NOT_FOUND` for an unknown job.
+   */
+  async jobsWait(
+    jobId: number | bigint,
+    options: { timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<ManagedJob> {
+    const id = BigInt(jobId);
+    if (id < 1n) throw new RangeError(`a managed job id (1 or more) is required, not ${jobId}`);
+    const stop = new AbortController();
+    const onAbort = () => stop.abort(options.signal?.reason);
+    if (options.signal?.aborted) onAbort();
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    let timedOut = false;
+    const timer =
+      options.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            stop.abort();
+          }, options.timeoutMs);
+    try {
+      // The controller's log, from its end: short, and it ends with the job.
+      for await (const chunk of this.jobsLogs({ jobId: id, controller: true, tailLines: 0, signal: stop.signal })) {
+        if (chunk.job && FINAL_MANAGED_JOB_STATUSES.has(chunk.job.status)) return chunk.job;
+      }
+      throw new SkyError(`managed job ${id}'s log ended before the job did`, { code: Code.Unknown });
+    } catch (err) {
+      if (timedOut) throw new JobWaitTimeoutError(id, options.timeoutMs ?? 0);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      options.signal?.removeEventListener("abort", onAbort);
     }
   }
 

@@ -176,6 +176,16 @@ export class WaitTimeoutError extends SkyError {
   }
 }
 
+/** `jobsWait()` gave up after its timeout; the managed job goes on. */
+export class JobWaitTimeoutError extends SkyError {
+  override name = "JobWaitTimeoutError";
+  readonly jobId: bigint;
+  constructor(jobId: bigint, timeoutMs: number) {
+    super(`managed job ${jobId} is not over after ${timeoutMs} ms`, { code: Code.DeadlineExceeded, retryable: true });
+    this.jobId = jobId;
+  }
+}
+
 /**
  * Socket-level failures: the connection was refused, reset or closed under
  * the call. gRPC reports these as UNAVAILABLE; the Node transports report

@@ -3,6 +3,7 @@
 export {
   API_VERSION,
   API_VERSION_HEADER,
+  FINAL_MANAGED_JOB_STATUSES,
   SkyClient,
   createClient,
   toTaskSpec,
@@ -10,8 +11,12 @@ export {
   type ClientOptions,
   type ExecOpts,
   type JobLogChunk,
+  type JobsLaunchOpts,
+  type JobsLogsOpts,
   type LaunchOpts,
+  type ManagedJobLogChunk,
   type MutatingOpts,
+  type PipelineInput,
   type RawClients,
   type TaskInput,
 } from "./client.js";
@@ -31,6 +36,7 @@ export {
   ERROR_DOMAIN,
   ERROR_REASON_PREFIX,
   ErrorReason,
+  JobWaitTimeoutError,
   SkyError,
   WaitTimeoutError,
   codeName,
@@ -62,11 +68,17 @@ export {
   type UploadedSource,
 } from "./uploads.js";
 export {
+  JOB_RECOVERY_STRATEGIES,
+  MAX_PIPELINE_TASKS,
+  MAX_RESTARTS_ON_ERRORS,
   TaskError,
   commandTask,
+  pipelineFromYaml,
   taskFromYaml,
   taskToSpec,
   type Autostop,
+  type JobRecovery,
+  type Pipeline,
   type Task,
   type TaskResources,
   type TaskYamlOptions,
@@ -93,6 +105,12 @@ export {
   type SshDownResponse,
   type SshUpResponse,
 } from "./gen/skypilot/v1/infra_pb.js";
+export {
+  ManagedJobStatus,
+  type CancelManagedJobsResponse,
+  type LaunchManagedJobResponse,
+  type ManagedJob,
+} from "./gen/skypilot/v1/managed_jobs_pb.js";
 export { RequestState, Schedule, type RequestMetadata } from "./gen/skypilot/v1/requests_pb.js";
 export { ServerMode, type GetServerInfoResponse, type User } from "./gen/skypilot/v1/server_pb.js";
 export { EntryKind, type TreeEntry } from "./gen/skypilot/v1/uploads_pb.js";

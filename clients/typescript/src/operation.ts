@@ -11,6 +11,7 @@ import { file_google_rpc_error_details } from "./gen/google/rpc/error_details_pb
 import type { Operation as OperationMessage } from "./gen/google/longrunning/operations_pb.js";
 import { file_skypilot_v1_clusters } from "./gen/skypilot/v1/clusters_pb.js";
 import { file_skypilot_v1_infra } from "./gen/skypilot/v1/infra_pb.js";
+import { file_skypilot_v1_managed_jobs } from "./gen/skypilot/v1/managed_jobs_pb.js";
 import {
   RequestMetadataSchema,
   RequestState,
@@ -28,6 +29,7 @@ export type { OperationMessage };
 export const registry = createRegistry(
   file_skypilot_v1_clusters,
   file_skypilot_v1_infra,
+  file_skypilot_v1_managed_jobs,
   file_skypilot_v1_requests,
   file_skypilot_v1_server,
   file_skypilot_v1_users,

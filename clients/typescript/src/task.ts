@@ -1,17 +1,33 @@
 // SkyPilot tasks: built in code as a `Task`, or read from a task YAML with
 // `taskFromYaml()`, and turned into the protocol's TaskSpec. The checks follow
 // the `sky` CLI's: unknown fields are refused and every error names its field.
+// `pipelineFromYaml()` reads a managed job's pipeline: task documents
+// separated by `---`, run one after another.
 
 import { create } from "@bufbuild/protobuf";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { YAMLParseError, parse as parseYaml } from "yaml";
+import { YAMLParseError, parse as parseYaml, parseAllDocuments } from "yaml";
 
-import { ResourcesSchema, TaskSpecSchema, type TaskSpec } from "./gen/skypilot/v1/clusters_pb.js";
+import {
+  JobRecoverySchema,
+  ResourcesSchema,
+  TaskSpecSchema,
+  type JobRecovery as JobRecoveryMessage,
+  type TaskSpec,
+} from "./gen/skypilot/v1/clusters_pb.js";
 
 /** Autostop in a task: `true` (5 minutes), minutes, "10m" / "2h", or a mapping. */
 export type Autostop = boolean | number | string | { idleMinutes?: number | string; down?: boolean };
+
+/**
+ * How a managed job recovers (`resources.job_recovery`): a strategy
+ * ("FAILOVER" or "EAGER_NEXT_REGION", any case; empty for FAILOVER), or the
+ * strategy with how many times the job is launched again when its own code
+ * fails (0 to 100). Lost nodes are always recovered.
+ */
+export type JobRecovery = string | { strategy?: string; maxRestartsOnErrors?: number };
 
 /** What a task needs on each node. */
 export interface TaskResources {
@@ -26,6 +42,8 @@ export interface TaskResources {
   /** Ports to open: 8080 or "9000-9010". */
   ports?: Array<number | string>;
   autostop?: Autostop;
+  /** Managed jobs only: how the job recovers. */
+  jobRecovery?: JobRecovery;
 }
 
 /** A SkyPilot task, as in a task YAML (field names in camelCase). */
@@ -59,7 +77,7 @@ const UNSUPPORTED_TASK_FIELDS: Record<string, string> = {
   config: "per-task config overrides are not supported by this API server",
   storage_mounts: "bucket mounts are not supported on the local infra",
 };
-const RESOURCE_FIELDS = ["infra", "cpus", "memory", "accelerators", "ports", "autostop", "use_spot"];
+const RESOURCE_FIELDS = ["infra", "cpus", "memory", "accelerators", "ports", "autostop", "use_spot", "job_recovery"];
 const CLOUD_ONLY_RESOURCE_FIELDS = [
   "cloud",
   "region",
@@ -70,12 +88,17 @@ const CLOUD_ONLY_RESOURCE_FIELDS = [
   "disk_tier",
   "network_tier",
   "labels",
-  "job_recovery",
   "any_of",
   "ordered",
   "accelerator_args",
 ];
 const DEFAULT_AUTOSTOP_MINUTES = 5;
+/** Recovery strategies of managed jobs (SkyPilot's names, any case). */
+export const JOB_RECOVERY_STRATEGIES = ["FAILOVER", "EAGER_NEXT_REGION"];
+/** Most restarts on errors a managed job may ask for. */
+export const MAX_RESTARTS_ON_ERRORS = 100;
+/** Most tasks in one pipeline. */
+export const MAX_PIPELINE_TASKS = 32;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** Options of `taskFromYaml()`. */
@@ -156,6 +179,37 @@ function accelerators(value: unknown, field: string): string {
   );
 }
 
+/** `job_recovery: STRATEGY` or `{strategy, max_restarts_on_errors}`, checked as the server checks it. */
+function jobRecovery(value: unknown, field: string): JobRecoveryMessage | undefined {
+  if (value === null || value === undefined) return undefined;
+  let strategy = "";
+  let restarts: unknown = 0;
+  if (typeof value === "string") strategy = value;
+  else if (isMapping(value)) {
+    for (const [key, item] of Object.entries(value)) {
+      if (key === "strategy") strategy = str(item, `${field}.strategy`) ?? "";
+      else if (key === "max_restarts_on_errors") restarts = item ?? 0;
+      else throw new TaskError(`unknown field \`${field}.${key}\`; valid fields: strategy, max_restarts_on_errors`);
+    }
+  } else throw new TaskError(`\`${field}\`: must be a strategy name or {strategy, max_restarts_on_errors}`);
+  if (strategy !== "" && !JOB_RECOVERY_STRATEGIES.includes(strategy.toUpperCase())) {
+    throw new TaskError(
+      `\`${field}.strategy\`: ${JSON.stringify(strategy)} is not a recovery strategy; ` +
+        `use one of ${JOB_RECOVERY_STRATEGIES.join(", ")}`,
+    );
+  }
+  if (typeof restarts !== "number" || !Number.isInteger(restarts)) {
+    const shown = typeof restarts === "number" ? `, not ${restarts}` : "";
+    throw new TaskError(`\`${field}.max_restarts_on_errors\`: must be a whole number${shown}`);
+  }
+  if (restarts < 0 || restarts > MAX_RESTARTS_ON_ERRORS) {
+    throw new TaskError(
+      `\`${field}.max_restarts_on_errors\`: must be from 0 to ${MAX_RESTARTS_ON_ERRORS}, not ${restarts}`,
+    );
+  }
+  return create(JobRecoverySchema, { strategy, maxRestartsOnErrors: restarts });
+}
+
 function ports(value: unknown, field: string): string[] {
   if (value === null || value === undefined) return [];
   const items = Array.isArray(value) ? value : [value];
@@ -214,6 +268,13 @@ function resourcesFromYaml(value: unknown): TaskResources {
         if (parsed.idleMinutes !== undefined) out.autostop = { idleMinutes: parsed.idleMinutes, down: parsed.down };
         break;
       }
+      case "job_recovery": {
+        const recovery = jobRecovery(item, field);
+        if (recovery) {
+          out.jobRecovery = { strategy: recovery.strategy, maxRestartsOnErrors: recovery.maxRestartsOnErrors };
+        }
+        break;
+      }
       case "use_spot":
         if (item === true) {
           throw new TaskError("`resources.use_spot`: spot instances do not exist on the local infra; remove it");
@@ -239,23 +300,83 @@ function looksLikePath(textOrPath: string): boolean {
  * YAML's folder; envs declared `null` must be given in `options.envs`.
  */
 export function taskFromYaml(textOrPath: string, options: TaskYamlOptions = {}): Task {
-  let text = textOrPath;
-  let baseDir = options.baseDir ?? process.cwd();
-  if (looksLikePath(textOrPath)) {
-    const file = textOrPath.trim();
-    text = fs.readFileSync(file, "utf8");
-    baseDir = options.baseDir ?? path.dirname(path.resolve(file));
-  }
+  const { text, baseDir } = readYaml(textOrPath, options);
   let root: unknown;
   try {
     root = parseYaml(text);
   } catch (err) {
-    if (err instanceof YAMLParseError && err.linePos) {
-      const { line, col } = err.linePos[0];
-      throw new TaskError(`the task YAML is malformed at line ${line}, column ${col}: ${err.message}`);
-    }
-    throw new TaskError(`the task YAML is malformed: ${(err as Error).message}`);
+    throw malformed(err);
   }
+  return taskFromValue(root, baseDir, options);
+}
+
+/** The YAML text, and the folder relative paths are resolved against. */
+function readYaml(textOrPath: string, options: TaskYamlOptions): { text: string; baseDir: string } {
+  if (looksLikePath(textOrPath)) {
+    const file = textOrPath.trim();
+    return { text: fs.readFileSync(file, "utf8"), baseDir: options.baseDir ?? path.dirname(path.resolve(file)) };
+  }
+  return { text: textOrPath, baseDir: options.baseDir ?? process.cwd() };
+}
+
+function malformed(err: unknown): TaskError {
+  if (err instanceof YAMLParseError && err.linePos) {
+    const { line, col } = err.linePos[0];
+    return new TaskError(`the task YAML is malformed at line ${line}, column ${col}: ${err.message}`);
+  }
+  return new TaskError(`the task YAML is malformed: ${(err as Error).message}`);
+}
+
+/** A managed job's tasks, run one after another, and the job's name ("" when the YAML names none). */
+export interface Pipeline {
+  name: string;
+  tasks: Task[];
+}
+
+/**
+ * Reads a pipeline YAML (the text, or the path of a `.yaml` file), as
+ * `sky jobs launch` does: task documents separated by `---`, at most 32;
+ * when there are several, a first document holding only `name` names the
+ * pipeline. A single task YAML is a pipeline of one task. `options` apply to
+ * every task, as in `taskFromYaml()`; errors name the task
+ * (`task 2 of the pipeline: ...`) and the field.
+ */
+export function pipelineFromYaml(textOrPath: string, options: TaskYamlOptions = {}): Pipeline {
+  const { text, baseDir } = readYaml(textOrPath, options);
+  const documents = parseAllDocuments(text);
+  if (documents.length > MAX_PIPELINE_TASKS + 1) {
+    throw new TaskError(`the pipeline has more than ${MAX_PIPELINE_TASKS} tasks`);
+  }
+  const parsed = documents.map((document) => {
+    const [problem] = document.errors;
+    if (problem) throw malformed(problem);
+    return document.toJS() as unknown;
+  });
+  // An empty document (a trailing `---`) is no task.
+  const values = parsed.filter((value, index) => index === 0 || (value !== null && value !== undefined));
+  if (values.length === 0) values.push(null);
+  let name = "";
+  const [first] = values;
+  if (values.length > 1 && isMapping(first) && Object.keys(first).length === 1 && "name" in first) {
+    name = str(first.name, "name") ?? "";
+    values.shift();
+  }
+  if (values.length > MAX_PIPELINE_TASKS) {
+    throw new TaskError(`the pipeline has more than ${MAX_PIPELINE_TASKS} tasks`);
+  }
+  const tasks = values.map((value, index) => {
+    try {
+      return taskFromValue(value, baseDir, options);
+    } catch (err) {
+      if (index === 0 || !(err instanceof TaskError)) throw err;
+      throw new TaskError(`task ${index + 1} of the pipeline: ${err.message}`);
+    }
+  });
+  return { name, tasks };
+}
+
+function taskFromValue(parsed: unknown, baseDir: string, options: TaskYamlOptions): Task {
+  let root = parsed;
   if (root === null || root === undefined) root = {};
   if (!isMapping(root)) {
     throw new TaskError(
@@ -358,6 +479,12 @@ export function taskToSpec(task: Task): TaskSpec {
     accelerators: accelerators(r.accelerators, "resources.accelerators"),
     ports: ports(r.ports, "resources.ports"),
     autostopDown: stop.down,
+    jobRecovery: jobRecovery(
+      typeof r.jobRecovery === "object" && r.jobRecovery !== null
+        ? { strategy: r.jobRecovery.strategy, max_restarts_on_errors: r.jobRecovery.maxRestartsOnErrors }
+        : r.jobRecovery,
+      "resources.job_recovery",
+    ),
   });
   if (stop.idleMinutes !== undefined) resources.autostopIdleMinutes = stop.idleMinutes;
   return create(TaskSpecSchema, {

@@ -217,8 +217,14 @@ export function credentials(basicAuth: string): { username: string; password: st
   return { username: username!, password: rest.join(":") };
 }
 
-/** Tears every cluster down and waits for it. */
+/**
+ * Cancels every unfinished managed job (the server would otherwise launch
+ * their clusters again), then tears every cluster down and waits for it.
+ */
 export async function downAll(client: SkyClient): Promise<void> {
+  if ((await client.jobsQueue({ allUsers: true, skipFinished: true, limit: 1 })).length > 0) {
+    await (await client.jobsCancel({ all: true, allUsers: true })).wait(120_000);
+  }
   const clusters = await client.status({ allUsers: true });
   const ops = await Promise.all(clusters.map((cluster) => client.down(cluster.name)));
   await Promise.all(ops.map((op) => op.wait(60_000)));

@@ -5,7 +5,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "node:test";
 
-import { TaskError, taskFromYaml, taskToSpec, toTaskSpec } from "../src/index.js";
+import { TaskError, pipelineFromYaml, taskFromYaml, taskToSpec, toTaskSpec } from "../src/index.js";
 import { TEST_HOME } from "./harness.js";
 
 test("a full task YAML maps to a TaskSpec", () => {
@@ -112,4 +112,41 @@ test("tasks built in code", () => {
   assert.deepEqual(spec.envs, { X: "1" });
   assert.throws(() => taskToSpec({ run: "x", numNodes: 0 }), TaskError);
   assert.equal(toTaskSpec(spec), spec, "a TaskSpec is passed through");
+});
+
+test("job_recovery (a strategy or a mapping, checked as the server checks it) and pipelines", () => {
+  const recovery = (value: string) =>
+    taskToSpec(taskFromYaml(`run: x\nresources:\n  job_recovery: ${value}`)).resources?.jobRecovery;
+  assert.equal(recovery("failover")?.strategy, "failover");
+  const mapping = recovery("{strategy: EAGER_NEXT_REGION, max_restarts_on_errors: 2}");
+  assert.deepEqual([mapping?.strategy, mapping?.maxRestartsOnErrors], ["EAGER_NEXT_REGION", 2]);
+  assert.equal(taskToSpec({ run: "x" }).resources?.jobRecovery, undefined);
+  const inCode = taskToSpec({ run: "x", resources: { jobRecovery: { maxRestartsOnErrors: 3 } } });
+  assert.equal(inCode.resources?.jobRecovery?.maxRestartsOnErrors, 3);
+
+  const fails = (value: string, pattern: RegExp) =>
+    assert.throws(
+      () => taskFromYaml(`run: x\nresources:\n  job_recovery: ${value}`),
+      (err: unknown) => err instanceof TaskError && pattern.test(err.message),
+    );
+  fails("SPOT_MAGIC", /`resources.job_recovery.strategy`: "SPOT_MAGIC" is not a recovery strategy.*FAILOVER/);
+  fails("{max_restarts_on_errors: -1}", /`resources.job_recovery.max_restarts_on_errors`: .* 0 to 100, not -1/);
+  fails("{max_restarts_on_errors: 1.5}", /`resources.job_recovery.max_restarts_on_errors`: must be a whole number/);
+  fails("{retries: 1}", /unknown field `resources.job_recovery.retries`/);
+  fails("7", /`resources.job_recovery`: must be a strategy name/);
+  assert.throws(() => taskToSpec({ run: "x", resources: { jobRecovery: "sometimes" } }), TaskError);
+
+  // A pipeline: tasks separated by dashes, with an optional name header.
+  const pipeline = pipelineFromYaml("name: pipe\n---\nname: a\nrun: echo a\n---\nname: b\nrun: echo b\n");
+  assert.equal(pipeline.name, "pipe");
+  assert.deepEqual(pipeline.tasks.map((task) => task.name), ["a", "b"]);
+  const single = pipelineFromYaml("name: only\nrun: echo\n");
+  assert.deepEqual([single.name, single.tasks.map((task) => task.name)], ["", ["only"]]);
+  assert.throws(
+    () => pipelineFromYaml("run: a\n---\nrun: b\nbogus: 1\n"),
+    (err: unknown) =>
+      err instanceof TaskError && err.message.startsWith("task 2 of the pipeline: unknown field `bogus`"),
+  );
+  assert.throws(() => pipelineFromYaml("run: x\n---\n".repeat(33)), /more than 32 tasks/);
+  assert.throws(() => pipelineFromYaml("run: [a\n---\nrun: b\n"), /malformed/);
 });

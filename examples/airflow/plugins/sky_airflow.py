@@ -7,6 +7,11 @@ started, over ``grpc.aio`` in the triggerer. When the trigger fires, the task
 resumes in ``execute_complete``: it copies the job's output into the task log
 and fails the task when the request or the job failed.
 
+``SkyManagedJobOperator`` submits a managed job (``sky jobs launch``: the job
+runs on a cluster of its own, which the API server launches, relaunches when
+it is lost, and tears down at the end) and defers to ``SkyManagedJobTrigger``,
+which waits for the job's final state; the task fails unless it is SUCCEEDED.
+
 Where the API server is and how to log in comes from an Airflow connection
 (``sky_conn_id``), see :func:`client_settings`; without one, from the client's
 own endpoint resolution (``SKYPILOT_API_SERVER_ENDPOINT``, then
@@ -42,6 +47,8 @@ __all__ = [
     "SkyDownOperator",
     "SkyExecOperator",
     "SkyLaunchOperator",
+    "SkyManagedJobOperator",
+    "SkyManagedJobTrigger",
     "SkyOperationTrigger",
     "client_settings",
     "idempotency_key",
@@ -207,19 +214,8 @@ class SkyOperationTrigger(BaseTrigger):
             },
         )
 
-    async def _client(self) -> AsyncClient:
-        if self.sky_conn_id:
-            # The connection may live in the metadata database: off the event loop.
-            conn = await asyncio.to_thread(BaseHook.get_connection, self.sky_conn_id)
-            settings = client_settings(conn)
-        else:
-            settings = {}
-        if self.endpoint:
-            settings["endpoint"] = self.endpoint
-        return AsyncClient(**settings)
-
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        client = await self._client()
+        client = await _trigger_client(self.sky_conn_id, self.endpoint)
         try:
             yield await self._wait(client)
         finally:
@@ -287,6 +283,97 @@ class SkyOperationTrigger(BaseTrigger):
 
 def _finished(job: Any) -> bool:
     return _enum_name(job, "status", "JOB_STATUS_") in FINISHED_JOB_STATES
+
+
+async def _trigger_client(sky_conn_id: str | None, endpoint: str | None) -> AsyncClient:
+    """A client in the triggerer: the connection is resolved there (it may
+    live in the metadata database: off the event loop)."""
+    if sky_conn_id:
+        settings = client_settings(await asyncio.to_thread(BaseHook.get_connection, sky_conn_id))
+    else:
+        settings = {}
+    if endpoint:
+        settings["endpoint"] = endpoint
+    return AsyncClient(**settings)
+
+
+def _managed_job_state(job: Any) -> dict[str, Any]:
+    return {
+        "job_id": int(job.job_id),
+        "job_name": job.name,
+        "job_status": _enum_name(job, "status", "MANAGED_JOB_STATUS_"),
+        "recovery_count": int(job.recovery_count),
+        "failure_reason": job.failure_reason,
+    }
+
+
+class SkyManagedJobTrigger(BaseTrigger):
+    """Waits for a managed job's launch request and then for the job's final
+    state (SUCCEEDED, FAILED, FAILED_SETUP, FAILED_NO_RESOURCE,
+    FAILED_CONTROLLER or CANCELLED), following the controller's log of the job
+    over ``grpc.aio``.
+
+    Fires one event: ``{"status": "success", "operation", "job_id",
+    "job_name", "job_status", "recovery_count", "failure_reason"}``, or
+    ``{"status": "error", "operation", "code", "reason", "message",
+    "retryable"}`` when the request failed or the job cannot be followed. A
+    failed *job* is a ``success`` event with its ``job_status``. The job is
+    followed again (after ``poll_interval``) when the server stays away
+    longer than the client retries.
+    """
+
+    def __init__(
+        self,
+        operation_name: str,
+        *,
+        endpoint: str | None = None,
+        sky_conn_id: str | None = None,
+        job_id: int = 0,
+        poll_interval: float = 5.0,
+    ) -> None:
+        super().__init__()
+        self.operation_name = operation_name
+        self.endpoint = endpoint
+        self.sky_conn_id = sky_conn_id
+        self.job_id = int(job_id)
+        self.poll_interval = float(poll_interval)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "operation_name": self.operation_name,
+                "endpoint": self.endpoint,
+                "sky_conn_id": self.sky_conn_id,
+                "job_id": self.job_id,
+                "poll_interval": self.poll_interval,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        client = await _trigger_client(self.sky_conn_id, self.endpoint)
+        try:
+            yield await self._wait(client)
+        finally:
+            await client.close()
+
+    async def _wait(self, client: AsyncClient) -> TriggerEvent:
+        job_id = self.job_id
+        if not job_id:
+            try:
+                launched = await (await client.operation(self.operation_name)).result()
+            except SkyError as err:
+                return _error_event(self.operation_name, err, job_id=0)
+            job_id = int(launched.job_id)
+        while True:
+            try:
+                job = await client.jobs_wait(job_id)
+            except SkyError as err:
+                if not err.retryable:
+                    return _error_event(self.operation_name, err, job_id=job_id)
+                await asyncio.sleep(self.poll_interval)
+                continue
+            return TriggerEvent({"status": "success", "operation": self.operation_name, **_managed_job_state(job)})
 
 
 # --------------------------------------------------------------------------- #
@@ -470,6 +557,15 @@ def _task(task: str | dict[str, Any]) -> Task | str:
     return task
 
 
+def _tasks(tasks: str | dict[str, Any] | Sequence[str | dict[str, Any]]) -> Any:
+    """A managed job's tasks: a list is a pipeline of tasks (each as `_task`
+    reads it); a string (a pipeline or task YAML, text or a path, or a shell
+    command) is left to the client."""
+    if isinstance(tasks, (list, tuple)):
+        return [_task(task) for task in tasks]
+    return _task(tasks)
+
+
 class SkyLaunchOperator(SkyBaseOperator):
     """``sky launch``: creates (or reuses) a cluster and runs the task on it.
 
@@ -540,3 +636,130 @@ class SkyDownOperator(SkyBaseOperator):
 
     def submit(self, client: Client, key: str) -> skypilot_client.Operation:
         return client.down(self.cluster_name, idempotency_key=key)
+
+
+class SkyManagedJobOperator(BaseOperator):
+    """``sky jobs launch``: submits a managed job and waits for its final state.
+
+    The job runs on a cluster of its own, which the API server launches,
+    relaunches when its nodes are lost (or its code fails and
+    ``resources.job_recovery`` allows restarts), and tears down when the job
+    ends: there is no cluster to manage. The task fails unless the job ends
+    SUCCEEDED; the job's output is copied into the task log first.
+
+    :param task: a task YAML (text, or the path of a file on the worker), the
+        same as a dict, a pipeline YAML (task documents separated by ``---``),
+        a list of tasks (dicts or YAML, run one after another), or a shell
+        command; templated.
+    :param job_name: the job's name (default: the pipeline's, else its first
+        task's); templated.
+    :param sky_conn_id: Airflow connection with the endpoint and credentials
+        (see :func:`client_settings`).
+    :param endpoint: an endpoint URL that overrides the connection's.
+    :param deferrable: wait in the triggerer (default); ``False`` waits in the
+        worker with the same code.
+    :param poll_interval: seconds before following the job again when the
+        server stayed away longer than the client retries.
+    :param cancel_on_kill: ``on_kill`` cancels the managed job (its cluster
+        is torn down).
+
+    Returns (XCom) ``{"operation", "job_id", "job_name", "job_status", "recovery_count"}``.
+    """
+
+    template_fields: Sequence[str] = ("task", "job_name", "sky_conn_id", "endpoint")
+    ui_color = "#d6f5e0"
+
+    def __init__(
+        self,
+        *,
+        task: str | dict[str, Any] | Sequence[str | dict[str, Any]],
+        job_name: str = "",
+        sky_conn_id: str | None = None,
+        endpoint: str | None = None,
+        deferrable: bool = True,
+        poll_interval: float = 5.0,
+        cancel_on_kill: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.task = task
+        self.job_name = job_name
+        self.sky_conn_id = sky_conn_id
+        self.endpoint = endpoint
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.cancel_on_kill = cancel_on_kill
+        # What on_kill cancels; set once known.
+        self._operation_name: str | None = None
+        self._job_id = 0
+
+    def client(self) -> Client:
+        """A client for the configured endpoint and credentials."""
+        return Client(**_settings(self.sky_conn_id or None, self.endpoint or None))
+
+    def execute(self, context: Context) -> Any:
+        ti = context["ti"]
+        key = idempotency_key(ti.dag_id, ti.task_id, ti.run_id, ti.try_number, getattr(ti, "map_index", -1))
+        with self.client() as client:
+            try:
+                operation = client.jobs_launch(_tasks(self.task), name=self.job_name, idempotency_key=key)
+            except SkyError as err:
+                raise AirflowException(f"the API server refused the managed job: {err}") from err
+        self._operation_name = operation.name
+        self.log.info("Submitted managed job request %s (idempotency key %s)", operation.name, key)
+        trigger = SkyManagedJobTrigger(
+            operation.name,
+            endpoint=self.endpoint or None,
+            sky_conn_id=self.sky_conn_id or None,
+            poll_interval=self.poll_interval,
+        )
+        if self.deferrable:
+            self.defer(trigger=trigger, method_name="execute_complete")
+        event = asyncio.run(_first_event(trigger.run()))
+        return self.execute_complete(context, event)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Resumes after the trigger fired: logs, then succeeds or fails the task."""
+        self._operation_name = event.get("operation") or self._operation_name
+        job_id = int(event.get("job_id") or 0)
+        self._job_id = job_id or self._job_id
+        if event.get("status") != "success":
+            label = event.get("reason") or event.get("code") or "ERROR"
+            raise AirflowException(
+                f"managed job request {event.get('operation')} did not succeed ({label}): {event.get('message')}"
+            )
+        with self.client() as client:
+            self.log.info("Output of managed job %s (%s):", job_id, event.get("job_name"))
+            try:
+                _log_lines(self.log.info, "", client.jobs_logs(job_id, follow=False))
+            except SkyError as err:
+                self.log.warning("Could not read the output of managed job %s: %s", job_id, err)
+        status, recoveries = event.get("job_status"), int(event.get("recovery_count") or 0)
+        self.log.info("Managed job %s ended %s after %s recoveries", job_id, status, recoveries)
+        result = {k: event.get(k) for k in ("operation", "job_id", "job_name", "job_status", "recovery_count")}
+        if status != "SUCCEEDED":
+            reason = f": {event['failure_reason']}" if event.get("failure_reason") else ""
+            raise AirflowException(f"managed job {job_id} ended {status}{reason}")
+        return result
+
+    def on_kill(self) -> None:
+        """Cancels the request (when still running) and, with
+        ``cancel_on_kill``, the managed job (when known and not over)."""
+        if not self._operation_name and not self._job_id:
+            return
+        try:
+            with self.client() as client:
+                if self._operation_name and not self._job_id:
+                    operation = client.operation(self._operation_name)
+                    if not operation.done():
+                        self.log.info("Cancelling %s", self._operation_name)
+                        operation.cancel()
+                    elif not operation.refresh().HasField("error"):
+                        self._job_id = int(operation.result().job_id)
+                if self._job_id and self.cancel_on_kill:
+                    job = next(iter(client.jobs_queue(job_ids=[self._job_id])), None)
+                    if job is not None and job.status not in skypilot_client.FINAL_MANAGED_JOB_STATUSES:
+                        self.log.info("Cancelling managed job %s", self._job_id)
+                        client.jobs_cancel([self._job_id]).result(timeout=90)
+        except (SkyError, TimeoutError) as err:
+            self.log.warning("Could not cancel: %s", err)

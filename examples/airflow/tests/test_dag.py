@@ -34,14 +34,14 @@ class TaskLog(logging.Handler):
         logging.getLogger("airflow.task").removeHandler(self)
 
 
-def load_dag():
-    """Parses the DAG file as the scheduler does (it reads the connection id
+def load_dag(dag_id: str = "sky_pipeline"):
+    """Parses the DAG files as the scheduler does (they read the connection id
     from the environment when parsed)."""
     from conftest import DAGS
 
     bag = DagBag(dag_folder=str(DAGS), include_examples=False)
     assert bag.import_errors == {}, bag.import_errors
-    dag = bag.get_dag("sky_pipeline")
+    dag = bag.get_dag(dag_id)
     assert dag is not None
     return dag
 
@@ -108,3 +108,25 @@ def test_failed_job_still_tears_down(sky_server: LocalServer, monkeypatch) -> No
     assert "evaluating" in log.lines
     with sky_server.client() as client:
         assert client.status([cluster]) == []
+
+
+def test_managed_job_dag(sky_server: LocalServer, monkeypatch) -> None:
+    """The managed job DAG: one task that waits for a two-step job, whose
+    clusters are gone when it succeeded."""
+    monkeypatch.setenv("SKYPILOT_API_SERVER_ENDPOINT", sky_server.endpoint)
+    monkeypatch.delenv("SKYPILOT_AIRFLOW_CONN_ID", raising=False)
+    name = f"af-managed-{uuid.uuid4().hex[:8]}"
+
+    with TaskLog() as log:
+        run = load_dag("sky_managed_job").test(run_conf={"job_name": name})
+
+    assert states(run) == {"train": TaskInstanceState.SUCCESS}
+    assert run.state == DagRunState.SUCCESS
+    for line in ("data ready", "epoch 2/2"):
+        assert line in log.lines, f"{line!r} not in the task log"
+    result = run.get_task_instance("train").xcom_pull(task_ids="train")
+    assert (result["job_name"], result["job_status"], result["recovery_count"]) == (name, "SUCCEEDED", 0)
+    with sky_server.client() as client:
+        (job,) = client.jobs_queue(job_ids=[result["job_id"]])
+        assert job.num_tasks == 2
+        assert [c.name for c in client.status(all_users=True) if c.name.startswith(f"{name}-")] == []

@@ -19,7 +19,7 @@ from airflow.models.connection import Connection
 from airflow.triggers.base import TriggerEvent
 from airflow.utils.module_loading import import_string
 
-from skypilot_client import SkyError
+from skypilot_client import SkyError, v1
 from skypilot_client.testing import LocalServer
 
 from conftest import Gate, job_status, request_state, wait_until
@@ -27,6 +27,8 @@ from sky_airflow import (
     SkyDownOperator,
     SkyExecOperator,
     SkyLaunchOperator,
+    SkyManagedJobOperator,
+    SkyManagedJobTrigger,
     SkyOperationTrigger,
     client_settings,
     idempotency_key,
@@ -65,13 +67,13 @@ def capture(operator) -> Captured:
     return handler
 
 
-def rebuilt(trigger: SkyOperationTrigger) -> SkyOperationTrigger:
+def rebuilt(trigger):
     """The trigger as the triggerer sees it: from its class path and JSON kwargs."""
     classpath, kwargs = trigger.serialize()
     return import_string(classpath)(**json.loads(json.dumps(kwargs)))
 
 
-def fire(trigger: SkyOperationTrigger, timeout: float = 120) -> dict[str, Any]:
+def fire(trigger, timeout: float = 120) -> dict[str, Any]:
     async def first() -> TriggerEvent:
         async for event in trigger.run():
             return event
@@ -80,7 +82,7 @@ def fire(trigger: SkyOperationTrigger, timeout: float = 120) -> dict[str, Any]:
     return asyncio.run(asyncio.wait_for(first(), timeout)).payload
 
 
-def defer(operator, ctx) -> SkyOperationTrigger:
+def defer(operator, ctx):
     with pytest.raises(TaskDeferred) as deferred:
         operator.execute(ctx)
     assert deferred.value.method_name == "execute_complete"
@@ -323,3 +325,125 @@ def test_connection_carries_credentials(sky_deploy_server: LocalServer, monkeypa
     down.execute_complete(down_ctx, fire(rebuilt(defer(down, down_ctx))))
     with sky_deploy_server.client() as client:
         assert client.status([cluster_name]) == []
+
+
+# --------------------------------------------------------------------------- #
+# Managed jobs
+# --------------------------------------------------------------------------- #
+
+
+def job_clusters(client, job_name: str) -> list[str]:
+    """The clusters of the managed jobs named ``job_name`` (``<name>-<id>-<4 chars>``)."""
+    return [c.name for c in client.status(all_users=True) if c.name.startswith(f"{job_name}-")]
+
+
+def test_managed_job_trigger_serializes_no_credentials() -> None:
+    trigger = SkyManagedJobTrigger("operations/abc", sky_conn_id="sky", job_id=4)
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "sky_airflow.SkyManagedJobTrigger"
+    assert kwargs == {
+        "operation_name": "operations/abc",
+        "endpoint": None,
+        "sky_conn_id": "sky",
+        "job_id": 4,
+        "poll_interval": 5.0,
+    }
+    assert rebuilt(trigger).serialize() == trigger.serialize()
+
+
+def test_managed_job_deferred_to_success(sky_server: LocalServer) -> None:
+    name = f"af-{uuid.uuid4().hex[:8]}"
+    operator = SkyManagedJobOperator(
+        task_id="train",
+        task=[{"name": "prepare", "run": "echo preparing"}, {"name": "train", **TASK}],
+        job_name=name,
+        endpoint=sky_server.endpoint,
+    )
+    ctx = context("train")
+    trigger = defer(operator, ctx)
+    assert isinstance(trigger, SkyManagedJobTrigger)
+    assert defer(operator, ctx).operation_name == trigger.operation_name  # a retried submission of the same try
+
+    event = fire(rebuilt(trigger))
+    assert event["status"] == "success" and event["job_status"] == "SUCCEEDED", event
+    assert event["job_name"] == name and event["recovery_count"] == 0
+    log = capture(operator)
+    result = operator.execute_complete(ctx, event)
+    assert result == {
+        "operation": trigger.operation_name,
+        "job_id": event["job_id"],
+        "job_name": name,
+        "job_status": "SUCCEEDED",
+        "recovery_count": 0,
+    }
+    assert {"preparing", "first line", "second line"} <= set(log.lines), log.lines
+    with sky_server.client() as client:
+        assert job_clusters(client, name) == []  # the job's clusters went with it
+
+
+def test_managed_job_failure_fails_the_task_after_its_restarts(sky_server: LocalServer) -> None:
+    operator = SkyManagedJobOperator(
+        task_id="flaky",
+        task={
+            "resources": {"cpus": "0.5", "job_recovery": {"max_restarts_on_errors": 1}},
+            "run": "echo trying; exit 5",
+        },
+        endpoint=sky_server.endpoint,
+        deferrable=False,
+    )
+    log = capture(operator)
+    with pytest.raises(AirflowException, match=r"managed job \d+ ended FAILED: the task failed"):
+        operator.execute(context("flaky"))
+    assert log.lines.count("trying") == 2, log.lines  # both attempts' output is in the task log
+    assert any("after 1 recoveries" in line for line in log.lines), log.lines
+
+
+def test_managed_job_refused_request_fails_the_task(sky_server: LocalServer) -> None:
+    operator = SkyManagedJobOperator(
+        task_id="bad", task={"resources": {"cpus": "lots"}, "run": "true"}, endpoint=sky_server.endpoint
+    )
+    with pytest.raises(AirflowException, match="refused the managed job: INVALID_ARGUMENT"):
+        operator.execute(context("bad"))
+
+
+def test_on_kill_cancels_the_managed_job(sky_server: LocalServer) -> None:
+    """Not deferred: the worker waits, and on_kill cancels the running job."""
+    name = f"af-kill-{uuid.uuid4().hex[:8]}"
+    operator = SkyManagedJobOperator(
+        task_id="long",
+        task={"resources": {"cpus": "0.5"}, "run": "echo started; sleep 120"},
+        job_name=name,
+        endpoint=sky_server.endpoint,
+        deferrable=False,
+    )
+    killed: dict[str, Any] = {}
+
+    def kill_when_running() -> None:
+        try:
+            with sky_server.client() as client:
+                wait_until(lambda: operator._operation_name, what="the launch request")
+                job_id = client.operation(operator._operation_name).result(timeout=60).job_id
+                with client.jobs_logs(job_id) as stream:  # once it printed, it runs
+                    for _, data in stream:
+                        if b"started" in data:
+                            break
+                killed["clusters"] = job_clusters(client, name)
+                operator.on_kill()
+                killed["status"] = client.jobs_queue(job_ids=[job_id])[0].status
+        except BaseException as err:  # noqa: BLE001 - reported by the test thread
+            killed["error"] = err
+            with sky_server.client() as client:  # let execute return
+                client.jobs_cancel(name=name)
+
+    killer = threading.Thread(target=kill_when_running)
+    killer.start()
+    try:
+        with pytest.raises(AirflowException, match="ended CANCELLED"):
+            operator.execute(context("long"))
+    finally:
+        killer.join(120)
+    assert "error" not in killed, killed
+    assert len(killed["clusters"]) == 1
+    assert killed["status"] == v1.ManagedJobStatus.MANAGED_JOB_STATUS_CANCELLED
+    with sky_server.client() as client:
+        assert job_clusters(client, name) == []

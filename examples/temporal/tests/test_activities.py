@@ -16,6 +16,7 @@ from temporalio.activity import ActivityCancellationDetails
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from skypilot_client import v1
 from skypilot_client.testing import LocalServer
 
 from conftest import Gate, job_status, request_state
@@ -23,10 +24,14 @@ from sky_activities import (
     DownInput,
     ExecInput,
     LaunchInput,
+    ManagedJobInput,
+    ManagedJobWaitInput,
     Progress,
     down,
     exec_task,
     idempotency_key,
+    jobs_launch,
+    jobs_wait,
     launch,
 )
 
@@ -236,3 +241,120 @@ async def test_worker_shutdown_leaves_the_job_to_the_next_attempt(
     result = await retry.run(launch, params)
     assert (result.job_id, result.status) == (beat.job_id, "SUCCEEDED")
     assert result.log_start == len(b"started\n") and result.log_end == len(b"started\nfinished\n")
+
+
+# --------------------------------------------------------------------------- #
+# Managed jobs
+# --------------------------------------------------------------------------- #
+
+
+def managed_lines(caplog, job_id: int) -> list[str]:
+    """The managed job's lines the activity logged (``"[managed job %s] %s"``), without attempt headers."""
+    return [
+        r.args[1]
+        for r in caplog.records
+        if r.name == "temporalio.activity"
+        and isinstance(r.args, tuple)
+        and r.msg.startswith("[managed job")
+        and r.args[0] == job_id
+        and not r.args[1].startswith("=== ")
+    ]
+
+
+def job_clusters(client, job_name: str) -> list[str]:
+    """The clusters of the managed jobs named ``job_name`` (``<name>-<id>-<4 chars>``)."""
+    return [c.name for c in client.status(all_users=True) if c.name.startswith(f"{job_name}-")]
+
+
+async def test_managed_job_submitted_once_and_waited_for(
+    sky_server: LocalServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    run_id, name = str(uuid.uuid4()), f"tmp-{uuid.uuid4().hex[:8]}"
+    params = ManagedJobInput(task=TASK, name=name, endpoint=sky_server.endpoint)
+    submit = environment(run_id, activity_id="submit")
+    submitted = await submit.run(jobs_launch, params)
+    assert submitted.name == name and submitted.job_id >= 1 and submitted.operation.startswith("operations/")
+    assert submit.beats[-1].job_id == submitted.job_id
+    # A retried submission (same workflow run and activity) gets the same job.
+    again = await environment(run_id, activity_id="submit", attempt=2).run(jobs_launch, params)
+    assert again == submitted
+
+    wait = environment(run_id, activity_id="wait")
+    result = await wait.run(jobs_wait, ManagedJobWaitInput(job_id=submitted.job_id, endpoint=sky_server.endpoint))
+    assert (result.job_id, result.name, result.status, result.recovery_count) == (
+        submitted.job_id,
+        name,
+        "SUCCEEDED",
+        0,
+    )
+    assert managed_lines(caplog, submitted.job_id) == [f"line {i}" for i in range(1, 6)]
+    offsets = [beat.offset for beat in wait.beats]
+    assert offsets == sorted(offsets) and offsets[-1] == result.log_end > 0
+    with sky_server.client() as client:
+        assert job_clusters(client, name) == []  # torn down with the job
+
+    # A retry given a heartbeat from the middle of the output streams only the
+    # rest. (The output's lines come a chunk each, after the attempt's header.)
+    middle = max((beat for beat in wait.beats if 0 < beat.offset < result.log_end), key=lambda beat: beat.offset)
+    caplog.clear()
+    retry = environment(run_id, activity_id="wait", details=[middle.details()], attempt=2)
+    resumed = await retry.run(jobs_wait, ManagedJobWaitInput(job_id=submitted.job_id, endpoint=sky_server.endpoint))
+    assert (resumed.status, resumed.log_start, resumed.log_end) == ("SUCCEEDED", middle.offset, result.log_end)
+    rest = managed_lines(caplog, submitted.job_id)
+    assert rest and rest[-1] == "line 5" and "line 1" not in rest
+
+
+async def test_managed_job_failure_and_unknown_job(sky_server: LocalServer) -> None:
+    task = "resources:\n  cpus: 0.5\n  job_recovery: {max_restarts_on_errors: 1}\nrun: echo trying; exit 6\n"
+    run_id = str(uuid.uuid4())
+    submitted = await environment(run_id, "submit").run(
+        jobs_launch, ManagedJobInput(task=task, endpoint=sky_server.endpoint)
+    )
+    with pytest.raises(ApplicationError) as failed:
+        await environment(run_id, "wait").run(
+            jobs_wait, ManagedJobWaitInput(job_id=submitted.job_id, endpoint=sky_server.endpoint)
+        )
+    assert failed.value.type == "SkyManagedJobFailed" and failed.value.non_retryable
+    details = failed.value.details[0]
+    assert (details["status"], details["recovery_count"]) == ("FAILED", 1), details
+    # Without failing on it: the result says how the job ended.
+    result = await environment(run_id, "wait-again").run(
+        jobs_wait,
+        ManagedJobWaitInput(job_id=submitted.job_id, endpoint=sky_server.endpoint, fail_on_job_failure=False),
+    )
+    assert (result.status, result.recovery_count) == ("FAILED", 1)
+
+    with pytest.raises(ApplicationError) as unknown:
+        await environment(run_id, "wait-unknown").run(
+            jobs_wait, ManagedJobWaitInput(job_id=10**9, endpoint=sky_server.endpoint)
+        )
+    assert unknown.value.type == "SkyError:NOT_FOUND" and unknown.value.non_retryable
+
+
+async def test_cancel_reaches_the_managed_job(sky_server: LocalServer, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    run_id, name = str(uuid.uuid4()), f"tmp-{uuid.uuid4().hex[:8]}"
+    task = "resources: {cpus: 0.5}\nrun: echo started; sleep 120\n"
+    submitted = await environment(run_id, "submit").run(
+        jobs_launch, ManagedJobInput(task=task, name=name, endpoint=sky_server.endpoint)
+    )
+    env = environment(run_id, "wait")
+    running = asyncio.ensure_future(
+        env.run(jobs_wait, ManagedJobWaitInput(job_id=submitted.job_id, endpoint=sky_server.endpoint))
+    )
+
+    async def started() -> None:  # the job printed: it runs
+        while "started" not in managed_lines(caplog, submitted.job_id):
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(started(), 60)
+    with sky_server.client() as client:
+        assert len(job_clusters(client, name)) == 1
+    env.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(running, 90)
+    with sky_server.client() as client:
+        (job,) = client.jobs_queue(job_ids=[submitted.job_id])
+        assert job.status == v1.ManagedJobStatus.MANAGED_JOB_STATUS_CANCELLED
+        assert job_clusters(client, name) == []

@@ -23,7 +23,7 @@ from skypilot_client.testing import LocalServer
 
 from conftest import TEMPORAL_RUNTIME_USED, wait_until
 from sky_activities import ALL_ACTIVITIES
-from sky_workflow import PipelineInput, SkyPipelineWorkflow
+from sky_workflow import ManagedJobWorkflowInput, PipelineInput, SkyManagedJobWorkflow, SkyPipelineWorkflow
 
 LAUNCH = "resources: {cpus: 0.5}\nrun: echo prepared\n"
 TRAIN = "resources: {cpus: 0.5}\nrun: |\n  for i in 1 2 3; do echo epoch $i; done\n"
@@ -44,9 +44,10 @@ def temporal_cli() -> str:
 async def test_workflow_passes_the_sandbox() -> None:
     """What a worker checks at start-up: the workflow module imports and
     runs its definitions in the deterministic sandbox."""
-    definition = workflow._Definition.must_from_class(SkyPipelineWorkflow)
-    assert definition.name == "SkyPipeline"
-    SandboxedWorkflowRunner().prepare_workflow(definition)
+    for cls, name in ((SkyPipelineWorkflow, "SkyPipeline"), (SkyManagedJobWorkflow, "SkyManagedJob")):
+        definition = workflow._Definition.must_from_class(cls)
+        assert definition.name == name
+        SandboxedWorkflowRunner().prepare_workflow(definition)
 
 
 @pytest.fixture
@@ -137,3 +138,22 @@ async def test_cancelled_workflow_cancels_the_job_and_tears_down(
             op for op in client.list_operations(cluster_name=cluster_name) if op.metadata.request_name == "sky.cancel"
         ]
         assert len(cancels) == 1  # the activity cancelled its job before down ran
+
+
+async def test_managed_job_workflow(temporal, sky_server: LocalServer) -> None:
+    """A pipeline submitted as a managed job and waited for: the server runs
+    each task on a cluster of its own and tears it down."""
+    name = f"tmp-{uuid.uuid4().hex[:8]}"
+    params = ManagedJobWorkflowInput(
+        task=f"name: {name}\n---\n{LAUNCH}---\n{TRAIN}", endpoint=sky_server.endpoint, heartbeat_timeout_seconds=10
+    )
+    queue = f"sky-{uuid.uuid4().hex[:8]}"
+    async with Worker(temporal.client, task_queue=queue, workflows=[SkyManagedJobWorkflow], activities=ALL_ACTIVITIES):
+        result = await temporal.client.execute_workflow(
+            SkyManagedJobWorkflow.run, params, id=f"sky-managed-{uuid.uuid4()}", task_queue=queue
+        )
+    assert (result.name, result.status, result.recovery_count) == (name, "SUCCEEDED", 0)
+    with sky_server.client() as client:
+        (job,) = client.jobs_queue(job_ids=[result.job_id])
+        assert job.num_tasks == 2
+        assert [c.name for c in client.status(all_users=True) if c.name.startswith(f"{name}-")] == []

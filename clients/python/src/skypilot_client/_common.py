@@ -12,7 +12,15 @@ import grpc
 from google.longrunning import operations_pb2
 from google.protobuf import any_pb2, duration_pb2, empty_pb2, message
 
-from ._gen.skypilot.v1 import clusters_pb2, infra_pb2, requests_pb2, server_pb2, uploads_pb2, users_pb2
+from ._gen.skypilot.v1 import (
+    clusters_pb2,
+    infra_pb2,
+    managed_jobs_pb2,
+    requests_pb2,
+    server_pb2,
+    uploads_pb2,
+    users_pb2,
+)
 from ._version import __version__
 from .endpoint import Connection
 from .errors import SkyError
@@ -26,6 +34,20 @@ FIRST_RETRY_DELAY = 0.05
 MAX_RETRY_DELAY = 2.0
 
 OPERATION_PREFIX = "operations/"
+
+#: Managed job statuses after which a job never changes again.
+FINAL_MANAGED_JOB_STATUSES = frozenset(
+    {
+        managed_jobs_pb2.MANAGED_JOB_STATUS_SUCCEEDED,
+        managed_jobs_pb2.MANAGED_JOB_STATUS_FAILED,
+        managed_jobs_pb2.MANAGED_JOB_STATUS_FAILED_SETUP,
+        managed_jobs_pb2.MANAGED_JOB_STATUS_FAILED_NO_RESOURCE,
+        managed_jobs_pb2.MANAGED_JOB_STATUS_FAILED_CONTROLLER,
+        managed_jobs_pb2.MANAGED_JOB_STATUS_CANCELLED,
+    }
+)
+#: Managed jobs asked for per ListManagedJobs call.
+MANAGED_JOBS_PAGE_SIZE = 500
 
 # What a log stream that ended without an error means (see LogStream):
 #: the log is complete;
@@ -53,6 +75,39 @@ def idempotency_key(key: Optional[str]) -> str:
     """The caller's key, or a fresh one: a retry after a lost reply then
     returns the operation already submitted instead of submitting it twice."""
     return key if key else str(uuid.uuid4())
+
+
+def managed_job_request(
+    job_id: int, name: str, follow: bool, controller: bool, at: Optional[int], tail_lines: Optional[int]
+) -> managed_jobs_pb2.TailManagedJobLogsRequest:
+    """A TailManagedJobLogs request from ``at`` (else the last ``tail_lines`` lines)."""
+    message = managed_jobs_pb2.TailManagedJobLogsRequest(
+        job_id=job_id, name=name, follow=follow, controller=controller
+    )
+    if at is not None:
+        message.offset = at
+    elif tail_lines is not None:
+        message.tail_lines = tail_lines
+    return message
+
+
+def managed_jobs_page(
+    all_users: bool, skip_finished: bool, job_ids: List[int], limit: int, have: int, token: str
+) -> Optional[managed_jobs_pb2.ListManagedJobsRequest]:
+    """The next ListManagedJobs request of a listing of at most ``limit``
+    jobs (0: all) that has ``have`` of them; None when it is complete."""
+    if limit and have >= limit:
+        return None
+    size = MANAGED_JOBS_PAGE_SIZE if not limit else min(MANAGED_JOBS_PAGE_SIZE, limit - have)
+    return managed_jobs_pb2.ListManagedJobsRequest(
+        all_users=all_users, skip_finished=skip_finished, job_ids=job_ids, page_size=size, page_token=token
+    )
+
+
+def check_job_id(job_id: int) -> int:
+    if isinstance(job_id, bool) or not isinstance(job_id, int) or job_id < 1:
+        raise ValueError(f"a managed job id (1 or more) is required, not {job_id!r}")
+    return job_id
 
 
 def duration(seconds: float) -> duration_pb2.Duration:
@@ -122,7 +177,7 @@ class OperationsStub:
 
 def _message_classes() -> Dict[str, Type[message.Message]]:
     classes: Dict[str, Type[message.Message]] = {"google.protobuf.Empty": empty_pb2.Empty}
-    for module in (clusters_pb2, infra_pb2, requests_pb2, server_pb2, uploads_pb2, users_pb2):
+    for module in (clusters_pb2, infra_pb2, managed_jobs_pb2, requests_pb2, server_pb2, uploads_pb2, users_pb2):
         for name, descriptor in module.DESCRIPTOR.message_types_by_name.items():
             classes[descriptor.full_name] = getattr(module, name)
     return classes

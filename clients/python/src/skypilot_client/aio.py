@@ -32,6 +32,8 @@ from ._gen.skypilot.v1 import (
     clusters_pb2_grpc,
     infra_pb2,
     infra_pb2_grpc,
+    managed_jobs_pb2,
+    managed_jobs_pb2_grpc,
     requests_pb2,
     requests_pb2_grpc,
     server_pb2,
@@ -43,7 +45,7 @@ from ._gen.skypilot.v1 import (
 )
 from .endpoint import Connection, resolve_connection
 from .errors import SkyError
-from .task import PathLike, Task
+from .task import PathLike, Pipeline, PipelineLike, Task
 from .uploads import OnUpload, Uploaded
 
 Chunk = Tuple[int, bytes]
@@ -59,6 +61,7 @@ class _Stubs:
         self.users = users_pb2_grpc.UserServiceStub(channel)
         self.infra = infra_pb2_grpc.InfraServiceStub(channel)
         self.uploads = uploads_pb2_grpc.UploadServiceStub(channel)
+        self.managed_jobs = managed_jobs_pb2_grpc.ManagedJobServiceStub(channel)
         self.operations = _common.OperationsStub(channel)
 
 
@@ -209,17 +212,22 @@ class AsyncClient:
 
     async def _task_spec(self, task: Union[Task, PathLike], on_upload: Optional[OnUpload]) -> clusters_pb2.TaskSpec:
         """The task to send: its local sources uploaded when the server cannot read them."""
-        spec = Task.coerce(task).to_proto()
-        pending = uploads.sources(spec)
-        if not pending:
-            return spec
+        return (await self._task_specs([Task.coerce(task).to_proto()], on_upload))[0]
+
+    async def _task_specs(
+        self, specs: List[clusters_pb2.TaskSpec], on_upload: Optional[OnUpload]
+    ) -> List[clusters_pb2.TaskSpec]:
+        """The tasks to send, each with its local sources uploaded when the server cannot read them."""
+        if not any(uploads.sources(spec) for spec in specs):
+            return specs
         info = await self.server_info()
         if not uploads.runs_elsewhere(info, self._connection.endpoint.host):
-            return spec
+            return specs
         limit = uploads.upload_limit(info)
-        for what, path, dest in pending:
-            uploads.replace_source(spec, dest, (await self._upload(what, path, limit, on_upload)).reference)
-        return spec
+        for spec in specs:
+            for what, path, dest in uploads.sources(spec):
+                uploads.replace_source(spec, dest, (await self._upload(what, path, limit, on_upload)).reference)
+        return specs
 
     async def _cluster_action(self, action: str, cluster_name: str, key: Optional[str]) -> "AsyncOperation":
         request = clusters_pb2.ClusterActionRequest(
@@ -320,6 +328,118 @@ class AsyncClient:
             return _common.LOG_DONE if not follow or stream.job is not None else _common.LOG_INTERRUPTED
 
         return AsyncLogStream(self, lambda s: s.jobs.TailJobLogs, request, offset, ended)
+
+    # -- managed jobs -------------------------------------------------------
+
+    async def jobs_launch(
+        self,
+        tasks: PipelineLike,
+        *,
+        name: str = "",
+        idempotency_key: Optional[str] = None,
+        on_upload: Optional[OnUpload] = None,
+    ) -> "AsyncOperation":
+        """`sky jobs launch` (LaunchManagedJobResponse); uploads as `launch`
+        does; see `Client.jobs_launch`."""
+        pipeline = Pipeline.coerce(tasks)
+        request = managed_jobs_pb2.LaunchManagedJobRequest(
+            tasks=await self._task_specs(pipeline.to_proto(), on_upload),
+            name=name or pipeline.name,
+            idempotency_key=_common.idempotency_key(idempotency_key),
+        )
+        return await self._submit(lambda s: s.managed_jobs.LaunchManagedJob, request)
+
+    async def jobs_queue(
+        self,
+        *,
+        all_users: bool = False,
+        skip_finished: bool = False,
+        job_ids: Iterable[int] = (),
+        limit: int = 0,
+    ) -> List[managed_jobs_pb2.ManagedJob]:
+        """`sky jobs queue`: managed jobs, newest first; see `Client.jobs_queue`."""
+        ids: List[int] = list(job_ids)
+        jobs: List[managed_jobs_pb2.ManagedJob] = []
+        token = ""
+        while True:
+            request = _common.managed_jobs_page(all_users, skip_finished, ids, limit, len(jobs), token)
+            if request is None:
+                return jobs
+            page = await self._unary(lambda s: s.managed_jobs.ListManagedJobs, request)
+            jobs.extend(page.jobs)
+            token = page.next_page_token
+            if not token:
+                return jobs
+
+    async def jobs_cancel(
+        self,
+        job_ids: Iterable[int] = (),
+        *,
+        name: str = "",
+        all: bool = False,
+        all_users: bool = False,
+        idempotency_key: Optional[str] = None,
+    ) -> "AsyncOperation":
+        """`sky jobs cancel` (CancelManagedJobsResponse); see `Client.jobs_cancel`."""
+        request = managed_jobs_pb2.CancelManagedJobsRequest(
+            job_ids=list(job_ids),
+            name=name,
+            all=all,
+            all_users=all_users,
+            idempotency_key=_common.idempotency_key(idempotency_key),
+        )
+        return await self._submit(lambda s: s.managed_jobs.CancelManagedJobs, request)
+
+    def jobs_logs(
+        self,
+        job_id: int = 0,
+        *,
+        name: str = "",
+        follow: bool = True,
+        controller: bool = False,
+        offset: Optional[int] = None,
+        tail_lines: Optional[int] = None,
+    ) -> "AsyncLogStream":
+        """`sky jobs logs` as an async iterator of ``(offset, data)``; see `Client.jobs_logs`."""
+        return self._managed_logs(job_id, name, follow, controller, offset, tail_lines, None)
+
+    async def jobs_wait(self, job_id: int, timeout: Optional[float] = None) -> managed_jobs_pb2.ManagedJob:
+        """Waits until the managed job is over and returns it; see `Client.jobs_wait`."""
+        _common.check_job_id(job_id)
+        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+        # The controller's log, from its end: short, and it ends with the job.
+        async with self._managed_logs(job_id, "", True, True, None, 0, deadline) as stream:
+            try:
+                async for _ in stream:
+                    pass
+            except TimeoutError:
+                raise TimeoutError(f"managed job {job_id} is not over after {timeout} s") from None
+        job = cast(Optional[managed_jobs_pb2.ManagedJob], stream.job)
+        if job is None or job.status not in _common.FINAL_MANAGED_JOB_STATUSES:  # the stream ends when it is over
+            raise SkyError(grpc.StatusCode.UNKNOWN, f"managed job {job_id}'s log ended before the job did")
+        return job
+
+    def _managed_logs(
+        self,
+        job_id: int,
+        name: str,
+        follow: bool,
+        controller: bool,
+        offset: Optional[int],
+        tail_lines: Optional[int],
+        deadline: Optional[float],
+    ) -> "AsyncLogStream":
+        def request(at: Optional[int]) -> managed_jobs_pb2.TailManagedJobLogsRequest:
+            return _common.managed_job_request(job_id, name, follow, controller, at, tail_lines)
+
+        async def ended(stream: AsyncLogStream) -> str:
+            # A followed log ends with the job's final state; without it, the
+            # server went away (a restart) and the stream resumes.
+            return _common.LOG_DONE if not follow or stream.job is not None else _common.LOG_INTERRUPTED
+
+        return AsyncLogStream(
+            self, lambda s: s.managed_jobs.TailManagedJobLogs, request, offset, ended, deadline=deadline
+        )
 
     # -- uploads ------------------------------------------------------------
 
@@ -541,8 +661,8 @@ class AsyncOperation:
 
 class AsyncLogStream(AsyncIterator[Chunk]):
     """Async iterator of ``(offset, data)`` chunks that resumes from the next
-    offset after a server outage; ``offset``, ``job`` and ``aclose()`` as in
-    `skypilot_client.LogStream`."""
+    offset after a server outage; ``offset``, ``job``, ``aclose()`` and
+    ``deadline`` (an event-loop time) as in `skypilot_client.LogStream`."""
 
     def __init__(
         self,
@@ -551,13 +671,16 @@ class AsyncLogStream(AsyncIterator[Chunk]):
         make_request: Callable[[Optional[int]], Any],
         offset: Optional[int],
         ended: Callable[["AsyncLogStream"], Awaitable[str]],
+        *,
+        deadline: Optional[float] = None,
     ) -> None:
         self._client = client
         self._pick = pick
         self._make_request = make_request
         self._ended = ended
+        self._deadline = deadline
         self.offset = offset
-        self.job: Optional[clusters_pb2.Job] = None
+        self.job: Any = None
         self._call: Any = None
         self._closed = False
         self._chunks = self._run()
@@ -589,7 +712,8 @@ class AsyncLogStream(AsyncIterator[Chunk]):
         backoff = _common.Backoff(self._client.retry_unavailable_for)
         while not self._closed:
             method = self._pick(self._client._stubs())
-            call = method(self._make_request(self.offset), metadata=self._client._metadata)
+            remaining = self._remaining()
+            call = method(self._make_request(self.offset), metadata=self._client._metadata, timeout=remaining)
             self._call = call
             error: Optional[SkyError] = None
             try:
@@ -614,10 +738,21 @@ class AsyncLogStream(AsyncIterator[Chunk]):
                 if outcome == _common.LOG_REOPEN:
                     continue
                 error = SkyError(grpc.StatusCode.UNAVAILABLE, "the log stream ended early: the server went away")
+            self._remaining()  # past the deadline: TimeoutError rather than the call's DEADLINE_EXCEEDED
             pause = _common.retry_delay(error, backoff)
             if pause is None:
                 raise error
-            await asyncio.sleep(pause)
+            remaining = self._remaining()
+            await asyncio.sleep(pause if remaining is None else min(pause, remaining))
+
+    def _remaining(self) -> Optional[float]:
+        """Seconds left before the deadline (None: no deadline); TimeoutError once it passed."""
+        if self._deadline is None:
+            return None
+        remaining = self._deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            raise TimeoutError("the log stream did not end before the deadline")
+        return remaining
 
 
 class _AsyncStubProxy:

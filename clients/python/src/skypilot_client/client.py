@@ -30,6 +30,8 @@ from ._gen.skypilot.v1 import (
     clusters_pb2_grpc,
     infra_pb2,
     infra_pb2_grpc,
+    managed_jobs_pb2,
+    managed_jobs_pb2_grpc,
     requests_pb2,
     requests_pb2_grpc,
     server_pb2,
@@ -41,7 +43,7 @@ from ._gen.skypilot.v1 import (
 )
 from .endpoint import Connection, resolve_connection
 from .errors import SkyError
-from .task import PathLike, Task
+from .task import PathLike, Pipeline, PipelineLike, Task
 from .uploads import OnUpload, Uploaded
 
 T = TypeVar("T")
@@ -99,6 +101,7 @@ class Client:
         self._users = users_pb2_grpc.UserServiceStub(self._channel)
         self._infra = infra_pb2_grpc.InfraServiceStub(self._channel)
         self._uploads = uploads_pb2_grpc.UploadServiceStub(self._channel)
+        self._managed_jobs = managed_jobs_pb2_grpc.ManagedJobServiceStub(self._channel)
         self._operations = _common.OperationsStub(self._channel)
 
     # -- connection ---------------------------------------------------------
@@ -208,17 +211,22 @@ class Client:
 
     def _task_spec(self, task: Union[Task, PathLike], on_upload: Optional[OnUpload]) -> clusters_pb2.TaskSpec:
         """The task to send: its local sources uploaded when the server cannot read them."""
-        spec = Task.coerce(task).to_proto()
-        pending = uploads.sources(spec)
-        if not pending:
-            return spec
+        return self._task_specs([Task.coerce(task).to_proto()], on_upload)[0]
+
+    def _task_specs(
+        self, specs: List[clusters_pb2.TaskSpec], on_upload: Optional[OnUpload]
+    ) -> List[clusters_pb2.TaskSpec]:
+        """The tasks to send, each with its local sources uploaded when the server cannot read them."""
+        if not any(uploads.sources(spec) for spec in specs):
+            return specs
         info = self.server_info()
         if not uploads.runs_elsewhere(info, self._connection.endpoint.host):
-            return spec
+            return specs
         limit = uploads.upload_limit(info)
-        for what, path, dest in pending:
-            uploads.replace_source(spec, dest, self._upload(what, path, limit, on_upload).reference)
-        return spec
+        for spec in specs:
+            for what, path, dest in uploads.sources(spec):
+                uploads.replace_source(spec, dest, self._upload(what, path, limit, on_upload).reference)
+        return specs
 
     def _cluster_action(self, method: Callable[..., Any], cluster_name: str, key: Optional[str]) -> "Operation":
         request = clusters_pb2.ClusterActionRequest(
@@ -322,6 +330,143 @@ class Client:
             return _common.LOG_DONE if not follow or stream.job is not None else _common.LOG_INTERRUPTED
 
         return LogStream(self, self._jobs.TailJobLogs, request, offset, ended)
+
+    # -- managed jobs -------------------------------------------------------
+
+    def jobs_launch(
+        self,
+        tasks: PipelineLike,
+        *,
+        name: str = "",
+        idempotency_key: Optional[str] = None,
+        on_upload: Optional[OnUpload] = None,
+    ) -> "Operation":
+        """`sky jobs launch`: submits a managed job, which runs on a cluster of
+        its own that the server launches, relaunches when its nodes are lost
+        (or its code fails and ``resources.job_recovery`` allows restarts),
+        and tears down when the job ends. The operation succeeds once the job
+        is queued; its result is a LaunchManagedJobResponse (job_id, name).
+
+        ``tasks`` is a `Pipeline`, a Task, a pipeline or task YAML (path or
+        text; documents separated by ``---`` run one after another), a shell
+        command, or a list of tasks. ``name`` names the job (default: the
+        pipeline's name, else its first task's). Local workdirs and file
+        mounts are uploaded first when the server runs elsewhere, as for
+        `launch`. Follow the job with `jobs_logs` or `jobs_wait`."""
+        pipeline = Pipeline.coerce(tasks)
+        request = managed_jobs_pb2.LaunchManagedJobRequest(
+            tasks=self._task_specs(pipeline.to_proto(), on_upload),
+            name=name or pipeline.name,
+            idempotency_key=_common.idempotency_key(idempotency_key),
+        )
+        return self._submit(self._managed_jobs.LaunchManagedJob, request)
+
+    def jobs_queue(
+        self,
+        *,
+        all_users: bool = False,
+        skip_finished: bool = False,
+        job_ids: Iterable[int] = (),
+        limit: int = 0,
+    ) -> List[managed_jobs_pb2.ManagedJob]:
+        """`sky jobs queue`: managed jobs, newest first (the caller's, or with
+        ``all_users`` everyone's; only unfinished ones with ``skip_finished``;
+        only ``job_ids`` when given; at most ``limit``, 0 for all)."""
+        ids: List[int] = list(job_ids)
+        jobs: List[managed_jobs_pb2.ManagedJob] = []
+        token = ""
+        while True:
+            request = _common.managed_jobs_page(all_users, skip_finished, ids, limit, len(jobs), token)
+            if request is None:
+                return jobs
+            page = self._unary(self._managed_jobs.ListManagedJobs, request)
+            jobs.extend(page.jobs)
+            token = page.next_page_token
+            if not token:
+                return jobs
+
+    def jobs_cancel(
+        self,
+        job_ids: Iterable[int] = (),
+        *,
+        name: str = "",
+        all: bool = False,
+        all_users: bool = False,
+        idempotency_key: Optional[str] = None,
+    ) -> "Operation":
+        """`sky jobs cancel`: the jobs ``job_ids``, else the jobs named
+        ``name``, else with ``all`` every unfinished job of the caller (of
+        every user with ``all_users``, an admin's right). Their clusters are
+        torn down; the operation ends when they are CANCELLED (or, after a
+        bound, still CANCELLING) with a CancelManagedJobsResponse. Raises
+        SkyError ``ERROR_REASON_NOT_FOUND`` for an unknown job and
+        ``ERROR_REASON_ALREADY_DONE`` for a finished one named by id."""
+        request = managed_jobs_pb2.CancelManagedJobsRequest(
+            job_ids=list(job_ids),
+            name=name,
+            all=all,
+            all_users=all_users,
+            idempotency_key=_common.idempotency_key(idempotency_key),
+        )
+        return self._submit(self._managed_jobs.CancelManagedJobs, request)
+
+    def jobs_logs(
+        self,
+        job_id: int = 0,
+        *,
+        name: str = "",
+        follow: bool = True,
+        controller: bool = False,
+        offset: Optional[int] = None,
+        tail_lines: Optional[int] = None,
+    ) -> "LogStream":
+        """`sky jobs logs`: a managed job's output (every attempt, each after a
+        header line naming it; job 0: the caller's latest, or the newest named
+        ``name``) or, with ``controller``, the controller's log of the job, as
+        ``(offset, data)`` chunks. With ``follow`` it ends when the job is
+        over; the stream's ``job`` then holds the ManagedJob. Resumes from the
+        last offset when the server becomes unavailable."""
+        return self._managed_logs(job_id, name, follow, controller, offset, tail_lines, None)
+
+    def jobs_wait(self, job_id: int, timeout: Optional[float] = None) -> managed_jobs_pb2.ManagedJob:
+        """Waits until managed job ``job_id`` is over (SUCCEEDED, FAILED,
+        FAILED_SETUP, FAILED_NO_RESOURCE, FAILED_CONTROLLER or CANCELLED; its
+        cluster torn down) and returns it. Rides through server restarts;
+        raises TimeoutError after ``timeout`` seconds (the job goes on) and
+        SkyError ``ERROR_REASON_NOT_FOUND`` for an unknown job."""
+        _common.check_job_id(job_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        # The controller's log, from its end: short, and it ends with the job.
+        with self._managed_logs(job_id, "", True, True, None, 0, deadline) as stream:
+            try:
+                for _ in stream:
+                    pass
+            except TimeoutError:
+                raise TimeoutError(f"managed job {job_id} is not over after {timeout} s") from None
+        job = cast(managed_jobs_pb2.ManagedJob, stream.job)
+        if job is None or job.status not in _common.FINAL_MANAGED_JOB_STATUSES:  # the stream ends when it is over
+            raise SkyError(grpc.StatusCode.UNKNOWN, f"managed job {job_id}'s log ended before the job did")
+        return job
+
+    def _managed_logs(
+        self,
+        job_id: int,
+        name: str,
+        follow: bool,
+        controller: bool,
+        offset: Optional[int],
+        tail_lines: Optional[int],
+        deadline: Optional[float],
+    ) -> "LogStream":
+        def request(at: Optional[int]) -> managed_jobs_pb2.TailManagedJobLogsRequest:
+            return _common.managed_job_request(job_id, name, follow, controller, at, tail_lines)
+
+        def ended(stream: LogStream) -> str:
+            # A followed log ends with the job's final state; without it, the
+            # server went away (a restart) and the stream resumes.
+            return _common.LOG_DONE if not follow or stream.job is not None else _common.LOG_INTERRUPTED
+
+        return LogStream(self, self._managed_jobs.TailManagedJobLogs, request, offset, ended, deadline=deadline)
 
     # -- uploads ------------------------------------------------------------
 
@@ -534,7 +679,9 @@ class LogStream(Iterator[Chunk]):
     ``retry_unavailable_for`` per outage.
 
     ``offset`` is the next byte to read; ``job`` is the job state sent with the
-    last message of a job log stream. ``close()`` stops it early.
+    last message of a job log stream (a Job, or a ManagedJob for `jobs_logs`).
+    ``close()`` stops it early. With a ``deadline`` (a `time.monotonic()`
+    value) it raises TimeoutError once that passes.
     """
 
     def __init__(
@@ -544,13 +691,16 @@ class LogStream(Iterator[Chunk]):
         make_request: Callable[[Optional[int]], Any],
         offset: Optional[int],
         ended: Callable[["LogStream"], str],
+        *,
+        deadline: Optional[float] = None,
     ) -> None:
         self._client = client
         self._method = method
         self._make_request = make_request
         self._ended = ended
+        self._deadline = deadline
         self.offset = offset
-        self.job: Optional[clusters_pb2.Job] = None
+        self.job: Any = None
         self._call: Any = None
         self._closed = False
         self._lock = threading.Lock()
@@ -585,10 +735,12 @@ class LogStream(Iterator[Chunk]):
     def _run(self) -> Generator[Chunk, None, None]:
         backoff = _common.Backoff(self._client.retry_unavailable_for)
         while True:
+            remaining = self._remaining()
             with self._lock:
                 if self._closed:
                     return
-                call = self._method(self._make_request(self.offset), metadata=self._client._metadata)
+                request = self._make_request(self.offset)
+                call = self._method(request, metadata=self._client._metadata, timeout=remaining)
                 self._call = call
             error: Optional[SkyError] = None
             try:
@@ -613,10 +765,21 @@ class LogStream(Iterator[Chunk]):
                 if outcome == _common.LOG_REOPEN:
                     continue
                 error = SkyError(grpc.StatusCode.UNAVAILABLE, "the log stream ended early: the server went away")
+            self._remaining()  # past the deadline: TimeoutError rather than the call's DEADLINE_EXCEEDED
             pause = _common.retry_delay(error, backoff)
             if pause is None:
                 raise error
-            time.sleep(pause)
+            remaining = self._remaining()
+            time.sleep(pause if remaining is None else min(pause, remaining))
+
+    def _remaining(self) -> Optional[float]:
+        """Seconds left before the deadline (None: no deadline); TimeoutError once it passed."""
+        if self._deadline is None:
+            return None
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the log stream did not end before the deadline")
+        return remaining
 
 
 class _StubProxy:

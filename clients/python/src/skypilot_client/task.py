@@ -2,15 +2,19 @@
 `skypilot.v1.TaskSpec`.
 
 The mapping covers the fields the server understands (name, workdir,
-num_nodes, resources: infra/cpus/memory/accelerators/ports/autostop, envs,
-secrets, file_mounts, setup, run). Values are checked only for their shape;
-the server validates the rest (CPU amounts, accelerator names, infra ...).
+num_nodes, resources: infra/cpus/memory/accelerators/ports/autostop/job_recovery,
+envs, secrets, file_mounts, setup, run). Values are checked only for their
+shape (and `resources.job_recovery` fully); the server validates the rest (CPU
+amounts, accelerator names, infra ...).
+
+`Pipeline` reads the YAML of a managed job (`Client.jobs_launch`): one or more
+task documents separated by ``---``, run one after another.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
+from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 import yaml
 
@@ -20,7 +24,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 Amount = Union[str, int, float]
 
 TASK_FIELDS = ("name", "workdir", "num_nodes", "resources", "envs", "secrets", "file_mounts", "setup", "run")
-RESOURCE_FIELDS = ("infra", "cpus", "memory", "accelerators", "ports", "autostop", "use_spot")
+RESOURCE_FIELDS = ("infra", "cpus", "memory", "accelerators", "ports", "autostop", "use_spot", "job_recovery")
 #: SkyPilot task fields a TaskSpec cannot carry.
 UNSUPPORTED_TASK_FIELDS = {
     "service": "SkyServe services are not supported by this API server",
@@ -29,6 +33,12 @@ UNSUPPORTED_TASK_FIELDS = {
     "storage_mounts": "bucket mounts are not supported by this API server",
 }
 DEFAULT_AUTOSTOP_MINUTES = 5
+#: Recovery strategies of managed jobs (any case; empty means FAILOVER).
+JOB_RECOVERY_STRATEGIES = ("FAILOVER", "EAGER_NEXT_REGION")
+#: Most restarts on errors a managed job may ask for.
+MAX_RESTARTS_ON_ERRORS = 100
+#: Most tasks in one pipeline.
+MAX_PIPELINE_TASKS = 32
 
 
 class _Number(str):
@@ -138,6 +148,68 @@ def _resolve_path(path: str, base_dir: str) -> str:
     return os.path.join(base_dir, path)
 
 
+class JobRecovery(NamedTuple):
+    """``resources.job_recovery`` of a managed job: how its cluster is
+    relaunched (``strategy``: ``FAILOVER`` or ``EAGER_NEXT_REGION``, any case;
+    empty for FAILOVER), and how many times the job is launched again when its
+    own code fails (``max_restarts_on_errors``, 0 to 100). Lost nodes are
+    always recovered."""
+
+    strategy: str = ""
+    max_restarts_on_errors: int = 0
+
+    def to_proto(self) -> clusters_pb2.JobRecovery:
+        return clusters_pb2.JobRecovery(strategy=self.strategy, max_restarts_on_errors=self.max_restarts_on_errors)
+
+
+def _job_recovery(value: Any, path: str = "resources.job_recovery") -> Optional[JobRecovery]:
+    """``STRATEGY`` or ``{strategy, max_restarts_on_errors}`` (or a
+    `JobRecovery`), checked as the server checks it."""
+    if value is None:
+        return None
+    strategy, restarts = "", 0
+    if isinstance(value, JobRecovery):
+        strategy, restarts = value
+    elif isinstance(value, str) and not isinstance(value, _Number):
+        strategy = value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            if key == "strategy":
+                strategy = _string(item, f"{path}.strategy")
+            elif key == "max_restarts_on_errors":
+                restarts = _restarts(item, f"{path}.max_restarts_on_errors")
+            else:
+                raise ValueError(
+                    f"unknown field `{path}.{key}`; valid fields: strategy, max_restarts_on_errors"
+                )
+    else:
+        raise _fail(path, "must be a strategy name or {strategy, max_restarts_on_errors}")
+    if not isinstance(strategy, str):
+        raise _fail(f"{path}.strategy", "must be a string")
+    if strategy and strategy.upper() not in JOB_RECOVERY_STRATEGIES:
+        raise _fail(
+            f"{path}.strategy",
+            f"\"{strategy}\" is not a recovery strategy; use one of {', '.join(JOB_RECOVERY_STRATEGIES)}",
+        )
+    restarts = _restarts(restarts, f"{path}.max_restarts_on_errors")
+    if not 0 <= restarts <= MAX_RESTARTS_ON_ERRORS:
+        raise _fail(
+            f"{path}.max_restarts_on_errors", f"must be from 0 to {MAX_RESTARTS_ON_ERRORS}, not {restarts}"
+        )
+    return JobRecovery(str(strategy), restarts)
+
+
+def _restarts(value: Any, path: str) -> int:
+    if value is None:
+        return 0
+    number = getattr(value, "value", value)
+    if isinstance(number, int) and not isinstance(number, bool):
+        return number
+    if isinstance(number, float):
+        raise _fail(path, f"must be a whole number, not {value}")
+    raise _fail(path, "must be a whole number")
+
+
 class Task:
     """A SkyPilot task.
 
@@ -147,7 +219,9 @@ class Task:
     ``cpus`` and ``memory`` (GiB) take ``2``, ``0.5`` or ``"2+"`` (at least);
     ``accelerators`` takes ``"A100:2"`` or ``{"A100": 2}``. ``workdir`` and
     ``file_mounts`` sources are local paths (uploaded when the server runs
-    elsewhere) or upload references (``sky-upload://...``).
+    elsewhere) or upload references (``sky-upload://...``). ``job_recovery``
+    (managed jobs only) takes a strategy (``"FAILOVER"``), a `JobRecovery` or
+    ``{"strategy": ..., "max_restarts_on_errors": 3}``.
     """
 
     def __init__(
@@ -168,6 +242,7 @@ class Task:
         ports: Iterable[Union[int, str]] = (),
         autostop_idle_minutes: Optional[int] = None,
         autostop_down: bool = False,
+        job_recovery: Union[str, Mapping[str, Any], JobRecovery, None] = None,
     ) -> None:
         self.run = run
         self.setup = setup
@@ -184,6 +259,7 @@ class Task:
         self.ports: List[str] = [str(port) for port in ports]
         self.autostop_idle_minutes = autostop_idle_minutes
         self.autostop_down = autostop_down
+        self.job_recovery: Optional[JobRecovery] = _job_recovery(job_recovery)
 
     def __repr__(self) -> str:
         shown = {
@@ -214,15 +290,7 @@ class Task:
         declared ``null`` must be given there. Raises ValueError naming the
         field for a malformed task.
         """
-        path = _yaml_path(text_or_path)
-        if path is None and _names_a_yaml_file(text_or_path):
-            raise FileNotFoundError(f"no such task YAML: {text_or_path}")
-        if path is not None:
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read()
-            base_dir, origin = os.path.dirname(os.path.abspath(path)), str(path)
-        else:
-            text, base_dir, origin = str(text_or_path), os.getcwd(), "the task YAML"
+        text, base_dir, origin = _read_yaml(text_or_path)
         try:
             root = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
         except yaml.YAMLError as err:
@@ -311,6 +379,8 @@ class Task:
                 self.ports = [_scalar(port, path) for port in items]
             elif key == "autostop":
                 self._read_autostop(item, path)
+            elif key == "job_recovery":
+                self.job_recovery = _job_recovery(item, path)
             elif key == "use_spot":
                 if item is True:
                     raise _fail(path, "spot instances are not offered by this API server")
@@ -352,6 +422,9 @@ class Task:
         )
         if self.autostop_idle_minutes is not None:
             resources.autostop_idle_minutes = self.autostop_idle_minutes
+        recovery = _job_recovery(self.job_recovery)
+        if recovery is not None:
+            resources.job_recovery.CopyFrom(recovery.to_proto())
         return clusters_pb2.TaskSpec(
             name=self.name,
             workdir=self.workdir,
@@ -378,6 +451,125 @@ class Task:
         if _names_a_yaml_file(task):
             raise FileNotFoundError(f"no such task YAML: {task}")
         return cls(run=task)
+
+
+class Pipeline:
+    """A managed job's tasks, run one after another on clusters of their own
+    (`Client.jobs_launch`), and the job's name (empty: the first task's).
+
+    >>> Pipeline([Task(run="python prep.py"), Task(run="python train.py")], name="train")
+    >>> Pipeline.from_yaml("pipeline.yaml")   # task documents separated by ---
+    """
+
+    def __init__(self, tasks: Sequence[Task], name: str = "") -> None:
+        self.tasks: List[Task] = list(tasks)
+        self.name = name
+
+    def __repr__(self) -> str:
+        named = f"name={self.name!r}, " if self.name else ""
+        return f"Pipeline({named}tasks={self.tasks!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Pipeline) and (self.name, self.tasks) == (other.name, other.tasks)
+
+    @classmethod
+    def from_yaml(
+        cls,
+        text_or_path: PathLike,
+        *,
+        envs: Optional[Mapping[str, str]] = None,
+        secrets: Optional[Mapping[str, str]] = None,
+    ) -> "Pipeline":
+        """Reads a pipeline YAML (a file path or the text), as ``sky jobs
+        launch`` does: task documents separated by ``---``, at most
+        32; when there are several, a first document holding only ``name``
+        names the pipeline. A single task YAML is a pipeline of one task.
+        ``envs``/``secrets`` apply to every task, as in `Task.from_yaml`.
+        Raises ValueError naming the task (``task 2 of the pipeline: ...``)
+        and the field for a malformed one."""
+        text, base_dir, origin = _read_yaml(text_or_path)
+        documents: List[Any] = []
+        try:
+            for document in yaml.load_all(text, Loader=_Loader):  # noqa: S506 - a SafeLoader subclass
+                # An empty document (a trailing ``---``) is no task.
+                if document is not None or not documents:
+                    documents.append(document)
+                if len(documents) > MAX_PIPELINE_TASKS + 1:
+                    raise ValueError(f"the pipeline has more than {MAX_PIPELINE_TASKS} tasks")
+        except yaml.YAMLError as err:
+            raise ValueError(f"{origin} is malformed: {err}") from None
+        if not documents:
+            documents = [None]
+        name = ""
+        first = documents[0]
+        if len(documents) > 1 and isinstance(first, dict) and list(first) == ["name"]:
+            name = _string(first["name"], "name")
+            documents.pop(0)
+        if len(documents) > MAX_PIPELINE_TASKS:
+            raise ValueError(f"the pipeline has more than {MAX_PIPELINE_TASKS} tasks")
+        tasks = []
+        for index, document in enumerate(documents):
+            try:
+                if document is None:
+                    document = {}
+                if not isinstance(document, dict):
+                    raise ValueError(f"{origin} must be a mapping of fields (name, resources, setup, run, ...)")
+                tasks.append(Task._from_mapping(document, base_dir, envs or {}, secrets or {}))
+            except ValueError as err:
+                if index == 0:
+                    raise
+                raise ValueError(f"task {index + 1} of the pipeline: {err}") from None
+        return cls(tasks, name)
+
+    @classmethod
+    def coerce(cls, tasks: "PipelineLike") -> "Pipeline":
+        """A Pipeline as is; a Task as a pipeline of one; a path to a pipeline
+        or task YAML, or YAML text, read with `from_yaml`; any other string a
+        shell command (as `Task.coerce`); a list of any of these but pipelines,
+        one task each."""
+        if isinstance(tasks, Pipeline):
+            return tasks
+        if isinstance(tasks, Task):
+            return cls([tasks])
+        if isinstance(tasks, (str, os.PathLike)):
+            if _yaml_path(tasks) is not None or _looks_like_pipeline_yaml(str(tasks)):
+                return cls.from_yaml(tasks)
+            return cls([Task.coerce(tasks)])
+        if isinstance(tasks, Sequence):
+            return cls([Task.coerce(task) for task in tasks])
+        raise TypeError(f"expected tasks, a pipeline YAML or a command, not {type(tasks).__name__}")
+
+    def to_proto(self) -> List[clusters_pb2.TaskSpec]:
+        """The tasks as the `skypilot.v1.TaskSpec` messages the server receives."""
+        return [task.to_proto() for task in self.tasks]
+
+
+#: What `Client.jobs_launch` takes: a Pipeline, a Task, a pipeline or task
+#: YAML (path or text), a shell command, or a list of tasks.
+PipelineLike = Union[Pipeline, Task, PathLike, Sequence[Union[Task, PathLike]]]
+
+
+def _read_yaml(text_or_path: PathLike) -> Tuple[str, str, str]:
+    """The YAML text, the folder relative paths are resolved against, and how to name it in errors."""
+    path = _yaml_path(text_or_path)
+    if path is None and _names_a_yaml_file(text_or_path):
+        raise FileNotFoundError(f"no such task YAML: {text_or_path}")
+    if path is not None:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read(), os.path.dirname(os.path.abspath(path)), str(path)
+    return str(text_or_path), os.getcwd(), "the task YAML"
+
+
+def _looks_like_pipeline_yaml(text: str) -> bool:
+    """YAML text whose documents are all mappings, one with a task field."""
+    known = set(TASK_FIELDS) | set(UNSUPPORTED_TASK_FIELDS)
+    try:
+        documents = list(yaml.load_all(text, Loader=_Loader))  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError:
+        return False
+    return all(isinstance(root, dict) or root is None for root in documents) and any(
+        isinstance(root, dict) and any(isinstance(key, str) and key in known for key in root) for root in documents
+    )
 
 
 def _yaml_path(value: PathLike) -> Optional[str]:

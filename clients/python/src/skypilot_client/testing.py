@@ -15,8 +15,10 @@ The binary is ``$SKY_BIN``, else ``<repo root>/target/debug/sky`` (the repo
 root is found above the current folder). The server gets its own ``HOME`` and
 data directory, listens on ``127.0.0.1`` with ``--port 0``, and counts as
 ready when it logs ``API server is serving``. `stop()` tears down every
-cluster (their jobs run as detached processes), then sends SIGTERM and waits;
-it raises `ServerError`, naming them, when clusters could not be torn down.
+cluster (their jobs run as detached processes), after cancelling every
+unfinished managed job (whose clusters the server would launch again), then
+sends SIGTERM and waits; it raises `ServerError`, naming them, when jobs
+could not be cancelled or clusters torn down.
 
 For pytest, ``pytest_plugins = ["skypilot_client.pytest_plugin"]`` in a
 conftest.py provides the fixtures ``sky_server``, ``sky_deploy_server``,
@@ -325,18 +327,20 @@ class LocalServer:
         stream.close()
 
     def down_all(self) -> List[str]:
-        """Tears down every cluster of every user; returns the problems met,
-        each naming the cluster (and its unfinished jobs) left behind."""
+        """Cancels every unfinished managed job and tears down every cluster of
+        every user; returns the problems met, each naming the managed job or
+        the cluster (and its unfinished jobs) left behind."""
         if self.process is None:
             return []
         code = self.process.poll()
         if code is not None:
             return [f"the server exited with code {code} before its clusters were torn down"]
         with self.client(retry_unavailable_for=5.0) as client:
+            cancelling = self._cancel_managed_jobs(client)
             try:
                 clusters = [cluster.name for cluster in client.status(all_users=True)]
             except Exception as err:  # the server is in trouble: say so, stop anyway
-                return [f"listing clusters: {err}"]
+                return cancelling + [f"listing clusters: {err}"]
             failures: Dict[str, str] = {}
             operations = []
             for name in clusters:
@@ -352,10 +356,12 @@ class LocalServer:
             try:
                 left = [cluster.name for cluster in client.status(all_users=True)]
             except Exception as err:
-                return [f"cluster {name}: {failure}" for name, failure in failures.items()] + [
-                    f"listing clusters after teardown: {err}"
-                ]
-            problems = []
+                return (
+                    cancelling
+                    + [f"cluster {name}: {failure}" for name, failure in failures.items()]
+                    + [f"listing clusters after teardown: {err}"]
+                )
+            problems = cancelling
             for name in sorted(set(left) | set(failures)):
                 problem = f"cluster {name} was not torn down"
                 jobs = self._unfinished_jobs(client, name) if name in left else ""
@@ -365,6 +371,22 @@ class LocalServer:
                     problem += f": {failures[name]}"
                 problems.append(problem)
         return problems
+
+    def _cancel_managed_jobs(self, client: Client) -> List[str]:
+        """Cancels every unfinished managed job (their clusters go with them);
+        returns the problems met."""
+        try:
+            if not client.jobs_queue(all_users=True, skip_finished=True, limit=1):
+                return []
+            client.jobs_cancel(all=True, all_users=True).result(timeout=self.down_timeout)
+            left = client.jobs_queue(all_users=True, skip_finished=True)
+        except Exception as err:  # the server is in trouble: say so, stop anyway
+            return [f"cancelling the managed jobs: {err}"]
+        return [
+            f"managed job {job.job_id} was not cancelled ({v1.ManagedJobStatus.Name(job.status)}, "
+            f"cluster {job.cluster_name or '-'})"
+            for job in left
+        ]
 
     @staticmethod
     def _unfinished_jobs(client: Client, cluster: str) -> str:

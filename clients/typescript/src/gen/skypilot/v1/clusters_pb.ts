@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file skypilot/v1/clusters.proto.
  */
 export const file_skypilot_v1_clusters: GenFile = /*@__PURE__*/
-  fileDesc("Chpza3lwaWxvdC92MS9jbHVzdGVycy5wcm90bxILc2t5cGlsb3QudjEiswMKCFRhc2tTcGVjEgwKBG5hbWUYASABKAkSDwoHd29ya2RpchgCIAEoCRIRCgludW1fbm9kZXMYAyABKAUSKQoJcmVzb3VyY2VzGAQgASgLMhYuc2t5cGlsb3QudjEuUmVzb3VyY2VzEi0KBGVudnMYBSADKAsyHy5za3lwaWxvdC52MS5UYXNrU3BlYy5FbnZzRW50cnkSMwoHc2VjcmV0cxgGIAMoCzIiLnNreXBpbG90LnYxLlRhc2tTcGVjLlNlY3JldHNFbnRyeRI6CgtmaWxlX21vdW50cxgHIAMoCzIlLnNreXBpbG90LnYxLlRhc2tTcGVjLkZpbGVNb3VudHNFbnRyeRINCgVzZXR1cBgIIAEoCRILCgNydW4YCSABKAkaKwoJRW52c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLgoMU2VjcmV0c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaMQoPRmlsZU1vdW50c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEisgEKCVJlc291cmNlcxINCgVpbmZyYRgBIAEoCRIMCgRjcHVzGAIgASgJEg4KBm1lbW9yeRgDIAEoCRIUCgxhY2NlbGVyYXRvcnMYBCABKAkSDQoFcG9ydHMYBSADKAkSIgoVYXV0b3N0b3BfaWRsZV9taW51dGVzGAYgASgFSACIAQESFQoNYXV0b3N0b3BfZG93bhgHIAEoCEIYChZfYXV0b3N0b3BfaWRsZV9taW51dGVzIoEDCgdDbHVzdGVyEgwKBG5hbWUYASABKAkSDQoFaW5mcmEYAiABKAkSKgoGc3RhdHVzGAMgASgOMhouc2t5cGlsb3QudjEuQ2x1c3RlclN0YXR1cxIRCgludW1fbm9kZXMYBCABKAUSDAoEY3B1cxgFIAEoARISCgptZW1vcnlfZ2liGAYgASgBEhQKDGFjY2VsZXJhdG9ycxgHIAEoCRIdChVhdXRvc3RvcF9pZGxlX21pbnV0ZXMYCCABKAUSFQoNYXV0b3N0b3BfZG93bhgJIAEoCBIvCgtsYXVuY2hlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJdXNlcl9uYW1lGAsgASgJEg8KB3VzZXJfaWQYDCABKAkSLgoKaWRsZV9zaW5jZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoFbm9kZXMYDiADKAsyGC5za3lwaWxvdC52MS5DbHVzdGVyTm9kZSJdCgtDbHVzdGVyTm9kZRIMCgRyYW5rGAEgASgFEg8KB2FkZHJlc3MYAiABKAkSDAoEaG9zdBgDIAEoCRIRCglyZWFjaGFibGUYBCABKAgSDgoGZGV0YWlsGAUgASgJIvACCgNKb2ISDgoGam9iX2lkGAEgASgDEhQKDGNsdXN0ZXJfbmFtZRgCIAEoCRIMCgRuYW1lGAMgASgJEiYKBnN0YXR1cxgEIAEoDjIWLnNreXBpbG90LnYxLkpvYlN0YXR1cxIRCgl1c2VyX25hbWUYBSABKAkSDwoHdXNlcl9pZBgGIAEoCRIwCgxzdWJtaXR0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRjcHVzGAogASgBEhQKDGFjY2VsZXJhdG9ycxgLIAEoCRIWCglleGl0X2NvZGUYDCABKAVIAIgBARIPCgdtZXNzYWdlGA0gASgJQgwKCl9leGl0X2NvZGUi1wEKDUxhdW5jaFJlcXVlc3QSIwoEdGFzaxgBIAEoCzIVLnNreXBpbG90LnYxLlRhc2tTcGVjEhQKDGNsdXN0ZXJfbmFtZRgCIAEoCRIQCghub19zZXR1cBgDIAEoCBIMCgRkb3duGAQgASgIEiUKGGlkbGVfbWludXRlc190b19hdXRvc3RvcBgFIAEoBUgAiAEBEg4KBmRyeXJ1bhgGIAEoCBIXCg9pZGVtcG90ZW5jeV9rZXkYDyABKAlCGwoZX2lkbGVfbWludXRlc190b19hdXRvc3RvcCJHCg5MYXVuY2hSZXNwb25zZRIUCgxjbHVzdGVyX25hbWUYASABKAkSDgoGam9iX2lkGAIgASgDEg8KB3N1bW1hcnkYAyABKAkiYQoLRXhlY1JlcXVlc3QSFAoMY2x1c3Rlcl9uYW1lGAEgASgJEiMKBHRhc2sYAiABKAsyFS5za3lwaWxvdC52MS5UYXNrU3BlYxIXCg9pZGVtcG90ZW5jeV9rZXkYDyABKAkiNAoMRXhlY1Jlc3BvbnNlEhQKDGNsdXN0ZXJfbmFtZRgBIAEoCRIOCgZqb2JfaWQYAiABKAMiRQoUQ2x1c3RlckFjdGlvblJlcXVlc3QSFAoMY2x1c3Rlcl9uYW1lGAEgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgPIAEoCSJZChVDbHVzdGVyQWN0aW9uUmVzcG9uc2USFAoMY2x1c3Rlcl9uYW1lGAEgASgJEioKBnN0YXR1cxgCIAEoDjIaLnNreXBpbG90LnYxLkNsdXN0ZXJTdGF0dXMidAoPQXV0b3N0b3BSZXF1ZXN0EhQKDGNsdXN0ZXJfbmFtZRgBIAEoCRIUCgxpZGxlX21pbnV0ZXMYAiABKAUSDAoEZG93bhgDIAEoCBIOCgZjYW5jZWwYBCABKAgSFwoPaWRlbXBvdGVuY3lfa2V5GA8gASgJIlAKE0xpc3RDbHVzdGVyc1JlcXVlc3QSFQoNY2x1c3Rlcl9uYW1lcxgBIAMoCRIRCglhbGxfdXNlcnMYAiABKAgSDwoHcmVmcmVzaBgDIAEoCCI+ChRMaXN0Q2x1c3RlcnNSZXNwb25zZRImCghjbHVzdGVycxgBIAMoCzIULnNreXBpbG90LnYxLkNsdXN0ZXIieAoPTGlzdEpvYnNSZXF1ZXN0EhQKDGNsdXN0ZXJfbmFtZRgBIAEoCRIVCg1za2lwX2ZpbmlzaGVkGAIgASgIEhEKCWFsbF91c2VycxgDIAEoCBIRCglwYWdlX3NpemUYBCABKAUSEgoKcGFnZV90b2tlbhgFIAEoCSJLChBMaXN0Sm9ic1Jlc3BvbnNlEh4KBGpvYnMYASADKAsyEC5za3lwaWxvdC52MS5Kb2ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImAKEUNhbmNlbEpvYnNSZXF1ZXN0EhQKDGNsdXN0ZXJfbmFtZRgBIAEoCRIPCgdqb2JfaWRzGAIgAygDEgsKA2FsbBgDIAEoCBIXCg9pZGVtcG90ZW5jeV9rZXkYDyABKAkiLwoSQ2FuY2VsSm9ic1Jlc3BvbnNlEhkKEWNhbmNlbGxlZF9qb2JfaWRzGAEgAygDIpIBChJUYWlsSm9iTG9nc1JlcXVlc3QSFAoMY2x1c3Rlcl9uYW1lGAEgASgJEg4KBmpvYl9pZBgCIAEoAxIOCgZmb2xsb3cYAyABKAgSFwoKdGFpbF9saW5lcxgEIAEoBUgAiAEBEhMKBm9mZnNldBgFIAEoA0gBiAEBQg0KC190YWlsX2xpbmVzQgkKB19vZmZzZXQiUgoTVGFpbEpvYkxvZ3NSZXNwb25zZRIOCgZvZmZzZXQYASABKAMSDAoEZGF0YRgCIAEoDBIdCgNqb2IYAyABKAsyEC5za3lwaWxvdC52MS5Kb2IqewoNQ2x1c3RlclN0YXR1cxIeChpDTFVTVEVSX1NUQVRVU19VTlNQRUNJRklFRBAAEhcKE0NMVVNURVJfU1RBVFVTX0lOSVQQARIVChFDTFVTVEVSX1NUQVRVU19VUBACEhoKFkNMVVNURVJfU1RBVFVTX1NUT1BQRUQQAyraAQoJSm9iU3RhdHVzEhoKFkpPQl9TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJKT0JfU1RBVFVTX1BFTkRJTkcQARIZChVKT0JfU1RBVFVTX1NFVFRJTkdfVVAQAhIWChJKT0JfU1RBVFVTX1JVTk5JTkcQAxIYChRKT0JfU1RBVFVTX1NVQ0NFRURFRBAEEhUKEUpPQl9TVEFUVVNfRkFJTEVEEAUSGwoXSk9CX1NUQVRVU19GQUlMRURfU0VUVVAQBhIYChRKT0JfU1RBVFVTX0NBTkNFTExFRBAHMpMECg5DbHVzdGVyU2VydmljZRJDCgZMYXVuY2gSGi5za3lwaWxvdC52MS5MYXVuY2hSZXF1ZXN0Gh0uZ29vZ2xlLmxvbmdydW5uaW5nLk9wZXJhdGlvbhI/CgRFeGVjEhguc2t5cGlsb3QudjEuRXhlY1JlcXVlc3QaHS5nb29nbGUubG9uZ3J1bm5pbmcuT3BlcmF0aW9uEkgKBFN0b3ASIS5za3lwaWxvdC52MS5DbHVzdGVyQWN0aW9uUmVxdWVzdBodLmdvb2dsZS5sb25ncnVubmluZy5PcGVyYXRpb24SSQoFU3RhcnQSIS5za3lwaWxvdC52MS5DbHVzdGVyQWN0aW9uUmVxdWVzdBodLmdvb2dsZS5sb25ncnVubmluZy5PcGVyYXRpb24SSAoERG93bhIhLnNreXBpbG90LnYxLkNsdXN0ZXJBY3Rpb25SZXF1ZXN0Gh0uZ29vZ2xlLmxvbmdydW5uaW5nLk9wZXJhdGlvbhJHCghBdXRvc3RvcBIcLnNreXBpbG90LnYxLkF1dG9zdG9wUmVxdWVzdBodLmdvb2dsZS5sb25ncnVubmluZy5PcGVyYXRpb24SUwoMTGlzdENsdXN0ZXJzEiAuc2t5cGlsb3QudjEuTGlzdENsdXN0ZXJzUmVxdWVzdBohLnNreXBpbG90LnYxLkxpc3RDbHVzdGVyc1Jlc3BvbnNlMvYBCgpKb2JTZXJ2aWNlEkcKCExpc3RKb2JzEhwuc2t5cGlsb3QudjEuTGlzdEpvYnNSZXF1ZXN0Gh0uc2t5cGlsb3QudjEuTGlzdEpvYnNSZXNwb25zZRJLCgpDYW5jZWxKb2JzEh4uc2t5cGlsb3QudjEuQ2FuY2VsSm9ic1JlcXVlc3QaHS5nb29nbGUubG9uZ3J1bm5pbmcuT3BlcmF0aW9uElIKC1RhaWxKb2JMb2dzEh8uc2t5cGlsb3QudjEuVGFpbEpvYkxvZ3NSZXF1ZXN0GiAuc2t5cGlsb3QudjEuVGFpbEpvYkxvZ3NSZXNwb25zZTABYgZwcm90bzM", [file_google_longrunning_operations, file_google_protobuf_timestamp]);
+  fileDesc("Chpza3lwaWxvdC92MS9jbHVzdGVycy5wcm90bxILc2t5cGlsb3QudjEiswMKCFRhc2tTcGVjEgwKBG5hbWUYASABKAkSDwoHd29ya2RpchgCIAEoCRIRCgludW1fbm9kZXMYAyABKAUSKQoJcmVzb3VyY2VzGAQgASgLMhYuc2t5cGlsb3QudjEuUmVzb3VyY2VzEi0KBGVudnMYBSADKAsyHy5za3lwaWxvdC52MS5UYXNrU3BlYy5FbnZzRW50cnkSMwoHc2VjcmV0cxgGIAMoCzIiLnNreXBpbG90LnYxLlRhc2tTcGVjLlNlY3JldHNFbnRyeRI6CgtmaWxlX21vdW50cxgHIAMoCzIlLnNreXBpbG90LnYxLlRhc2tTcGVjLkZpbGVNb3VudHNFbnRyeRINCgVzZXR1cBgIIAEoCRILCgNydW4YCSABKAkaKwoJRW52c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLgoMU2VjcmV0c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaMQoPRmlsZU1vdW50c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi4gEKCVJlc291cmNlcxINCgVpbmZyYRgBIAEoCRIMCgRjcHVzGAIgASgJEg4KBm1lbW9yeRgDIAEoCRIUCgxhY2NlbGVyYXRvcnMYBCABKAkSDQoFcG9ydHMYBSADKAkSIgoVYXV0b3N0b3BfaWRsZV9taW51dGVzGAYgASgFSACIAQESFQoNYXV0b3N0b3BfZG93bhgHIAEoCBIuCgxqb2JfcmVjb3ZlcnkYCCABKAsyGC5za3lwaWxvdC52MS5Kb2JSZWNvdmVyeUIYChZfYXV0b3N0b3BfaWRsZV9taW51dGVzIj8KC0pvYlJlY292ZXJ5EhAKCHN0cmF0ZWd5GAEgASgJEh4KFm1heF9yZXN0YXJ0c19vbl9lcnJvcnMYAiABKAUigQMKB0NsdXN0ZXISDAoEbmFtZRgBIAEoCRINCgVpbmZyYRgCIAEoCRIqCgZzdGF0dXMYAyABKA4yGi5za3lwaWxvdC52MS5DbHVzdGVyU3RhdHVzEhEKCW51bV9ub2RlcxgEIAEoBRIMCgRjcHVzGAUgASgBEhIKCm1lbW9yeV9naWIYBiABKAESFAoMYWNjZWxlcmF0b3JzGAcgASgJEh0KFWF1dG9zdG9wX2lkbGVfbWludXRlcxgIIAEoBRIVCg1hdXRvc3RvcF9kb3duGAkgASgIEi8KC2xhdW5jaGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCgl1c2VyX25hbWUYCyABKAkSDwoHdXNlcl9pZBgMIAEoCRIuCgppZGxlX3NpbmNlGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBInCgVub2RlcxgOIAMoCzIYLnNreXBpbG90LnYxLkNsdXN0ZXJOb2RlIl0KC0NsdXN0ZXJOb2RlEgwKBHJhbmsYASABKAUSDwoHYWRkcmVzcxgCIAEoCRIMCgRob3N0GAMgASgJEhEKCXJlYWNoYWJsZRgEIAEoCBIOCgZkZXRhaWwYBSABKAki8AIKA0pvYhIOCgZqb2JfaWQYASABKAMSFAoMY2x1c3Rlcl9uYW1lGAIgASgJEgwKBG5hbWUYAyABKAkSJgoGc3RhdHVzGAQgASgOMhYuc2t5cGlsb3QudjEuSm9iU3RhdHVzEhEKCXVzZXJfbmFtZRgFIAEoCRIPCgd1c2VyX2lkGAYgASgJEjAKDHN1Ym1pdHRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKc3RhcnRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGNwdXMYCiABKAESFAoMYWNjZWxlcmF0b3JzGAsgASgJEhYKCWV4aXRfY29kZRgMIAEoBUgAiAEBEg8KB21lc3NhZ2UYDSABKAlCDAoKX2V4aXRfY29kZSLXAQoNTGF1bmNoUmVxdWVzdBIjCgR0YXNrGAEgASgLMhUuc2t5cGlsb3QudjEuVGFza1NwZWMSFAoMY2x1c3Rlcl9uYW1lGAIgASgJEhAKCG5vX3NldHVwGAMgASgIEgwKBGRvd24YBCABKAgSJQoYaWRsZV9taW51dGVzX3RvX2F1dG9zdG9wGAUgASgFSACIAQESDgoGZHJ5cnVuGAYgASgIEhcKD2lkZW1wb3RlbmN5X2tleRgPIAEoCUIbChlfaWRsZV9taW51dGVzX3RvX2F1dG9zdG9wIkcKDkxhdW5jaFJlc3BvbnNlEhQKDGNsdXN0ZXJfbmFtZRgBIAEoCRIOCgZqb2JfaWQYAiABKAMSDwoHc3VtbWFyeRgDIAEoCSJhCgtFeGVjUmVxdWVzdBIUCgxjbHVzdGVyX25hbWUYASABKAkSIwoEdGFzaxgCIAEoCzIVLnNreXBpbG90LnYxLlRhc2tTcGVjEhcKD2lkZW1wb3RlbmN5X2tleRgPIAEoCSI0CgxFeGVjUmVzcG9uc2USFAoMY2x1c3Rlcl9uYW1lGAEgASgJEg4KBmpvYl9pZBgCIAEoAyJUChRDbHVzdGVyQWN0aW9uUmVxdWVzdBIUCgxjbHVzdGVyX25hbWUYASABKAkSDQoFcHVyZ2UYAiABKAgSFwoPaWRlbXBvdGVuY3lfa2V5GA8gASgJIlkKFUNsdXN0ZXJBY3Rpb25SZXNwb25zZRIUCgxjbHVzdGVyX25hbWUYASABKAkSKgoGc3RhdHVzGAIgASgOMhouc2t5cGlsb3QudjEuQ2x1c3RlclN0YXR1cyJ0Cg9BdXRvc3RvcFJlcXVlc3QSFAoMY2x1c3Rlcl9uYW1lGAEgASgJEhQKDGlkbGVfbWludXRlcxgCIAEoBRIMCgRkb3duGAMgASgIEg4KBmNhbmNlbBgEIAEoCBIXCg9pZGVtcG90ZW5jeV9rZXkYDyABKAkiUAoTTGlzdENsdXN0ZXJzUmVxdWVzdBIVCg1jbHVzdGVyX25hbWVzGAEgAygJEhEKCWFsbF91c2VycxgCIAEoCBIPCgdyZWZyZXNoGAMgASgIIj4KFExpc3RDbHVzdGVyc1Jlc3BvbnNlEiYKCGNsdXN0ZXJzGAEgAygLMhQuc2t5cGlsb3QudjEuQ2x1c3RlciJ4Cg9MaXN0Sm9ic1JlcXVlc3QSFAoMY2x1c3Rlcl9uYW1lGAEgASgJEhUKDXNraXBfZmluaXNoZWQYAiABKAgSEQoJYWxsX3VzZXJzGAMgASgIEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJIksKEExpc3RKb2JzUmVzcG9uc2USHgoEam9icxgBIAMoCzIQLnNreXBpbG90LnYxLkpvYhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiYAoRQ2FuY2VsSm9ic1JlcXVlc3QSFAoMY2x1c3Rlcl9uYW1lGAEgASgJEg8KB2pvYl9pZHMYAiADKAMSCwoDYWxsGAMgASgIEhcKD2lkZW1wb3RlbmN5X2tleRgPIAEoCSIvChJDYW5jZWxKb2JzUmVzcG9uc2USGQoRY2FuY2VsbGVkX2pvYl9pZHMYASADKAMikgEKElRhaWxKb2JMb2dzUmVxdWVzdBIUCgxjbHVzdGVyX25hbWUYASABKAkSDgoGam9iX2lkGAIgASgDEg4KBmZvbGxvdxgDIAEoCBIXCgp0YWlsX2xpbmVzGAQgASgFSACIAQESEwoGb2Zmc2V0GAUgASgDSAGIAQFCDQoLX3RhaWxfbGluZXNCCQoHX29mZnNldCJSChNUYWlsSm9iTG9nc1Jlc3BvbnNlEg4KBm9mZnNldBgBIAEoAxIMCgRkYXRhGAIgASgMEh0KA2pvYhgDIAEoCzIQLnNreXBpbG90LnYxLkpvYip7Cg1DbHVzdGVyU3RhdHVzEh4KGkNMVVNURVJfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTQ0xVU1RFUl9TVEFUVVNfSU5JVBABEhUKEUNMVVNURVJfU1RBVFVTX1VQEAISGgoWQ0xVU1RFUl9TVEFUVVNfU1RPUFBFRBADKtoBCglKb2JTdGF0dXMSGgoWSk9CX1NUQVRVU19VTlNQRUNJRklFRBAAEhYKEkpPQl9TVEFUVVNfUEVORElORxABEhkKFUpPQl9TVEFUVVNfU0VUVElOR19VUBACEhYKEkpPQl9TVEFUVVNfUlVOTklORxADEhgKFEpPQl9TVEFUVVNfU1VDQ0VFREVEEAQSFQoRSk9CX1NUQVRVU19GQUlMRUQQBRIbChdKT0JfU1RBVFVTX0ZBSUxFRF9TRVRVUBAGEhgKFEpPQl9TVEFUVVNfQ0FOQ0VMTEVEEAcykwQKDkNsdXN0ZXJTZXJ2aWNlEkMKBkxhdW5jaBIaLnNreXBpbG90LnYxLkxhdW5jaFJlcXVlc3QaHS5nb29nbGUubG9uZ3J1bm5pbmcuT3BlcmF0aW9uEj8KBEV4ZWMSGC5za3lwaWxvdC52MS5FeGVjUmVxdWVzdBodLmdvb2dsZS5sb25ncnVubmluZy5PcGVyYXRpb24SSAoEU3RvcBIhLnNreXBpbG90LnYxLkNsdXN0ZXJBY3Rpb25SZXF1ZXN0Gh0uZ29vZ2xlLmxvbmdydW5uaW5nLk9wZXJhdGlvbhJJCgVTdGFydBIhLnNreXBpbG90LnYxLkNsdXN0ZXJBY3Rpb25SZXF1ZXN0Gh0uZ29vZ2xlLmxvbmdydW5uaW5nLk9wZXJhdGlvbhJICgREb3duEiEuc2t5cGlsb3QudjEuQ2x1c3RlckFjdGlvblJlcXVlc3QaHS5nb29nbGUubG9uZ3J1bm5pbmcuT3BlcmF0aW9uEkcKCEF1dG9zdG9wEhwuc2t5cGlsb3QudjEuQXV0b3N0b3BSZXF1ZXN0Gh0uZ29vZ2xlLmxvbmdydW5uaW5nLk9wZXJhdGlvbhJTCgxMaXN0Q2x1c3RlcnMSIC5za3lwaWxvdC52MS5MaXN0Q2x1c3RlcnNSZXF1ZXN0GiEuc2t5cGlsb3QudjEuTGlzdENsdXN0ZXJzUmVzcG9uc2Uy9gEKCkpvYlNlcnZpY2USRwoITGlzdEpvYnMSHC5za3lwaWxvdC52MS5MaXN0Sm9ic1JlcXVlc3QaHS5za3lwaWxvdC52MS5MaXN0Sm9ic1Jlc3BvbnNlEksKCkNhbmNlbEpvYnMSHi5za3lwaWxvdC52MS5DYW5jZWxKb2JzUmVxdWVzdBodLmdvb2dsZS5sb25ncnVubmluZy5PcGVyYXRpb24SUgoLVGFpbEpvYkxvZ3MSHy5za3lwaWxvdC52MS5UYWlsSm9iTG9nc1JlcXVlc3QaIC5za3lwaWxvdC52MS5UYWlsSm9iTG9nc1Jlc3BvbnNlMAFiBnByb3RvMw", [file_google_longrunning_operations, file_google_protobuf_timestamp]);
 
 /**
  * A task, as parsed from a SkyPilot task YAML and the command line.
@@ -136,6 +136,14 @@ export type Resources = Message<"skypilot.v1.Resources"> & {
    * @generated from field: bool autostop_down = 7;
    */
   autostopDown: boolean;
+
+  /**
+   * How a managed job recovers (`sky jobs launch`); unset: FAILOVER with no
+   * restart when the job's own code fails. Ignored by `sky launch`.
+   *
+   * @generated from field: skypilot.v1.JobRecovery job_recovery = 8;
+   */
+  jobRecovery?: JobRecovery | undefined;
 };
 
 /**
@@ -144,6 +152,35 @@ export type Resources = Message<"skypilot.v1.Resources"> & {
  */
 export const ResourcesSchema: GenMessage<Resources> = /*@__PURE__*/
   messageDesc(file_skypilot_v1_clusters, 1);
+
+/**
+ * `resources.job_recovery` of a managed job.
+ *
+ * @generated from message skypilot.v1.JobRecovery
+ */
+export type JobRecovery = Message<"skypilot.v1.JobRecovery"> & {
+  /**
+   * "FAILOVER" or "EAGER_NEXT_REGION" (any case); empty: FAILOVER.
+   *
+   * @generated from field: string strategy = 1;
+   */
+  strategy: string;
+
+  /**
+   * How many times the job is launched again when its own code fails
+   * (exits non-zero); 0: never. Lost nodes are always recovered.
+   *
+   * @generated from field: int32 max_restarts_on_errors = 2;
+   */
+  maxRestartsOnErrors: number;
+};
+
+/**
+ * Describes the message skypilot.v1.JobRecovery.
+ * Use `create(JobRecoverySchema)` to create a new message.
+ */
+export const JobRecoverySchema: GenMessage<JobRecovery> = /*@__PURE__*/
+  messageDesc(file_skypilot_v1_clusters, 2);
 
 /**
  * A cluster as `sky status` shows it.
@@ -235,7 +272,7 @@ export type Cluster = Message<"skypilot.v1.Cluster"> & {
  * Use `create(ClusterSchema)` to create a new message.
  */
 export const ClusterSchema: GenMessage<Cluster> = /*@__PURE__*/
-  messageDesc(file_skypilot_v1_clusters, 2);
+  messageDesc(file_skypilot_v1_clusters, 3);
 
 /**
  * One node of a cluster.
@@ -283,7 +320,7 @@ export type ClusterNode = Message<"skypilot.v1.ClusterNode"> & {
  * Use `create(ClusterNodeSchema)` to create a new message.
  */
 export const ClusterNodeSchema: GenMessage<ClusterNode> = /*@__PURE__*/
-  messageDesc(file_skypilot_v1_clusters, 3);
+  messageDesc(file_skypilot_v1_clusters, 4);
 
 /**
  * A job as `sky queue` shows it.
@@ -366,7 +403,7 @@ export type Job = Message<"skypilot.v1.Job"> & {
  * Use `create(JobSchema)` to create a new message.
  */
 export const JobSchema: GenMessage<Job> = /*@__PURE__*/
-  messageDesc(file_skypilot_v1_clusters, 4);
+  messageDesc(file_skypilot_v1_clusters, 5);
 
 /**
  * @generated from message skypilot.v1.LaunchRequest
@@ -423,7 +460,7 @@ export type LaunchRequest = Message<"skypilot.v1.LaunchRequest"> & {
  * Use `create(LaunchRequestSchema)` to create a new message.
  */
 export const LaunchRequestSchema: GenMessage<LaunchRequest> = /*@__PURE__*/
-  messageDesc(file_skypilot_v1_clusters, 5);
+  messageDesc(file_skypilot_v1_clusters, 6);
 
 /**
  * @generated from message skypilot.v1.LaunchResponse
@@ -454,7 +491,7 @@ export type LaunchResponse = Message<"skypilot.v1.LaunchResponse"> & {
  * Use `create(LaunchResponseSchema)` to create a new message.
  */
 export const LaunchResponseSchema: GenMessage<LaunchResponse> = /*@__PURE__*/
-  messageDesc(file_skypilot_v1_clusters, 6);
+  messageDesc(file_skypilot_v1_clusters, 7);
 
 /**
  * @generated from message skypilot.v1.ExecRequest
@@ -481,7 +518,7 @@ export type ExecRequest = Message<"skypilot.v1.ExecRequest"> & {
  * Use `create(ExecRequestSchema)` to create a new message.
  */
 export const ExecRequestSchema: GenMessage<ExecRequest> = /*@__PURE__*/
-  messageDesc(file_skypilot_v1_clusters, 7);
+  messageDesc(file_skypilot_v1_clusters, 8);
 
 /**
  * @generated from message skypilot.v1.ExecResponse
@@ -503,7 +540,7 @@ export type ExecResponse = Message<"skypilot.v1.ExecResponse"> & {
  * Use `create(ExecResponseSchema)` to create a new message.
  */
 export const ExecResponseSchema: GenMessage<ExecResponse> = /*@__PURE__*/
-  messageDesc(file_skypilot_v1_clusters, 8);
+  messageDesc(file_skypilot_v1_clusters, 9);
 
 /**
  * @generated from message skypilot.v1.ClusterActionRequest
@@ -513,6 +550,14 @@ export type ClusterActionRequest = Message<"skypilot.v1.ClusterActionRequest"> &
    * @generated from field: string cluster_name = 1;
    */
   clusterName: string;
+
+  /**
+   * `sky down --purge`: forget the cluster even where its nodes cannot be
+   * reached (a dead host): what is on them stays there. Down only.
+   *
+   * @generated from field: bool purge = 2;
+   */
+  purge: boolean;
 
   /**
    * @generated from field: string idempotency_key = 15;
@@ -525,7 +570,7 @@ export type ClusterActionRequest = Message<"skypilot.v1.ClusterActionRequest"> &
  * Use `create(ClusterActionRequestSchema)` to create a new message.
  */
 export const ClusterActionRequestSchema: GenMessage<ClusterActionRequest> = /*@__PURE__*/
-  messageDesc(file_skypilot_v1_clusters, 9);
+  messageDesc(file_skypilot_v1_clusters, 10);
 
 /**
  * @generated from message skypilot.v1.ClusterActionResponse
@@ -547,7 +592,7 @@ export type ClusterActionResponse = Message<"skypilot.v1.ClusterActionResponse">
  * Use `create(ClusterActionResponseSchema)` to create a new message.
  */
 export const ClusterActionResponseSchema: GenMessage<ClusterActionResponse> = /*@__PURE__*/
-  messageDesc(file_skypilot_v1_clusters, 10);
+  messageDesc(file_skypilot_v1_clusters, 11);
 
 /**
  * @generated from message skypilot.v1.AutostopRequest
@@ -588,7 +633,7 @@ export type AutostopRequest = Message<"skypilot.v1.AutostopRequest"> & {
  * Use `create(AutostopRequestSchema)` to create a new message.
  */
 export const AutostopRequestSchema: GenMessage<AutostopRequest> = /*@__PURE__*/
-  messageDesc(file_skypilot_v1_clusters, 11);
+  messageDesc(file_skypilot_v1_clusters, 12);
 
 /**
  * @generated from message skypilot.v1.ListClustersRequest
@@ -622,7 +667,7 @@ export type ListClustersRequest = Message<"skypilot.v1.ListClustersRequest"> & {
  * Use `create(ListClustersRequestSchema)` to create a new message.
  */
 export const ListClustersRequestSchema: GenMessage<ListClustersRequest> = /*@__PURE__*/
-  messageDesc(file_skypilot_v1_clusters, 12);
+  messageDesc(file_skypilot_v1_clusters, 13);
 
 /**
  * @generated from message skypilot.v1.ListClustersResponse
@@ -639,7 +684,7 @@ export type ListClustersResponse = Message<"skypilot.v1.ListClustersResponse"> &
  * Use `create(ListClustersResponseSchema)` to create a new message.
  */
 export const ListClustersResponseSchema: GenMessage<ListClustersResponse> = /*@__PURE__*/
-  messageDesc(file_skypilot_v1_clusters, 13);
+  messageDesc(file_skypilot_v1_clusters, 14);
 
 /**
  * @generated from message skypilot.v1.ListJobsRequest
@@ -684,7 +729,7 @@ export type ListJobsRequest = Message<"skypilot.v1.ListJobsRequest"> & {
  * Use `create(ListJobsRequestSchema)` to create a new message.
  */
 export const ListJobsRequestSchema: GenMessage<ListJobsRequest> = /*@__PURE__*/
-  messageDesc(file_skypilot_v1_clusters, 14);
+  messageDesc(file_skypilot_v1_clusters, 15);
 
 /**
  * @generated from message skypilot.v1.ListJobsResponse
@@ -710,7 +755,7 @@ export type ListJobsResponse = Message<"skypilot.v1.ListJobsResponse"> & {
  * Use `create(ListJobsResponseSchema)` to create a new message.
  */
 export const ListJobsResponseSchema: GenMessage<ListJobsResponse> = /*@__PURE__*/
-  messageDesc(file_skypilot_v1_clusters, 15);
+  messageDesc(file_skypilot_v1_clusters, 16);
 
 /**
  * @generated from message skypilot.v1.CancelJobsRequest
@@ -744,7 +789,7 @@ export type CancelJobsRequest = Message<"skypilot.v1.CancelJobsRequest"> & {
  * Use `create(CancelJobsRequestSchema)` to create a new message.
  */
 export const CancelJobsRequestSchema: GenMessage<CancelJobsRequest> = /*@__PURE__*/
-  messageDesc(file_skypilot_v1_clusters, 16);
+  messageDesc(file_skypilot_v1_clusters, 17);
 
 /**
  * @generated from message skypilot.v1.CancelJobsResponse
@@ -761,7 +806,7 @@ export type CancelJobsResponse = Message<"skypilot.v1.CancelJobsResponse"> & {
  * Use `create(CancelJobsResponseSchema)` to create a new message.
  */
 export const CancelJobsResponseSchema: GenMessage<CancelJobsResponse> = /*@__PURE__*/
-  messageDesc(file_skypilot_v1_clusters, 17);
+  messageDesc(file_skypilot_v1_clusters, 18);
 
 /**
  * @generated from message skypilot.v1.TailJobLogsRequest
@@ -800,7 +845,7 @@ export type TailJobLogsRequest = Message<"skypilot.v1.TailJobLogsRequest"> & {
  * Use `create(TailJobLogsRequestSchema)` to create a new message.
  */
 export const TailJobLogsRequestSchema: GenMessage<TailJobLogsRequest> = /*@__PURE__*/
-  messageDesc(file_skypilot_v1_clusters, 18);
+  messageDesc(file_skypilot_v1_clusters, 19);
 
 /**
  * @generated from message skypilot.v1.TailJobLogsResponse
@@ -829,7 +874,7 @@ export type TailJobLogsResponse = Message<"skypilot.v1.TailJobLogsResponse"> & {
  * Use `create(TailJobLogsResponseSchema)` to create a new message.
  */
 export const TailJobLogsResponseSchema: GenMessage<TailJobLogsResponse> = /*@__PURE__*/
-  messageDesc(file_skypilot_v1_clusters, 19);
+  messageDesc(file_skypilot_v1_clusters, 20);
 
 /**
  * @generated from enum skypilot.v1.ClusterStatus

@@ -82,7 +82,7 @@ class TaskSpec(_message.Message):
     def __init__(self, name: _Optional[str] = ..., workdir: _Optional[str] = ..., num_nodes: _Optional[int] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., envs: _Optional[_Mapping[str, str]] = ..., secrets: _Optional[_Mapping[str, str]] = ..., file_mounts: _Optional[_Mapping[str, str]] = ..., setup: _Optional[str] = ..., run: _Optional[str] = ...) -> None: ...
 
 class Resources(_message.Message):
-    __slots__ = ("infra", "cpus", "memory", "accelerators", "ports", "autostop_idle_minutes", "autostop_down")
+    __slots__ = ("infra", "cpus", "memory", "accelerators", "ports", "autostop_idle_minutes", "autostop_down", "job_recovery")
     INFRA_FIELD_NUMBER: _ClassVar[int]
     CPUS_FIELD_NUMBER: _ClassVar[int]
     MEMORY_FIELD_NUMBER: _ClassVar[int]
@@ -90,6 +90,7 @@ class Resources(_message.Message):
     PORTS_FIELD_NUMBER: _ClassVar[int]
     AUTOSTOP_IDLE_MINUTES_FIELD_NUMBER: _ClassVar[int]
     AUTOSTOP_DOWN_FIELD_NUMBER: _ClassVar[int]
+    JOB_RECOVERY_FIELD_NUMBER: _ClassVar[int]
     infra: str
     cpus: str
     memory: str
@@ -97,7 +98,16 @@ class Resources(_message.Message):
     ports: _containers.RepeatedScalarFieldContainer[str]
     autostop_idle_minutes: int
     autostop_down: bool
-    def __init__(self, infra: _Optional[str] = ..., cpus: _Optional[str] = ..., memory: _Optional[str] = ..., accelerators: _Optional[str] = ..., ports: _Optional[_Iterable[str]] = ..., autostop_idle_minutes: _Optional[int] = ..., autostop_down: bool = ...) -> None: ...
+    job_recovery: JobRecovery
+    def __init__(self, infra: _Optional[str] = ..., cpus: _Optional[str] = ..., memory: _Optional[str] = ..., accelerators: _Optional[str] = ..., ports: _Optional[_Iterable[str]] = ..., autostop_idle_minutes: _Optional[int] = ..., autostop_down: bool = ..., job_recovery: _Optional[_Union[JobRecovery, _Mapping]] = ...) -> None: ...
+
+class JobRecovery(_message.Message):
+    __slots__ = ("strategy", "max_restarts_on_errors")
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    MAX_RESTARTS_ON_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    strategy: str
+    max_restarts_on_errors: int
+    def __init__(self, strategy: _Optional[str] = ..., max_restarts_on_errors: _Optional[int] = ...) -> None: ...
 
 class Cluster(_message.Message):
     __slots__ = ("name", "infra", "status", "num_nodes", "cpus", "memory_gib", "accelerators", "autostop_idle_minutes", "autostop_down", "launched_at", "user_name", "user_id", "idle_since", "nodes")
@@ -222,12 +232,14 @@ class ExecResponse(_message.Message):
     def __init__(self, cluster_name: _Optional[str] = ..., job_id: _Optional[int] = ...) -> None: ...
 
 class ClusterActionRequest(_message.Message):
-    __slots__ = ("cluster_name", "idempotency_key")
+    __slots__ = ("cluster_name", "purge", "idempotency_key")
     CLUSTER_NAME_FIELD_NUMBER: _ClassVar[int]
+    PURGE_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     cluster_name: str
+    purge: bool
     idempotency_key: str
-    def __init__(self, cluster_name: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    def __init__(self, cluster_name: _Optional[str] = ..., purge: bool = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class ClusterActionResponse(_message.Message):
     __slots__ = ("cluster_name", "status")
