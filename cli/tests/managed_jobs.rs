@@ -142,7 +142,7 @@ async fn a_managed_job_runs_to_succeeded_and_its_cluster_is_gone_after() {
     }
     assert!(queue.stdout.contains("SUCCEEDED"), "{}", queue.stdout);
     let controller = env.sky(&["jobs", "logs", "--controller", "--no-follow", "1"]).ok();
-    for step in ["Launching cluster", "is running", "succeeded", "torn down"] {
+    for step in ["Launching cluster", "is up", "succeeded", "torn down"] {
         assert!(controller.stdout.contains(step), "{step}: {}", controller.stdout);
     }
     let again = env.sky(&["jobs", "logs", "1"]).ok();
@@ -202,6 +202,7 @@ async fn cancel_during_running_and_during_recovering_ends_cancelled_without_clus
     let env = Env::start();
     let running = env.launch_detached(&["-n", "sleeper", "echo started; sleep 600"]);
     env.wait_for_line(&[&running.to_string()], "started");
+    env.wait_for_line(&["--controller", &running.to_string()], "is running");
     assert_eq!(env.job(running).await.status(), ManagedJobStatus::Running);
     let cancel = env.sky(&["jobs", "cancel", "-y", &running.to_string()]).ok();
     assert!(cancel.stdout.contains("cancelled"), "{}", cancel.stdout);
@@ -225,6 +226,32 @@ async fn cancel_during_running_and_during_recovering_ends_cancelled_without_clus
     // Following a cancelled job says so, with SkyPilot's exit code.
     let logs = env.sky(&["jobs", "logs", &recovering.to_string()]).code(103);
     assert!(logs.stderr.contains("CANCELLED"), "{}", logs.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_waits_for_capacity_held_by_another_and_one_that_can_never_fit_fails_at_once() {
+    let env = Env::start();
+    let host_cpus = std::thread::available_parallelism().unwrap().get().to_string();
+    let whole_host = |script: &str| {
+        let run = env.sky(&["jobs", "launch", "-y", "-d", "--cpus", &host_cpus, "--env", "W", script]).ok();
+        job_id_in(&run.stderr)
+    };
+    let holder = whole_host("echo holding; while [ ! -e $W/free ]; do sleep 0.05; done");
+    env.wait_for_line(&[&holder.to_string()], "holding");
+    let waiter = whole_host("echo got the host");
+    env.wait_for_line(&["--controller", &waiter.to_string()], "waiting for capacity");
+    let job = env.job(waiter).await;
+    assert_eq!(job.status(), ManagedJobStatus::Pending);
+    assert!(job.failure_reason.contains("waiting for capacity"), "{}", job.failure_reason);
+    fs::write(env.path("free"), "").unwrap();
+    let run = env.sky(&["jobs", "logs", &waiter.to_string()]).ok();
+    assert!(run.stdout.contains("got the host"), "{}", run.stdout);
+    assert_eq!(env.job(holder).await.status(), ManagedJobStatus::Succeeded);
+
+    let never = env.sky(&["jobs", "launch", "-y", "--cpus", "100000", "echo never"]).code(100);
+    assert!(never.stderr.contains("FAILED_NO_RESOURCE"), "{}", never.stderr);
+    assert!(never.stderr.contains("the host has"), "{}", never.stderr);
+    assert!(env.clusters().await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -326,6 +353,7 @@ async fn a_server_killed_while_jobs_start_run_and_recover_ends_each_with_one_run
     );
     let running = env.launch_detached(&[&running]);
     env.wait_for_line(&[&running.to_string()], "in run");
+    env.wait_for_line(&["--controller", &running.to_string()], "is running");
     assert_eq!(env.job(running).await.status(), ManagedJobStatus::Running);
 
     // RECOVERING: the first attempt's node is lost; the second waits in setup.

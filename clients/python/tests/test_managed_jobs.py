@@ -133,6 +133,9 @@ def test_cancel_a_running_job(sky_client: Client) -> None:
     launched = sky_client.jobs_launch(Task(run="echo started; sleep 120", cpus=0.5), name=name).result(timeout=60)
     with sky_client.jobs_logs(launched.job_id) as stream:
         read_until(stream, b"started\n")
+    # The controller says so once it has recorded the job RUNNING.
+    with sky_client.jobs_logs(launched.job_id, controller=True) as stream:
+        read_until(stream, b"is running")
     (running,) = sky_client.jobs_queue(job_ids=[launched.job_id])
     assert running.status == RUNNING and running.cluster_name
     assert job_clusters(sky_client, name) == [running.cluster_name]  # a cluster of its own

@@ -106,6 +106,12 @@ describe("managed jobs", () => {
       seen += new TextDecoder().decode(chunk.data);
       if (seen.includes("started\n")) break;
     }
+    // The controller says so once it has recorded the job RUNNING.
+    let noted = "";
+    for await (const chunk of client.jobsLogs({ jobId: launched.jobId, controller: true })) {
+      noted += new TextDecoder().decode(chunk.data);
+      if (noted.includes("is running")) break;
+    }
     const [running] = await client.jobsQueue({ jobIds: [launched.jobId] });
     assert.equal(running?.status, ManagedJobStatus.RUNNING);
     assert.deepEqual(await jobClusters(name), [running?.clusterName], "a cluster of its own");

@@ -275,7 +275,8 @@ impl Controller {
                     if cluster_job.status() == JobStatus::Running && job.status() != ManagedJobStatus::Running
                     {
                         job.status = ManagedJobStatus::Running as i32;
-                        job.running_since_ms = now_ms();
+                        job.running_since_ms =
+                            if cluster_job.started_ms > 0 { cluster_job.started_ms } else { now_ms() };
                         if job.started_ms == 0 {
                             job.started_ms = job.running_since_ms;
                         }
@@ -303,10 +304,20 @@ impl Controller {
             // Its log is complete: let the copy reach its end.
             let _ = tokio::time::timeout(Duration::from_secs(30), copier.wait()).await;
         }
-        if job.running_since_ms > 0 {
-            job.job_duration_ms += now_ms() - job.running_since_ms;
-            job.running_since_ms = 0;
+        // Running time: from when it was seen running (or, for a run too
+        // short to be seen, from the cluster job's own times).
+        let ran_from = match (job.running_since_ms, ended.as_ref()) {
+            (0, Some(cluster_job)) => cluster_job.started_ms,
+            (since, _) => since,
+        };
+        if ran_from > 0 {
+            let until = ended.as_ref().map(|j| j.ended_ms).filter(|ms| *ms > 0).unwrap_or_else(now_ms);
+            job.job_duration_ms += (until - ran_from).max(0);
+            if job.started_ms == 0 {
+                job.started_ms = ran_from;
+            }
         }
+        job.running_since_ms = 0;
         let max_restarts = task
             .resources
             .as_ref()

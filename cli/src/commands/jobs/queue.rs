@@ -38,8 +38,8 @@ impl JobsQueueArgs {
             page_size: i32::try_from(self.limit).unwrap_or(i32::MAX),
             page_token: String::new(),
         };
-        let page = client.list_managed_jobs(request).await?;
         eprintln!("Fetching managed job statuses...");
+        let page = client.list_managed_jobs(request).await?;
         if page.jobs.is_empty() {
             println!(
                 "{}",
