@@ -535,3 +535,77 @@ fn a_command_in_flight_starts_the_local_server_again_when_it_dies() {
     assert!(!stderr.contains("could not connect"), "{stderr}");
     home.sky(&["down", "crashy", "-y"]).ok();
 }
+
+/// The local server is killed (SIGKILL) three times while four users' worth
+/// of commands are in flight: each command rides through (it starts the
+/// server again, or waits for the one another command started), none fails
+/// with a connection error, and every `sky exec` made exactly one job.
+#[test]
+fn commands_in_flight_ride_through_local_server_kills() {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    };
+    let home = Arc::new(Home::new());
+    home.sky(&["launch", "-c", "crash", "-y", "--cpus", "0.5", "-d", "true"]).ok();
+    let done = Arc::new(AtomicBool::new(false));
+    let killer = {
+        let (home, done) = (home.clone(), done.clone());
+        std::thread::spawn(move || {
+            let (mut kills, mut last) = (0, 0);
+            // Each time a new server serves, let the commands go on a moment
+            // (pacing, not synchronisation), then kill it.
+            while kills < 3 && !done.load(Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(100 + 150 * kills));
+                let Ok(text) = fs::read_to_string(home.data_dir().join("server.pid")) else { continue };
+                let Some(pid) = text.lines().next().and_then(|l| l.trim().parse::<i32>().ok()) else {
+                    continue;
+                };
+                // Only a server this test's commands started, and not the one already killed.
+                let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                if pid == last
+                    || !String::from_utf8_lossy(&cmdline).contains(&home.data_dir().display().to_string())
+                {
+                    continue;
+                }
+                // SAFETY: a plain kill(2) of that server's pid.
+                if unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
+                    kills += 1;
+                    last = pid;
+                }
+            }
+            kills
+        })
+    };
+    let workers: Vec<_> = (0..4)
+        .map(|worker| {
+            let home = home.clone();
+            std::thread::spawn(move || {
+                let mut runs = Vec::new();
+                for i in 0..20 {
+                    let args: &[&str] = match (worker + i) % 4 {
+                        0 | 1 => &["exec", "crash", "-d", "--cpus", "0.1", "true"],
+                        2 => &["status"],
+                        _ => &["queue", "crash", "--limit", "0"],
+                    };
+                    runs.push((args.join(" "), home.sky(args)));
+                }
+                runs
+            })
+        })
+        .collect();
+    let runs: Vec<(String, Run)> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    done.store(true, Ordering::SeqCst);
+    let kills = killer.join().unwrap();
+    assert!(kills >= 1, "the server was never killed");
+    for (command, run) in &runs {
+        assert_eq!(run.code, 0, "`sky {command}` failed:\n{}\n{}", run.stdout, run.stderr);
+        assert!(!run.stderr.contains("could not connect"), "`sky {command}`: {}", run.stderr);
+    }
+    let execs = runs.iter().filter(|(command, _)| command.starts_with("exec")).count();
+    let queue = home.sky(&["queue", "crash", "--limit", "0"]).ok();
+    let jobs = queue.stdout.lines().filter(|line| line.starts_with(|c: char| c.is_ascii_digit())).count();
+    assert_eq!(jobs, execs + 1, "one job per exec (and the launch's):\n{}", queue.stdout);
+    println!("{} commands, {kills} server kills, {jobs} jobs", runs.len());
+    home.sky(&["down", "crash", "-y"]).ok();
+}
