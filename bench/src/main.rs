@@ -1,14 +1,16 @@
-//! `sky-bench [--quick | --uploads | --history | --managed]`: starts a real local API server with the
+//! `sky-bench [--quick | --uploads | --history | --managed | --pinned]`: starts a real local API server with the
 //! `sky` binary next to this one (in a temporary HOME, on a free loopback
 //! port) and prints one `name: value unit` line per figure. `--quick` runs
 //! few iterations, to check that every figure is produced; `--uploads`,
-//! `--history` and `--managed` run only the upload figures, the cost of a
-//! cluster's history, or the managed jobs figures.
+//! `--history`, `--managed` and `--pinned` run only the upload figures, the
+//! cost of a cluster's history, the managed jobs figures, or the 64-client
+//! latency with the server on a CPU of its own.
 
 mod history;
 mod jobs;
 mod load;
 mod managed;
+mod pinned;
 mod process;
 mod ssh;
 mod uploads;
@@ -85,6 +87,10 @@ fn main() {
     let sky = Sky::new(sky_binary());
     if std::env::args().any(|arg| arg == "--history") {
         history::figures(&sky, plan.history_jobs, plan.cli_runs, plan.queued_jobs.min(1000));
+        return;
+    }
+    if std::env::args().any(|arg| arg == "--pinned") {
+        pinned::figures(&sky, plan.latency_calls);
         return;
     }
     if std::env::args().any(|arg| arg == "--managed") {
