@@ -5,7 +5,12 @@
 
 use std::fs;
 
-use crate::{load, process::Sky};
+use std::time::Instant;
+
+use crate::{
+    load,
+    process::{Sky, cpu_seconds},
+};
 
 /// Pins every thread of process `pid` to the CPUs in `cpus`.
 fn pin_process(pid: u32, cpus: &[usize]) {
@@ -36,9 +41,14 @@ pub fn figures(sky: &Sky, calls: usize) {
     sky.run(&["api", "start"]);
     let shared = runtime().block_on(measure(sky, calls));
     // The server on CPU 0; this process (and the runtime it builds next) on the rest.
-    pin_process(sky.server_pid(), &[0]);
+    let pid = sky.server_pid();
+    pin_process(pid, &[0]);
     pin(0, &(1..cpus).collect::<Vec<_>>());
+    let (cpu_before, started) = (cpu_seconds(pid), Instant::now());
     let pinned = runtime().block_on(measure(sky, calls));
+    // How busy the server's CPU was: below 100 %, the clients set the pace.
+    let busy = (cpu_seconds(pid) - cpu_before) / started.elapsed().as_secs_f64() * 100.0;
+    println!("server_cpu_busy_while_pinned: {busy:.0} %");
     for ((name, (p50, p99)), (_, (pinned_p50, pinned_p99))) in shared.iter().zip(&pinned) {
         println!("{name}_64_clients_shared_cpus_p50: {p50:.3} ms");
         println!("{name}_64_clients_shared_cpus_p99: {p99:.3} ms");

@@ -328,7 +328,9 @@ impl Engine {
     }
 
     /// Removes finished operations older than `cutoff_ms` (and their logs);
-    /// returns how many were removed.
+    /// returns how many were removed. Looks only at operations created
+    /// before the cutoff (ids sort by creation): none created after it can
+    /// have finished before it.
     pub async fn remove_finished_before(&self, cutoff_ms: i64) -> Result<usize> {
         let mut removed = 0;
         for (seen, record) in self.inner.store.ops_oldest_first().enumerate() {
@@ -336,6 +338,9 @@ impl Engine {
                 tokio::task::yield_now().await; // a long sweep never holds a worker
             }
             let record = record?;
+            if record.created_ms >= cutoff_ms {
+                break;
+            }
             if record.is_done() && record.finished_ms < cutoff_ms {
                 self.inner.store.delete_op(&record)?;
                 self.inner.logs.remove(&record.id)?;
