@@ -387,3 +387,60 @@ async fn a_server_killed_while_jobs_start_run_and_recover_ends_each_with_one_run
     let jobs = env.sky(&["jobs", "queue"]).ok();
     assert_eq!(jobs.stdout.matches("SUCCEEDED").count(), 3, "{}", jobs.stdout);
 }
+
+/// Managed jobs of every shape (one task, a pipeline, restarts on errors,
+/// setup and run) while the server is SIGKILLed at moments spread over their
+/// launches, runs and teardowns: each ends as it would have, each setup and
+/// run happened exactly as often as it should, and no cluster is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managed_jobs_end_as_they_should_with_every_run_once_across_random_server_kills() {
+    let mut env = Env::start();
+    let restart = env.write(
+        "restart.yaml",
+        "resources:\n  job_recovery: {max_restarts_on_errors: 1}\nrun: echo try >> $W/c3-$K; exit 1\n",
+    );
+    let pipeline =
+        env.write("pipe.yaml", "name: pipe\n---\nresources: {cpus: 0.2}\nrun: echo a >> $W/c2a-$K\n---\nresources: {cpus: 0.2}\nrun: echo b >> $W/c2b-$K\n");
+    let phases =
+        env.write("phases.yaml", "setup: echo s >> $W/c5s-$K\nrun: sleep 0.3; echo r >> $W/c5r-$K\n");
+    let mut jobs = Vec::new(); // (id, expected status, counter files with their expected lines)
+    for copy in 0..3 {
+        let key = format!("K={copy}");
+        let with = |target: &str| {
+            vec!["--env", key.as_str(), target].into_iter().map(String::from).collect::<Vec<_>>()
+        };
+        let launch = |args: Vec<String>| {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            env.launch_detached(&args)
+        };
+        let counter = |name: &str| format!("{name}-{copy}");
+        jobs.push((
+            launch(with("echo run >> $W/c1-$K")),
+            ManagedJobStatus::Succeeded,
+            vec![(counter("c1"), 1)],
+        ));
+        let piped = env.sky(&["jobs", "launch", "-y", "-d", "--env", "W", "--env", &key, &pipeline]).ok();
+        let pipe_counters = vec![(counter("c2a"), 1), (counter("c2b"), 1)];
+        jobs.push((job_id_in(&piped.stderr), ManagedJobStatus::Succeeded, pipe_counters));
+        jobs.push((launch(with(&restart)), ManagedJobStatus::Failed, vec![(counter("c3"), 2)]));
+        let phase_counters = vec![(counter("c5s"), 1), (counter("c5r"), 1)];
+        jobs.push((launch(with(&phases)), ManagedJobStatus::Succeeded, phase_counters));
+    }
+    // Kills spread over the jobs' lives (pauses pace the kills; nothing waits on them).
+    let mut seed = std::process::id();
+    for _ in 0..4 {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        std::thread::sleep(Duration::from_millis(40 + u64::from(seed >> 16) % 300));
+        tokio::task::block_in_place(|| env.server.kill_and_restart());
+    }
+    for (id, status, counters) in &jobs {
+        let code = if *status == ManagedJobStatus::Succeeded { 0 } else { 100 };
+        env.sky(&["jobs", "logs", &id.to_string()]).code(code);
+        let job = env.job(*id).await;
+        assert_eq!(job.status(), *status, "job {id}: {}", job.failure_reason);
+        for (counter, lines) in counters {
+            assert_eq!(lines_of(&env.path(counter)), *lines, "job {id}: {counter}");
+        }
+    }
+    assert!(env.clusters().await.is_empty(), "stray clusters: {:?}", env.clusters().await);
+}
