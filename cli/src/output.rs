@@ -73,6 +73,18 @@ pub fn ago(timestamp: Option<&prost_types::Timestamp>) -> String {
     format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
 }
 
+/// A span of seconds as the job tables show it: "42s", "3m 5s", "2h 10m".
+pub fn duration_text(secs: i64) -> String {
+    let secs = secs.max(0);
+    if secs < 60 {
+        format!("{secs}s")
+    } else if secs < 3600 {
+        format!("{}m {}s", secs / 60, secs % 60)
+    } else {
+        format!("{}h {}m", secs / 3600, secs % 3600 / 60)
+    }
+}
+
 /// SkyPilot's spelling of a request's state.
 pub fn state(metadata: &RequestMetadata) -> &'static str {
     skypilot_api::names::request_state(metadata.state())

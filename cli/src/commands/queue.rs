@@ -8,7 +8,7 @@ use skypilot_api::{
 use crate::{
     connect::connect,
     error::CliResult,
-    output::{ago, table},
+    output::{ago, duration_text, table},
 };
 
 /// Options of `sky queue`.
@@ -111,14 +111,7 @@ fn duration(job: &Job) -> String {
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0)
     });
-    let secs = (end - start.seconds).max(0);
-    if secs < 60 {
-        format!("{secs}s")
-    } else if secs < 3600 {
-        format!("{}m {}s", secs / 60, secs % 60)
-    } else {
-        format!("{}h {}m", secs / 3600, secs % 3600 / 60)
-    }
+    duration_text(end - start.seconds)
 }
 
 fn job_resources(job: &Job) -> String {

@@ -62,6 +62,13 @@ def test_launch_streams_the_job_logs_and_waits(sky_client: Client, cluster_name:
     assert sky_client.status([cluster_name]) == []
 
 
+def test_down_with_purge_tears_down_a_local_cluster(sky_client: Client, cluster_name: str) -> None:
+    sky_client.launch(Task(run="true", cpus=0.5), cluster_name).result(timeout=60)
+    down = sky_client.down(cluster_name, purge=True).result(timeout=60)
+    assert isinstance(down, v1.ClusterActionResponse) and down.cluster_name == cluster_name
+    assert sky_client.status([cluster_name]) == []
+
+
 def test_operation_logs_watch_and_handles(sky_client: Client, cluster_name: str) -> None:
     op = sky_client.launch("run: echo from-yaml\nresources:\n  cpus: 0.5\n", cluster_name)
     snapshots = list(op.watch())

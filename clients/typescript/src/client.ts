@@ -392,11 +392,16 @@ export class SkyClient {
     );
   }
 
-  /** `sky down`: tears a cluster down. */
-  down(clusterName: string, options: MutatingOpts = {}): Promise<Operation<ClusterActionResponse>> {
+  /** `sky down`: tears a cluster down; `purge` (`sky down --purge`) forgets it
+   * even where its nodes cannot be reached. */
+  down(
+    clusterName: string,
+    options: MutatingOpts & { purge?: boolean } = {},
+  ): Promise<Operation<ClusterActionResponse>> {
     return this.submit(
       ClusterActionResponseSchema,
-      (idempotencyKey, callOptions) => this.raw.clusters.down({ clusterName, idempotencyKey }, callOptions),
+      (idempotencyKey, callOptions) =>
+        this.raw.clusters.down({ clusterName, purge: options.purge ?? false, idempotencyKey }, callOptions),
       options,
     );
   }

@@ -141,6 +141,14 @@ for (const transport of ["grpc", "grpc-web"] as const) {
       assert.deepEqual(await client.status({ clusterNames: [cluster] }), []);
     });
 
+    test("down with purge tears down a cluster", async () => {
+      const cluster = `ts-purge-${transport.replace("-", "")}`;
+      await (await client.launch({ run: "true", resources: { cpus: 0.5 } }, { clusterName: cluster })).result(60_000);
+      const down = await (await client.down(cluster, { purge: true })).result(60_000);
+      assert.equal(down.clusterName, cluster);
+      assert.deepEqual(await client.status({ clusterNames: [cluster] }), []);
+    });
+
     test("the same idempotency key returns the same operation", async () => {
       const key = `key-${transport}-${Date.now()}`;
       const task = { run: "echo dry", resources: { cpus: 0.5 } };

@@ -8,7 +8,7 @@ use skypilot_api::{
 use crate::{
     connect::connect,
     error::CliResult,
-    output::{ago, table},
+    output::{ago, duration_text, table},
 };
 
 /// Options of `sky jobs queue`.
@@ -84,8 +84,8 @@ impl JobsQueueArgs {
         row.extend([
             job.resources.clone(),
             ago(job.submitted_at.as_ref()),
-            total.map_or("-".into(), duration),
-            if job.job_duration_ms > 0 { duration(job.job_duration_ms / 1000) } else { "-".into() },
+            total.map_or("-".into(), duration_text),
+            if job.job_duration_ms > 0 { duration_text(job.job_duration_ms / 1000) } else { "-".into() },
             job.recovery_count.to_string(),
             names::managed_job_status(job.status()).to_string(),
         ]);
@@ -104,16 +104,4 @@ fn now_secs() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
-}
-
-/// "42s", "3m 5s", "2h 10m".
-fn duration(secs: i64) -> String {
-    let secs = secs.max(0);
-    if secs < 60 {
-        format!("{secs}s")
-    } else if secs < 3600 {
-        format!("{}m {}s", secs / 60, secs % 60)
-    } else {
-        format!("{}h {}m", secs / 3600, secs % 3600 / 60)
-    }
 }

@@ -229,9 +229,11 @@ class AsyncClient:
                 uploads.replace_source(spec, dest, (await self._upload(what, path, limit, on_upload)).reference)
         return specs
 
-    async def _cluster_action(self, action: str, cluster_name: str, key: Optional[str]) -> "AsyncOperation":
+    async def _cluster_action(
+        self, action: str, cluster_name: str, key: Optional[str], *, purge: bool = False
+    ) -> "AsyncOperation":
         request = clusters_pb2.ClusterActionRequest(
-            cluster_name=cluster_name, idempotency_key=_common.idempotency_key(key)
+            cluster_name=cluster_name, purge=purge, idempotency_key=_common.idempotency_key(key)
         )
         return await self._submit(lambda s: getattr(s.clusters, action), request)
 
@@ -243,9 +245,11 @@ class AsyncClient:
         """`sky start` (ClusterActionResponse)."""
         return await self._cluster_action("Start", cluster_name, idempotency_key)
 
-    async def down(self, cluster_name: str, *, idempotency_key: Optional[str] = None) -> "AsyncOperation":
-        """`sky down` (ClusterActionResponse)."""
-        return await self._cluster_action("Down", cluster_name, idempotency_key)
+    async def down(
+        self, cluster_name: str, *, purge: bool = False, idempotency_key: Optional[str] = None
+    ) -> "AsyncOperation":
+        """`sky down` (``purge``: `sky down --purge`); see `Client.down`."""
+        return await self._cluster_action("Down", cluster_name, idempotency_key, purge=purge)
 
     async def autostop(
         self,

@@ -228,9 +228,11 @@ class Client:
                 uploads.replace_source(spec, dest, self._upload(what, path, limit, on_upload).reference)
         return specs
 
-    def _cluster_action(self, method: Callable[..., Any], cluster_name: str, key: Optional[str]) -> "Operation":
+    def _cluster_action(
+        self, method: Callable[..., Any], cluster_name: str, key: Optional[str], *, purge: bool = False
+    ) -> "Operation":
         request = clusters_pb2.ClusterActionRequest(
-            cluster_name=cluster_name, idempotency_key=_common.idempotency_key(key)
+            cluster_name=cluster_name, purge=purge, idempotency_key=_common.idempotency_key(key)
         )
         return self._submit(method, request)
 
@@ -242,9 +244,9 @@ class Client:
         """`sky start` (ClusterActionResponse)."""
         return self._cluster_action(self._clusters.Start, cluster_name, idempotency_key)
 
-    def down(self, cluster_name: str, *, idempotency_key: Optional[str] = None) -> "Operation":
-        """`sky down` (ClusterActionResponse)."""
-        return self._cluster_action(self._clusters.Down, cluster_name, idempotency_key)
+    def down(self, cluster_name: str, *, purge: bool = False, idempotency_key: Optional[str] = None) -> "Operation":
+        """`sky down` (``purge``: `sky down --purge`, forget it even where nodes are unreachable)."""
+        return self._cluster_action(self._clusters.Down, cluster_name, idempotency_key, purge=purge)
 
     def autostop(
         self,
