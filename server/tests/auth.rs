@@ -329,6 +329,11 @@ async fn everyone_sees_every_managed_job_but_only_its_owner_or_an_admin_cancels_
     assert!(bob.list_managed_jobs(ListManagedJobsRequest::default()).await.unwrap().jobs.is_empty());
     let id = seen[0].job_id;
 
+    let refused = admin.accept(admin.users().delete_user(DeleteUserRequest { name: "alice".into() }).await);
+    let refused = refused.unwrap_err();
+    assert_eq!(refused.code(), Some(Code::FailedPrecondition), "{refused}");
+    assert!(refused.to_string().contains(&format!("managed job {id}")), "{refused}");
+
     let by_id = CancelManagedJobsRequest { job_ids: vec![id], ..Default::default() };
     let err = bob.cancel_managed_jobs(by_id.clone()).await.unwrap_err();
     assert_eq!(err.code(), Some(Code::PermissionDenied), "{err}");

@@ -185,7 +185,8 @@ impl Accounts {
         Ok(user)
     }
 
-    /// Deletes a user; `owns` lists what they still own (refused when any).
+    /// Deletes a user and their tokens; refused while they own something
+    /// (`owns` names it: clusters, unfinished managed jobs) or are the last admin.
     pub async fn delete_user(&self, name: &str, owns: &[String]) -> Result<()> {
         let user = self.user(name)?;
         if user.role() == Role::Admin && self.admins()? <= 1 {
@@ -198,7 +199,8 @@ impl Accounts {
             return Err(Error::new(
                 ErrorReason::FailedPrecondition,
                 format!(
-                    "{name} still owns cluster(s): {}; tear them down first (sky down ... -u)",
+                    "{name} still owns {}; tear the clusters down (sky down -u NAME) and cancel the \
+                     managed jobs (sky jobs cancel ID) first",
                     owns.join(", ")
                 ),
             ));

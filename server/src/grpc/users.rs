@@ -89,8 +89,11 @@ impl UserService for UsersApi {
         caller.ensure_admin("delete users")?;
         let name = request.into_inner().name;
         let user = accounts.user(&name)?;
-        let owned: Vec<String> =
-            self.0.clusters.list(&[], Some(&user.id))?.into_iter().map(|cluster| cluster.name).collect();
+        let clusters =
+            self.0.clusters.list(&[], Some(&user.id))?.into_iter().map(|c| format!("cluster {}", c.name));
+        let (jobs, _) = self.0.managed.list(Some(&user.id), true, &[], &crate::clusters::Page::default())?;
+        let jobs = jobs.into_iter().map(|job| format!("managed job {}", job.job_id));
+        let owned: Vec<String> = clusters.chain(jobs).collect();
         accounts.delete_user(&name, &owned).await?;
         Ok(Response::new(DeleteUserResponse {}))
     }
