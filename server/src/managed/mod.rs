@@ -127,10 +127,9 @@ impl Controller {
         if self.inner.engine.set(engine).is_err() {
             return Err(Error::internal("the managed jobs controller was started twice"));
         }
-        let jobs: Vec<ManagedJobRecord> = self.inner.store.scan(Table::ManagedJobs, b"")?;
-        for job in jobs.into_iter().filter(|job| Step::of(job) != Step::Done) {
-            tracing::info!(job_id = job.job_id, "managed job: driven again after restart");
-            self.spawn_driver(job.job_id);
+        for job_id in self.active_ids()? {
+            tracing::info!(job_id, "managed job: driven again after restart");
+            self.spawn_driver(job_id);
         }
         Ok(())
     }
@@ -186,6 +185,7 @@ impl Controller {
         };
         std::fs::create_dir_all(self.job_dir(job_id))?;
         self.inner.store.put(Table::ManagedJobs, &job_id.to_be_bytes(), &job)?;
+        self.inner.store.put_raw(Table::ActiveManagedJobs, &job_id.to_be_bytes(), b"")?;
         self.inner.store.put_raw(Table::ManagedJobRequests, request_id.as_bytes(), &job_id.to_be_bytes())?;
         self.inner.store.durable().await?;
         self.note(&job, &format!("Submitted by {} with {} task(s).", job.user_name, job.num_tasks));
@@ -224,13 +224,37 @@ impl Controller {
                 && (!skip_finished || !is_final(job.status()))
                 && (job_ids.is_empty() || job_ids.contains(&job.job_id))
         };
-        let (mut found, _) = self.inner.store.scan_newest(
-            Table::ManagedJobs,
-            b"",
-            before.as_ref().map(|b| b.as_slice()),
-            (limit.saturating_add(1), usize::MAX),
-            keep,
-        )?;
+        let mut found: Vec<(Vec<u8>, ManagedJobRecord)> = match skip_finished {
+            // Unfinished jobs come from their index, never the whole history.
+            true => {
+                let mut active = Vec::new();
+                for job_id in self.active_ids()?.into_iter().rev() {
+                    if before.is_some_and(|before| job_id.to_be_bytes() >= before) {
+                        continue;
+                    }
+                    let job = self.get(job_id)?;
+                    if keep(&job) {
+                        active.push((job_id.to_be_bytes().to_vec(), job));
+                        if active.len() > limit {
+                            break;
+                        }
+                    }
+                }
+                active
+            }
+            false => {
+                self.inner
+                    .store
+                    .scan_newest(
+                        Table::ManagedJobs,
+                        b"",
+                        before.as_ref().map(|b| b.as_slice()),
+                        (limit.saturating_add(1), usize::MAX),
+                        keep,
+                    )?
+                    .0
+            }
+        };
         let next = match found.len() > limit {
             true => {
                 found.truncate(limit);
@@ -362,9 +386,22 @@ impl Controller {
         }
     }
 
+    /// The ids of the jobs not over yet, oldest first.
+    fn active_ids(&self) -> Result<Vec<i64>> {
+        let keys = self.inner.store.scan_keys(Table::ActiveManagedJobs, b"")?;
+        Ok(keys
+            .iter()
+            .filter_map(|key| <[u8; 8]>::try_from(key.as_slice()).ok())
+            .map(i64::from_be_bytes)
+            .collect())
+    }
+
     /// Stores a changed record durably, then tells whoever follows the job.
     async fn save(&self, job: &ManagedJobRecord) -> Result<()> {
         self.inner.store.put(Table::ManagedJobs, &job.job_id.to_be_bytes(), job)?;
+        if Step::of(job) == Step::Done {
+            self.inner.store.delete(Table::ActiveManagedJobs, &job.job_id.to_be_bytes())?;
+        }
         self.inner.store.durable().await?;
         self.bump(job.job_id);
         Ok(())

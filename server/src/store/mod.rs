@@ -38,6 +38,7 @@ struct Open {
     users: sled::Tree,
     tokens: sled::Tree,
     managed_jobs: sled::Tree,
+    active_managed_jobs: sled::Tree,
     managed_job_requests: sled::Tree,
 }
 
@@ -59,6 +60,8 @@ pub enum Table {
     Tokens,
     /// Big-endian managed job id -> `ManagedJobRecord`.
     ManagedJobs,
+    /// The keys of `ManagedJobs` the controller still drives.
+    ActiveManagedJobs,
     /// Id of the request that submitted a managed job -> its big-endian id.
     ManagedJobRequests,
 }
@@ -131,6 +134,7 @@ impl Store {
         let users = db.open_tree("users")?;
         let tokens = db.open_tree("tokens")?;
         let managed_jobs = db.open_tree("managed_jobs")?;
+        let active_managed_jobs = db.open_tree("active_managed_jobs")?;
         let managed_job_requests = db.open_tree("managed_job_requests")?;
         let state: Shared = Arc::new(RwLock::new(Some(Open {
             db,
@@ -143,6 +147,7 @@ impl Store {
             users,
             tokens,
             managed_jobs,
+            active_managed_jobs,
             managed_job_requests,
         })));
         let payloads = Arc::new(payloads::Payloads::open(dir)?);
@@ -454,6 +459,7 @@ impl Open {
             Table::Users => &self.users,
             Table::Tokens => &self.tokens,
             Table::ManagedJobs => &self.managed_jobs,
+            Table::ActiveManagedJobs => &self.active_managed_jobs,
             Table::ManagedJobRequests => &self.managed_job_requests,
         }
     }
