@@ -152,7 +152,7 @@ async fn a_managed_job_runs_to_succeeded_and_its_cluster_is_gone_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_whose_node_is_lost_recovers_once_and_its_output_tells_the_attempts_apart() {
     let env = Env::start();
-    let script = "if [ -e $W/marker ]; then echo second attempt done; \
+    let script = "echo task id $SKYPILOT_TASK_ID; if [ -e $W/marker ]; then echo second attempt done; \
                   else touch $W/marker; echo first attempt pgid $(cut -d' ' -f5 /proc/$$/stat); sleep 600; fi";
     let id = env.launch_detached(&[script]);
     let line = env.wait_for_line(&[&id.to_string()], "pgid");
@@ -165,6 +165,15 @@ async fn a_job_whose_node_is_lost_recovers_once_and_its_output_tells_the_attempt
     let second = output.find("attempt 2 (recoveries so far: 1)").expect(&output);
     let second_line = output.find("second attempt done").expect(&output);
     assert!(first < first_line && first_line < second && second < second_line, "{output}");
+    // Both attempts see the same task id (a place for checkpoints).
+    let ids: Vec<&str> = output.lines().filter_map(|line| line.strip_prefix("task id ")).collect();
+    assert_eq!(ids.len(), 2, "{output}");
+    assert!(
+        ids[0] == ids[1]
+            && ids[0].starts_with("sky-managed-")
+            && ids[0].ends_with(&format!("_sky-cmd_{id}-0")),
+        "{ids:?}"
+    );
 
     let job = env.job(id).await;
     assert_eq!((job.status(), job.recovery_count), (ManagedJobStatus::Succeeded, 1));

@@ -207,8 +207,9 @@ impl Server {
             .await
             .map_err(StartError::Store)?;
         let uploads = Uploads::open(data_dir.uploads(), config.uploads.clone()).map_err(dir_err)?;
-        let controller = Controller::new(store.clone(), clusters.clone(), data_dir.managed_jobs())
-            .map_err(StartError::Store)?;
+        let controller =
+            Controller::new(store.clone(), clusters.clone(), uploads.clone(), data_dir.managed_jobs())
+                .map_err(StartError::Store)?;
         let mut all_kinds = kinds::all(&clusters, &uploads);
         all_kinds.extend(managed::kinds::all(&controller, &clusters, &uploads));
         all_kinds.extend(self.extra_kinds);

@@ -172,7 +172,7 @@ impl Controller {
             ),
         );
         let request = LaunchRequest {
-            task: Some(managed_task(task)),
+            task: Some(managed_task(&job, task)),
             cluster_name: job.cluster_name.clone(),
             idempotency_key: request_key(&job, &format!("launch{}", job.launch_tries)),
             ..Default::default()
@@ -502,12 +502,16 @@ fn request_key(job: &ManagedJobRecord, what: &str) -> String {
     format!("sky-jobs/{}/{}/t{}/a{}/{what}", job.key, job.job_id, job.current_task, job.attempt)
 }
 
-/// The task as its cluster runs it: autostop belongs to the controller.
-fn managed_task(mut task: TaskSpec) -> TaskSpec {
+/// The task as its cluster runs it: autostop belongs to the controller, and
+/// `SKYPILOT_TASK_ID` names the managed task, the same in every attempt (as
+/// SkyPilot's, so that a task can keep its checkpoints under it).
+fn managed_task(job: &ManagedJobRecord, mut task: TaskSpec) -> TaskSpec {
     if let Some(resources) = task.resources.as_mut() {
         resources.autostop_idle_minutes = None;
         resources.autostop_down = false;
     }
+    let id = format!("sky-managed-{}_{}_{}-{}", job.submitted_ms, job.name, job.job_id, job.current_task);
+    task.envs.entry("SKYPILOT_TASK_ID".into()).or_insert(id);
     task
 }
 

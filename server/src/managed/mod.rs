@@ -34,6 +34,7 @@ use crate::{
     error::{Error, ErrorReason, Result},
     ops::Engine,
     store::{ManagedJobRecord, Store, Table},
+    uploads::Uploads,
 };
 
 /// Launches the controller makes at once; other jobs wait their turn.
@@ -88,6 +89,8 @@ pub struct Controller {
 struct Inner {
     store: Store,
     clusters: Clusters,
+    /// Uploaded workdirs and file mounts the jobs' tasks name.
+    uploads: Uploads,
     /// `<data>/managed_jobs/<id>/{output,controller}.log`.
     dir: PathBuf,
     /// Set once the engine runs (the engine needs the controller's kinds first).
@@ -104,12 +107,13 @@ struct Inner {
 }
 
 impl Controller {
-    pub fn new(store: Store, clusters: Clusters, dir: PathBuf) -> Result<Controller> {
+    pub fn new(store: Store, clusters: Clusters, uploads: Uploads, dir: PathBuf) -> Result<Controller> {
         std::fs::create_dir_all(&dir)?;
         Ok(Controller {
             inner: Arc::new(Inner {
                 store,
                 clusters,
+                uploads,
                 dir,
                 engine: OnceLock::new(),
                 live: Mutex::default(),
@@ -131,7 +135,34 @@ impl Controller {
             tracing::info!(job_id, "managed job: driven again after restart");
             self.spawn_driver(job_id);
         }
+        let controller = self.clone();
+        self.inner.tasks.spawn(async move { controller.keep_uploads().await });
         Ok(())
+    }
+
+    /// Marks the uploads that unfinished jobs name as used, often enough
+    /// that upload retention never removes what a waiting task (or the next
+    /// task of a pipeline) will launch from.
+    async fn keep_uploads(&self) {
+        let hours = self.inner.uploads.limits().retention_hours;
+        if hours < 0.0 {
+            return; // uploads are never removed
+        }
+        let every = Duration::from_secs_f64(hours * 3600.0 / 4.0)
+            .clamp(Duration::from_secs(60), Duration::from_secs(3600));
+        loop {
+            for job_id in self.active_ids().unwrap_or_default() {
+                let Ok(job) = self.get(job_id) else { continue };
+                for task in self.tasks(&job).unwrap_or_default() {
+                    // A reference that is gone already fails the job's launch, which says so.
+                    let _ = self.inner.uploads.check_task(&job.user_id, &task);
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = self.inner.shutdown.cancelled() => return,
+            }
+        }
     }
 
     /// Stops driving jobs (their clusters keep running; the next start goes on).
