@@ -5,11 +5,62 @@
 use std::io::Write;
 
 use skypilot_api::{
-    Client, names,
-    proto::skypilot::v1::{Job, JobStatus, ListJobsRequest, TailJobLogsRequest},
+    Client, ClientError, names,
+    proto::skypilot::v1::{
+        Job, JobStatus, ListJobsRequest, ManagedJob, TailJobLogsRequest, TailJobLogsResponse,
+        TailManagedJobLogsResponse,
+    },
 };
 
 use crate::error::{CliError, CliResult, EXIT_DETACHED};
+
+/// A message of a followed log stream: where its bytes start, the bytes,
+/// and (on the last one) the record the stream ended with.
+pub trait LogChunk {
+    type End;
+    fn into_parts(self) -> (i64, Vec<u8>, Option<Self::End>);
+}
+
+impl LogChunk for TailJobLogsResponse {
+    type End = Job;
+    fn into_parts(self) -> (i64, Vec<u8>, Option<Job>) {
+        (self.offset, self.data, self.job)
+    }
+}
+
+impl LogChunk for TailManagedJobLogsResponse {
+    type End = ManagedJob;
+    fn into_parts(self) -> (i64, Vec<u8>, Option<ManagedJob>) {
+        (self.offset, self.data, self.job)
+    }
+}
+
+/// Copies one log stream to stdout, keeping `offset` after the last byte
+/// written. Inside: the record the stream ended with, None when it closed
+/// without one, or the error that broke it (the caller resumes from
+/// `offset` when the server was only unavailable).
+pub async fn copy_chunks<C: LogChunk>(
+    client: &Client,
+    stream: &mut tonic::Streaming<C>,
+    offset: &mut Option<i64>,
+) -> CliResult<Result<Option<C::End>, ClientError>> {
+    let mut stdout = std::io::stdout();
+    loop {
+        match stream.message().await {
+            Ok(Some(chunk)) => {
+                let (at, data, end) = chunk.into_parts();
+                stdout.write_all(&data)?;
+                stdout.flush()?;
+                *offset = Some(at + data.len() as i64);
+                if end.is_some() {
+                    return Ok(Ok(end));
+                }
+            }
+            Ok(None) => return Ok(Ok(None)),
+            Err(status) => return Ok(Err(client.stream_error(status))),
+        }
+    }
+}
 
 /// SkyPilot's exit codes for `sky logs` (JobExitCode).
 pub mod job_exit {
@@ -62,7 +113,6 @@ pub async fn tail(
     tail_lines: Option<i32>,
 ) -> CliResult<Option<Job>> {
     let copy = async {
-        let mut stdout = std::io::stdout();
         let mut offset: Option<i64> = None;
         let mut job_id = job_id;
         loop {
@@ -74,21 +124,8 @@ pub async fn tail(
                 offset,
             };
             let mut stream = client.tail_job_logs(request).await?;
-            let ended = loop {
-                match stream.message().await {
-                    Ok(Some(chunk)) => {
-                        stdout.write_all(&chunk.data)?;
-                        stdout.flush()?;
-                        offset = Some(chunk.offset + chunk.data.len() as i64);
-                        if let Some(job) = chunk.job {
-                            return Ok::<_, CliError>(Some(job));
-                        }
-                    }
-                    Ok(None) => break Ok(()),
-                    Err(status) => break Err(client.stream_error(status)),
-                }
-            };
-            match ended {
+            match copy_chunks(client, &mut stream, &mut offset).await? {
+                Ok(Some(job)) => return Ok::<_, CliError>(Some(job)),
                 Err(err) if !err.is_unavailable() => return Err(err.into()),
                 // The stream ended without the job's final record: the server went away; resume.
                 _ if follow => {

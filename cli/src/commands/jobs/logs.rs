@@ -2,8 +2,6 @@
 //! header naming it) or its controller's log; following it until the job
 //! ends, with SkyPilot's exit codes for how it ended.
 
-use std::io::Write;
-
 use skypilot_api::{
     Client, names,
     proto::skypilot::v1::{ManagedJob, ManagedJobStatus, TailManagedJobLogsRequest},
@@ -12,7 +10,7 @@ use skypilot_api::{
 use crate::{
     connect::connect,
     error::{CliError, CliResult, EXIT_DETACHED},
-    job_output::job_exit,
+    job_output::{copy_chunks, job_exit},
 };
 
 /// Options of `sky jobs logs`.
@@ -68,7 +66,6 @@ pub async fn follow_job(
     tail_lines: Option<i32>,
 ) -> CliResult {
     let copy = async {
-        let mut stdout = std::io::stdout();
         let (mut offset, mut id) = (None, id);
         loop {
             let request = TailManagedJobLogsRequest {
@@ -80,21 +77,8 @@ pub async fn follow_job(
                 tail_lines: if offset.is_none() { tail_lines } else { None },
             };
             let mut stream = client.tail_managed_job_logs(request).await?;
-            let ended = loop {
-                match stream.message().await {
-                    Ok(Some(chunk)) => {
-                        stdout.write_all(&chunk.data)?;
-                        stdout.flush()?;
-                        offset = Some(chunk.offset + chunk.data.len() as i64);
-                        if let Some(job) = chunk.job {
-                            return Ok::<_, CliError>(Some(job));
-                        }
-                    }
-                    Ok(None) => break Ok(()),
-                    Err(status) => break Err(client.stream_error(status)),
-                }
-            };
-            match ended {
+            match copy_chunks(client, &mut stream, &mut offset).await? {
+                Ok(Some(job)) => return Ok::<_, CliError>(Some(job)),
                 Err(err) if !err.is_unavailable() => return Err(err.into()),
                 // Ended without the job's final record: the server went away; resume.
                 _ if follow => {
