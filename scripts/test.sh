@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project. Installs what the tests need on a
 # machine that has only the Rust toolchain, Python 3 with pip and Node.js with
-# npm: cargo-nextest and openssh-server when missing; each client suite installs its own pinned
+# npm: cargo-nextest, openssh-server, Slurm and munge when missing; each client suite installs its own pinned
 # packages into target/venvs/ or node_modules/, and the chart suite installs helm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +17,16 @@ if [ ! -x /usr/sbin/sshd ]; then
     echo "Installing openssh-server..."
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y -q openssh-server >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q openssh-server; }
+fi
+
+# A real Slurm (controller, node daemons, client commands and munge) is the
+# Slurm tests' cluster; the tests start their own daemons, with their own
+# configuration, ports and key, and stop them (none of the packages' services).
+if [ ! -x /usr/sbin/slurmctld ] || [ ! -x /usr/sbin/slurmd ] || [ ! -x /usr/bin/srun ] || [ ! -x /usr/sbin/munged ]; then
+    echo "Installing Slurm and munge..."
+    export DEBIAN_FRONTEND=noninteractive
+    packages="slurmctld slurmd slurm-client munge"
+    apt-get install -y -q $packages >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q $packages; }
 fi
 
 cargo fmt --all --check

@@ -51,6 +51,9 @@ pub struct ServerConfig {
     /// SSH node pools (SkyPilot's `ssh_node_pools.yaml`); None: the server
     /// user's `~/.sky/ssh_node_pools.yaml`, when it exists.
     pub ssh_node_pools: Option<PathBuf>,
+    /// Slurm clusters (SkyPilot's `~/.slurm/config`); None: the server
+    /// user's `~/.slurm/config`, when it exists.
+    pub slurm_config: Option<PathBuf>,
 }
 
 /// Whether the local infra takes clusters, and as whom its jobs run. As the
@@ -105,6 +108,7 @@ impl ServerConfig {
             owner: None,
             local_infra: LocalInfraMode::Auto,
             ssh_node_pools: None,
+            slurm_config: None,
         }
     }
 }

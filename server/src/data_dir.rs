@@ -126,6 +126,12 @@ impl DataDir {
         self.root.join("ssh")
     }
 
+    /// Slurm state: the login nodes' pinned host keys and connection
+    /// sockets, and the id that names this server's allocations.
+    pub fn slurm(&self) -> PathBuf {
+        self.root.join("slurm")
+    }
+
     pub fn pid_file(&self) -> PathBuf {
         self.root.join("server.pid")
     }

@@ -30,7 +30,7 @@ use crate::{
     error::{Error, Result},
     grpc::{ApiVersionLayer, BrowserGuardLayer, Services, Shared, cors_layer, is_loopback_host},
     health::{HealthListener, set_health},
-    infra::{Infras, local::LocalInfra, run_as, ssh, ssh::pool::SshPool},
+    infra::{Infras, local::LocalInfra, run_as, slurm, slurm::SlurmInfra, ssh, ssh::pool::SshPool},
     kinds::{self, autostop_loop},
     managed::{self, Controller},
     ops::{Engine, OperationKind, log::LogDir},
@@ -50,10 +50,22 @@ const LOCAL_INFRA_OFF: &str = "off on this team API server: its jobs would run a
 /// The SSH node pools of `config`, read at start: a bad pool file stops the
 /// server with a message that names the pool, host and field.
 fn ssh_pools(config: &ServerConfig, data_dir: &DataDir) -> Result<Vec<Arc<SshPool>>, StartError> {
-    // ssh's own default: the local user's name.
+    let (home, me) = home_and_user();
+    ssh::load(config.ssh_node_pools.as_deref(), &home, &me, &data_dir.ssh()).map_err(StartError::SshNodePools)
+}
+
+/// The Slurm clusters of `config`, read at start: a bad configuration stops
+/// the server with a message that names the line.
+fn slurm_clusters(config: &ServerConfig, data_dir: &DataDir) -> Result<Vec<Arc<SlurmInfra>>, StartError> {
+    let (home, me) = home_and_user();
+    slurm::load(config.slurm_config.as_deref(), &home, &me, &data_dir.slurm()).map_err(StartError::Slurm)
+}
+
+/// The server user's home, and name (ssh's own default user).
+fn home_and_user() -> (PathBuf, String) {
     let me = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "root".into());
     let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
-    ssh::load(config.ssh_node_pools.as_deref(), &home, &me, &data_dir.ssh()).map_err(StartError::SshNodePools)
+    (home, me)
 }
 
 /// The local infra as `config.local_infra` asks for it on this server.
@@ -89,6 +101,7 @@ pub enum StartError {
     Cors(String),
     LocalInfra(String),
     SshNodePools(String),
+    Slurm(String),
 }
 
 impl fmt::Display for StartError {
@@ -107,7 +120,7 @@ impl fmt::Display for StartError {
             StartError::Reflection(err) => write!(f, "cannot set up server reflection: {err}"),
             StartError::Tls(err) => write!(f, "cannot set up TLS: {err}"),
             StartError::Cors(err) => write!(f, "cannot set up CORS: {err}"),
-            StartError::SshNodePools(why) => write!(f, "{why}"),
+            StartError::SshNodePools(why) | StartError::Slurm(why) => write!(f, "{why}"),
             StartError::LocalInfra(why) => write!(
                 f,
                 "cannot run clusters under uids of their own (--local-infra uid-per-cluster): {why}"
@@ -202,7 +215,7 @@ impl Server {
         let close_on_error = CloseOnError(Some(store.clone()));
         let logs = LogDir::open(data_dir.operation_logs()).map_err(dir_err)?;
         let infra = Arc::new(local_infra(&config, &data_dir)?);
-        let infras = Infras::new(infra, ssh_pools(&config, &data_dir)?);
+        let infras = Infras::new(infra, ssh_pools(&config, &data_dir)?, slurm_clusters(&config, &data_dir)?);
         let clusters = Clusters::open(store.clone(), infras, data_dir.archived_job_logs())
             .await
             .map_err(StartError::Store)?;

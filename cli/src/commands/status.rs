@@ -2,7 +2,7 @@
 
 use skypilot_api::{
     names,
-    proto::skypilot::v1::{Cluster, ListClustersRequest},
+    proto::skypilot::v1::{Cluster, ClusterStatus, ListClustersRequest},
 };
 
 use crate::{
@@ -71,6 +71,13 @@ impl StatusArgs {
         println!("Clusters");
         print!("{}", table(&headers, &rows));
         for cluster in &clusters {
+            if cluster.status() == ClusterStatus::Init {
+                // A launch that waits for its nodes says why (a Slurm queue).
+                for node in cluster.nodes.iter().filter(|node| !node.reachable) {
+                    println!("Cluster '{}' is launching: {} ({})", cluster.name, node.detail, node.host);
+                }
+                continue;
+            }
             for node in cluster.nodes.iter().filter(|node| !node.reachable) {
                 println!(
                     "Cluster '{}': node {} on {} is unreachable: {}",

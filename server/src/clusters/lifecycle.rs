@@ -264,6 +264,13 @@ impl Clusters {
         if cluster.status() == ClusterStatus::Stopped {
             return Ok(cluster);
         }
+        let infra = self.inner.infras.named(infra_name(&cluster))?;
+        if let Some(why) = infra.stop_refused() {
+            return Err(Error::new(
+                ErrorReason::FailedPrecondition,
+                format!("cluster {name:?} runs on {}, where it cannot be stopped: {why}", infra.name()),
+            ));
+        }
         self.kill_all_jobs(name, "cluster was stopped").await?;
         cluster = self.get(name)?;
         cluster.status = ClusterStatus::Stopped as i32;
@@ -332,6 +339,8 @@ impl Clusters {
     /// `sky autostop`: `minutes` < 0 turns it off.
     pub async fn set_autostop(&self, name: &str, minutes: i32, down: bool) -> Result<ClusterRecord> {
         let mut cluster = self.get(name)?;
+        // Where a cluster cannot stop, autostop tears it down.
+        let down = down || self.inner.infras.named(infra_name(&cluster))?.stop_refused().is_some();
         cluster.autostop_idle_minutes = minutes.max(-1);
         cluster.autostop_down = down && minutes >= 0;
         if cluster.idle_since_ms != 0 {

@@ -129,11 +129,12 @@ impl Clusters {
         self.inner.infras.ssh_pools(name)
     }
 
-    /// Where each node of `cluster` is and whether it answers; `refresh`
-    /// reaches them now.
+    /// Where each node of `cluster` is and whether it answers (or, while
+    /// its launch waits for nodes, why); `refresh` reaches them now.
     pub async fn nodes(&self, cluster: &ClusterRecord, refresh: bool) -> Vec<NodeState> {
+        let launching = cluster.status() == ClusterStatus::Init;
         match self.inner.infras.named(infra_name(cluster)) {
-            Ok(infra) if !cluster.node_ips.is_empty() => infra.nodes(&cluster.name, refresh).await,
+            Ok(infra) if !cluster.node_ips.is_empty() || launching => infra.nodes(&cluster.name, refresh).await,
             _ => Vec::new(),
         }
     }

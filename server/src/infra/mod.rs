@@ -52,6 +52,7 @@ pub mod local;
 mod log_watch;
 pub mod process;
 pub mod run_as;
+pub mod slurm;
 pub mod ssh;
 
 use std::path::Path;
@@ -220,6 +221,10 @@ pub trait Infra: Send + Sync + 'static {
     fn check(&self) -> BoxFuture<'_, InfraStatus>;
     /// Why the infra takes no clusters, when the server's admin turned it off.
     fn disabled(&self) -> Option<&str>;
+    /// Why a cluster there cannot be stopped (only torn down), where it cannot.
+    fn stop_refused(&self) -> Option<&str> {
+        None
+    }
     /// What one node offers.
     fn capacity(&self) -> BoxFuture<'_, Result<Capacity>>;
     /// Refuses a file mount destination the infra cannot place files at,
@@ -273,7 +278,8 @@ pub trait Infra: Send + Sync + 'static {
 }
 
 /// Every infra of a server, by the names users give: `local` first, then
-/// `ssh/<pool>` for each SSH node pool.
+/// `ssh/<pool>` for each SSH node pool, then `slurm/<cluster>` for each
+/// Slurm cluster.
 #[derive(Clone)]
 pub struct Infras {
     all: Vec<std::sync::Arc<dyn Infra>>,
@@ -282,9 +288,14 @@ pub struct Infras {
 }
 
 impl Infras {
-    pub fn new(local: std::sync::Arc<dyn Infra>, ssh: Vec<std::sync::Arc<ssh::pool::SshPool>>) -> Infras {
+    pub fn new(
+        local: std::sync::Arc<dyn Infra>,
+        ssh: Vec<std::sync::Arc<ssh::pool::SshPool>>,
+        slurm: Vec<std::sync::Arc<slurm::SlurmInfra>>,
+    ) -> Infras {
         let mut all = vec![local];
         all.extend(ssh.iter().map(|pool| pool.clone() as std::sync::Arc<dyn Infra>));
+        all.extend(slurm.into_iter().map(|cluster| cluster as std::sync::Arc<dyn Infra>));
         Infras { all, ssh }
     }
 
@@ -328,40 +339,45 @@ impl Infras {
         &self.all
     }
 
-    /// The infra a task names in `resources.infra` (empty: local; `ssh`:
-    /// the only SSH node pool).
+    /// The infra a task names in `resources.infra` (empty: local; `ssh` or
+    /// `slurm`: the only SSH node pool or Slurm cluster).
     pub fn named(&self, name: &str) -> Result<&std::sync::Arc<dyn Infra>> {
         let wanted = name.trim().to_ascii_lowercase();
         let wanted = if wanted.is_empty() { "local".to_string() } else { wanted };
         if let Some(infra) = self.all.iter().find(|infra| infra.name() == wanted) {
             return Ok(infra);
         }
-        let pools: Vec<&std::sync::Arc<dyn Infra>> =
-            self.all.iter().filter(|infra| infra.name().starts_with("ssh/")).collect();
-        match (wanted.as_str(), pools.as_slice()) {
-            ("ssh", [only]) => Ok(only),
-            ("ssh", []) => Err(Error::invalid(
-                "resources.infra",
-                "this API server has no SSH node pools: list them in ~/.sky/ssh_node_pools.yaml of the \
-                 server's user (or sky api start --ssh-node-pools FILE)",
-            )),
-            ("ssh", _) => Err(Error::invalid(
-                "resources.infra",
-                format!(
-                    "this API server has several SSH node pools: name one ({})",
-                    self.names()[1..].join(", ")
-                ),
-            )),
-            _ => Err(Error::invalid(
+        let unknown = || {
+            Error::invalid(
                 "resources.infra",
                 format!("{name:?} is not an infra of this API server (it has: {})", self.names().join(", ")),
+            )
+        };
+        let (kind, how) = match wanted.as_str() {
+            "ssh" => ("SSH node pool", "list them in ~/.sky/ssh_node_pools.yaml of the server's user (or sky api start --ssh-node-pools FILE)"),
+            "slurm" => ("Slurm cluster", "list them in ~/.slurm/config of the server's user (or sky api start --slurm-config FILE)"),
+            _ => return Err(unknown()),
+        };
+        let prefix = format!("{wanted}/");
+        let family: Vec<&std::sync::Arc<dyn Infra>> =
+            self.all.iter().filter(|infra| infra.name().starts_with(&prefix)).collect();
+        match family.as_slice() {
+            [only] => Ok(only),
+            [] => Err(Error::invalid("resources.infra", format!("this API server has no {kind}s: {how}"))),
+            _ => Err(Error::invalid(
+                "resources.infra",
+                format!(
+                    "this API server has several {kind}s: name one ({})",
+                    family.iter().map(|infra| infra.name()).collect::<Vec<_>>().join(", ")
+                ),
             )),
         }
     }
 }
 
 /// Picks the infras named in `names` from those this server knows
-/// (`known`); empty means all. `ssh` names every SSH node pool.
+/// (`known`); empty means all. `ssh` names every SSH node pool, `slurm`
+/// every Slurm cluster.
 pub fn select(names: &[String], known: &[String]) -> Result<Vec<String>> {
     if names.is_empty() {
         return Ok(known.to_vec());
@@ -371,7 +387,9 @@ pub fn select(names: &[String], known: &[String]) -> Result<Vec<String>> {
         let wanted = name.trim().to_ascii_lowercase();
         let matches: Vec<&String> = known
             .iter()
-            .filter(|infra| **infra == wanted || (wanted == "ssh" && infra.starts_with("ssh/")))
+            .filter(|infra| {
+                **infra == wanted || infra.strip_prefix(&wanted).is_some_and(|rest| rest.starts_with('/'))
+            })
             .collect();
         if matches.is_empty() {
             return Err(Error::invalid(

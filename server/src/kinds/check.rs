@@ -85,7 +85,7 @@ pub(super) fn infra_check(status: InfraStatus) -> InfraCheck {
 }
 
 fn display_name(infra: &str) -> String {
-    if infra.starts_with("ssh/") {
+    if infra.contains('/') {
         return infra.to_string();
     }
     let mut chars = infra.chars();

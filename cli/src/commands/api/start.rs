@@ -90,6 +90,10 @@ pub struct StartArgs {
     /// SkyPilot's SSH node pools file (default: ~/.sky/ssh_node_pools.yaml, when it exists).
     #[arg(long, env = "SKYPILOT_SSH_NODE_POOLS", value_name = "FILE")]
     ssh_node_pools: Option<PathBuf>,
+    /// SkyPilot's Slurm configuration: one `Host` per Slurm cluster, naming its login node
+    /// (default: ~/.slurm/config, when it exists).
+    #[arg(long, env = "SKYPILOT_SLURM_CONFIG", value_name = "FILE")]
+    slurm_config: Option<PathBuf>,
     /// Unfinished requests one user may have; more are refused until some finish.
     #[arg(long, env = "SKYPILOT_MAX_REQUESTS_PER_USER", default_value_t = 2_000)]
     max_requests_per_user: usize,
@@ -193,6 +197,7 @@ impl StartArgs {
         };
         config.local_infra = self.local_infra.mode();
         config.ssh_node_pools = self.ssh_node_pools.clone();
+        config.slurm_config = self.slurm_config.clone();
         config.engine.max_requests_per_user = self.max_requests_per_user;
         config.engine.max_request_bytes_per_user = self.max_request_mib_per_user.saturating_mul(1 << 20);
         config.health_port = self.health_port;
@@ -269,6 +274,10 @@ impl StartArgs {
             // The background server starts elsewhere: the file by its full path.
             let file = std::path::absolute(file).unwrap_or_else(|_| file.clone());
             flags.push(format!("--ssh-node-pools={}", file.display()));
+        }
+        if let Some(file) = &self.slurm_config {
+            let file = std::path::absolute(file).unwrap_or_else(|_| file.clone());
+            flags.push(format!("--slurm-config={}", file.display()));
         }
         for origin in &self.cors_allow_origins {
             flags.push(format!("--cors-allow-origin={origin}"));

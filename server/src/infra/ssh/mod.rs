@@ -14,8 +14,9 @@ pub mod connection;
 mod placement;
 pub mod pool;
 pub mod pools;
-mod remote;
-mod transfer;
+pub(crate) mod remote;
+pub(crate) mod transfer;
+pub(crate) mod runtime;
 mod worker_logs;
 
 use std::{path::Path, sync::Arc};

@@ -18,7 +18,6 @@
 use std::{
     collections::HashMap,
     path::{Path, PathBuf},
-    process::Stdio,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -33,7 +32,9 @@ use super::{
     connection::{Ssh, SshError},
     placement::{self, Placement, Placements, Room},
     pools::{Host, Pool},
-    remote, transfer,
+    remote,
+    runtime::{self, HostRunner},
+    transfer,
     worker_logs::WorkerLog,
 };
 use crate::{
@@ -42,7 +43,7 @@ use crate::{
         Capacity, HostReport, Infra, InfraStatus, LogChanges, NodeState, Nodes, Provisioned, RunEnd,
         RunHandle, RunRef, RunSpec, files::node_relative_path,
     },
-    logfile,
+
 };
 
 /// How long one ordinary command on a host may take.
@@ -315,6 +316,16 @@ impl SshPool {
     }
 }
 
+impl HostRunner for SshPool {
+    fn ssh(&self) -> &Ssh {
+        &self.ssh
+    }
+
+    async fn run_script(&self, host: &Host, script: &str) -> Result<Vec<u8>> {
+        self.run(host, script).await
+    }
+}
+
 impl Infra for SshPool {
     fn name(&self) -> &str {
         &self.name
@@ -446,31 +457,12 @@ impl Infra for SshPool {
                 true => remote::job_log(&run.cluster, run.job_id),
                 false => remote::run_file(run, "log"),
             };
-            let delimiter = format!("SKY_SCRIPT_{}", skypilot_api::identity::random_hex(16)?);
-            let script = remote::start(run, &spec.script, &spec.env, &spec.log_prefix, &log, &delimiter);
-            let output = self.run(host, &script).await?;
-            parse_handle(&output).ok_or_else(|| {
-                Error::internal(format!(
-                    "{} did not report the run it started: {}",
-                    host.label(),
-                    String::from_utf8_lossy(&output).trim()
-                ))
-            })
+            runtime::start(self, host, spec, &spec.script, &log).await
         })
     }
 
     fn find<'a>(&'a self, run: &'a RunRef) -> BoxFuture<'a, Option<RunHandle>> {
-        Box::pin(async move {
-            let host = self.host(&run.cluster, run.rank).ok()?;
-            let output = self.run(host, &remote::find(run)).await.ok()?;
-            let text = String::from_utf8_lossy(&output);
-            let mut words = text.split_whitespace();
-            let pid = words.next()?.parse().ok()?;
-            // A run that is gone gets a start time no process has: its exit
-            // file then tells how it ended.
-            let start_ticks = words.next().and_then(|ticks| ticks.parse().ok()).unwrap_or(u64::MAX);
-            Some(RunHandle { pid, start_ticks })
-        })
+        Box::pin(async move { runtime::find(self, self.host(&run.cluster, run.rank).ok()?, run).await })
     }
 
     /// A node that does not answer for `NODE_LOST_AFTER` is lost: its run
@@ -544,11 +536,7 @@ impl Infra for SshPool {
         Box::pin(async move {
             // A released cluster has no log left.
             let Some(head) = self.placement(cluster)?.first().copied() else { return Ok(Vec::new()) };
-            self.run(
-                head,
-                &remote::read_chunk(&remote::job_log(cluster, job_id), offset, logfile::CHUNK_BYTES),
-            )
-            .await
+            runtime::read_log(self, head, cluster, job_id, offset).await
         })
     }
 
@@ -564,39 +552,14 @@ impl Infra for SshPool {
     ) -> BoxFuture<'a, Result<u64>> {
         Box::pin(async move {
             let Some(head) = self.placement(cluster)?.first().copied() else { return Ok(0) };
-            let output =
-                self.run(head, &remote::tail_offset(&remote::job_log(cluster, job_id), lines)).await?;
-            String::from_utf8_lossy(&output)
-                .trim()
-                .parse()
-                .map_err(|_| Error::internal(format!("{} did not report the log's size", head.label())))
+            runtime::log_tail_offset(self, head, cluster, job_id, lines).await
         })
     }
 
     fn archive_logs<'a>(&'a self, cluster: &'a str, dest: &'a Path) -> BoxFuture<'a, Result<usize>> {
         Box::pin(async move {
             let Ok(head) = self.host(cluster, 0) else { return Ok(0) };
-            let listed = self.run(head, &remote::logged_jobs(cluster)).await?;
-            let jobs: Vec<i64> = String::from_utf8_lossy(&listed)
-                .lines()
-                .filter_map(|line| line.trim().parse().ok())
-                .collect();
-            for job_id in &jobs {
-                std::fs::create_dir_all(dest)?;
-                let file = std::fs::File::create(dest.join(format!("{job_id}.log")))?;
-                let log = remote::job_log(cluster, *job_id);
-                let copied = self
-                    .ssh
-                    .command(head, &format!("bash -c {}", remote::quote(&format!("cat {log}"))))
-                    .stdout(file)
-                    .stderr(Stdio::piped())
-                    .output()
-                    .await?;
-                if !copied.status.success() {
-                    return Err(infra_error(self.ssh.failure(head, copied.status.code(), &copied.stderr)));
-                }
-            }
-            Ok(jobs.len())
+            runtime::archive_logs(self, head, cluster, dest).await
         })
     }
 
@@ -610,22 +573,9 @@ impl Infra for SshPool {
     }
 }
 
-/// "PID START_TICKS" as a handle; "PID gone" (a run that ended already)
-/// gets a start time no process has, so that its exit file tells how it ended.
-fn parse_handle(output: &[u8]) -> Option<RunHandle> {
-    let text = String::from_utf8_lossy(output);
-    let mut words = text.split_whitespace();
-    let pid = words.next()?.parse().ok()?;
-    let start_ticks = match words.next()? {
-        "gone" => u64::MAX,
-        ticks => ticks.parse().ok()?,
-    };
-    Some(RunHandle { pid, start_ticks })
-}
-
 /// An SSH failure as the job layer reports it: the host that did not
 /// answer is unavailable (the request may be retried); others failed.
-pub(super) fn infra_error(err: SshError) -> Error {
+pub(crate) fn infra_error(err: SshError) -> Error {
     match err {
         SshError::Unreachable { .. } | SshError::TimedOut { .. } => {
             Error::new(ErrorReason::Unavailable, err.to_string())

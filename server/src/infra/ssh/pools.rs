@@ -170,14 +170,14 @@ fn port_field(fields: &Mapping) -> Result<Option<u16>, String> {
 }
 
 /// `~/x` under `home`; other paths as they are.
-fn expand(path: &str, home: &Path) -> PathBuf {
+pub(crate) fn expand(path: &str, home: &Path) -> PathBuf {
     match path.strip_prefix("~/") {
         Some(rest) => home.join(rest),
         None => PathBuf::from(path),
     }
 }
 
-fn is_pool_name(name: &str) -> bool {
+pub(crate) fn is_pool_name(name: &str) -> bool {
     name.len() <= 63
         && name.starts_with(|c: char| c.is_ascii_alphabetic())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
