@@ -108,15 +108,16 @@ pub fn validate(task: &TaskSpec) -> Result<(), TaskError> {
         let (kind, pool) = infra.split_once('/').unwrap_or((&infra, ""));
         let known = match kind {
             "local" => pool.is_empty(),
-            "ssh" => {
+            "ssh" | "slurm" => {
                 pool.is_empty() || pool.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
             }
             _ => false,
         };
         if !known {
             return err(format!(
-                "`resources.infra`: {:?} is not available on this API server (available: local, and \
-                 ssh/<pool> for its SSH node pools; `sky check` lists them)",
+                "`resources.infra`: {:?} is not available on this API server (available: local, \
+                 ssh/<pool> for its SSH node pools and slurm/<cluster> for its Slurm clusters; `sky check` \
+                 lists them)",
                 resources.infra
             ));
         }

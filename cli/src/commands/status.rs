@@ -102,7 +102,8 @@ fn resources(cluster: &Cluster) -> String {
 fn hosts_column(cluster: &Cluster) -> String {
     let mut hosts: Vec<String> = Vec::new();
     for node in &cluster.nodes {
-        let host = match node.reachable {
+        // A launching cluster's nodes are not reachable yet; a line below says why.
+        let host = match node.reachable || cluster.status() == ClusterStatus::Init {
             true => node.host.clone(),
             false => format!("{} (unreachable)", node.host),
         };

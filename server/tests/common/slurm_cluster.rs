@@ -73,7 +73,7 @@ impl TestSlurm {
              SlurmctldPidFile={root}/slurmctld.pid\nSlurmdPidFile={root}/slurmd-%n.pid\n\
              SlurmctldLogFile={root}/slurmctld.log\nSlurmdLogFile={root}/slurmd-%n.log\n\
              ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\nSelectType=select/cons_tres\n\
-             SelectTypeParameters=CR_CPU\nSchedulerType=sched/builtin\nSlurmUser=root\nReturnToService=2\n\
+             SelectTypeParameters=CR_CPU\nSchedulerType=sched/builtin\nSchedulerParameters=sched_interval=1\nSlurmUser=root\nReturnToService=2\n\
              MpiDefault=none\nJobAcctGatherType=jobacct_gather/none\nSlurmdParameters=config_overrides\n\
              KillWait=2\nMinJobAge=300\n",
             socket = socket.display(),

@@ -94,6 +94,25 @@ impl Allocation {
         matches!(self.state.as_str(), "PENDING" | "CONFIGURING" | "REQUEUED" | "RESIZING" | "SUSPENDED")
     }
 
+    /// Whether it waits for something that will not come by itself: a
+    /// request beyond what its partition, account or QOS allows (Slurm
+    /// queues it rather than refusing it where limits are not enforced at
+    /// submission).
+    pub fn never_starts(&self) -> bool {
+        self.waiting()
+            && matches!(
+                self.reason.as_str(),
+                "PartitionConfig"
+                    | "PartitionNodeLimit"
+                    | "PartitionTimeLimit"
+                    | "BadConstraints"
+                    | "AccountNotAllowed"
+                    | "QOSNotAllowed"
+                    | "InvalidAccount"
+                    | "InvalidQOS"
+            )
+    }
+
     /// What Slurm did to it, for messages: "PENDING (Resources)",
     /// "TIMEOUT: it reached its time limit".
     pub fn describe(&self) -> String {
@@ -224,6 +243,8 @@ mod tests {
         let pending = parse_lookup("13|PENDING|Resources|\n").unwrap();
         assert!(pending.waiting() && pending.nodes.is_empty());
         assert_eq!(pending.describe(), "PENDING (Resources)");
+        assert!(!pending.never_starts());
+        assert!(Allocation { reason: "PartitionNodeLimit".into(), ..pending.clone() }.never_starts());
         let ended = Allocation { state: "TIMEOUT".into(), ..found };
         assert_eq!(ended.describe(), "TIMEOUT: it reached its time limit");
         assert_eq!(parse_lookup(""), None);

@@ -320,6 +320,20 @@ impl Infra for SlurmInfra {
             let allocation = loop {
                 match self.lookup(cluster).await? {
                     Some(allocation) if allocation.running() => break allocation,
+                    Some(allocation) if allocation.never_starts() => {
+                        self.run_script(&self.login, &commands::cancel(&self.job_name(cluster))).await?;
+                        return Err(Error::new(
+                            ErrorReason::ResourceExhausted,
+                            format!(
+                                "{} will never start the allocation of cluster {cluster:?} ({}): it asks for more \
+                                 than its partition allows; ask for fewer nodes, CPUs, memory or GPUs (sky check {} \
+                                 lists its nodes)",
+                                self.name,
+                                allocation.describe(),
+                                self.name
+                            ),
+                        ));
+                    }
                     Some(allocation) if allocation.waiting() => {
                         tokio::time::sleep(pause).await;
                         pause = (pause * 2).min(POLL_MAX);
