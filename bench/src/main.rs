@@ -1,10 +1,11 @@
-//! `sky-bench [--quick | --uploads | --history | --managed | --pinned]`: starts a real local API server with the
+//! `sky-bench [--quick | --uploads | --history | --managed | --pinned | --slurm]`: starts a real local API server with the
 //! `sky` binary next to this one (in a temporary HOME, on a free loopback
 //! port) and prints one `name: value unit` line per figure. `--quick` runs
 //! few iterations, to check that every figure is produced; `--uploads`,
-//! `--history`, `--managed` and `--pinned` run only the upload figures, the
-//! cost of a cluster's history, the managed jobs figures, or the 64-client
-//! latency with the server on a CPU of its own.
+//! `--history`, `--managed`, `--pinned` and `--slurm` run only the upload
+//! figures, the cost of a cluster's history, the managed jobs figures, the
+//! 64-client latency with the server on a CPU of its own, or the Slurm
+//! figures (on a Slurm started here).
 
 mod history;
 mod jobs;
@@ -12,7 +13,21 @@ mod load;
 mod managed;
 mod pinned;
 mod process;
+mod slurm;
 mod ssh;
+
+// Test hosts (SSH servers, a Slurm) and ports, shared with the tests.
+#[path = "../../server/tests/common/ports.rs"]
+mod ports;
+#[path = "../../server/tests/common/slurm_cluster.rs"]
+#[allow(dead_code)]
+mod slurm_cluster;
+#[path = "../../server/tests/common/ssh_hosts.rs"]
+#[allow(dead_code)]
+mod ssh_hosts;
+#[path = "../../server/tests/common/unix_user.rs"]
+#[allow(dead_code)]
+mod unix_user;
 mod uploads;
 
 use std::{
@@ -95,6 +110,10 @@ fn main() {
     }
     if std::env::args().any(|arg| arg == "--managed") {
         managed_figures(&sky, &plan);
+        return;
+    }
+    if std::env::args().any(|arg| arg == "--slurm") {
+        slurm::figures(sky_binary(), plan.exec_samples);
         return;
     }
     if std::env::args().any(|arg| arg == "--uploads") {
@@ -203,6 +222,7 @@ fn main() {
     history::figures(&sky, plan.history_jobs, plan.cli_runs, plan.queued_jobs.min(1000));
     managed_figures(&sky, &plan);
     ssh::figures(sky_binary(), plan.exec_samples, plan.ssh_jobs);
+    slurm::figures(sky_binary(), plan.exec_samples);
 }
 
 fn managed_figures(sky: &Sky, plan: &Plan) {

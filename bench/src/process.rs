@@ -11,9 +11,7 @@ use std::{
 
 use tempfile::TempDir;
 
-#[path = "../../server/tests/common/ports.rs"]
-mod ports;
-use ports::quiet_port;
+use crate::ports::quiet_port;
 
 /// The `sky` binary with a private HOME and local server port.
 pub struct Sky {

@@ -14,14 +14,6 @@ use skypilot_api::{
 
 use crate::{connect, process::Sky};
 
-#[path = "../../server/tests/common/unix_user.rs"]
-#[allow(dead_code)]
-mod unix_user;
-
-#[path = "../../server/tests/common/ssh_hosts.rs"]
-#[allow(dead_code)]
-mod ssh_hosts;
-
 /// Prints the SSH figures, or why they cannot be measured here.
 pub fn figures(sky_binary: std::path::PathBuf, samples: usize, queued: usize) {
     // SAFETY: geteuid has no preconditions.
@@ -29,7 +21,7 @@ pub fn figures(sky_binary: std::path::PathBuf, samples: usize, queued: usize) {
         println!("ssh_pool: not measured (needs root and /usr/sbin/sshd, to start test hosts)");
         return;
     }
-    let hosts = ssh_hosts::SshHosts::start(3);
+    let hosts = crate::ssh_hosts::SshHosts::start(3);
     let sky = Sky::new(sky_binary);
     let pools = sky.home().join(".sky/ssh_node_pools.yaml");
     std::fs::create_dir_all(pools.parent().expect("a folder")).expect("~/.sky");
@@ -94,7 +86,7 @@ fn task(run: &str, nodes: i32) -> TaskSpec {
 
 /// Submits a job on `nodes` nodes that prints when it started on each, and
 /// returns the time from the request's creation to its start on the last node.
-async fn exec_to_start_on_every_node(client: &Client, cluster: &str, nodes: i32) -> Duration {
+pub(crate) async fn exec_to_start_on_every_node(client: &Client, cluster: &str, nodes: i32) -> Duration {
     let request = ExecRequest {
         cluster_name: cluster.into(),
         task: Some(task("date +%s%N", nodes)),

@@ -12,9 +12,7 @@ mod unix_user;
 #[allow(dead_code)]
 mod ssh_hosts;
 
-#[path = "../../server/tests/common/ports.rs"]
-#[allow(dead_code)]
-mod ports;
+use common::ports;
 
 #[path = "../../server/tests/common/slurm_cluster.rs"]
 #[allow(dead_code)]
@@ -47,7 +45,10 @@ fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
 
 /// The line of `output` about `what`.
 fn line_about<'a>(output: &'a str, what: &str) -> &'a str {
-    output.lines().find(|line| line.contains(what)).unwrap_or_else(|| panic!("no line about {what}:\n{output}"))
+    output
+        .lines()
+        .find(|line| line.contains(what))
+        .unwrap_or_else(|| panic!("no line about {what}:\n{output}"))
 }
 
 /// A server whose Slurm clusters are `slurm` (as `slurm/test`).
@@ -71,21 +72,45 @@ fn a_two_node_slurm_cluster_launches_runs_execs_cancels_and_goes_down_through_th
 
     let check = sky(&["check", "slurm"]).ok();
     assert!(check.stdout.contains("slurm/test: enabled"), "{}", check.stdout);
-    assert!(check.stdout.contains("partitions main*") && check.stdout.contains("2 of 2 nodes usable"), "{}", check.stdout);
+    assert!(
+        check.stdout.contains("partitions main*") && check.stdout.contains("2 of 2 nodes usable"),
+        "{}",
+        check.stdout
+    );
     for node in ["node1", "node2"] {
         let line = line_about(&check.stdout, &format!("{node}: "));
-        assert!(line.contains("4 CPUs") && line.contains("no GPUs") && line.contains("partitions main*"), "{line}");
+        assert!(
+            line.contains("4 CPUs") && line.contains("no GPUs") && line.contains("partitions main*"),
+            "{line}"
+        );
     }
 
-    // Both ranks run, each on its own node, and see both nodes.
-    let launch = sky(&[
-        "launch", "-c", "duo", "-y", "--infra", "slurm/test", "--num-nodes", "2",
-        "echo rank=$SKYPILOT_NODE_RANK on=$SLURMD_NODENAME nodes=$(echo $SKYPILOT_NODE_IPS) in=$PWD",
-    ])
-    .ok();
+    // Both ranks set up and run, each on its own node, with the workdir and
+    // file mounts, and see both nodes.
+    let work = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(work.path().join("code")).unwrap();
+    std::fs::write(work.path().join("code/data.txt"), "from-the-workdir").unwrap();
+    std::fs::write(work.path().join("config.txt"), "from-a-mount").unwrap();
+    let task = work.path().join("task.yaml");
+    std::fs::write(
+        &task,
+        format!(
+            "name: pair\nnum_nodes: 2\nresources:\n  infra: slurm/test\nworkdir: {}\n\
+             file_mounts:\n  ~/mounted/config.txt: {}\nsetup: echo setup-on-$SLURMD_NODENAME\n\
+             run: echo rank=$SKYPILOT_NODE_RANK on=$SLURMD_NODENAME nodes=$(echo $SKYPILOT_NODE_IPS) \
+             data=$(cat data.txt) mount=$(cat ~/mounted/config.txt) in=$PWD\n",
+            work.path().join("code").display(),
+            work.path().join("config.txt").display()
+        ),
+    )
+    .unwrap();
+    let launch = sky(&["launch", "-c", "duo", "-y", task.to_str().unwrap()]).ok();
     for rank in 0..2 {
+        let node = format!("node{}", rank + 1);
+        assert!(launch.stdout.contains(&format!("setup-on-{node}")), "{}", launch.stdout);
         let line = line_about(&launch.stdout, &format!("rank={rank} "));
-        assert!(line.contains(&format!("on=node{} nodes=node1 node2", rank + 1)), "{line}");
+        assert!(line.contains(&format!("on={node} nodes=node1 node2")), "{line}");
+        assert!(line.contains("data=from-the-workdir mount=from-a-mount"), "{line}");
         assert!(line.contains(&format!(".sky-api/clusters/duo/node-{rank}/sky_workdir")), "{line}");
     }
     let status = sky(&["status"]).ok();
@@ -99,7 +124,12 @@ fn a_two_node_slurm_cluster_launches_runs_execs_cancels_and_goes_down_through_th
     assert!(stop.stderr.contains("cannot be stopped") && stop.stderr.contains("sky down"), "{}", stop.stderr);
     let autostop = sky(&["autostop", "duo", "-i", "30", "-y"]).ok();
     let status = sky(&["status"]).ok();
-    assert!(line_about(&status.stdout, "duo").contains("30m (down)"), "{}\n{}", autostop.stdout, status.stdout);
+    assert!(
+        line_about(&status.stdout, "duo").contains("30m (down)"),
+        "{}\n{}",
+        autostop.stdout,
+        status.stdout
+    );
 
     // exec, queue, cancel: the cancelled step is gone from Slurm.
     sky(&["exec", "duo", "-d", "echo waiting; sleep 300"]).ok();
@@ -117,7 +147,11 @@ fn a_two_node_slurm_cluster_launches_runs_execs_cancels_and_goes_down_through_th
     let logs = sky(&["logs", "duo", "3"]).ok();
     assert_eq!(logs.stdout.matches("from exec on node1").count(), 1, "{}", logs.stdout);
     let failing = sky(&["exec", "duo", "echo failing; exit 5"]).fails();
-    assert!(!failing.stdout.contains("srun: error"), "Slurm's exit-code line stays out of the log: {}", failing.stdout);
+    assert!(
+        !failing.stdout.contains("srun: error"),
+        "Slurm's exit-code line stays out of the log: {}",
+        failing.stdout
+    );
 
     // Down releases the allocation and the cluster's files.
     sky(&["down", "duo", "-y"]).ok();
@@ -134,8 +168,33 @@ fn a_queued_allocation_shows_as_init_with_slurms_reason_and_launches_once_nodes_
     let home = tempfile::tempdir().unwrap();
     let server = server_for(&slurm, home.path());
     let sky = |args: &[&str]| sky(home.path(), server.port, args);
-    sky(&["launch", "-c", "holder", "-y", "--infra", "slurm/test", "--num-nodes", "2", "--cpus", "2", "true"]).ok();
-    let waiting = sky(&["launch", "-c", "waiter", "-y", "--async", "--infra", "slurm/test", "--cpus", "2", "echo got it"]).ok();
+    sky(&[
+        "launch",
+        "-c",
+        "holder",
+        "-y",
+        "--infra",
+        "slurm/test",
+        "--num-nodes",
+        "2",
+        "--cpus",
+        "2",
+        "true",
+    ])
+    .ok();
+    let waiting = sky(&[
+        "launch",
+        "-c",
+        "waiter",
+        "-y",
+        "--async",
+        "--infra",
+        "slurm/test",
+        "--cpus",
+        "2",
+        "echo got it",
+    ])
+    .ok();
     assert!(!waiting.stdout.trim().is_empty());
     wait_until("the waiting cluster showing Slurm's reason", 60, || {
         let status = sky(&["status"]).ok();
@@ -143,15 +202,30 @@ fn a_queued_allocation_shows_as_init_with_slurms_reason_and_launches_once_nodes_
             && line_about(&status.stdout, "waiter").contains("INIT")
     });
     // More than Slurm has at all is refused at once, with Slurm's words.
-    let huge = sky(&["launch", "-c", "huge", "-y", "--infra", "slurm/test", "--num-nodes", "3", "true"]).fails();
-    assert!(huge.stderr.contains("will never start") && huge.stderr.contains("PENDING (Partition"), "{}", huge.stderr);
-    assert_eq!(slurm.active_jobs().len(), 2, "the impossible allocation is cancelled: {:?}", slurm.active_jobs());
+    let huge =
+        sky(&["launch", "-c", "huge", "-y", "--infra", "slurm/test", "--num-nodes", "3", "true"]).fails();
+    assert!(
+        huge.stderr.contains("will never start") && huge.stderr.contains("PENDING (Partition"),
+        "{}",
+        huge.stderr
+    );
+    assert_eq!(
+        slurm.active_jobs().len(),
+        2,
+        "the impossible allocation is cancelled: {:?}",
+        slurm.active_jobs()
+    );
     sky(&["down", "holder", "-y"]).ok();
     wait_until("the waiting cluster coming up", 60, || {
         line_about(&sky(&["status"]).ok().stdout, "waiter").contains("UP")
     });
     let logs = sky(&["logs", "waiter", "1"]).ok();
     assert!(logs.stdout.contains("got it"), "{}", logs.stdout);
+    // Autostop releases an idle allocation.
+    sky(&["autostop", "waiter", "-i", "0", "-y"]).ok();
+    wait_until("autostop tearing the idle cluster down", 60, || {
+        !sky(&["status"]).ok().stdout.contains("waiter")
+    });
     sky(&["down", "-a", "-y"]).ok();
     assert!(slurm.active_jobs().is_empty(), "{:?}", slurm.active_jobs());
     assert!(server.stop(), "the server stops cleanly");
@@ -211,4 +285,50 @@ fn a_bad_slurm_configuration_stops_the_server_with_the_line_and_the_fix() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("line 3: Port \"99999\" is not a port"), "{stderr}");
+}
+
+/// A managed job whose allocation an admin cancels mid-run: the job is
+/// RECOVERING, then runs again in a new allocation to the end.
+#[test]
+fn a_managed_job_whose_allocation_is_cancelled_recovers_in_a_new_allocation() {
+    let slurm = TestSlurm::start(2, 4);
+    let home = tempfile::tempdir().unwrap();
+    let server = server_for(&slurm, home.path());
+    let sky = |args: &[&str]| sky(home.path(), server.port, args);
+    let gate = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(gate.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let go = gate.path().join("go");
+    let script = format!(
+        "echo started-in-$SLURM_JOB_ID; while [ ! -e {} ]; do sleep 0.1; done; echo finished-in-$SLURM_JOB_ID",
+        go.display()
+    );
+    sky(&["jobs", "launch", "-y", "-d", "--infra", "slurm/test", &script]).ok();
+    let mut first = String::new();
+    wait_until("the first attempt starting", 60, || {
+        let logs = sky(&["jobs", "logs", "1", "--no-follow"]);
+        first = logs
+            .stdout
+            .lines()
+            .find_map(|line| line.split("started-in-").nth(1))
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        !first.is_empty()
+    });
+    assert!(slurm.as_root(&["scancel", &first]).status.success());
+    wait_until("the job recovering in a new allocation", 60, || {
+        slurm.active_jobs().iter().any(|job| !job.starts_with(&format!("{first} ")))
+    });
+    std::fs::write(&go, "").unwrap();
+    let logs = sky(&["jobs", "logs", "1"]).ok();
+    let recovered = logs.stdout.find("attempt 2 (recoveries so far: 1)").expect(&logs.stdout);
+    let finished = logs.stdout.find("finished-in-").expect(&logs.stdout);
+    assert!(recovered < finished, "{}", logs.stdout);
+    assert!(!logs.stdout.contains(&format!("finished-in-{first}")), "{}", logs.stdout);
+    let queue = sky(&["jobs", "queue", "-a"]).ok();
+    let row = queue.stdout.lines().find(|line| line.starts_with("1 ")).expect(&queue.stdout);
+    assert!(row.contains("SUCCEEDED") && row.contains("slurm/test"), "{row}");
+    assert!(sky(&["status", "-u"]).ok().stdout.contains("No existing clusters."));
+    assert!(slurm.active_jobs().is_empty(), "{:?}", slurm.active_jobs());
+    assert!(server.stop(), "the server stops cleanly");
 }

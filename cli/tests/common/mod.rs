@@ -10,7 +10,7 @@ use std::{
 };
 
 #[path = "../../../server/tests/common/ports.rs"]
-mod ports;
+pub mod ports;
 pub use ports::quiet_port;
 
 /// A finished `sky` run.

@@ -134,7 +134,9 @@ impl Clusters {
     pub async fn nodes(&self, cluster: &ClusterRecord, refresh: bool) -> Vec<NodeState> {
         let launching = cluster.status() == ClusterStatus::Init;
         match self.inner.infras.named(infra_name(cluster)) {
-            Ok(infra) if !cluster.node_ips.is_empty() || launching => infra.nodes(&cluster.name, refresh).await,
+            Ok(infra) if !cluster.node_ips.is_empty() || launching => {
+                infra.nodes(&cluster.name, refresh).await
+            }
             _ => Vec::new(),
         }
     }

@@ -354,8 +354,14 @@ impl Infras {
             )
         };
         let (kind, how) = match wanted.as_str() {
-            "ssh" => ("SSH node pool", "list them in ~/.sky/ssh_node_pools.yaml of the server's user (or sky api start --ssh-node-pools FILE)"),
-            "slurm" => ("Slurm cluster", "list them in ~/.slurm/config of the server's user (or sky api start --slurm-config FILE)"),
+            "ssh" => (
+                "SSH node pool",
+                "list them in ~/.sky/ssh_node_pools.yaml of the server's user (or sky api start --ssh-node-pools FILE)",
+            ),
+            "slurm" => (
+                "Slurm cluster",
+                "list them in ~/.slurm/config of the server's user (or sky api start --slurm-config FILE)",
+            ),
             _ => return Err(unknown()),
         };
         let prefix = format!("{wanted}/");

@@ -38,7 +38,10 @@ impl TestSlurm {
     /// every node is idle.
     pub fn start(nodes: usize, cpus: usize) -> TestSlurm {
         for tool in ["/usr/sbin/slurmctld", "/usr/sbin/slurmd", "/usr/bin/srun", "/usr/sbin/munged"] {
-            assert!(Path::new(tool).exists(), "{tool} is missing: install slurmctld, slurmd, slurm-client and munge (scripts/test.sh does)");
+            assert!(
+                Path::new(tool).exists(),
+                "{tool} is missing: install slurmctld, slurmd, slurm-client and munge (scripts/test.sh does)"
+            );
         }
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
@@ -85,7 +88,8 @@ impl TestSlurm {
                 "NodeName={name} NodeHostname=localhost NodeAddr=127.0.0.1 Port={port} CPUs={cpus} RealMemory=4096\n"
             );
         }
-        conf += &format!("PartitionName=main Nodes={} Default=YES MaxTime=INFINITE State=UP\n", names.join(","));
+        conf +=
+            &format!("PartitionName=main Nodes={} Default=YES MaxTime=INFINITE State=UP\n", names.join(","));
         let conf_file = root.join("slurm.conf");
         std::fs::write(&conf_file, conf).unwrap();
         std::fs::create_dir_all(root.join("state")).unwrap();
@@ -177,7 +181,16 @@ impl TestSlurm {
     /// The login user's allocations Slurm has pending or running: "ID STATE NAME" each.
     pub fn active_jobs(&self) -> Vec<String> {
         let user = self.login_host().user.name.clone();
-        let out = self.as_root(&["squeue", "-h", "-u", &user, "-t", "PENDING,RUNNING,CONFIGURING", "-o", "%i %T %j"]);
+        let out = self.as_root(&[
+            "squeue",
+            "-h",
+            "-u",
+            &user,
+            "-t",
+            "PENDING,RUNNING,CONFIGURING",
+            "-o",
+            "%i %T %j",
+        ]);
         String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
     }
 
@@ -207,7 +220,9 @@ impl Drop for TestSlurm {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        for child in self.nodes.iter_mut().flatten().chain(self.controller.iter_mut()).chain(self.munge.iter_mut()) {
+        for child in
+            self.nodes.iter_mut().flatten().chain(self.controller.iter_mut()).chain(self.munge.iter_mut())
+        {
             // SAFETY: kill has no memory preconditions; the pid is our own child's.
             unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
             let deadline = Instant::now() + Duration::from_secs(10);

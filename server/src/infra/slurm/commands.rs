@@ -2,7 +2,7 @@
 //! configured user, over SSH), and what their output means. Every value
 //! that reaches a script is quoted or a checked name or number.
 
-use crate::infra::{Capacity, RunRef, Nodes, ssh::remote::quote};
+use crate::infra::{Capacity, Nodes, RunRef, ssh::remote::quote};
 
 /// One node as `sinfo` reports it (once per partition it is in).
 #[derive(Debug, Clone, PartialEq)]
@@ -238,7 +238,15 @@ mod tests {
     #[test]
     fn an_allocation_says_what_slurm_did_to_it() {
         let found = parse_lookup("12|RUNNING|None|node[1-2]\nnode1\nnode2\n").unwrap();
-        assert_eq!(found, Allocation { job_id: 12, state: "RUNNING".into(), reason: "None".into(), nodes: vec!["node1".into(), "node2".into()] });
+        assert_eq!(
+            found,
+            Allocation {
+                job_id: 12,
+                state: "RUNNING".into(),
+                reason: "None".into(),
+                nodes: vec!["node1".into(), "node2".into()]
+            }
+        );
         assert!(found.running());
         let pending = parse_lookup("13|PENDING|Resources|\n").unwrap();
         assert!(pending.waiting() && pending.nodes.is_empty());

@@ -41,7 +41,7 @@ pub fn load(path: &Path, home: &Path, default_user: &str) -> Result<Vec<SlurmClu
 /// The clusters of a configuration's text, in the order of their blocks.
 pub fn parse(text: &str, home: &Path, default_user: &str) -> Result<Vec<SlurmCluster>, String> {
     // (name, line of its Host, fields given) per block; "*" holds the defaults.
-    let mut blocks: Vec<(String, usize, Vec<(String, String, usize)>)> = Vec::new();
+    let mut blocks: Vec<(String, usize, Vec<Field>)> = Vec::new();
     for (index, raw) in text.lines().enumerate() {
         let line_no = index + 1;
         let line = raw.trim();
@@ -89,6 +89,9 @@ pub fn parse(text: &str, home: &Path, default_user: &str) -> Result<Vec<SlurmClu
         .collect()
 }
 
+/// A keyword (lowercase), its value, and the line it is on.
+type Field = (String, String, usize);
+
 /// `Keyword value` or `Keyword=value`.
 fn split_keyword(line: &str) -> Option<(&str, &str)> {
     let split = line.find(|c: char| c.is_whitespace() || c == '=')?;
@@ -101,7 +104,7 @@ fn split_keyword(line: &str) -> Option<(&str, &str)> {
 fn cluster(
     name: &str,
     line: usize,
-    fields: &[(String, String, usize)],
+    fields: &[Field],
     home: &Path,
     default_user: &str,
 ) -> Result<SlurmCluster, String> {

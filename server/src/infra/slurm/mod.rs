@@ -84,7 +84,12 @@ pub struct SlurmInfra {
 /// The Slurm clusters of `file` (when given, it must exist; else the server
 /// user's `~/.slurm/config`, when it exists), with SSH state (pinned host
 /// keys, control sockets) and this server's id in `state_dir`.
-pub fn load(file: Option<&Path>, home: &Path, user: &str, state_dir: &Path) -> Result<Vec<Arc<SlurmInfra>>, String> {
+pub fn load(
+    file: Option<&Path>,
+    home: &Path,
+    user: &str,
+    state_dir: &Path,
+) -> Result<Vec<Arc<SlurmInfra>>, String> {
     let default = home.join(".slurm/config");
     let clusters = match file {
         Some(file) => config::load(file, home, user)?,
@@ -122,7 +127,11 @@ fn server_id(state_dir: &Path) -> std::io::Result<String> {
 impl SlurmInfra {
     /// The Slurm cluster reached through its login node with `ssh`, with
     /// this server's id kept in `state_dir`.
-    pub fn new(cluster: config::SlurmCluster, ssh: Arc<Ssh>, state_dir: &Path) -> std::io::Result<SlurmInfra> {
+    pub fn new(
+        cluster: config::SlurmCluster,
+        ssh: Arc<Ssh>,
+        state_dir: &Path,
+    ) -> std::io::Result<SlurmInfra> {
         Ok(SlurmInfra {
             name: format!("slurm/{}", cluster.name),
             login: cluster.login,
@@ -193,7 +202,9 @@ impl SlurmInfra {
                     allocation.describe()
                 ),
             )),
-            None => Err(Error::not_found(format!("cluster {cluster:?} has no Slurm allocation on {}", self.name))),
+            None => {
+                Err(Error::not_found(format!("cluster {cluster:?} has no Slurm allocation on {}", self.name)))
+            }
         }
     }
 
@@ -215,7 +226,9 @@ impl SlurmInfra {
                 run.cluster,
                 allocation.describe()
             )),
-            Ok(None) => RunEnd::Lost(format!("the Slurm allocation of cluster {:?} is gone from Slurm", run.cluster)),
+            Ok(None) => {
+                RunEnd::Lost(format!("the Slurm allocation of cluster {:?} is gone from Slurm", run.cluster))
+            }
             Err(_) => end,
         }
     }
@@ -301,9 +314,17 @@ impl Infra for SlurmInfra {
     fn capacity(&self) -> BoxFuture<'_, Result<Capacity>> {
         Box::pin(async move {
             let nodes = self.slurm_nodes().await?;
-            nodes.iter().filter(|node| node.usable()).map(|node| node.capacity()).max_by_key(|c| c.cpus).ok_or_else(
-                || Error::new(ErrorReason::Unavailable, format!("no node of {} takes jobs (sinfo)", self.name)),
-            )
+            nodes
+                .iter()
+                .filter(|node| node.usable())
+                .map(|node| node.capacity())
+                .max_by_key(|c| c.cpus)
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorReason::Unavailable,
+                        format!("no node of {} takes jobs (sinfo)", self.name),
+                    )
+                })
         })
     }
 
@@ -350,7 +371,9 @@ impl Infra for SlurmInfra {
                     }
                     _ => {
                         let script = commands::submit(&self.job_name(cluster), nodes, None);
-                        self.reach(&script).await.map_err(|err| refused_submission(&self.name, cluster, err))?;
+                        self.reach(&script)
+                            .await
+                            .map_err(|err| refused_submission(&self.name, cluster, err))?;
                         submitted = true;
                     }
                 }
@@ -430,8 +453,11 @@ impl Infra for SlurmInfra {
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let relative = node_relative_path(dest).map_err(|err| Error::invalid("task.file_mounts", err))?;
-            let dest =
-                format!("{}/{}", remote::node_home(cluster, rank), remote::quote(&relative.to_string_lossy()));
+            let dest = format!(
+                "{}/{}",
+                remote::node_home(cluster, rank),
+                remote::quote(&relative.to_string_lossy())
+            );
             transfer::send(&self.ssh, &self.login, source, &dest).await
         })
     }
@@ -473,7 +499,10 @@ impl Infra for SlurmInfra {
                     Err(err) => {
                         let since = *silent_since.get_or_insert_with(Instant::now);
                         if since.elapsed() >= LOGIN_LOST_AFTER {
-                            return RunEnd::Lost(format!("the login node {} was lost: {err}", self.login.label()));
+                            return RunEnd::Lost(format!(
+                                "the login node {} was lost: {err}",
+                                self.login.label()
+                            ));
                         }
                     }
                 }
@@ -502,7 +531,12 @@ impl Infra for SlurmInfra {
         None
     }
 
-    fn log_tail_offset<'a>(&'a self, cluster: &'a str, job_id: i64, lines: u64) -> BoxFuture<'a, Result<u64>> {
+    fn log_tail_offset<'a>(
+        &'a self,
+        cluster: &'a str,
+        job_id: i64,
+        lines: u64,
+    ) -> BoxFuture<'a, Result<u64>> {
         Box::pin(runtime::log_tail_offset(self, &self.login, cluster, job_id, lines))
     }
 
@@ -536,6 +570,8 @@ fn refused_submission(infra: &str, cluster: &str, err: SshError) -> Error {
     };
     Error::new(
         reason,
-        format!("{infra} refused the allocation of cluster {cluster:?}: {said}; ask for fewer nodes, CPUs, memory or GPUs (sky check {infra} lists its nodes)"),
+        format!(
+            "{infra} refused the allocation of cluster {cluster:?}: {said}; ask for fewer nodes, CPUs, memory or GPUs (sky check {infra} lists its nodes)"
+        ),
     )
 }

@@ -9,13 +9,7 @@ use crate::infra::{
     ssh::{connection::Ssh, pools::Host},
 };
 
-#[path = "../../../tests/common/unix_user.rs"]
-#[allow(dead_code)]
-mod unix_user;
-
-#[path = "../../../tests/common/ssh_hosts.rs"]
-#[allow(dead_code)]
-mod ssh_hosts;
+use crate::infra::ssh::pool::ssh_hosts;
 
 #[path = "../../../tests/common/ports.rs"]
 mod ports;
@@ -75,7 +69,15 @@ async fn ranks_run_as_steps_on_their_own_nodes_and_an_allocation_ended_by_slurm_
     // An admin cancels the allocation under a running step.
     let run = spec(2, 1, "sleep 60");
     let handle = infra.start(&run).await.unwrap();
-    let job = slurm.active_jobs().into_iter().next().expect("the allocation").split(' ').next().unwrap().to_string();
+    let job = slurm
+        .active_jobs()
+        .into_iter()
+        .next()
+        .expect("the allocation")
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
     let cancelled = slurm.as_root(&["scancel", &job]);
     assert!(cancelled.status.success());
     match infra.wait(&run.run, handle).await {

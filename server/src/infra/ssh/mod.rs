@@ -15,8 +15,8 @@ mod placement;
 pub mod pool;
 pub mod pools;
 pub(crate) mod remote;
-pub(crate) mod transfer;
 pub(crate) mod runtime;
+pub(crate) mod transfer;
 mod worker_logs;
 
 use std::{path::Path, sync::Arc};

@@ -43,7 +43,6 @@ use crate::{
         Capacity, HostReport, Infra, InfraStatus, LogChanges, NodeState, Nodes, Provisioned, RunEnd,
         RunHandle, RunRef, RunSpec, files::node_relative_path,
     },
-
 };
 
 /// How long one ordinary command on a host may take.
@@ -591,12 +590,12 @@ pub(crate) fn infra_error(err: SshError) -> Error {
 #[cfg(test)]
 #[path = "../../../tests/common/unix_user.rs"]
 #[allow(dead_code)]
-mod unix_user;
+pub(crate) mod unix_user;
 
 #[cfg(test)]
 #[path = "../../../tests/common/ssh_hosts.rs"]
 #[allow(dead_code)]
-mod ssh_hosts;
+pub(crate) mod ssh_hosts;
 
 #[cfg(test)]
 mod tests {

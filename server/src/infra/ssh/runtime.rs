@@ -80,7 +80,8 @@ pub(crate) async fn log_tail_offset(
     job_id: i64,
     lines: u64,
 ) -> Result<u64> {
-    let output = runner.run_script(host, &remote::tail_offset(&remote::job_log(cluster, job_id), lines)).await?;
+    let output =
+        runner.run_script(host, &remote::tail_offset(&remote::job_log(cluster, job_id), lines)).await?;
     String::from_utf8_lossy(&output)
         .trim()
         .parse()
