@@ -31,6 +31,7 @@ VARIANTS = {
     "initial-token": ("initial-token.yaml",),
     "shared-server-identity": ("shared-server-identity.yaml",),
     "ssh-node-pools": ("ssh-node-pools.yaml",),
+    "slurm-clusters": ("slurm-clusters.yaml",),
 }
 
 

@@ -20,7 +20,16 @@ from chart import (
     render_variant,
 )
 
-ALL = ["default", "tls", "ingress", "existing-secret", "initial-token", "shared-server-identity", "ssh-node-pools"]
+ALL = [
+    "default",
+    "tls",
+    "ingress",
+    "existing-secret",
+    "initial-token",
+    "shared-server-identity",
+    "ssh-node-pools",
+    "slurm-clusters",
+]
 TOKEN = re.compile(r"^sky_[0-9a-f]{64}$")
 FULLNAME = f"{RELEASE}-skypilot-api-server"
 
@@ -520,6 +529,8 @@ def test_given_credentials_win_over_the_stored_ones():
 
 SSH_DIR = "/etc/skypilot/ssh"
 SSH_SECRET = "team-ssh-node-pools"
+SLURM_DIR = "/etc/skypilot/slurm"
+SLURM_SECRET = "team-slurm-clusters"
 
 
 def test_ssh_node_pools_come_from_the_secret_mounted_read_only():
@@ -567,7 +578,9 @@ def test_no_ssh_node_pools_by_default(variant):
     mounts = [m for m in rendered.container["volumeMounts"] if m["mountPath"].startswith(SSH_DIR)]
     assert not mounts, mounts
     assert "ssh-node-pools" not in {volume["name"] for volume in rendered.pod["volumes"]}
-    assert not rendered.secret_dirs(), "only the listed keys of the credentials' Secrets are mounted"
+    # Only the listed keys of the credentials' Secrets are mounted (and the
+    # whole Secret of the Slurm clusters, when they are given).
+    assert set(rendered.secret_dirs()) <= {SLURM_DIR}, rendered.secret_dirs()
 
 
 @pytest.mark.parametrize("extra", [(), ("tls.yaml",), ("shared-server-identity.yaml",)])
@@ -637,3 +650,141 @@ def test_notes_tell_how_to_check_the_ssh_node_pools():
     shared = render_notes("ssh-node-pools", set_values=["server.localInfra=shared-server-identity"])
     assert "private keys of the SSH" in shared
     assert "private keys" not in render_notes("shared-server-identity")
+
+
+def test_slurm_clusters_come_from_the_secret_mounted_read_only():
+    rendered = render_variant("slurm-clusters")
+    container, pod = rendered.container, rendered.pod
+    # The whole Secret, read-only, at the fixed folder: the configuration's
+    # IdentityFile lines name the private keys beside it by their paths there.
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"].rstrip("/") == SLURM_DIR]
+    assert mount["readOnly"] is True and "subPath" not in mount
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert volume["secret"]["secretName"] == SLURM_SECRET
+    assert "items" not in volume["secret"], "every key (the configuration and its keys) is mounted"
+    assert not volume["secret"].get("optional"), "a missing Secret must keep the pod from starting"
+    assert rendered.named("Secret", SLURM_SECRET) is None, "the chart makes no Secret for the keys"
+
+    # As for the SSH node pools: readable by the server's uid through the
+    # group fsGroup, by no one else, and never writable.
+    mode = volume["secret"]["defaultMode"]
+    assert mode == 0o440, f"defaultMode {mode:o}"
+    pod_context = pod["securityContext"]
+    uid = container["securityContext"].get("runAsUser", pod_context.get("runAsUser"))
+    assert uid not in (None, 0) and pod_context.get("fsGroup") is not None
+
+    # The server gets the configuration's path, as a plain value.
+    (entry,) = [e for e in container["env"] if e["name"] == "SKYPILOT_SLURM_CONFIG"]
+    assert entry == {"name": "SKYPILOT_SLURM_CONFIG", "value": f"{SLURM_DIR}/config"}
+    assert rendered.setting("--slurm-config", "SKYPILOT_SLURM_CONFIG") == f"{SLURM_DIR}/config"
+    assert rendered.file_setting("SKYPILOT_SLURM_CONFIG") == SecretRef(SLURM_SECRET, "config")
+    mounted = rendered.mounted_file(f"{SLURM_DIR}/hpc-key")
+    assert mounted is not None and mounted.read_only and mounted.mode == 0o440
+    assert mounted.content == SecretRef(SLURM_SECRET, "hpc-key")
+
+
+def test_the_slurm_configurations_key_can_be_chosen():
+    rendered = render(set_values=[f"slurm.configSecret={SLURM_SECRET}", "slurm.configKey=slurm-config"])
+    assert rendered.environment()["SKYPILOT_SLURM_CONFIG"] == f"{SLURM_DIR}/slurm-config"
+    assert rendered.file_setting("SKYPILOT_SLURM_CONFIG") == SecretRef(SLURM_SECRET, "slurm-config")
+
+
+@pytest.mark.parametrize("variant", [v for v in ALL if v != "slurm-clusters"])
+def test_no_slurm_clusters_by_default(variant):
+    rendered = render_variant(variant)
+    assert "SKYPILOT_SLURM_CONFIG" not in rendered.environment()
+    assert rendered.arg("--slurm-config") is None
+    mounts = [m for m in rendered.container["volumeMounts"] if m["mountPath"].startswith(SLURM_DIR)]
+    assert not mounts, mounts
+    assert "slurm-clusters" not in {volume["name"] for volume in rendered.pod["volumes"]}
+    # Only the listed keys of the credentials' Secrets are mounted (and the
+    # whole Secret of the SSH node pools, when they are given).
+    assert set(rendered.secret_dirs()) <= {SSH_DIR}, rendered.secret_dirs()
+    assert "slurm" not in rendered.text.lower(), "nothing Slurm-related renders without slurm.configSecret"
+
+
+@pytest.mark.parametrize("extra", [(), ("tls.yaml",), ("shared-server-identity.yaml",)])
+def test_slurm_private_keys_reach_the_server_only_as_files(extra):
+    # The chart never holds the keys: they stay in the Secret, which only a
+    # volume uses; no ConfigMap, environment value or argument carries them.
+    rendered = render("slurm-clusters", values_files=extra)
+    container = rendered.container
+    for entry in container.get("env", []):
+        assert "secretKeyRef" not in entry.get("valueFrom", {}), entry["name"]
+    for source in container.get("envFrom", []):
+        assert "secretRef" not in source, source
+    slurm_env = {name: value for name, value in rendered.environment().items() if "SLURM" in name}
+    assert slurm_env == {"SKYPILOT_SLURM_CONFIG": f"{SLURM_DIR}/config"}
+    uses = [v for v in rendered.pod["volumes"] if v.get("secret", {}).get("secretName") == SLURM_SECRET]
+    assert [v["name"] for v in uses] == ["slurm-clusters"]
+    for config in rendered.all("ConfigMap"):
+        text = yaml.safe_dump(config.get("data") or {})
+        assert SLURM_SECRET not in text and "PRIVATE KEY" not in text and "IdentityFile" not in text
+        assert "SKYPILOT_SLURM_CONFIG" not in (config.get("data") or {})
+    assert not any("PRIVATE KEY" in arg or arg.startswith("--slurm") for arg in rendered.args)
+
+
+def test_slurm_clusters_render_with_tls_and_ssh_node_pools():
+    rendered = render("slurm-clusters", values_files=["tls.yaml", "ssh-node-pools.yaml"])
+    paths = {m["mountPath"] for m in rendered.container["volumeMounts"]}
+    assert {SLURM_DIR, SSH_DIR, "/etc/skypilot/tls", AUTH_DIR} <= paths
+    # Two Secrets, two folders: neither's files shadow the other's.
+    dirs = rendered.secret_dirs()
+    assert (dirs[SLURM_DIR].secret, dirs[SSH_DIR].secret) == (SLURM_SECRET, SSH_SECRET)
+    env = rendered.environment()
+    assert env["SKYPILOT_SLURM_CONFIG"] == f"{SLURM_DIR}/config"
+    assert env["SKYPILOT_SSH_NODE_POOLS"] == f"{SSH_DIR}/ssh_node_pools.yaml"
+
+
+@pytest.mark.parametrize(
+    "settings, expected",
+    [
+        (
+            [
+                f"slurm.configSecret={SLURM_SECRET}",
+                "tls.enabled=true",
+                "tls.secretName=x",
+                f"tls.mountPath={SLURM_DIR}",
+            ],
+            "the Slurm configuration is mounted there",
+        ),
+        (
+            [
+                f"slurm.configSecret={SLURM_SECRET}",
+                "tls.enabled=true",
+                "tls.secretName=x",
+                f"tls.mountPath={SLURM_DIR}/tls",
+            ],
+            "the Slurm configuration is mounted there",
+        ),
+        ([f"slurm.configSecret={SLURM_SECRET}", "slurm.configKey=../config"], "slurm.configKey must be"),
+        ([f"slurm.configSecret={SLURM_SECRET}", "slurm.configKey=a/b"], "slurm.configKey must be"),
+        ([f"slurm.configSecret={SLURM_SECRET}", "slurm.configKey="], "slurm.configKey must be"),
+        (["slurm.configSecret=Team_Slurm"], "slurm.configSecret must be the name of a Secret"),
+    ],
+)
+def test_unworkable_slurm_settings_refuse_to_render_with_a_reason(settings, expected):
+    message = render_error(set_values=settings)
+    assert expected in message, message
+
+
+def test_the_tls_folder_may_sit_beside_the_slurm_folder_without_clusters():
+    rendered = render(set_values=["tls.enabled=true", "tls.secretName=x", f"tls.mountPath={SLURM_DIR}"])
+    assert rendered.arg("--tls-cert") == f"{SLURM_DIR}/tls.crt"
+
+
+def test_notes_tell_how_to_check_the_slurm_clusters():
+    notes = render_notes("slurm-clusters")
+    assert SLURM_SECRET in notes and "sky check slurm" in notes
+    assert "/var/lib/skypilot/slurm/ssh/known_hosts" in notes and "rollout restart" in notes
+    assert "\n5. The Slurm clusters" in notes
+    assert "Slurm" not in render_notes("default")
+    both = render_notes("slurm-clusters", set_values=[f"ssh.nodePoolsSecret={SSH_SECRET}"])
+    assert "\n5. The SSH node pools" in both and "\n6. The Slurm clusters" in both
+    shared = render_notes("slurm-clusters", set_values=["server.localInfra=shared-server-identity"])
+    assert "private keys of the Slurm" in shared
+    everything = render_notes(
+        "slurm-clusters", set_values=[f"ssh.nodePoolsSecret={SSH_SECRET}", "server.localInfra=shared-server-identity"]
+    )
+    assert "private keys of the SSH" in everything and "and of the Slurm clusters' login nodes" in everything
+    assert "Slurm" not in render_notes("shared-server-identity")

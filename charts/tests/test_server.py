@@ -761,3 +761,69 @@ def test_a_bad_pool_file_in_the_secret_stops_the_server(sky, processes, tmp_path
     # The message names the pool, the host and the field, and the file.
     assert "lab" in server.log() and "host 2: field `port`" in server.log(), server.log()
     assert chart_server.env["SKYPILOT_SSH_NODE_POOLS"] in server.log(), server.log()
+
+
+SLURM_DIR = "/etc/skypilot/slurm"
+SLURM_SECRET = "team-slurm-clusters"
+
+
+def slurm_chart_server(sky, tmp_path, config: str, private_key: str) -> ChartServer:
+    """The chart's server with the Secret of `slurm.configSecret` holding the
+    Slurm configuration `config` (where {dir} stands for the Secret's folder)
+    and the key hpc-key."""
+    rendered = render_variant("slurm-clusters")
+    assert rendered.environment()["SKYPILOT_SLURM_CONFIG"] == f"{SLURM_DIR}/config"
+    # In the pod the IdentityFile lines name the keys under SLURM_DIR; here
+    # that folder is a local directory.
+    local_dir = ChartServer.mount_dirs(rendered, tmp_path)[SLURM_DIR]
+    secret = {"config": config.format(dir=local_dir), "hpc-key": private_key}
+    chart_server = ChartServer(rendered, sky, tmp_path, {SLURM_SECRET: secret})
+    assert chart_server.local_path(f"{SLURM_DIR}/hpc-key") == str(local_dir / "hpc-key")
+    assert Path(chart_server.env["SKYPILOT_SLURM_CONFIG"]) == local_dir / "config"
+    assert (local_dir / "hpc-key").read_text() == private_key
+    return chart_server
+
+
+def test_the_charts_server_reads_its_slurm_clusters_from_the_mounted_secret(sky, processes, tmp_path, closed_port):
+    private_key = make_private_key(tmp_path / "key")
+    key_body = [line for line in private_key.splitlines() if line and not line.startswith("-----")]
+    port = closed_port
+    config = (
+        "# the team's Slurm cluster\n"
+        "Host hpc\n"
+        "    HostName 127.0.0.1\n"
+        f"    Port {port}\n"
+        "    User alice\n"
+        "    IdentityFile {dir}/hpc-key\n"
+    )
+    chart_server = slurm_chart_server(sky, tmp_path, config, private_key)
+    chart_server.assert_no_secret_in_env(private_key, *key_body)
+    # The server contacts no login node to start.
+    server = processes.server(chart_server.command, chart_server.env)
+    address = server.wait_serving()
+    user, password = chart_server.admin()
+    home = processes.home("client")
+    login_and_check(sky, home, ["-e", admin_url("http", user, password, address)], user)
+
+    # The server knows the cluster and tries its login node (nothing listens
+    # there): the cluster is disabled, saying why.
+    check = run_sky(sky, home, "check", "slurm")
+    assert check.returncode == 0, f"sky check failed:\n{check.stdout}\n{check.stderr}"
+    assert "slurm/hpc: disabled" in check.stdout, check.stdout
+    assert f"alice@127.0.0.1:{port} is unreachable" in check.stdout, check.stdout
+    # Slurm state (pinned host keys, control sockets) lives in the data dir.
+    assert (chart_server.data_dir / "slurm" / "ssh").is_dir()
+    output = check.stdout + check.stderr + server.log()
+    assert not any(secret in output for secret in key_body), "the private key must not be shown or logged"
+
+
+def test_a_bad_slurm_configuration_in_the_secret_stops_the_server(sky, processes, tmp_path):
+    config = "Host hpc\n    HostName login.hpc.example.com\n    Port 0\n    IdentityFile {dir}/hpc-key\n"
+    chart_server = slurm_chart_server(sky, tmp_path, config, "not a key\n")
+    server = processes.server(chart_server.command, chart_server.env)
+    code = server.wait_refusal("with a bad Slurm configuration")
+    assert code != 0, server.log()
+    server.stop()
+    # The message names the line and the field, and the file.
+    assert 'line 3: Port "0" is not a port' in server.log(), server.log()
+    assert chart_server.env["SKYPILOT_SLURM_CONFIG"] in server.log(), server.log()

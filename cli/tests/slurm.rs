@@ -155,6 +155,21 @@ fn a_two_node_slurm_cluster_launches_runs_execs_cancels_and_goes_down_through_th
 
     // Down releases the allocation and the cluster's files.
     sky(&["down", "duo", "-y"]).ok();
+    // A partition is the third part of the infra name.
+    let part =
+        sky(&["launch", "-c", "part", "-y", "--infra", "slurm/test/debug", "echo on=$SLURMD_NODENAME"]).ok();
+    assert!(part.stdout.contains("on=node2"), "the debug partition holds node2 alone: {}", part.stdout);
+    assert!(line_about(&sky(&["status"]).ok().stdout, "part").contains("slurm/test/debug"));
+    let elsewhere = sky(&["launch", "-c", "part", "-y", "--infra", "slurm/test", "true"]).fails();
+    assert!(elsewhere.stderr.contains("runs on slurm/test/debug, not on slurm/test"), "{}", elsewhere.stderr);
+    sky(&["down", "part", "-y"]).ok();
+    let nowhere = sky(&["launch", "-c", "nowhere", "-y", "--infra", "slurm/test/nope", "true"]).fails();
+    assert!(
+        nowhere.stderr.contains("no such partition") && nowhere.stderr.contains("sky check slurm/test"),
+        "{}",
+        nowhere.stderr
+    );
+    sky(&["down", "nowhere", "-y"]).ok();
     assert!(slurm.active_jobs().is_empty(), "{:?}", slurm.active_jobs());
     assert!(sky(&["status"]).ok().stdout.contains("No existing clusters."));
     let home_of_login = slurm.login_host().user.home.clone().unwrap();

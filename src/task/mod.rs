@@ -108,15 +108,22 @@ pub fn validate(task: &TaskSpec) -> Result<(), TaskError> {
         let (kind, pool) = infra.split_once('/').unwrap_or((&infra, ""));
         let known = match kind {
             "local" => pool.is_empty(),
-            "ssh" | "slurm" => {
+            "ssh" => {
                 pool.is_empty() || pool.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            }
+            // slurm/<cluster>[/<partition>]
+            "slurm" => {
+                let (cluster, partition) = pool.split_once('/').unwrap_or((pool, ""));
+                cluster.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                    && (pool.is_empty() || !cluster.is_empty())
+                    && partition.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
             }
             _ => false,
         };
         if !known {
             return err(format!(
                 "`resources.infra`: {:?} is not available on this API server (available: local, \
-                 ssh/<pool> for its SSH node pools and slurm/<cluster> for its Slurm clusters; `sky check` \
+                 ssh/<pool> for its SSH node pools and slurm/<cluster>[/<partition>] for its Slurm clusters; `sky check` \
                  lists them)",
                 resources.infra
             ));

@@ -70,6 +70,15 @@ the private keys it names by their paths here.
 {{- end }}
 
 {{/*
+Where the Secret of `slurm.configSecret` is mounted, read-only, every key as a
+file of its name: the Slurm configuration (whose path SKYPILOT_SLURM_CONFIG
+holds) and the private keys its IdentityFile lines name by their paths here.
+*/}}
+{{- define "skypilot.slurmDir" -}}
+/etc/skypilot/slurm
+{{- end }}
+
+{{/*
 The server's HOME inside the image (the `sky` user's home): an emptyDir, since
 the root filesystem is read-only.
 */}}
@@ -145,6 +154,12 @@ Refuses settings that cannot work, with a message that says what to change.
 {{- fail (printf "tls.mountPath (%s) must not be, contain or lie in %s: the SSH node pools are mounted there" (toString .Values.tls.mountPath) $sshDir) }}
 {{- end }}
 {{- end }}
+{{- if .Values.slurm.configSecret }}
+{{- $slurmDir := include "skypilot.slurmDir" . }}
+{{- if or (eq $tlsDir $slurmDir) (hasPrefix (printf "%s/" $tlsDir) $slurmDir) (hasPrefix (printf "%s/" $slurmDir) $tlsDir) }}
+{{- fail (printf "tls.mountPath (%s) must not be, contain or lie in %s: the Slurm configuration is mounted there" (toString .Values.tls.mountPath) $slurmDir) }}
+{{- end }}
+{{- end }}
 {{- $health := int .Values.server.healthPort }}
 {{- if or (lt $health 1) (gt $health 65535) (eq $health $port) }}
 {{- fail (printf "server.healthPort (%v) must be a port number other than server.port (%d): with TLS on, the probes use this plaintext health listener" .Values.server.healthPort $port) }}
@@ -176,6 +191,17 @@ Refuses settings that cannot work, with a message that says what to change.
 {{- $key := toString (.Values.ssh.nodePoolsKey | default "") }}
 {{- if or (not (regexMatch "^[-._a-zA-Z0-9]+$" $key)) (eq $key ".") (eq $key "..") (hasPrefix ".." $key) }}
 {{- fail (printf "ssh.nodePoolsKey must be the key of ssh.nodePoolsSecret that holds the pool file (letters, digits, '-', '_' and '.', not starting with \"..\"), got %q" $key) }}
+{{- end }}
+{{- end }}
+{{- with .Values.slurm.configSecret }}
+{{- if not (regexMatch "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$" (toString .)) }}
+{{- fail (printf "slurm.configSecret must be the name of a Secret (lowercase letters, digits, '-' and '.'), got %q" (toString .)) }}
+{{- end }}
+{{- end }}
+{{- if .Values.slurm.configSecret }}
+{{- $key := toString (.Values.slurm.configKey | default "") }}
+{{- if or (not (regexMatch "^[-._a-zA-Z0-9]+$" $key)) (eq $key ".") (eq $key "..") (hasPrefix ".." $key) }}
+{{- fail (printf "slurm.configKey must be the key of slurm.configSecret that holds the Slurm configuration (letters, digits, '-', '_' and '.', not starting with \"..\"), got %q" $key) }}
 {{- end }}
 {{- end }}
 {{- end }}

@@ -13,7 +13,7 @@ use crate::{
     auth::Caller,
     clock::now_ms,
     error::{Error, ErrorReason, Result},
-    infra::Nodes,
+    infra::{self, Nodes},
     store::{ClusterRecord, Table},
 };
 
@@ -46,6 +46,7 @@ fn nodes_of(cluster: &ClusterRecord) -> Nodes {
         cpus: cluster.cpus,
         memory_gib: cluster.memory_gib,
         gpus: gpus_per_node(cluster),
+        region: infra::region_of(infra_name(cluster)).map(str::to_string),
     }
 }
 
@@ -71,14 +72,16 @@ impl Clusters {
         let infra = self.inner.infras.named(&asked_infra)?.clone();
         let mut cluster = match existing {
             Some(cluster) => {
-                if !asked_infra.is_empty() && infra.name() != infra_name(&cluster) {
+                if !asked_infra.is_empty()
+                    && infra::label(infra.as_ref(), &asked_infra) != infra_name(&cluster)
+                {
                     return Err(Error::new(
                         ErrorReason::FailedPrecondition,
                         format!(
                             "cluster {name:?} runs on {}, not on {}: launch on another cluster (-c NEW_NAME), \
                              or tear this one down first (sky down {name})",
                             infra_name(&cluster),
-                            infra.name()
+                            infra::label(infra.as_ref(), &asked_infra)
                         ),
                     ));
                 }
@@ -111,7 +114,7 @@ impl Clusters {
                     user_id: caller.id.clone(),
                     next_job_id: 1,
                     ports: task.resources.clone().unwrap_or_default().ports,
-                    infra: infra.name().to_string(),
+                    infra: infra::label(infra.as_ref(), &asked_infra),
                     ..Default::default()
                 };
                 cluster.gpu_indices = self.reserve(&cluster, gpus)?;

@@ -133,19 +133,40 @@ impl LogChanges {
     }
 }
 
-/// The nodes a cluster asks for: how many, and what each needs.
-#[derive(Debug, Clone, PartialEq)]
+/// The nodes a cluster asks for: how many, what each needs, and where
+/// within the infra.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Nodes {
     pub count: i32,
     pub cpus: f64,
     pub memory_gib: f64,
     pub gpus: u32,
+    /// The part of the infra name after the infra's own (see `region_of`).
+    pub region: Option<String>,
 }
 
 impl Nodes {
     /// `count` nodes that need nothing in particular.
     pub fn any(count: i32) -> Nodes {
-        Nodes { count, cpus: 0.0, memory_gib: 0.0, gpus: 0 }
+        Nodes { count, ..Nodes::default() }
+    }
+}
+
+/// Where within an infra a name points, as given: the partition of
+/// `slurm/<cluster>/<partition>` (the only infra with places of its own).
+pub fn region_of(name: &str) -> Option<&str> {
+    let mut parts = name.trim().splitn(3, '/');
+    let kind = parts.next()?;
+    parts.next()?;
+    let region = parts.next()?;
+    (kind.eq_ignore_ascii_case("slurm") && !region.is_empty()).then_some(region)
+}
+
+/// The infra name a cluster records: the infra's own, with the region asked for.
+pub fn label(infra: &dyn Infra, asked: &str) -> String {
+    match region_of(asked) {
+        Some(region) => format!("{}/{region}", infra.name()),
+        None => infra.name().to_string(),
     }
 }
 
@@ -347,6 +368,12 @@ impl Infras {
         if let Some(infra) = self.all.iter().find(|infra| infra.name() == wanted) {
             return Ok(infra);
         }
+        if let Some(region) = region_of(name) {
+            let own = &wanted[..wanted.len() - region.len() - 1];
+            if let Some(infra) = self.all.iter().find(|infra| infra.name() == own) {
+                return Ok(infra);
+            }
+        }
         let unknown = || {
             Error::invalid(
                 "resources.infra",
@@ -423,5 +450,13 @@ mod tests {
         assert_eq!(select(&["ssh".into()], &known).unwrap(), ["ssh/gpus", "ssh/cpus"]);
         assert_eq!(select(&["ssh/cpus".into(), "ssh".into()], &known).unwrap(), ["ssh/cpus", "ssh/gpus"]);
         assert_eq!(select(&[], &known).unwrap(), known);
+    }
+
+    #[test]
+    fn a_slurm_partition_is_the_third_part_of_the_infra_name_and_keeps_its_case() {
+        assert_eq!(region_of("slurm/big/GPU-a100"), Some("GPU-a100"));
+        assert_eq!(region_of("Slurm/big/x/y"), Some("x/y"));
+        assert_eq!(region_of("slurm/big"), None);
+        assert_eq!(region_of("ssh/pool/x"), None, "only Slurm has places of its own");
     }
 }

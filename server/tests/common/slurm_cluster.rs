@@ -5,7 +5,8 @@
 //! sshd on 127.0.0.2 with a Unix user of its own, whose sessions see the
 //! test's configuration (`SLURM_CONF`). The nodes share the login user's
 //! home, as Slurm's compute nodes do. Needs Debian's slurmctld, slurmd,
-//! slurm-client and munge (the test script installs them).
+//! slurm-client and munge (the test script installs them). Partition `main`
+//! (the default) holds every node, `debug` the last one.
 
 use std::{
     os::unix::fs::PermissionsExt as _,
@@ -90,6 +91,8 @@ impl TestSlurm {
         }
         conf +=
             &format!("PartitionName=main Nodes={} Default=YES MaxTime=INFINITE State=UP\n", names.join(","));
+        // A second partition of the last node alone.
+        conf += &format!("PartitionName=debug Nodes={} MaxTime=INFINITE State=UP\n", names[names.len() - 1]);
         let conf_file = root.join("slurm.conf");
         std::fs::write(&conf_file, conf).unwrap();
         std::fs::create_dir_all(root.join("state")).unwrap();
@@ -139,9 +142,15 @@ impl TestSlurm {
     fn wait_until_idle(&self, nodes: usize) {
         wait_for(
             || {
-                let out = self.as_root(&["sinfo", "-h", "-N", "-o", "%T"]);
-                String::from_utf8_lossy(&out.stdout).lines().filter(|state| state.trim() == "idle").count()
-                    == nodes
+                // A node is listed once per partition it is in.
+                let out = self.as_root(&["sinfo", "-h", "-N", "-o", "%N %T"]);
+                let mut idle: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .filter(|line| line.ends_with(" idle"))
+                    .map(str::to_string)
+                    .collect();
+                idle.dedup();
+                idle.len() == nodes
             },
             "every Slurm node to be idle",
             self.dir.path(),

@@ -370,7 +370,8 @@ impl Infra for SlurmInfra {
                         ));
                     }
                     _ => {
-                        let script = commands::submit(&self.job_name(cluster), nodes, None);
+                        let script =
+                            commands::submit(&self.job_name(cluster), nodes, nodes.region.as_deref());
                         self.reach(&script)
                             .await
                             .map_err(|err| refused_submission(&self.name, cluster, err))?;
@@ -559,6 +560,12 @@ impl Infra for SlurmInfra {
 fn refused_submission(infra: &str, cluster: &str, err: SshError) -> Error {
     let SshError::Failed { stderr, .. } = &err else { return infra_error(err) };
     let said = stderr.trim().trim_start_matches("sbatch: error: ").to_string();
+    if said.contains("Invalid partition name") {
+        return Error::invalid(
+            "resources.infra",
+            format!("{infra} has no such partition ({said}): `sky check {infra}` lists its partitions"),
+        );
+    }
     let reason = match said.contains("node configuration is not available")
         || said.contains("More processors requested than permitted")
         || said.contains("Memory required by task is not available")

@@ -127,6 +127,7 @@ fn read_file(file: &Path) -> Result<Option<Placement>> {
         cpus: numbers.next().unwrap_or(0.0),
         memory_gib: numbers.next().unwrap_or(0.0),
         gpus: numbers.next().unwrap_or(0.0) as u32,
+        region: None,
     };
     Ok(Some(Placement { needs, nodes }))
 }
@@ -202,7 +203,7 @@ mod tests {
     }
 
     fn nodes(count: i32, cpus: f64, gpus: u32) -> Nodes {
-        Nodes { count, cpus, memory_gib: 0.0, gpus }
+        Nodes { count, cpus, gpus, ..Nodes::default() }
     }
 
     #[test]

@@ -694,7 +694,7 @@ mod tests {
         let ssh = Arc::new(Ssh::new(state.path().join("ssh")).unwrap());
         let pool = SshPool::new(pool_of(&hosts), ssh.clone(), state.path()).unwrap();
         let cpus = pool.capacity().await.unwrap().cpus as f64;
-        let nodes = |count, cpus| Nodes { count, cpus, memory_gib: 0.0, gpus: 0 };
+        let nodes = |count, cpus| Nodes { count, cpus, ..Nodes::default() };
         // Two big nodes: one per host, each leaving half a CPU.
         let big = pool.provision("big", &nodes(2, cpus - 0.5)).await.unwrap();
         assert_eq!(
@@ -713,7 +713,7 @@ mod tests {
             1,
             "half a CPU is still free"
         );
-        let huge = Nodes { count: 1, cpus: 100_000.0, memory_gib: 0.0, gpus: 1 };
+        let huge = Nodes { count: 1, cpus: 100_000.0, gpus: 1, ..Nodes::default() };
         assert_eq!(pool.provision("huge", &huge).await.unwrap_err().reason, ErrorReason::ResourceExhausted);
         // What a released cluster held is free again.
         pool.release("big", false).await.unwrap();
