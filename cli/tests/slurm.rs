@@ -95,7 +95,7 @@ fn a_two_node_slurm_cluster_launches_runs_execs_cancels_and_goes_down_through_th
     std::fs::write(
         &task,
         format!(
-            "name: pair\nnum_nodes: 2\nresources:\n  infra: slurm/test\nworkdir: {}\n\
+            "name: pair\nnum_nodes: 2\nresources:\n  infra: slurm/test\n  cpus: 1\n  memory: 1\nworkdir: {}\n\
              file_mounts:\n  ~/mounted/config.txt: {}\nsetup: echo setup-on-$SLURMD_NODENAME\n\
              run: echo rank=$SKYPILOT_NODE_RANK on=$SLURMD_NODENAME nodes=$(echo $SKYPILOT_NODE_IPS) \
              data=$(cat data.txt) mount=$(cat ~/mounted/config.txt) in=$PWD\n",
@@ -115,7 +115,7 @@ fn a_two_node_slurm_cluster_launches_runs_execs_cancels_and_goes_down_through_th
     }
     let status = sky(&["status"]).ok();
     let line = line_about(&status.stdout, "duo");
-    assert!(line.contains("UP") && line.contains("slurm/test") && line.contains("2x("), "{line}");
+    assert!(line.contains("UP") && line.contains("slurm/test") && line.contains("2x(cpus=1, mem=1)"), "{line}");
     let jobs = slurm.active_jobs();
     assert!(jobs.len() == 1 && jobs[0].contains("RUNNING") && jobs[0].contains("sky-duo-"), "{jobs:?}");
 
@@ -181,8 +181,9 @@ fn a_two_node_slurm_cluster_launches_runs_execs_cancels_and_goes_down_through_th
 fn a_queued_allocation_shows_as_init_with_slurms_reason_and_launches_once_nodes_free_up() {
     let slurm = TestSlurm::start(2, 2);
     let home = tempfile::tempdir().unwrap();
-    let server = server_for(&slurm, home.path());
-    let sky = |args: &[&str]| sky(home.path(), server.port, args);
+    let mut server = server_for(&slurm, home.path());
+    let port = server.port;
+    let sky = |args: &[&str]| sky(home.path(), port, args);
     sky(&[
         "launch",
         "-c",
@@ -216,6 +217,16 @@ fn a_queued_allocation_shows_as_init_with_slurms_reason_and_launches_once_nodes_
         status.stdout.contains("Cluster 'waiter' is launching: queued in Slurm: PENDING (Resources)")
             && line_about(&status.stdout, "waiter").contains("INIT")
     });
+    // A server killed while the launch waits picks it up again, and asks
+    // Slurm for nothing more.
+    server.kill_and_restart();
+    assert_eq!(server.port, port);
+    let waiting: Vec<String> = slurm
+        .active_jobs()
+        .into_iter()
+        .filter(|job| job.contains("PENDING") && job.contains("sky-waiter-"))
+        .collect();
+    assert_eq!(waiting.len(), 1, "{:?}", slurm.active_jobs());
     // More than Slurm has at all is refused at once, with Slurm's words.
     let huge =
         sky(&["launch", "-c", "huge", "-y", "--infra", "slurm/test", "--num-nodes", "3", "true"]).fails();
@@ -236,6 +247,9 @@ fn a_queued_allocation_shows_as_init_with_slurms_reason_and_launches_once_nodes_
     });
     let logs = sky(&["logs", "waiter", "1"]).ok();
     assert!(logs.stdout.contains("got it"), "{}", logs.stdout);
+    let jobs = slurm.active_jobs();
+    let first = waiting[0].split(' ').next().unwrap();
+    assert!(jobs.len() == 1 && jobs[0].starts_with(&format!("{first} ")), "the same allocation: {jobs:?}");
     // Autostop releases an idle allocation.
     sky(&["autostop", "waiter", "-i", "0", "-y"]).ok();
     wait_until("autostop tearing the idle cluster down", 60, || {
