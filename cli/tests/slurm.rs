@@ -115,7 +115,10 @@ fn a_two_node_slurm_cluster_launches_runs_execs_cancels_and_goes_down_through_th
     }
     let status = sky(&["status"]).ok();
     let line = line_about(&status.stdout, "duo");
-    assert!(line.contains("UP") && line.contains("slurm/test") && line.contains("2x(cpus=1, mem=1)"), "{line}");
+    assert!(
+        line.contains("UP") && line.contains("slurm/test") && line.contains("2x(cpus=1, mem=1)"),
+        "{line}"
+    );
     let jobs = slurm.active_jobs();
     assert!(jobs.len() == 1 && jobs[0].contains("RUNNING") && jobs[0].contains("sky-duo-"), "{jobs:?}");
 
