@@ -71,7 +71,7 @@ export HELM_DATA_HOME="$ROOT/target/tmp/helm/data"
 "$HELM" version --short
 
 mkdir -p "$RENDERED"
-for variant in default tls ingress existing-secret initial-token shared-server-identity ssh-node-pools slurm-clusters; do
+for variant in default tls ingress existing-secret initial-token shared-server-identity ssh-node-pools slurm-clusters metrics; do
     values=()
     if [[ "$variant" != default ]]; then
         values=(--values "$ROOT/charts/tests/values/$variant.yaml")

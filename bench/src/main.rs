@@ -11,6 +11,7 @@ mod history;
 mod jobs;
 mod load;
 mod managed;
+mod metrics;
 mod pinned;
 mod process;
 mod slurm;
@@ -194,6 +195,9 @@ fn main() {
     println!("queued_jobs_finished: {} count", plan.queued_jobs);
     println!("queued_jobs_seconds: {:.2} s", elapsed.as_secs_f64());
     println!("server_rss_peak_queued_jobs: {rss_peak:.1} MB");
+    let (scrape, size) = metrics::scrape_median(&sky, plan.cli_runs);
+    println!("metrics_scrape_median: {:.2} ms", ms(scrape));
+    println!("metrics_page_size: {:.1} KB", size as f64 / 1024.0);
 
     runtime.block_on(async {
         for call in [load::Unary::ServerInfo, load::Unary::ListRequests, load::Unary::ClusterStatus] {

@@ -32,6 +32,7 @@ VARIANTS = {
     "shared-server-identity": ("shared-server-identity.yaml",),
     "ssh-node-pools": ("ssh-node-pools.yaml",),
     "slurm-clusters": ("slurm-clusters.yaml",),
+    "metrics": ("metrics.yaml",),
 }
 
 

@@ -9,6 +9,7 @@ import yaml
 
 from chart import (
     DOCKERFILE,
+    NAMESPACE,
     RELEASE,
     VALUES_DIR,
     VARIANTS,
@@ -29,6 +30,7 @@ ALL = [
     "shared-server-identity",
     "ssh-node-pools",
     "slurm-clusters",
+    "metrics",
 ]
 TOKEN = re.compile(r"^sky_[0-9a-f]{64}$")
 FULLNAME = f"{RELEASE}-skypilot-api-server"
@@ -82,7 +84,7 @@ def test_the_service_exposes_the_grpc_port(variant):
     ports = {port["name"]: port["containerPort"] for port in rendered.container["ports"]}
     service = rendered.named("Service", FULLNAME)
     assert service is not None
-    (port,) = service["spec"]["ports"]
+    (port,) = [port for port in service["spec"]["ports"] if port["name"] == "grpc"]
     assert port["appProtocol"] == "grpc"
     assert ports[port["targetPort"]] == server_port
     labels = rendered.statefulset["spec"]["template"]["metadata"]["labels"]
@@ -788,3 +790,192 @@ def test_notes_tell_how_to_check_the_slurm_clusters():
     )
     assert "private keys of the SSH" in everything and "and of the Slurm clusters' login nodes" in everything
     assert "Slurm" not in render_notes("shared-server-identity")
+
+
+METRICS_PORT = 46582
+SCRAPE_ANNOTATIONS = {
+    "prometheus.io/scrape": "true",
+    "prometheus.io/port": str(METRICS_PORT),
+    "prometheus.io/path": "/metrics",
+}
+
+
+def metrics_port(rendered) -> str | None:
+    return rendered.setting("--metrics-port", "SKYPILOT_METRICS_PORT")
+
+
+def port_names(ports) -> set[str]:
+    return {port["name"] for port in ports}
+
+
+def pod_annotations(rendered) -> dict:
+    return rendered.statefulset["spec"]["template"]["metadata"]["annotations"]
+
+
+def scrape_annotations(annotations) -> dict:
+    return {key: value for key, value in (annotations or {}).items() if key.startswith("prometheus.io/")}
+
+
+@pytest.mark.parametrize("variant", [v for v in ALL if v != "metrics"])
+def test_no_metrics_listener_by_default(variant):
+    # The metrics port answers without credentials: it opens only when asked for.
+    rendered = render_variant(variant)
+    assert metrics_port(rendered) is None
+    assert "metrics" not in port_names(rendered.container["ports"])
+    for service in rendered.all("Service"):
+        assert "metrics" not in port_names(service["spec"]["ports"]), service["metadata"]["name"]
+        assert not scrape_annotations(service["metadata"].get("annotations")), service["metadata"]["name"]
+    assert not scrape_annotations(pod_annotations(rendered))
+    assert not rendered.all("ServiceMonitor")
+    text = rendered.text.lower()
+    assert "metrics" not in text and "prometheus" not in text, "nothing metrics-related renders by default"
+
+
+def test_the_metrics_listener_is_a_named_port_of_the_container_and_the_service():
+    rendered = render_variant("metrics")
+    server_port = int(rendered.arg("--port"))
+    # A plain setting from the ConfigMap, like the health port.
+    assert rendered.arg("--metrics-port") is None
+    assert rendered.environment()["SKYPILOT_METRICS_PORT"] == str(METRICS_PORT)
+    ports = {port["name"]: port for port in rendered.container["ports"]}
+    assert ports["metrics"] == {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}
+    assert len({port["containerPort"] for port in ports.values()}) == len(ports)
+    service = rendered.named("Service", FULLNAME)
+    service_ports = {port["name"]: port for port in service["spec"]["ports"]}
+    assert set(service_ports) == {"grpc", "metrics"}
+    assert service_ports["metrics"] == {
+        "name": "metrics",
+        "port": METRICS_PORT,
+        "targetPort": "metrics",
+        "protocol": "TCP",
+        "appProtocol": "http",
+    }
+    # The headless Service stays gRPC only: a ServiceMonitor finds no metrics port there.
+    headless = rendered.named("Service", rendered.statefulset["spec"]["serviceName"])
+    assert port_names(headless["spec"]["ports"]) == {"grpc"}
+    # The probes stay where they were.
+    for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert rendered.container[kind]["grpc"]["port"] == server_port, kind
+
+
+def test_the_scrape_annotations_name_the_metrics_port():
+    rendered = render_variant("metrics")
+    service = rendered.named("Service", FULLNAME)
+    for annotations in (pod_annotations(rendered), service["metadata"]["annotations"]):
+        assert scrape_annotations(annotations) == SCRAPE_ANNOTATIONS
+        assert all(isinstance(value, str) for value in annotations.values()), annotations
+    assert "checksum/config" in pod_annotations(rendered)
+    headless = rendered.named("Service", f"{FULLNAME}-headless")
+    assert not headless["metadata"].get("annotations")
+
+
+def test_the_metrics_port_can_move_and_the_annotations_follow_it():
+    rendered = render(set_values=["metrics.enabled=true", "metrics.port=9100"])
+    assert rendered.environment()["SKYPILOT_METRICS_PORT"] == "9100"
+    assert {"name": "metrics", "containerPort": 9100, "protocol": "TCP"} in rendered.container["ports"]
+    service = rendered.named("Service", FULLNAME)
+    assert {port["name"]: port["port"] for port in service["spec"]["ports"]} == {"grpc": 46580, "metrics": 9100}
+    expected = dict(SCRAPE_ANNOTATIONS, **{"prometheus.io/port": "9100"})
+    assert scrape_annotations(pod_annotations(rendered)) == expected
+    assert scrape_annotations(service["metadata"]["annotations"]) == expected
+    assert not rendered.all("ServiceMonitor"), "no ServiceMonitor unless asked for"
+
+
+def test_the_scrape_annotations_can_be_left_out():
+    rendered = render("metrics", set_values=["metrics.annotations=false"])
+    assert rendered.environment()["SKYPILOT_METRICS_PORT"] == str(METRICS_PORT)
+    assert not scrape_annotations(pod_annotations(rendered))
+    assert not rendered.named("Service", FULLNAME)["metadata"].get("annotations")
+    assert rendered.one("ServiceMonitor")
+
+
+def test_given_annotations_win_over_the_scrape_annotations():
+    rendered = render(
+        "metrics",
+        set_values=[
+            "podAnnotations.prometheus\\.io/scrape=false",
+            "podAnnotations.team=ml",
+            "service.annotations.prometheus\\.io/path=/other",
+            "service.annotations.lb=internal",
+        ],
+    )
+    pod = pod_annotations(rendered)
+    assert pod["prometheus.io/scrape"] == "false" and pod["team"] == "ml"
+    assert pod["prometheus.io/port"] == str(METRICS_PORT)
+    service = rendered.named("Service", FULLNAME)["metadata"]["annotations"]
+    assert service["prometheus.io/path"] == "/other" and service["lb"] == "internal"
+    assert service["prometheus.io/scrape"] == "true"
+
+
+def test_a_service_monitor_scrapes_the_services_metrics_port():
+    rendered = render_variant("metrics")
+    monitor = rendered.one("ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["name"] == FULLNAME
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    assert monitor["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint == {"port": "metrics", "path": "/metrics", "scheme": "http", "interval": "30s"}
+    # Of the Services it selects, only the chart's own has the named port, so
+    # only that one gives Prometheus targets; they are the server's pod.
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    selected = [
+        service
+        for service in rendered.all("Service")
+        if all(service["metadata"]["labels"].get(key) == value for key, value in selector.items())
+    ]
+    targets = [service for service in selected if "metrics" in port_names(service["spec"]["ports"])]
+    assert [service["metadata"]["name"] for service in targets] == [FULLNAME]
+    pod_labels = rendered.statefulset["spec"]["template"]["metadata"]["labels"]
+    assert all(pod_labels.get(key) == value for key, value in targets[0]["spec"]["selector"].items())
+
+
+def test_the_metrics_listener_renders_beside_tls():
+    rendered = render("tls", values_files=["metrics.yaml"])
+    ports = {port["name"]: port["containerPort"] for port in rendered.container["ports"]}
+    assert ports == {"grpc": 46580, "health": 46581, "metrics": METRICS_PORT}
+    env = rendered.environment()
+    assert (env["SKYPILOT_HEALTH_PORT"], env["SKYPILOT_METRICS_PORT"]) == ("46581", str(METRICS_PORT))
+    assert rendered.container["readinessProbe"]["grpc"]["port"] == 46581
+
+
+def test_turning_metrics_on_restarts_the_pod():
+    def checksum(rendered):
+        return pod_annotations(rendered)["checksum/config"]
+
+    assert checksum(render()) != checksum(render(set_values=["metrics.enabled=true"]))
+
+
+def test_a_disabled_metrics_port_is_not_checked():
+    # Without metrics.enabled the port opens nowhere, so it cannot clash.
+    rendered = render(set_values=["metrics.port=46580"])
+    assert metrics_port(rendered) is None
+    # Without TLS the health port is not opened either.
+    rendered = render(set_values=["metrics.enabled=true", "metrics.port=46581"])
+    assert metrics_port(rendered) == "46581"
+
+
+@pytest.mark.parametrize(
+    "settings, expected",
+    [
+        (["metrics.port=46580"], "metrics.port (46580) must differ from server.port (46580)"),
+        (["server.port=7000", "metrics.port=7000"], "metrics.port (7000) must differ from server.port (7000)"),
+        (
+            ["tls.enabled=true", "tls.secretName=x", "metrics.port=46581"],
+            "metrics.port (46581) must differ from server.healthPort (46581): with TLS on",
+        ),
+        (["service.port=46582"], "metrics.port (46582) must differ from service.port (46582): the Service exposes both"),
+        (["metrics.port=0"], "metrics.port must be a port number (1-65535), got 0"),
+        (["metrics.port=65536"], "metrics.port must be a port number (1-65535), got 65536"),
+        (["metrics.port=http"], "metrics.port must be a port number (1-65535), got http"),
+    ],
+)
+def test_a_clashing_metrics_port_refuses_to_render_with_a_reason(settings, expected):
+    message = render_error(set_values=["metrics.enabled=true", *settings])
+    assert expected in message, message
+
+
+def test_a_service_monitor_needs_the_metrics_listener():
+    message = render_error(set_values=["metrics.serviceMonitor.enabled=true"])
+    assert "metrics.serviceMonitor.enabled needs metrics.enabled" in message, message

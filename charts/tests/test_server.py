@@ -5,6 +5,7 @@ Then the admin from the chart's Secret logs in with the `sky` CLI."""
 
 from __future__ import annotations
 
+import base64
 import datetime
 import ipaddress
 import json
@@ -16,7 +17,9 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -30,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from chart import REPO, VARIANTS, Rendered, SecretRef, render_variant
+from chart import REPO, VARIANTS, Rendered, SecretRef, render, render_variant
 
 START_TIMEOUT = 30
 STOP_TIMEOUT = 60
@@ -158,6 +161,10 @@ class ServerProcess:
 
     def listening_ports(self) -> set[int]:
         """TCP ports the server process listens on (from /proc)."""
+        return {port for _, port in self.listening_sockets()}
+
+    def listening_sockets(self) -> set[tuple[str, int]]:
+        """(address, port) of every TCP socket the server process listens on (from /proc)."""
         inodes = set()
         fd_dir = Path(f"/proc/{self.process.pid}/fd")
         for fd in fd_dir.iterdir():
@@ -167,7 +174,7 @@ class ServerProcess:
                 continue
             if target.startswith("socket:["):
                 inodes.add(target[len("socket:[") : -1])
-        ports = set()
+        sockets = set()
         for table in ("/proc/net/tcp", "/proc/net/tcp6"):
             try:
                 rows = Path(table).read_text().splitlines()[1:]
@@ -176,8 +183,11 @@ class ServerProcess:
             for row in rows:
                 fields = row.split()
                 if fields[3] == "0A" and fields[9] in inodes:  # LISTEN
-                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-        return ports
+                    address, port = fields[1].rsplit(":", 1)
+                    # The kernel prints the address as 32-bit words in host (little-endian) order.
+                    raw = b"".join(bytes.fromhex(address[i : i + 8])[::-1] for i in range(0, len(address), 8))
+                    sockets.add((str(ipaddress.ip_address(raw)), int(port, 16)))
+        return sockets
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -277,7 +287,13 @@ class ChartServer:
             # the group's bits: a mode that left the group nothing fails here too.
             local.chmod((mounted.mode & 0o070) << 3 | mounted.mode & 0o077)
 
-        replace = {"--data-dir": str(self.data_dir), "--port": "0", "--host": "127.0.0.1", "--health-port": "0"}
+        replace = {
+            "--data-dir": str(self.data_dir),
+            "--port": "0",
+            "--host": "127.0.0.1",
+            "--health-port": "0",
+            "--metrics-port": "0",
+        }
         args = rendered.args
         command = [sky]
         i = 0
@@ -303,6 +319,8 @@ class ChartServer:
             env["SKYPILOT_API_SERVER_DATA_DIR"] = str(self.data_dir)
         if "SKYPILOT_HEALTH_PORT" in env:
             env["SKYPILOT_HEALTH_PORT"] = "0"
+        if "SKYPILOT_METRICS_PORT" in env:
+            env["SKYPILOT_METRICS_PORT"] = "0"
         env["HOME"] = str(self.home)
         env["PATH"] = os.environ.get("PATH", "/usr/bin:/bin")
         self.env = env
@@ -499,8 +517,11 @@ def make_tls_files(directory: Path) -> Path:
     return ca_cert
 
 
-def start_tls_server(sky, processes, tmp_path) -> tuple[ChartServer, ServerProcess, str, Path]:
-    rendered = render_variant("tls")
+def start_tls_server(
+    sky, processes, tmp_path, rendered: Rendered | None = None
+) -> tuple[ChartServer, ServerProcess, str, Path]:
+    """The chart's TLS server (the tls variant, unless `rendered` is given)."""
+    rendered = rendered or render_variant("tls")
     chart_server = ChartServer(rendered, sky, tmp_path)
     tls_dir = Path(chart_server.local_path(rendered.arg("--tls-cert"))).parent
     assert tls_dir in chart_server.secret_mounts.values() and not tls_dir.exists()
@@ -554,6 +575,136 @@ def test_probes_reach_the_tls_server_through_its_plaintext_health_listener(sky, 
     # What the kubelet does: plaintext grpc.health.v1 on the health port.
     service = probe_service(chart_server.rendered)
     assert health(f"127.0.0.1:{health_port}", service) == health_pb2.HealthCheckResponse.SERVING
+
+
+# A proxy of the machine running the tests must not stand between them and the server.
+HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def http_get(url: str, user: str | None = None, password: str | None = None) -> tuple[int, dict[str, str], str]:
+    """A plain HTTP/1.1 GET, with basic credentials when given: the status, the
+    headers (names in lowercase) and the body."""
+    request = urllib.request.Request(url)
+    if user is not None:
+        pair = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {pair}")
+    try:
+        with HTTP.open(request, timeout=10) as reply:
+            status, headers, body = reply.status, reply.headers, reply.read()
+    except urllib.error.HTTPError as refused:
+        status, headers, body = refused.code, refused.headers, refused.read()
+    return status, {name.lower(): value for name, value in headers.items()}, body.decode()
+
+
+def metrics_listener(server: ServerProcess, address: str) -> int:
+    """The port of the server's plaintext metrics listener: of the ports it
+    listens on besides the API's, the one that answers GET /metrics."""
+    main_port = int(address.rsplit(":", 1)[1])
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        found = []
+        for port in sorted(server.listening_ports() - {main_port}):
+            try:
+                status, _, _ = http_get(f"http://127.0.0.1:{port}/metrics")
+            except OSError:
+                continue  # the health listener speaks gRPC (HTTP/2) only
+            if status == 200:
+                found.append(port)
+        if found or time.monotonic() > deadline or server.process.poll() is not None:
+            break
+        time.sleep(0.05)
+    assert len(found) == 1, f"expected one metrics listener besides {main_port}, found {found}:\n{server.log()}"
+    return found[0]
+
+
+def scrape_until(port: int, pattern: str) -> str:
+    """GET /metrics on the plaintext metrics port, without credentials, until
+    the page matches `pattern` (a call is counted as it ends); returns the page."""
+    deadline = time.monotonic() + 10
+    while True:
+        status, headers, page = http_get(f"http://127.0.0.1:{port}/metrics")
+        assert status == 200, f"GET /metrics on the metrics port: {status} {page}"
+        assert headers["content-type"].startswith("text/plain"), headers
+        if re.search(pattern, page, re.MULTILINE) or time.monotonic() > deadline:
+            assert re.search(pattern, page, re.MULTILINE), f"no line matches {pattern}:\n{page}"
+            return page
+        time.sleep(0.1)
+
+
+def sample(page: str, name: str) -> float:
+    """The value of the sample `name` (with its labels, if any) on a metrics page."""
+    values = [line[len(name) + 1 :].split()[0] for line in page.splitlines() if line.startswith(name + " ")]
+    assert len(values) == 1, f"{name}: {values}\n{page}"
+    return float(values[0])
+
+
+def test_the_metrics_port_serves_prometheus_without_credentials(sky, processes, tmp_path):
+    rendered = render_variant("metrics")
+    chart_server = ChartServer(rendered, sky, tmp_path)
+    assert chart_server.env["SKYPILOT_METRICS_PORT"] == "0", "the chart's metrics port, made a free one here"
+    server = processes.server(chart_server.command, chart_server.env)
+    address = server.wait_serving()
+    port = metrics_listener(server, address)
+    # The listener is opened on the API's listen address (--host), not on every interface.
+    assert ("127.0.0.1", port) in server.listening_sockets(), server.listening_sockets()
+
+    # The metrics count the calls made on the API port: the probes' and the CLI's.
+    assert health(address, probe_service(rendered)) == health_pb2.HealthCheckResponse.SERVING
+    user, password = chart_server.admin()
+    login_and_check(sky, processes.home("client"), ["-e", admin_url("http", user, password, address)], user)
+    page = scrape_until(port, r'^skypilot_grpc_calls_total\{method="/skypilot\.v1\.[^"]+",code="OK"\} [1-9]')
+    assert re.search(r'^skypilot_grpc_calls_total\{method="/grpc\.health\.v1\.Health/Check",code="OK"\} [1-9]',
+                     page, re.MULTILINE), page  # fmt: skip
+    assert "# TYPE skypilot_grpc_latency_seconds histogram" in page, page
+    assert re.search(r"^skypilot_store_size_bytes \d+", page, re.MULTILINE), page
+    assert all(
+        line.startswith(("skypilot_", "# HELP skypilot_", "# TYPE skypilot_", "# UNIT skypilot_", "# EOF"))
+        for line in page.splitlines()
+        if line
+    ), page
+    assert password not in page
+
+
+def test_metrics_on_the_api_port_need_the_credentials_of_any_call(sky, processes, tmp_path):
+    chart_server = ChartServer(render_variant("metrics"), sky, tmp_path)
+    server = processes.server(chart_server.command, chart_server.env)
+    address = server.wait_serving()
+    metrics = f"http://{address}/metrics"
+    user, password = chart_server.admin()
+
+    metrics_port = metrics_listener(server, address)
+    failures = sample(scrape_until(metrics_port, r"^skypilot_auth_failures_total "), "skypilot_auth_failures_total")
+
+    status, headers, body = http_get(metrics)
+    assert status == 401, f"GET /metrics on the API port without credentials: {status} {body}"
+    assert headers.get("www-authenticate", "").startswith("Basic"), headers
+    assert "skypilot_" not in body
+    status, _, body = http_get(metrics, user, password + "-wrong")
+    assert status == 401 and "skypilot_" not in body, f"{status} {body}"
+    # Both refusals are counted as failed authentications.
+    after = scrape_until(metrics_port, r"^skypilot_auth_failures_total ")
+    assert sample(after, "skypilot_auth_failures_total") == failures + 2, after
+
+    status, headers, page = http_get(metrics, user, password)
+    assert status == 200, f"GET /metrics on the API port as the admin: {status} {page}"
+    assert headers["content-type"].startswith("text/plain") and "# TYPE skypilot_" in page, page
+    assert password not in server.log(), "the admin's password must not be logged"
+
+
+def test_the_metrics_port_stays_plaintext_beside_the_tls_api(sky, processes, tmp_path):
+    rendered = render("tls", values_files=["metrics.yaml"])
+    chart_server, server, address, ca_cert = start_tls_server(sky, processes, tmp_path, rendered)
+    credentials = grpc.ssl_channel_credentials(root_certificates=ca_cert.read_bytes())
+    assert health(address, "", credentials) == health_pb2.HealthCheckResponse.SERVING
+    port = metrics_listener(server, address)
+    # Three listeners: the TLS API, the probes' plaintext health listener and the metrics one.
+    main_port = int(address.rsplit(":", 1)[1])
+    (health_port,) = server.listening_ports() - {main_port, port}
+    env = rendered.environment()
+    probe = rendered.container["readinessProbe"]["grpc"]["port"]
+    assert probe == int(env["SKYPILOT_HEALTH_PORT"]) != int(env["SKYPILOT_METRICS_PORT"])
+    assert health(f"127.0.0.1:{health_port}", probe_service(rendered)) == health_pb2.HealthCheckResponse.SERVING
+    scrape_until(port, r'^skypilot_grpc_calls_total\{method="/grpc\.health\.v1\.Health/Check",code="OK"\} [1-9]')
 
 
 def server_command(rendered: Rendered) -> tuple[str, ...]:

@@ -44,6 +44,9 @@ pub struct ServerConfig {
     /// Also serve `grpc.health.v1` alone, in plaintext, on this port (for
     /// Kubernetes probes, which cannot speak TLS); 0 picks a free port.
     pub health_port: Option<u16>,
+    /// Also serve `/metrics` alone, without credentials, in plaintext, on
+    /// this port (for a scraper inside the cluster); 0 picks a free port.
+    pub metrics_port: Option<u16>,
     /// Identity for calls that carry none; default: the user running the server.
     pub owner: Option<Caller>,
     /// Whether the local infra (this host) takes clusters.
@@ -109,6 +112,7 @@ impl ServerConfig {
             local_infra: LocalInfraMode::Auto,
             ssh_node_pools: None,
             slurm_config: None,
+            metrics_port: None,
         }
     }
 }

@@ -27,6 +27,7 @@ mod infra;
 mod kinds;
 mod logfile;
 mod managed;
+mod metrics;
 mod ops;
 mod retention;
 mod serve;

@@ -28,7 +28,10 @@ use crate::{
     config::{LocalInfraMode, ServerConfig, TlsFiles},
     data_dir::{DataDir, DataDirError},
     error::{Error, Result},
-    grpc::{ApiVersionLayer, BrowserGuardLayer, Services, Shared, cors_layer, is_loopback_host},
+    grpc::{
+        ApiVersionLayer, BrowserGuardLayer, MeteringLayer, MetricsEndpointLayer, MetricsListener,
+        MetricsSource, Services, Shared, cors_layer, is_loopback_host,
+    },
     health::{HealthListener, set_health},
     infra::{Infras, local::LocalInfra, run_as, slurm, slurm::SlurmInfra, ssh, ssh::pool::SshPool},
     kinds::{self, autostop_loop},
@@ -206,9 +209,14 @@ impl Server {
             Some(port) => Some(bind(&config.host, port).await?),
             None => None,
         };
+        let metrics_listener = match config.metrics_port {
+            Some(port) => Some(bind(&config.host, port).await?),
+            None => None,
+        };
 
         let (health, health_service) = tonic_health::server::health_reporter();
         let health_service_for_probes = health_service.clone();
+        let health_service_for_metrics = health_service.clone();
         set_health(&health, ServingStatus::NotServing).await;
 
         let store = Store::open(&data_dir.store()).map_err(StartError::Store)?;
@@ -282,14 +290,19 @@ impl Server {
                 })
             });
         let (stop_serving, stopped) = oneshot::channel::<()>();
-        // gRPC-Web (for browsers) arrives over HTTP/1.1 and is translated to gRPC
-        // before the version and auth checks see it; pages from origins not
-        // allowed are refused first.
+        let metrics_source =
+            MetricsSource { engine: engine.clone(), clusters: clusters.clone(), store: store.clone() };
+        // `/metrics` is answered first (with the same credentials as a call).
+        // gRPC-Web (for browsers) arrives over HTTP/1.1 and is translated to
+        // gRPC before the calls are counted and the version and auth checks
+        // see them; pages from origins not allowed are refused first.
         let router = builder
             .accept_http1(true)
+            .layer(MetricsEndpointLayer::new(metrics_source.clone(), accounts.clone()))
             .layer(tower::util::option_layer(cors))
             .layer(browsers)
             .layer(tonic_web::GrpcWebLayer::new())
+            .layer(MeteringLayer)
             .layer(ApiVersionLayer)
             .layer(AuthLayer::new(accounts.clone()))
             .add_service(health_service)
@@ -316,6 +329,11 @@ impl Server {
             let address = health_only.local_addr();
             tracing::info!(address = ?address, "serving grpc.health.v1 alone in plaintext");
             health_only
+        });
+        let metrics_only = metrics_listener.map(|listener| {
+            let metrics_only = MetricsListener::start(listener, metrics_source, health_service_for_metrics);
+            tracing::info!(address = ?metrics_only.local_addr(), "serving /metrics alone in plaintext, without credentials");
+            metrics_only
         });
         let retention = Retention {
             request_hours: config.retention_hours,
@@ -344,6 +362,7 @@ impl Server {
             serve,
             retention,
             health_only,
+            metrics_only,
             grace: config.shutdown_grace,
             data_dir: dir,
             _lock: lock,
@@ -364,6 +383,7 @@ pub struct RunningServer {
     serve: JoinHandle<Result<(), tonic::transport::Error>>,
     retention: JoinHandle<()>,
     health_only: Option<HealthListener>,
+    metrics_only: Option<MetricsListener>,
     grace: Duration,
     data_dir: PathBuf,
     _lock: File,
@@ -385,6 +405,11 @@ impl RunningServer {
     /// The plaintext health-only listener's address, when one was asked for.
     pub fn health_addr(&self) -> Option<SocketAddr> {
         self.health_only.as_ref().and_then(HealthListener::local_addr)
+    }
+
+    /// The metrics-only listener's address, when one was asked for.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_only.as_ref().and_then(MetricsListener::local_addr)
     }
 
     /// The clusters and jobs layer, for embedding and tests.
@@ -416,6 +441,9 @@ impl RunningServer {
         // In-flight calls end once the engine is down (streams end at
         // shutdown); give them a moment, then stop serving regardless.
         join_within(self.serve, Duration::from_secs(2)).await;
+        if let Some(metrics_only) = self.metrics_only {
+            metrics_only.stop().await;
+        }
         if let Some(health_only) = self.health_only {
             health_only.stop().await;
         }

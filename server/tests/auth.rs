@@ -479,3 +479,61 @@ async fn user_and_token_ids_are_128_bit_and_token_lifetimes_are_bounded() {
     assert_eq!(created.token.unwrap().token_id.len(), 32);
     server.shutdown().await.unwrap();
 }
+
+/// A plain HTTP/1.1 GET of `path` on `address`, with `authorization` when
+/// given: the status code and the body.
+fn http_get(address: std::net::SocketAddr, path: &str, authorization: Option<&str>) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    let auth = authorization.map(|value| format!("Authorization: {value}\r\n")).unwrap_or_default();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\n{auth}Connection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test]
+async fn metrics_need_credentials_on_the_api_port_and_none_on_the_metrics_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::local(dir.path().join("api_server"));
+    config.port = 0;
+    config.require_auth = true;
+    config.initial_basic_auth = Some(format!("{ADMIN}:{ADMIN_PASSWORD}"));
+    config.metrics_port = Some(0);
+    config.shutdown_grace = Duration::from_millis(200);
+    let server = Server::new(config).start().await.unwrap();
+    let admin = client(&server, ADMIN, ADMIN_PASSWORD).await;
+    admin.list_clusters(Default::default()).await.unwrap();
+    let (api, metrics_port) = (server.local_addr(), server.metrics_addr().expect("a metrics listener"));
+    let basic =
+        format!("Basic {}", skypilot_api::base64::encode(format!("{ADMIN}:{ADMIN_PASSWORD}").as_bytes()));
+    let (anonymous, wrong, right, alone) = tokio::task::spawn_blocking(move || {
+        (
+            http_get(api, "/metrics", None),
+            http_get(api, "/metrics", Some("Basic d3Jvbmc6d3Jvbmc=")),
+            http_get(api, "/metrics", Some(&basic)),
+            http_get(metrics_port, "/metrics", None),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(anonymous.0, 401, "{}", anonymous.1);
+    assert!(anonymous.1.contains("requires credentials"), "{}", anonymous.1);
+    assert_eq!(wrong.0, 401);
+    assert!(!wrong.1.contains("skypilot_"), "nothing is shown to a stranger");
+    assert_eq!(right.0, 200);
+    for (status, page) in [&right, &alone] {
+        assert_eq!(*status, 200);
+        assert!(
+            page.contains(
+                "skypilot_grpc_calls_total{method=\"/skypilot.v1.ClusterService/ListClusters\",code=\"OK\"}"
+            ),
+            "{page}"
+        );
+        assert!(page.contains("skypilot_auth_failures_total"), "{page}");
+        assert!(page.contains("skypilot_store_size_bytes"), "{page}");
+    }
+    server.shutdown().await.unwrap();
+}

@@ -9,6 +9,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("clock", 0),
     ("error", 0),
     ("data_dir", 0),
+    ("metrics", 0),
     ("logfile", 1),
     ("store", 1),
     ("health", 1),

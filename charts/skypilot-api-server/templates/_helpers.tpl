@@ -113,6 +113,22 @@ refuse.
 {{- end }}
 {{- end }}
 
+{{/*
+The scrape annotations of `metrics.annotations` merged with `extra` (the
+user's podAnnotations or service.annotations, which win): a dict, empty when
+there is nothing to add. Called with (dict "root" $ "extra" MAP).
+*/}}
+{{- define "skypilot.metricsAnnotations" -}}
+{{- $values := .root.Values }}
+{{- $annotations := dict }}
+{{- if and $values.metrics.enabled $values.metrics.annotations }}
+{{- $_ := set $annotations "prometheus.io/scrape" "true" }}
+{{- $_ := set $annotations "prometheus.io/port" ($values.metrics.port | int | toString) }}
+{{- $_ := set $annotations "prometheus.io/path" "/metrics" }}
+{{- end }}
+{{- toYaml (mergeOverwrite $annotations (.extra | default dict)) }}
+{{- end }}
+
 {{- define "skypilot.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
@@ -178,6 +194,24 @@ Refuses settings that cannot work, with a message that says what to change.
 {{- if and .Values.auth.initialServiceAccountToken.enabled $token (not (regexMatch "^sky_[0-9a-f]{64}$" $token)) }}
 {{- fail "auth.initialServiceAccountToken.value must be \"sky_\" followed by 64 lowercase hex digits (or leave it empty to have one generated)" }}
 {{- end }}
+{{- end }}
+{{- if .Values.metrics.enabled }}
+{{- $metrics := int .Values.metrics.port }}
+{{- if or (lt $metrics 1) (gt $metrics 65535) }}
+{{- fail (printf "metrics.port must be a port number (1-65535), got %v" .Values.metrics.port) }}
+{{- end }}
+{{- if eq $metrics $port }}
+{{- fail (printf "metrics.port (%d) must differ from server.port (%d): the metrics listener is a second listener of its own, without credentials" $metrics $port) }}
+{{- end }}
+{{- if and .Values.tls.enabled (eq $metrics (int .Values.server.healthPort)) }}
+{{- fail (printf "metrics.port (%d) must differ from server.healthPort (%d): with TLS on, the probes' plaintext health listener uses that port" $metrics (int .Values.server.healthPort)) }}
+{{- end }}
+{{- if eq $metrics (int .Values.service.port) }}
+{{- fail (printf "metrics.port (%d) must differ from service.port (%d): the Service exposes both" $metrics (int .Values.service.port)) }}
+{{- end }}
+{{- end }}
+{{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.enabled) }}
+{{- fail "metrics.serviceMonitor.enabled needs metrics.enabled: the ServiceMonitor scrapes the Service's metrics port, which only metrics.enabled opens" }}
 {{- end }}
 {{- if and .Values.ingress.enabled (not .Values.ingress.host) }}
 {{- fail "ingress.enabled needs ingress.host" }}

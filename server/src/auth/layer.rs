@@ -81,13 +81,17 @@ where
                     request.extensions_mut().insert(caller);
                     inner.call(request).await
                 }
-                Err(err) => Ok(Status::from(err).into_http::<ResBody>()),
+                Err(err) => {
+                    crate::metrics::global().auth_failures.inc();
+                    Ok(Status::from(err).into_http::<ResBody>())
+                }
             }
         })
     }
 }
 
-fn peer_ip<B>(request: &http::Request<B>) -> Option<IpAddr> {
+/// The address a request came from.
+pub fn peer_ip<B>(request: &http::Request<B>) -> Option<IpAddr> {
     let extensions = request.extensions();
     extensions
         .get::<TcpConnectInfo>()

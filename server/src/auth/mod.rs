@@ -10,7 +10,7 @@ mod passwords;
 mod throttle;
 
 pub use accounts::{Accounts, FirstAdmin};
-pub use layer::AuthLayer;
+pub use layer::{AuthLayer, peer_ip};
 pub use skypilot_api::proto::skypilot::v1::Role;
 
 use crate::error::{Error, ErrorReason, Result};

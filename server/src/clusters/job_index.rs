@@ -10,6 +10,9 @@ use crate::{
     store::{JobRecord, Table},
 };
 
+/// (infra, status, how many).
+pub type InfraCount = (String, String, i64);
+
 /// Marks a store whose indexes were built (no cluster name starts with NUL).
 const BUILT: &[u8] = b"\0built";
 
@@ -23,6 +26,29 @@ impl Clusters {
     pub(super) fn all_active_jobs(&self) -> Result<Vec<JobRecord>> {
         let keys = self.inner.store.scan_keys(Table::ActiveJobs, b"")?;
         self.jobs_at(keys.into_iter().filter(|key| !key.starts_with(b"\0")).collect())
+    }
+
+    /// Clusters by (infra, status) and unfinished jobs by (infra, status),
+    /// for the metrics: what is active, never the history.
+    pub fn counts(&self) -> Result<(Vec<InfraCount>, Vec<InfraCount>)> {
+        let clusters = self.list(&[], None)?;
+        let infra_of: std::collections::HashMap<&str, &str> =
+            clusters.iter().map(|cluster| (cluster.name.as_str(), super::infra_name(cluster))).collect();
+        let mut by_cluster: std::collections::HashMap<(String, String), i64> = Default::default();
+        for cluster in &clusters {
+            let status = skypilot_api::names::cluster_status(cluster.status()).to_string();
+            *by_cluster.entry((super::infra_name(cluster).to_string(), status)).or_default() += 1;
+        }
+        let mut by_job: std::collections::HashMap<(String, String), i64> = Default::default();
+        for job in self.all_active_jobs()? {
+            let infra = infra_of.get(job.cluster.as_str()).copied().unwrap_or("local").to_string();
+            let status = skypilot_api::names::job_status(job.status()).to_string();
+            *by_job.entry((infra, status)).or_default() += 1;
+        }
+        let flat = |counts: std::collections::HashMap<(String, String), i64>| {
+            counts.into_iter().map(|((infra, status), count)| (infra, status, count)).collect()
+        };
+        Ok((flat(by_cluster), flat(by_job)))
     }
 
     fn jobs_at(&self, keys: Vec<Vec<u8>>) -> Result<Vec<JobRecord>> {

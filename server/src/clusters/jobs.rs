@@ -169,6 +169,13 @@ impl Clusters {
         job.exit_code = exit_code;
         job.message = message.to_string();
         job.ended_ms = now_ms();
+        if let Ok(cluster) = self.get(&job.cluster) {
+            let labels = crate::metrics::InfraState {
+                infra: super::infra_name(&cluster).to_string(),
+                state: skypilot_api::names::job_status(status).to_string(),
+            };
+            crate::metrics::global().jobs_finished.get_or_create(&labels).inc();
+        }
         job.processes.clear();
         job.gpu_indices.clear();
         let cluster_name = job.cluster.clone();

@@ -116,6 +116,7 @@ impl JobService for JobsApi {
             .await?;
         let stream = chunks.map(|chunk| {
             chunk
+                .inspect(|chunk| crate::metrics::global().log_streamed("job", chunk.data.len()))
                 .map(|chunk| TailJobLogsResponse {
                     offset: chunk.offset as i64,
                     data: chunk.data,

@@ -81,6 +81,7 @@ impl ManagedJobService for ManagedJobsApi {
         let chunks = controller.logs(job_id, request.controller, request.follow, tail_lines, offset)?;
         let stream = chunks.map(move |chunk| {
             chunk
+                .inspect(|chunk| crate::metrics::global().log_streamed("managed_job", chunk.data.len()))
                 .map(|chunk| TailManagedJobLogsResponse {
                     offset: chunk.offset as i64,
                     data: chunk.data,

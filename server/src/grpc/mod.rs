@@ -8,6 +8,8 @@ mod clusters;
 mod convert;
 mod infra;
 mod managed_jobs;
+mod metering;
+mod metrics_endpoint;
 mod operations;
 mod requests;
 mod server_info;
@@ -19,6 +21,8 @@ use std::sync::Arc;
 
 pub use browsers::{BrowserGuardLayer, cors_layer, is_loopback_host};
 pub use caller::ApiVersionLayer;
+pub use metering::MeteringLayer;
+pub use metrics_endpoint::{MetricsEndpointLayer, MetricsListener, MetricsSource};
 use skypilot_api::proto::{
     google::longrunning::{Operation, operations_server::OperationsServer},
     skypilot::v1::{

@@ -69,6 +69,7 @@ impl RequestService for RequestsApi {
         let chunks = self.0.engine.logs(&request.name, request.follow, tail_lines, offset)?;
         let stream = chunks.map(|chunk| {
             chunk
+                .inspect(|chunk| crate::metrics::global().log_streamed("request", chunk.data.len()))
                 .map(|chunk| StreamLogsResponse { offset: chunk.offset as i64, data: chunk.data })
                 .map_err(Status::from)
         });

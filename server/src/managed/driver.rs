@@ -488,6 +488,7 @@ fn begin_teardown(job: &mut ManagedJobRecord, status: Option<ManagedJobStatus>, 
 /// controller log's line.
 fn recover(job: &mut ManagedJobRecord, why: String) -> String {
     job.recovery_count += 1;
+    crate::metrics::global().managed_job_recoveries.inc();
     job.attempt += 1;
     job.launch_tries = 0;
     job.status = ManagedJobStatus::Recovering as i32;

@@ -21,7 +21,10 @@ use std::{
     time::Duration,
 };
 
-use skypilot_api::{names::error_reason, proto::skypilot::v1::RequestState};
+use skypilot_api::{
+    names::error_reason,
+    proto::skypilot::v1::{RequestState, Schedule},
+};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use kind::{Admitted, BoxFuture, OpContext, OpOutput, OperationKind};
@@ -370,6 +373,24 @@ impl Engine {
         self.inner.store.durable().await
     }
 
+    /// Operations not finished yet, counted by (kind, state, queue).
+    pub fn live_summary(&self) -> Vec<(String, String, String, i64)> {
+        let live: Vec<Arc<LiveOp>> =
+            self.inner.live.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        let mut counts: HashMap<(String, String, String), i64> = HashMap::new();
+        for op in live {
+            let record = op.snapshot();
+            let queue = match record.schedule() {
+                Schedule::Long => "long",
+                Schedule::Short | Schedule::Unspecified => "short",
+            };
+            *counts
+                .entry((record.kind.clone(), state_name(&record).to_string(), queue.to_string()))
+                .or_default() += 1;
+        }
+        counts.into_iter().map(|((kind, state, queue), count)| (kind, state, queue, count)).collect()
+    }
+
     /// Number of operations not finished yet.
     pub fn live_count(&self) -> usize {
         self.inner.live.lock().unwrap_or_else(|p| p.into_inner()).len()
@@ -448,6 +469,9 @@ fn finish(record: &mut OpRecord, outcome: Result<OpOutput>) {
             });
         }
     }
+    let labels =
+        crate::metrics::KindState { kind: record.kind.clone(), state: state_name(record).to_string() };
+    crate::metrics::global().operations_finished.get_or_create(&labels).inc();
 }
 
 /// Refuses unless `caller` owns the operation or is an admin.

@@ -39,10 +39,12 @@ impl Flusher {
                         None => Err(super::closed()),
                     }
                 };
+                let started = std::time::Instant::now();
                 let result = match tokio::task::spawn_blocking(flush).await {
                     Ok(result) => result,
                     Err(err) => Err(Error::new(ErrorReason::Storage, format!("flush task: {err}"))),
                 };
+                crate::metrics::global().store_commit_latency.observe(started.elapsed().as_secs_f64());
                 if let Err(err) = &result
                     && matches!(err.reason, ErrorReason::Storage | ErrorReason::StorageFull)
                 {

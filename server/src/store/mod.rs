@@ -190,6 +190,13 @@ impl Store {
         self.flusher.flush().await
     }
 
+    /// The store's size on disk, in bytes.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        let guard = self.state.read().unwrap_or_else(|p| p.into_inner());
+        let open = guard.as_ref().ok_or_else(closed)?;
+        Ok(open.db.size_on_disk()?)
+    }
+
     /// Flushes and closes the database; every clone sees a closed store after.
     pub fn close(&self) -> Result<()> {
         let mut guard = self.state.write().unwrap_or_else(|p| p.into_inner());

@@ -17,7 +17,7 @@ use crate::error::CliResult;
 #[derive(Debug, Subcommand)]
 pub enum ApiCommand {
     /// Start the API server (in the background unless --foreground).
-    Start(start::StartArgs),
+    Start(Box<start::StartArgs>),
     /// Stop the local API server.
     Stop,
     /// List requests: active ones of the current user by default.

@@ -94,6 +94,11 @@ pub struct StartArgs {
     /// (default: ~/.slurm/config, when it exists).
     #[arg(long, env = "SKYPILOT_SLURM_CONFIG", value_name = "FILE")]
     slurm_config: Option<PathBuf>,
+    /// Also serve Prometheus metrics (/metrics) alone, without credentials, in plaintext, on
+    /// this port (for a scraper inside the cluster). On the API port itself /metrics needs the
+    /// same credentials as any call.
+    #[arg(long, env = "SKYPILOT_METRICS_PORT", value_name = "PORT")]
+    metrics_port: Option<u16>,
     /// Unfinished requests one user may have; more are refused until some finish.
     #[arg(long, env = "SKYPILOT_MAX_REQUESTS_PER_USER", default_value_t = 2_000)]
     max_requests_per_user: usize,
@@ -198,6 +203,7 @@ impl StartArgs {
         config.local_infra = self.local_infra.mode();
         config.ssh_node_pools = self.ssh_node_pools.clone();
         config.slurm_config = self.slurm_config.clone();
+        config.metrics_port = self.metrics_port;
         config.engine.max_requests_per_user = self.max_requests_per_user;
         config.engine.max_request_bytes_per_user = self.max_request_mib_per_user.saturating_mul(1 << 20);
         config.health_port = self.health_port;
@@ -269,6 +275,9 @@ impl StartArgs {
         ];
         if let Some(port) = self.health_port {
             flags.push(format!("--health-port={port}"));
+        }
+        if let Some(port) = self.metrics_port {
+            flags.push(format!("--metrics-port={port}"));
         }
         if let Some(file) = &self.ssh_node_pools {
             // The background server starts elsewhere: the file by its full path.

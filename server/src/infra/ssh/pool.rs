@@ -144,6 +144,11 @@ impl SshPool {
     /// folder from each host (where nothing is left in it), ends the
     /// connections and forgets the hosts' pinned keys.
     pub async fn forget(&self) -> Vec<String> {
+        // A termination still under way would reach a host again after its
+        // key is forgotten, and pin it anew.
+        self.kills.close();
+        self.kills.wait().await;
+        self.kills.reopen();
         let mut problems = Vec::new();
         for host in &self.pool.hosts {
             if self.ssh.ready(host).await.is_ok() {
