@@ -1,11 +1,12 @@
-//! `sky-bench [--quick | --uploads | --history | --managed | --pinned | --slurm]`: starts a real local API server with the
+//! `sky-bench [--quick | --uploads | --history | --managed | --pinned | --slurm | --metrics]`: starts a real local API server with the
 //! `sky` binary next to this one (in a temporary HOME, on a free loopback
 //! port) and prints one `name: value unit` line per figure. `--quick` runs
 //! few iterations, to check that every figure is produced; `--uploads`,
 //! `--history`, `--managed`, `--pinned` and `--slurm` run only the upload
 //! figures, the cost of a cluster's history, the managed jobs figures, the
-//! 64-client latency with the server on a CPU of its own, or the Slurm
-//! figures (on a Slurm started here).
+//! 64-client latency with the server on a CPU of its own, the Slurm
+//! figures (on a Slurm started here), or the metrics scrape with 200
+//! clusters and 2,000 jobs.
 
 mod history;
 mod jobs;
@@ -111,6 +112,13 @@ fn main() {
     }
     if std::env::args().any(|arg| arg == "--managed") {
         managed_figures(&sky, &plan);
+        return;
+    }
+    if std::env::args().any(|arg| arg == "--metrics") {
+        sky.run(&["api", "start"]);
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+        runtime.block_on(metrics::figures(&sky, 200, 2_000, plan.cli_runs));
+        sky.run(&["api", "stop"]);
         return;
     }
     if std::env::args().any(|arg| arg == "--slurm") {

@@ -1,13 +1,16 @@
-//! The metrics figure: how long a Prometheus scrape of the local server's
+//! The metrics figures: how long a Prometheus scrape of the local server's
 //! `/metrics` takes (HTTP/1.1 on loopback, a new connection each time, as a
-//! scraper makes), with the clusters and jobs the benchmark made so far.
+//! scraper makes), with the clusters and jobs the benchmark made so far, and
+//! (`sky-bench --metrics`) with many clusters and jobs.
 
 use std::{
     io::{Read, Write},
     time::{Duration, Instant},
 };
 
-use crate::process::Sky;
+use skypilot_api::proto::skypilot::v1::{LaunchRequest, Resources, TaskSpec};
+
+use crate::{connect, process::Sky};
 
 /// The median wall time of `samples` scrapes, and the size of the last page.
 pub fn scrape_median(sky: &Sky, samples: usize) -> (Duration, usize) {
@@ -26,4 +29,38 @@ pub fn scrape_median(sky: &Sky, samples: usize) -> (Duration, usize) {
         size = page.len();
     }
     (crate::process::median(&mut times), size)
+}
+
+/// Launches `clusters` tiny clusters and `jobs` trivial jobs spread over
+/// them (all finished), then prints the scrape figures.
+pub async fn figures(sky: &Sky, clusters: usize, jobs: usize, samples: usize) {
+    let client = connect(sky).await;
+    let tiny = TaskSpec {
+        run: "true".into(),
+        num_nodes: 1,
+        resources: Some(Resources { cpus: "0.001".into(), ..Default::default() }),
+        ..Default::default()
+    };
+    let mut launches = Vec::new();
+    for index in 0..clusters {
+        let request = LaunchRequest {
+            cluster_name: format!("m{index}"),
+            task: Some(tiny.clone()),
+            ..Default::default()
+        };
+        launches.push(client.launch(request).await.expect("launch").name);
+    }
+    for name in &launches {
+        let op = client.wait_operation(name, Duration::from_secs(600)).await.expect("wait");
+        assert!(op.done, "launch {name} did not finish");
+    }
+    let pid = sky.server_pid();
+    let per_cluster = jobs.saturating_sub(clusters) / clusters.max(1);
+    for index in 0..clusters {
+        crate::jobs::queue_many_of(&client, pid, &format!("m{index}"), &tiny, per_cluster).await;
+    }
+    let (scrape, size) = scrape_median(sky, samples);
+    let made = clusters + per_cluster * clusters;
+    println!("metrics_scrape_{clusters}_clusters_{made}_jobs_median: {:.2} ms", crate::ms(scrape));
+    println!("metrics_page_size_{clusters}_clusters: {:.1} KB", size as f64 / 1024.0);
 }
