@@ -73,16 +73,14 @@ fn a_two_node_slurm_cluster_launches_runs_execs_cancels_and_goes_down_through_th
     let check = sky(&["check", "slurm"]).ok();
     assert!(check.stdout.contains("slurm/test: enabled"), "{}", check.stdout);
     assert!(
-        check.stdout.contains("partitions main*") && check.stdout.contains("2 of 2 nodes usable"),
+        check.stdout.contains("partitions main*, debug (* default)")
+            && check.stdout.contains("2 of 2 nodes usable"),
         "{}",
         check.stdout
     );
-    for node in ["node1", "node2"] {
+    for (node, partitions) in [("node1", "partitions main*"), ("node2", "partitions main*, debug")] {
         let line = line_about(&check.stdout, &format!("{node}: "));
-        assert!(
-            line.contains("4 CPUs") && line.contains("no GPUs") && line.contains("partitions main*"),
-            "{line}"
-        );
+        assert!(line.contains("4 CPUs") && line.contains("no GPUs") && line.ends_with(partitions), "{line}");
     }
 
     // Both ranks set up and run, each on its own node, with the workdir and
@@ -163,8 +161,15 @@ fn a_two_node_slurm_cluster_launches_runs_execs_cancels_and_goes_down_through_th
         sky(&["launch", "-c", "part", "-y", "--infra", "slurm/test/debug", "echo on=$SLURMD_NODENAME"]).ok();
     assert!(part.stdout.contains("on=node2"), "the debug partition holds node2 alone: {}", part.stdout);
     assert!(line_about(&sky(&["status"]).ok().stdout, "part").contains("slurm/test/debug"));
-    let elsewhere = sky(&["launch", "-c", "part", "-y", "--infra", "slurm/test", "true"]).fails();
-    assert!(elsewhere.stderr.contains("runs on slurm/test/debug, not on slurm/test"), "{}", elsewhere.stderr);
+    // Any partition satisfies the cluster's infra; another partition does not.
+    let anywhere = sky(&["launch", "-c", "part", "-y", "--infra", "slurm/test", "echo again"]).ok();
+    assert!(anywhere.stdout.contains("again"), "{}", anywhere.stdout);
+    let elsewhere = sky(&["launch", "-c", "part", "-y", "--infra", "slurm/test/main", "true"]).fails();
+    assert!(
+        elsewhere.stderr.contains("runs on slurm/test/debug, not on slurm/test/main"),
+        "{}",
+        elsewhere.stderr
+    );
     sky(&["down", "part", "-y"]).ok();
     let nowhere = sky(&["launch", "-c", "nowhere", "-y", "--infra", "slurm/test/nope", "true"]).fails();
     assert!(

@@ -292,15 +292,16 @@ impl Server {
         let (stop_serving, stopped) = oneshot::channel::<()>();
         let metrics_source =
             MetricsSource { engine: engine.clone(), clusters: clusters.clone(), store: store.clone() };
-        // `/metrics` is answered first (with the same credentials as a call).
-        // gRPC-Web (for browsers) arrives over HTTP/1.1 and is translated to
-        // gRPC before the calls are counted and the version and auth checks
-        // see them; pages from origins not allowed are refused first.
+        // Pages from origins not allowed (and, on a local server, calls to a
+        // host that is not a loopback one) are refused first; `/metrics` is
+        // answered next (with the same credentials as a call). gRPC-Web (for
+        // browsers) arrives over HTTP/1.1 and is translated to gRPC before the
+        // calls are counted and the version and auth checks see them.
         let router = builder
             .accept_http1(true)
-            .layer(MetricsEndpointLayer::new(metrics_source.clone(), accounts.clone()))
             .layer(tower::util::option_layer(cors))
             .layer(browsers)
+            .layer(MetricsEndpointLayer::new(metrics_source.clone(), accounts.clone()))
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(MeteringLayer)
             .layer(ApiVersionLayer)

@@ -73,7 +73,7 @@ impl Clusters {
         let mut cluster = match existing {
             Some(cluster) => {
                 if !asked_infra.is_empty()
-                    && infra::label(infra.as_ref(), &asked_infra) != infra_name(&cluster)
+                    && !infra::satisfies(infra_name(&cluster), infra.as_ref(), &asked_infra)
                 {
                     return Err(Error::new(
                         ErrorReason::FailedPrecondition,
@@ -267,8 +267,9 @@ impl Clusters {
         if cluster.status() == ClusterStatus::Stopped {
             return Ok(cluster);
         }
-        let infra = self.inner.infras.named(infra_name(&cluster))?;
-        if let Some(why) = infra.stop_refused() {
+        if let Ok(infra) = self.inner.infras.named(infra_name(&cluster))
+            && let Some(why) = infra.stop_refused()
+        {
             return Err(Error::new(
                 ErrorReason::FailedPrecondition,
                 format!("cluster {name:?} runs on {}, where it cannot be stopped: {why}", infra.name()),
@@ -343,7 +344,9 @@ impl Clusters {
     pub async fn set_autostop(&self, name: &str, minutes: i32, down: bool) -> Result<ClusterRecord> {
         let mut cluster = self.get(name)?;
         // Where a cluster cannot stop, autostop tears it down.
-        let down = down || self.inner.infras.named(infra_name(&cluster))?.stop_refused().is_some();
+        let cannot_stop =
+            self.inner.infras.named(infra_name(&cluster)).is_ok_and(|infra| infra.stop_refused().is_some());
+        let down = down || cannot_stop;
         cluster.autostop_idle_minutes = minutes.max(-1);
         cluster.autostop_down = down && minutes >= 0;
         if cluster.idle_since_ms != 0 {

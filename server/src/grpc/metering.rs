@@ -1,8 +1,10 @@
 //! Counts every gRPC call for the metrics: its method, the status code it
 //! ended with (from the response headers of an error, else from the
 //! trailers, "Cancelled" when the client left before them) and the time to
-//! its response headers. Paths that name no method of this server are
-//! counted as "other", so that a caller cannot grow the metrics at will.
+//! its response headers. Paths that name no method this server has are
+//! counted as "other", so that no caller can grow the metrics at will.
+
+use std::{collections::HashSet, sync::LazyLock};
 
 use std::{
     future::Future,
@@ -12,11 +14,32 @@ use std::{
 };
 
 use http_body::{Body, Frame, SizeHint};
+use prost::Message as _;
 
 use crate::metrics;
 
-/// Services whose methods are counted by name.
-const KNOWN: &[&str] = &["/skypilot.v1.", "/grpc.health.v1.", "/grpc.reflection."];
+/// Methods of the standard services this server also serves.
+const STANDARD: &[&str] = &[
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+];
+
+/// Every method path this server answers: `/package.Service/Method`.
+static KNOWN: LazyLock<HashSet<String>> = LazyLock::new(|| {
+    let mut known: HashSet<String> = STANDARD.iter().map(|path| path.to_string()).collect();
+    let files =
+        prost_types::FileDescriptorSet::decode(skypilot_api::proto::FILE_DESCRIPTOR_SET).unwrap_or_default();
+    for file in &files.file {
+        for service in &file.service {
+            for method in &service.method {
+                known.insert(format!("/{}.{}/{}", file.package(), service.name(), method.name()));
+            }
+        }
+    }
+    known
+});
 
 #[derive(Clone, Default)]
 pub struct MeteringLayer;
@@ -74,10 +97,7 @@ where
 }
 
 fn method_label(path: &str) -> String {
-    let known = KNOWN.iter().any(|prefix| path.starts_with(prefix))
-        && path.len() <= 128
-        && path.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._".contains(&b));
-    if known { path.to_string() } else { "other".to_string() }
+    if KNOWN.contains(path) { path.to_string() } else { "other".to_string() }
 }
 
 /// The name of a `grpc-status` value ("OK", "InvalidArgument" ...).
@@ -105,9 +125,7 @@ impl<B> MeteredBody<B> {
     fn finish(&mut self) {
         if let Some(call) = self.call.take() {
             let code = call.code.unwrap_or_else(|| "Cancelled".to_string());
-            // A method this server does not have is not counted by name.
-            let method = if code == "Unimplemented" { "other" } else { call.method.as_str() };
-            metrics::global().grpc_call(method, &code);
+            metrics::global().grpc_call(&call.method, &code);
         }
     }
 }
@@ -167,8 +185,12 @@ mod tests {
         assert_eq!(method_label("/skypilot.v1.ClusterService/Launch"), "/skypilot.v1.ClusterService/Launch");
         assert_eq!(method_label("/grpc.health.v1.Health/Check"), "/grpc.health.v1.Health/Check");
         assert_eq!(method_label("/evil.Service/x"), "other");
-        assert_eq!(method_label(&format!("/skypilot.v1.{}", "a".repeat(200))), "other");
-        assert_eq!(method_label("/skypilot.v1.A/b\"c"), "other");
+        assert_eq!(method_label("/skypilot.v1.ClusterService/Made-up"), "other");
+        assert_eq!(method_label("/grpc.health.v1.Health/Nope"), "other");
+        assert_eq!(
+            method_label("/skypilot.v1.ManagedJobService/LaunchManagedJob"),
+            "/skypilot.v1.ManagedJobService/LaunchManagedJob"
+        );
         assert_eq!(code_name(&http::HeaderValue::from_static("0")).unwrap(), "OK");
         assert_eq!(code_name(&http::HeaderValue::from_static("3")).unwrap(), "InvalidArgument");
     }

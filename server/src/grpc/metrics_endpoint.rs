@@ -119,7 +119,8 @@ where
             let mut ok = reply(200, &page);
             ok.headers_mut().insert(
                 http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                // What prometheus-client writes: the OpenMetrics text format.
+                http::HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
             );
             Ok(ok)
         })

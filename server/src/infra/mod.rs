@@ -162,6 +162,20 @@ pub fn region_of(name: &str) -> Option<&str> {
     (kind.eq_ignore_ascii_case("slurm") && !region.is_empty()).then_some(region)
 }
 
+/// Whether a cluster on `recorded` (its infra label) is on what `asked`
+/// names (`infra`): the same label, or the same infra when `asked` names no
+/// region (`slurm/hpc` is satisfied by `slurm/hpc/gpu`).
+pub fn satisfies(recorded: &str, infra: &dyn Infra, asked: &str) -> bool {
+    let recorded_infra = match region_of(recorded) {
+        Some(region) => &recorded[..recorded.len() - region.len() - 1],
+        None => recorded,
+    };
+    match region_of(asked) {
+        Some(_) => recorded == label(infra, asked),
+        None => recorded_infra == infra.name(),
+    }
+}
+
 /// The infra name a cluster records: the infra's own, with the region asked for.
 pub fn label(infra: &dyn Infra, asked: &str) -> String {
     match region_of(asked) {

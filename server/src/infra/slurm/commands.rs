@@ -21,7 +21,9 @@ pub struct SlurmNode {
 impl SlurmNode {
     /// Whether the node takes jobs.
     pub fn usable(&self) -> bool {
-        let state = self.state.trim_end_matches(['*', '~', '#', '!', '%', '$', '@', '^', '-']);
+        // '*' (not responding) and '$' (maintenance) keep a node from jobs;
+        // the power-saving and reboot marks do not.
+        let state = self.state.trim_end_matches(['~', '#', '!', '%', '@', '^', '-']);
         matches!(state, "idle" | "mixed" | "allocated" | "completing" | "planned")
     }
 
@@ -52,7 +54,15 @@ pub fn parse_sinfo(output: &str) -> Vec<SlurmNode> {
             state: state.to_string(),
         });
     }
+    for node in &mut nodes {
+        sort_partitions(&mut node.partitions);
+    }
     nodes
+}
+
+/// The default partition (marked '*') first, then the others by name.
+pub fn sort_partitions<T: AsRef<str>>(partitions: &mut [T]) {
+    partitions.sort_by_key(|partition| (!partition.as_ref().ends_with('*'), partition.as_ref().to_string()));
 }
 
 /// The GPUs of a node's GRES: `gpu:a100:4(S:0-1),shard:8` holds four "a100".
@@ -80,6 +90,8 @@ pub struct Allocation {
     pub state: String,
     /// Why it waits (or ended), as Slurm says.
     pub reason: String,
+    /// The CPUs it holds on each node.
+    pub cpus_per_node: u32,
     /// Its nodes, in rank order (empty while it waits).
     pub nodes: Vec<String>,
 }
@@ -102,15 +114,15 @@ impl Allocation {
         self.waiting()
             && matches!(
                 self.reason.as_str(),
-                "PartitionConfig"
-                    | "PartitionNodeLimit"
-                    | "PartitionTimeLimit"
-                    | "BadConstraints"
-                    | "AccountNotAllowed"
-                    | "QOSNotAllowed"
-                    | "InvalidAccount"
-                    | "InvalidQOS"
+                "BadConstraints" | "AccountNotAllowed" | "QOSNotAllowed" | "InvalidAccount" | "InvalidQOS"
             )
+    }
+
+    /// Whether it waits on a partition limit, which holds for good when the
+    /// partition has too few nodes of the size asked for (counting those
+    /// down or drained), and for a while when some are down or drained.
+    pub fn waits_on_partition(&self) -> bool {
+        self.waiting() && matches!(self.reason.as_str(), "PartitionConfig" | "PartitionNodeLimit")
     }
 
     /// What Slurm did to it, for messages: "PENDING (Resources)",
@@ -124,7 +136,8 @@ impl Allocation {
             "BOOT_FAIL" => "a node failed to boot",
             "DEADLINE" => "it reached its deadline",
             "OUT_OF_MEMORY" => "it ran out of memory",
-            "COMPLETED" | "COMPLETING" | "FAILED" => "its batch step ended",
+            "COMPLETING" => "it is ending",
+            "COMPLETED" | "FAILED" => "its batch step ended",
             _ => "",
         };
         match (why, self.reason.as_str()) {
@@ -140,7 +153,8 @@ impl Allocation {
 /// Slurm knows none.
 pub fn lookup(job_name: &str) -> String {
     format!(
-        "line=$(squeue -h -t all -u \"$(id -un)\" --name={} -o '%i|%T|%r|%N' | sort -t '|' -k1,1n | tail -n 1)\n\
+        "all=$(squeue -h -t all -u \"$(id -un)\" --name={} -o '%i|%T|%r|%c|%N') || exit 4\n\
+         line=$(printf '%s\\n' \"$all\" | sort -t '|' -k1,1n | tail -n 1)\n\
          [ -n \"$line\" ] || exit 0\necho \"$line\"\nnodes=${{line##*|}}\n\
          case \"$nodes\" in ''|'(null)'|n/a) ;; *) scontrol show hostnames \"$nodes\" ;; esac\n",
         quote(job_name)
@@ -151,11 +165,12 @@ pub fn lookup(job_name: &str) -> String {
 pub fn parse_lookup(output: &str) -> Option<Allocation> {
     let mut lines = output.lines().map(str::trim).filter(|line| !line.is_empty());
     let fields: Vec<&str> = lines.next()?.split('|').collect();
-    let [id, state, reason, _] = fields.as_slice() else { return None };
+    let [id, state, reason, cpus, _] = fields.as_slice() else { return None };
     Some(Allocation {
         job_id: id.parse().ok()?,
         state: state.to_string(),
         reason: reason.to_string(),
+        cpus_per_node: cpus.trim().parse().unwrap_or(0),
         nodes: lines.map(str::to_string).collect(),
     })
 }
@@ -184,32 +199,51 @@ pub fn submit(job_name: &str, nodes: &Nodes, partition: Option<&str>) -> String 
 }
 
 /// Cancels every allocation named `job_name` of the login user, and waits
-/// (up to a minute) until none is pending or running; what follows the
-/// script runs once they are gone.
+/// (up to 45 s, within one command's time) until Slurm lists none pending or
+/// running; fails when Slurm does not answer, so that nothing is forgotten
+/// while Slurm still holds it. What follows the script runs once they are gone.
 pub fn cancel(job_name: &str) -> String {
-    let active = format!(
-        "squeue -h -u \"$(id -un)\" --name={} -t PENDING,CONFIGURING,RUNNING,SUSPENDED,COMPLETING -o %i | grep -q .",
-        quote(job_name)
-    );
+    let name = quote(job_name);
     format!(
-        "scancel -u \"$(id -un)\" --name={}\n\
-         for i in $(seq 600); do {active} || break; sleep 0.1; done\n\
-         if {active}; then echo 'Slurm did not end the allocation within a minute' >&2; exit 3; fi\n",
-        quote(job_name)
+        "scancel -u \"$(id -un)\" --name={name} || {{ echo 'scancel failed' >&2; exit 4; }}\n\
+         for i in $(seq 450); do\n\
+         left=$(squeue -h -u \"$(id -un)\" --name={name} -t PENDING,CONFIGURING,RUNNING,SUSPENDED,COMPLETING -o %i) \
+         || {{ echo 'squeue failed' >&2; exit 4; }}\n\
+         [ -n \"$left\" ] || break\nsleep 0.1\ndone\n\
+         if [ -n \"$left\" ]; then echo \"Slurm did not end allocation $left within 45 s\" >&2; exit 3; fi\n"
+    )
+}
+
+/// Cancels the step a run started (named after the run's process on the
+/// login node), where it outlived that process.
+pub fn cancel_step(job_id: u64, pid: u32) -> String {
+    format!(
+        "for step in $(squeue -h -s -j {job_id} -o '%i %j' 2>/dev/null | awk '$2 ~ /^sky-.*-{pid}$/ {{print $1}}'); do \
+         scancel \"$step\"; done; true\n"
     )
 }
 
 /// What a run executes on the login node: the step that runs the rest of
-/// the same file on `node` of allocation `job_id` (the file is on the
-/// shared home), then, inside the step, `script`. Slurm's own line about a
-/// task's exit code is left out of the log: the job's status says it.
-pub fn step_script(run: &RunRef, job_id: u64, node: &str, script: &str) -> String {
+/// the same file on `node` of `allocation` (the file is on the shared
+/// home), with the CPUs the allocation holds there, then, inside the step,
+/// `script`. `marker` (random, per run) tells the step apart from the
+/// launcher, whatever the task's own environment holds. The step is named
+/// after the run and its process on the login node (the launcher's parent),
+/// so that `cancel_step` finds it. Slurm's own line about a task's exit code
+/// is left out of the log: the job's status says it.
+pub fn step_script(run: &RunRef, allocation: &Allocation, node: &str, marker: &str, script: &str) -> String {
+    let cpus = match allocation.cpus_per_node {
+        0 => String::new(),
+        cpus => format!(" --cpus-per-task={cpus}"),
+    };
     format!(
-        "if [ -z \"${{SKY_SLURM_STEP:-}}\" ]; then\n\
-         SKY_SLURM_STEP=1 srun --jobid={job_id} --overlap --nodes=1 --ntasks=1 --nodelist={node} \
-         --job-name=sky-{job}-{phase}-{rank} --quiet bash \"$0\" 2>&1 | \
+        "if [ \"${{SKY_SLURM_STEP:-}}\" != {marker} ]; then\n\
+         SKY_SLURM_STEP={marker} srun --jobid={job_id} --overlap --nodes=1 --ntasks=1{cpus} --nodelist={node} \
+         --job-name=\"sky-{job}-{phase}-{rank}-$PPID\" --quiet bash \"$0\" 2>&1 | \
          sed -u '/^srun: error: [^ ]*: task [0-9]*: Exited with exit code [0-9]*$/d'\n\
          exit \"${{PIPESTATUS[0]}}\"\nfi\nunset SKY_SLURM_STEP\n{script}",
+        marker = quote(marker),
+        job_id = allocation.job_id,
         node = quote(node),
         job = run.job_id,
         phase = run.phase,
@@ -229,6 +263,9 @@ mod tests {
         );
         assert_eq!(nodes.len(), 3);
         assert_eq!(nodes[0].partitions, ["main*", "debug"]);
+        let mut listed = ["debug", "gpu", "main*"];
+        sort_partitions(&mut listed);
+        assert_eq!(listed, ["main*", "debug", "gpu"], "the default first, then by name");
         assert_eq!(nodes[0].capacity(), Capacity { cpus: 4, memory_gib: 7900.0 / 1024.0, gpus: vec![] });
         assert_eq!(nodes[1].gpus, ["a100"; 4]);
         assert_eq!(nodes[2].gpus, ["GPU"; 2]);
@@ -237,22 +274,24 @@ mod tests {
 
     #[test]
     fn an_allocation_says_what_slurm_did_to_it() {
-        let found = parse_lookup("12|RUNNING|None|node[1-2]\nnode1\nnode2\n").unwrap();
+        let found = parse_lookup("12|RUNNING|None|4|node[1-2]\nnode1\nnode2\n").unwrap();
         assert_eq!(
             found,
             Allocation {
                 job_id: 12,
                 state: "RUNNING".into(),
                 reason: "None".into(),
+                cpus_per_node: 4,
                 nodes: vec!["node1".into(), "node2".into()]
             }
         );
         assert!(found.running());
-        let pending = parse_lookup("13|PENDING|Resources|\n").unwrap();
+        let pending = parse_lookup("13|PENDING|Resources|1|\n").unwrap();
         assert!(pending.waiting() && pending.nodes.is_empty());
         assert_eq!(pending.describe(), "PENDING (Resources)");
-        assert!(!pending.never_starts());
-        assert!(Allocation { reason: "PartitionNodeLimit".into(), ..pending.clone() }.never_starts());
+        assert!(!pending.never_starts() && !pending.waits_on_partition());
+        assert!(Allocation { reason: "InvalidQOS".into(), ..pending.clone() }.never_starts());
+        assert!(Allocation { reason: "PartitionNodeLimit".into(), ..pending.clone() }.waits_on_partition());
         let ended = Allocation { state: "TIMEOUT".into(), ..found };
         assert_eq!(ended.describe(), "TIMEOUT: it reached its time limit");
         assert_eq!(parse_lookup(""), None);

@@ -58,6 +58,8 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often a queued allocation and a running run are looked at, at first and at most.
 const POLL_FIRST: Duration = Duration::from_millis(100);
 const POLL_MAX: Duration = Duration::from_secs(2);
+/// How many times an ending allocation is looked at again (about 15 s in all).
+const ENDING_POLLS: usize = 20;
 /// How long the login node may not answer before a run is taken for lost.
 const LOGIN_LOST_AFTER: Duration = Duration::from_secs(15);
 
@@ -208,6 +210,31 @@ impl SlurmInfra {
         }
     }
 
+    /// Whether `allocation` waits on a partition limit that holds for good:
+    /// its partition has fewer nodes of the size asked for than it asks for,
+    /// counting those down or drained (which may come back).
+    async fn beyond_partition(&self, allocation: &Allocation, nodes: &Nodes) -> Result<bool> {
+        if !allocation.waits_on_partition() {
+            return Ok(false);
+        }
+        let in_partition = |partition: &String| match &nodes.region {
+            Some(region) => partition.trim_end_matches('*') == region,
+            None => partition.ends_with('*'),
+        };
+        let big_enough = self
+            .slurm_nodes()
+            .await?
+            .iter()
+            .filter(|node| node.partitions.iter().any(in_partition))
+            .filter(|node| {
+                node.cpus as f64 >= nodes.cpus.ceil()
+                    && node.memory_mib as f64 >= nodes.memory_gib * 1024.0
+                    && node.gpus.len() >= nodes.gpus as usize
+            })
+            .count();
+        Ok(big_enough < nodes.count.max(1) as usize)
+    }
+
     /// The node of `rank` in `allocation`.
     fn node<'a>(&self, cluster: &str, allocation: &'a Allocation, rank: i32) -> Result<&'a str> {
         usize::try_from(rank).ok().and_then(|rank| allocation.nodes.get(rank)).map(String::as_str).ok_or_else(
@@ -218,7 +245,21 @@ impl SlurmInfra {
     /// How a run whose process ended with `end` ended, now that the
     /// allocation may have ended under it.
     async fn ended(&self, run: &RunRef, end: RunEnd) -> RunEnd {
-        match self.lookup(&run.cluster).await {
+        // An allocation that is ending says why only once it has ended
+        // (Slurm waits for its steps first): wait a while for that.
+        let mut found = self.lookup(&run.cluster).await;
+        let mut pause = POLL_FIRST;
+        for _ in 0..ENDING_POLLS {
+            match &found {
+                Ok(Some(allocation)) if allocation.state == "COMPLETING" => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                    found = self.lookup(&run.cluster).await;
+                }
+                _ => break,
+            }
+        }
+        match found {
             Ok(Some(allocation)) if allocation.running() => end,
             Ok(Some(allocation)) => RunEnd::Lost(format!(
                 "the Slurm allocation {} of cluster {:?} ended: {}",
@@ -263,6 +304,7 @@ impl Infra for SlurmInfra {
                     partitions.push(partition);
                 }
             }
+            commands::sort_partitions(&mut partitions);
             let usable = nodes.iter().filter(|node| node.usable()).count();
             let mut detail = format!(
                 "login node {}; partitions {} (* default); {usable} of {} nodes usable",
@@ -341,14 +383,16 @@ impl Infra for SlurmInfra {
             let allocation = loop {
                 match self.lookup(cluster).await? {
                     Some(allocation) if allocation.running() => break allocation,
-                    Some(allocation) if allocation.never_starts() => {
+                    Some(allocation)
+                        if allocation.never_starts() || self.beyond_partition(&allocation, nodes).await? =>
+                    {
                         self.run_script(&self.login, &commands::cancel(&self.job_name(cluster))).await?;
                         return Err(Error::new(
                             ErrorReason::ResourceExhausted,
                             format!(
                                 "{} will never start the allocation of cluster {cluster:?} ({}): it asks for more \
-                                 than its partition allows; ask for fewer nodes, CPUs, memory or GPUs (sky check {} \
-                                 lists its nodes)",
+                                 than its partition has or allows; ask for fewer nodes, CPUs, memory or GPUs (sky \
+                                 check {} lists its nodes)",
                                 self.name,
                                 allocation.describe(),
                                 self.name
@@ -468,7 +512,8 @@ impl Infra for SlurmInfra {
             let run = &spec.run;
             let allocation = self.running(&run.cluster).await?;
             let node = self.node(&run.cluster, &allocation, run.rank)?;
-            let script = commands::step_script(run, allocation.job_id, node, &spec.script);
+            let marker = skypilot_api::identity::random_hex(8)?;
+            let script = commands::step_script(run, &allocation, node, &marker, &spec.script);
             let log = remote::job_log(&run.cluster, run.job_id);
             runtime::start(self, &self.login, spec, &script, &log).await
         })
@@ -514,10 +559,17 @@ impl Infra for SlurmInfra {
         })
     }
 
-    fn terminate(&self, _cluster: &str, _rank: i32, handle: RunHandle) {
+    /// Ends the run's process on the login node (srun passes SIGTERM on to
+    /// the step), then cancels the step where it outlived it.
+    fn terminate(&self, cluster: &str, _rank: i32, handle: RunHandle) {
         let (login, ssh) = (self.login.clone(), self.ssh.clone());
+        let allocation = self.allocations.lock().unwrap_or_else(|p| p.into_inner()).get(cluster).cloned();
         self.kills.spawn(async move {
-            let script = remote::terminate(handle.pid, handle.start_ticks);
+            // In a subshell: it exits as soon as the process is gone.
+            let mut script = format!("(\n{})\n", remote::terminate(handle.pid, handle.start_ticks));
+            if let Some(allocation) = allocation {
+                script += &commands::cancel_step(allocation.job_id, handle.pid);
+            }
             if let Err(err) = ssh.run(&login, &script, COMMAND_TIMEOUT).await {
                 tracing::warn!(login = %login.label(), error = %err, "could not end a run");
             }
