@@ -624,7 +624,7 @@ def scrape_until(port: int, pattern: str) -> str:
     while True:
         status, headers, page = http_get(f"http://127.0.0.1:{port}/metrics")
         assert status == 200, f"GET /metrics on the metrics port: {status} {page}"
-        assert headers["content-type"].startswith("text/plain"), headers
+        assert headers["content-type"].startswith("application/openmetrics-text"), headers
         if re.search(pattern, page, re.MULTILINE) or time.monotonic() > deadline:
             assert re.search(pattern, page, re.MULTILINE), f"no line matches {pattern}:\n{page}"
             return page
@@ -687,7 +687,7 @@ def test_metrics_on_the_api_port_need_the_credentials_of_any_call(sky, processes
 
     status, headers, page = http_get(metrics, user, password)
     assert status == 200, f"GET /metrics on the API port as the admin: {status} {page}"
-    assert headers["content-type"].startswith("text/plain") and "# TYPE skypilot_" in page, page
+    assert headers["content-type"].startswith("application/openmetrics-text") and "# TYPE skypilot_" in page, page
     assert password not in server.log(), "the admin's password must not be logged"
 
 
