@@ -31,7 +31,7 @@ use std::{
     collections::HashMap,
     path::Path,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use futures_util::future::BoxFuture;
@@ -47,7 +47,7 @@ use super::{
         pool::infra_error,
         pools::Host,
         remote,
-        runtime::{self, HostRunner},
+        runtime::{self, HostRunner, Look, RunWatch},
         transfer,
     },
 };
@@ -55,7 +55,7 @@ use crate::error::{Error, ErrorReason, Result};
 
 /// How long one ordinary command on the login node may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
-/// How often a queued allocation and a running run are looked at, at first and at most.
+/// How often a queued allocation (and an ending one) is looked at, at first and at most.
 const POLL_FIRST: Duration = Duration::from_millis(100);
 const POLL_MAX: Duration = Duration::from_secs(2);
 /// How many times an ending allocation is looked at again (about 15 s in all).
@@ -527,33 +527,20 @@ impl Infra for SlurmInfra {
     /// run; a run that ends because its allocation did is lost with it.
     fn wait<'a>(&'a self, run: &'a RunRef, handle: RunHandle) -> BoxFuture<'a, RunEnd> {
         Box::pin(async move {
-            let mut pause = POLL_FIRST;
-            let mut silent_since: Option<Instant> = None;
+            let poll = remote::poll(run, handle.pid, handle.start_ticks);
+            let mut watch = RunWatch::new(LOGIN_LOST_AFTER);
             let end = loop {
-                match self.reach(&remote::poll(run, handle.pid, handle.start_ticks)).await {
-                    Ok(output) => {
-                        silent_since = None;
-                        match String::from_utf8_lossy(&output).trim() {
-                            "running" => {}
-                            "" => break RunEnd::Killed,
-                            code => break code.parse().map_or(RunEnd::Killed, RunEnd::Exited),
-                        }
-                    }
-                    Err(err @ SshError::Failed { .. }) => {
-                        tracing::warn!(cluster = %run.cluster, rank = run.rank, error = %err, "cannot look at a run");
-                    }
-                    Err(err) => {
-                        let since = *silent_since.get_or_insert_with(Instant::now);
-                        if since.elapsed() >= LOGIN_LOST_AFTER {
-                            return RunEnd::Lost(format!(
-                                "the login node {} was lost: {err}",
-                                self.login.label()
-                            ));
-                        }
+                match watch.read(run, self.reach(&poll).await) {
+                    Look::Running | Look::Unknown => {}
+                    Look::Ended(end) => break end,
+                    Look::Lost(err) => {
+                        return RunEnd::Lost(format!(
+                            "the login node {} was lost: {err}",
+                            self.login.label()
+                        ));
                     }
                 }
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(POLL_MAX);
+                watch.pause().await;
             };
             self.ended(run, end).await
         })

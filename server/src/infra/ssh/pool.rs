@@ -22,7 +22,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use futures_util::future::{BoxFuture, join_all};
@@ -33,7 +33,7 @@ use super::{
     placement::{self, Placement, Placements, Room},
     pools::{Host, Pool},
     remote,
-    runtime::{self, HostRunner},
+    runtime::{self, HostRunner, Look, RunWatch},
     transfer,
     worker_logs::WorkerLog,
 };
@@ -47,9 +47,6 @@ use crate::{
 
 /// How long one ordinary command on a host may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
-/// How often a run is looked at while it runs, at first and at most.
-const POLL_FIRST: Duration = Duration::from_millis(100);
-const POLL_MAX: Duration = Duration::from_secs(2);
 /// How long a node may not answer before its runs are taken for lost.
 const NODE_LOST_AFTER: Duration = Duration::from_secs(15);
 
@@ -473,8 +470,6 @@ impl Infra for SshPool {
     /// ends so, and the job with it.
     fn wait<'a>(&'a self, run: &'a RunRef, handle: RunHandle) -> BoxFuture<'a, RunEnd> {
         Box::pin(async move {
-            let mut pause = POLL_FIRST;
-            let mut silent_since: Option<Instant> = None;
             let (host, head) = match (self.host(&run.cluster, run.rank), self.host(&run.cluster, 0)) {
                 (Ok(host), Ok(head)) => (host, head),
                 (Err(err), _) | (_, Err(err)) => return RunEnd::Lost(err.message),
@@ -482,39 +477,24 @@ impl Infra for SshPool {
             // A run on another host than the head's: its log, merged as it grows.
             let mut worker_log =
                 (host.label() != head.label()).then(|| WorkerLog::new(&self.ssh, run, host, head));
+            let poll = remote::poll(run, handle.pid, handle.start_ticks);
+            let mut watch = RunWatch::new(NODE_LOST_AFTER);
             let end = loop {
-                let poll = remote::poll(run, handle.pid, handle.start_ticks);
-                match self.reach(host, &poll).await {
-                    Ok(output) => {
-                        silent_since = None;
-                        match String::from_utf8_lossy(&output).trim() {
-                            "running" => {
-                                if let Some(log) = worker_log.as_mut()
-                                    && let Err(err) = log.merge(false).await
-                                {
-                                    tracing::warn!(cluster = %run.cluster, rank = run.rank, error = %err, "could not add a node's output to the job's log");
-                                }
-                            }
-                            "" => break RunEnd::Killed,
-                            code => break code.parse().map_or(RunEnd::Killed, RunEnd::Exited),
+                match watch.read(run, self.reach(host, &poll).await) {
+                    Look::Running => {
+                        if let Some(log) = worker_log.as_mut()
+                            && let Err(err) = log.merge(false).await
+                        {
+                            tracing::warn!(cluster = %run.cluster, rank = run.rank, error = %err, "could not add a node's output to the job's log");
                         }
                     }
-                    Err(err @ SshError::Failed { .. }) => {
-                        tracing::warn!(cluster = %run.cluster, rank = run.rank, error = %err, "cannot look at a run");
-                    }
-                    Err(err) => {
-                        let since = *silent_since.get_or_insert_with(Instant::now);
-                        if since.elapsed() >= NODE_LOST_AFTER {
-                            return RunEnd::Lost(format!(
-                                "node {} ({}) was lost: {err}",
-                                run.rank,
-                                host.label()
-                            ));
-                        }
+                    Look::Ended(end) => break end,
+                    Look::Unknown => {}
+                    Look::Lost(err) => {
+                        return RunEnd::Lost(format!("node {} ({}) was lost: {err}", run.rank, host.label()));
                     }
                 }
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(POLL_MAX);
+                watch.pause().await;
             };
             if let Some(log) = worker_log.as_mut()
                 && let Err(err) = log.merge(true).await

@@ -1,14 +1,25 @@
 //! The job runtime on a remote host, shared by the infras that reach their
 //! nodes' files over SSH (SSH node pools, and Slurm clusters through their
-//! login node): starting a detached run, finding it again, and reading,
-//! measuring and archiving the job logs that the host keeps.
+//! login node): starting a detached run, finding it again, watching it
+//! until it ends, and reading, measuring and archiving the job logs that
+//! the host keeps.
 
-use std::{future::Future, path::Path, process::Stdio};
+use std::{
+    future::Future,
+    path::Path,
+    process::Stdio,
+    time::{Duration, Instant},
+};
 
-use super::{connection::Ssh, pool::infra_error, pools::Host, remote};
+use super::{
+    connection::{Ssh, SshError},
+    pool::infra_error,
+    pools::Host,
+    remote,
+};
 use crate::{
     error::{Error, Result},
-    infra::{RunHandle, RunRef, RunSpec},
+    infra::{RunEnd, RunHandle, RunRef, RunSpec},
     logfile,
 };
 
@@ -115,4 +126,62 @@ pub(crate) async fn archive_logs(
         }
     }
     Ok(jobs.len())
+}
+
+/// How often a run is looked at while it runs, at first and at most.
+const POLL_FIRST: Duration = Duration::from_millis(100);
+const POLL_MAX: Duration = Duration::from_secs(2);
+
+/// What one look at a running run (`remote::poll` on its host) said.
+pub(crate) enum Look {
+    Running,
+    Ended(RunEnd),
+    /// The look failed, or the host did not answer (for less than allowed).
+    Unknown,
+    /// The host has not answered for the allowed time.
+    Lost(SshError),
+}
+
+/// Reads the looks at one run until it ends, backing off between them,
+/// and takes the run's host for lost once it has not answered for
+/// `lost_after`.
+pub(crate) struct RunWatch {
+    lost_after: Duration,
+    pause: Duration,
+    silent_since: Option<Instant>,
+}
+
+impl RunWatch {
+    pub(crate) fn new(lost_after: Duration) -> RunWatch {
+        RunWatch { lost_after, pause: POLL_FIRST, silent_since: None }
+    }
+
+    /// What the answer to one `remote::poll` of `run` says.
+    pub(crate) fn read(&mut self, run: &RunRef, polled: std::result::Result<Vec<u8>, SshError>) -> Look {
+        match polled {
+            Ok(output) => {
+                self.silent_since = None;
+                match String::from_utf8_lossy(&output).trim() {
+                    "running" => Look::Running,
+                    "" => Look::Ended(RunEnd::Killed),
+                    code => Look::Ended(code.parse().map_or(RunEnd::Killed, RunEnd::Exited)),
+                }
+            }
+            Err(err @ SshError::Failed { .. }) => {
+                tracing::warn!(cluster = %run.cluster, rank = run.rank, error = %err, "cannot look at a run");
+                Look::Unknown
+            }
+            Err(err) => match self.silent_since.get_or_insert_with(Instant::now).elapsed() >= self.lost_after
+            {
+                true => Look::Lost(err),
+                false => Look::Unknown,
+            },
+        }
+    }
+
+    /// Waits before the next look, longer each time.
+    pub(crate) async fn pause(&mut self) {
+        tokio::time::sleep(self.pause).await;
+        self.pause = (self.pause * 2).min(POLL_MAX);
+    }
 }
