@@ -22,6 +22,7 @@ use commands::{
     autostop::AutostopArgs,
     cancel::CancelArgs,
     check::CheckArgs,
+    dashboard::DashboardArgs,
     exec::ExecArgs,
     jobs::JobsCommand,
     launch::LaunchArgs,
@@ -78,6 +79,8 @@ enum Command {
     Tokens(TokensCommand),
     /// Check which infras are usable.
     Check(CheckArgs),
+    /// Open the API server's dashboard in a browser (prints its address when none can be opened).
+    Dashboard(DashboardArgs),
     /// Bring SSH node pools up or down.
     #[command(subcommand)]
     Ssh(SshCommand),
@@ -119,6 +122,7 @@ fn run_client(command: Command) -> CliResult {
             Command::Users(command) => command.run().await,
             Command::Tokens(command) => command.run().await,
             Command::Check(args) => args.run().await,
+            Command::Dashboard(args) => args.run().await,
             Command::Ssh(command) => command.run().await,
         }
     })

@@ -4,74 +4,12 @@
 
 mod common;
 
-use std::{
-    fs,
-    os::unix::fs::PermissionsExt,
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::{fs, os::unix::fs::PermissionsExt, process::Command};
 
-use common::Run;
+use common::{Home, Run};
 
 use skypilot_server::{RunningServer, Server, ServerConfig};
 use tempfile::TempDir;
-
-/// A temporary HOME whose local default server listens on its own port.
-struct Home {
-    dir: TempDir,
-    port: u16,
-}
-
-impl Home {
-    fn new() -> Home {
-        Home { dir: tempfile::tempdir().unwrap(), port: common::quiet_port() }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn config_path(&self) -> PathBuf {
-        self.path().join(".sky/skyconfig.yaml")
-    }
-
-    fn data_dir(&self) -> PathBuf {
-        self.path().join(".sky/api_server")
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_sky"));
-        command
-            .args(args)
-            .env("HOME", self.path())
-            .env("USER", "tester")
-            .env("SKYPILOT_API_SERVER_LOCAL_PORT", self.port.to_string())
-            .env_remove("SKYPILOT_API_SERVER_ENDPOINT")
-            .env_remove("SKYPILOT_API_SERVER_DATA_DIR")
-            .env_remove("RUST_LOG");
-        command
-    }
-
-    fn sky(&self, args: &[&str]) -> Run {
-        Run::from(self.command(args).output().unwrap())
-    }
-
-    fn sky_with_env(&self, args: &[&str], key: &str, value: &str) -> Run {
-        Run::from(self.command(args).env(key, value).output().unwrap())
-    }
-
-    fn local_server_running(&self) -> bool {
-        self.data_dir().join("server.pid").exists()
-    }
-}
-
-impl Drop for Home {
-    fn drop(&mut self) {
-        if self.local_server_running() {
-            let _ = self.command(&["api", "stop"]).output();
-        }
-    }
-}
 
 /// A server started in this test process (not the local default).
 async fn remote_server() -> (RunningServer, TempDir) {

@@ -47,6 +47,9 @@ pub struct ServerConfig {
     /// Also serve `/metrics` alone, without credentials, in plaintext, on
     /// this port (for a scraper inside the cluster); 0 picks a free port.
     pub metrics_port: Option<u16>,
+    /// Serve the dashboard from this folder (its build: index.html, app.js,
+    /// app.css) instead of the copy built into the binary.
+    pub dashboard_dir: Option<PathBuf>,
     /// Identity for calls that carry none; default: the user running the server.
     pub owner: Option<Caller>,
     /// Whether the local infra (this host) takes clusters.
@@ -113,6 +116,7 @@ impl ServerConfig {
             ssh_node_pools: None,
             slurm_config: None,
             metrics_port: None,
+            dashboard_dir: None,
         }
     }
 }

@@ -39,6 +39,7 @@ pub use clusters::{Clusters, Page};
 pub use config::{LocalInfraMode, ServerConfig, TlsFiles};
 pub use data_dir::DataDirError;
 pub use error::{Error, ErrorReason, Result};
+pub use grpc::{DASHBOARD_PATH, dashboard_size};
 pub use infra::run_as::FIRST_CLUSTER_UID;
 pub use ops::{Admitted, BoxFuture, Engine, EngineConfig, OpContext, OpOutput, OperationKind, Submission};
 pub use retention::Retention;

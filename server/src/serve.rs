@@ -29,8 +29,8 @@ use crate::{
     data_dir::{DataDir, DataDirError},
     error::{Error, Result},
     grpc::{
-        ApiVersionLayer, BrowserGuardLayer, MeteringLayer, MetricsEndpointLayer, MetricsListener,
-        MetricsSource, Services, Shared, cors_layer, is_loopback_host,
+        ApiVersionLayer, BrowserGuardLayer, DashboardLayer, MeteringLayer, MetricsEndpointLayer,
+        MetricsListener, MetricsSource, Services, Shared, cors_layer, is_loopback_host,
     },
     health::{HealthListener, set_health},
     infra::{Infras, local::LocalInfra, run_as, slurm, slurm::SlurmInfra, ssh, ssh::pool::SshPool},
@@ -293,14 +293,16 @@ impl Server {
         let metrics_source =
             MetricsSource { engine: engine.clone(), clusters: clusters.clone(), store: store.clone() };
         // Pages from origins not allowed (and, on a local server, calls to a
-        // host that is not a loopback one) are refused first; `/metrics` is
-        // answered next (with the same credentials as a call). gRPC-Web (for
+        // host that is not a loopback one) are refused first; the dashboard's
+        // files and `/metrics` are answered next (the latter with the same
+        // credentials as a call). gRPC-Web (for
         // browsers) arrives over HTTP/1.1 and is translated to gRPC before the
         // calls are counted and the version and auth checks see them.
         let router = builder
             .accept_http1(true)
             .layer(tower::util::option_layer(cors))
             .layer(browsers)
+            .layer(DashboardLayer::new(config.dashboard_dir.clone()))
             .layer(MetricsEndpointLayer::new(metrics_source.clone(), accounts.clone()))
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(MeteringLayer)

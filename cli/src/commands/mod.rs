@@ -5,6 +5,7 @@ pub mod api;
 pub mod autostop;
 pub mod cancel;
 pub mod check;
+pub mod dashboard;
 pub mod exec;
 pub mod jobs;
 pub mod launch;

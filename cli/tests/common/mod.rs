@@ -170,3 +170,60 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// A temporary HOME whose local default server listens on its own port.
+pub struct Home {
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl Home {
+    pub fn new() -> Home {
+        Home { dir: tempfile::tempdir().unwrap(), port: quiet_port() }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.path().join(".sky/skyconfig.yaml")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.path().join(".sky/api_server")
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sky"));
+        command
+            .args(args)
+            .env("HOME", self.path())
+            .env("USER", "tester")
+            .env("SKYPILOT_API_SERVER_LOCAL_PORT", self.port.to_string())
+            .env_remove("SKYPILOT_API_SERVER_ENDPOINT")
+            .env_remove("SKYPILOT_API_SERVER_DATA_DIR")
+            .env_remove("RUST_LOG");
+        command
+    }
+
+    pub fn sky(&self, args: &[&str]) -> Run {
+        Run::from(self.command(args).output().unwrap())
+    }
+
+    pub fn sky_with_env(&self, args: &[&str], key: &str, value: &str) -> Run {
+        Run::from(self.command(args).env(key, value).output().unwrap())
+    }
+
+    pub fn local_server_running(&self) -> bool {
+        self.data_dir().join("server.pid").exists()
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        if self.local_server_running() {
+            let _ = self.command(&["api", "stop"]).output();
+        }
+    }
+}

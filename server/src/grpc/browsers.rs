@@ -1,6 +1,7 @@
 //! Browsers and gRPC-Web: CORS for the configured origins (preflight
 //! answered before authentication, gRPC status headers readable), and a guard
-//! that refuses pages from any other origin, and, on a loopback server, calls
+//! that refuses pages from any other origin than those and the server's own
+//! (the dashboard), and, on a loopback server, calls
 //! addressed to a host name other than a loopback one (DNS rebinding).
 
 use std::{
@@ -88,29 +89,52 @@ impl BrowserGuardLayer {
 
 impl Rules {
     fn refusal<B>(&self, request: &http::Request<B>) -> Option<String> {
+        let host = request
+            .uri()
+            .authority()
+            .map(|authority| authority.as_str().to_string())
+            .or_else(|| request.headers().get(http::header::HOST)?.to_str().ok().map(str::to_string));
         if let Some(origin) = request.headers().get(http::header::ORIGIN) {
             let origin = origin.to_str().unwrap_or("?");
-            if !self.any_origin && !self.origins.iter().any(|allowed| allowed == origin) {
+            // The server's own pages (the dashboard) call it from its own origin.
+            let same_origin = host.as_deref().is_some_and(|host| same_authority(origin, host));
+            if !same_origin && !self.any_origin && !self.origins.iter().any(|allowed| allowed == origin) {
                 return Some(format!(
                     "calls from web pages of {origin} are not allowed; start the API server with \
                      --cors-allow-origin {origin} to allow them"
                 ));
             }
         }
-        if self.loopback_only {
-            let host = request
-                .uri()
-                .host()
-                .map(str::to_string)
-                .or_else(|| request.headers().get(http::header::HOST)?.to_str().ok().map(str::to_string));
-            if let Some(host) = host.filter(|host| !is_loopback_host(host)) {
-                return Some(format!(
-                    "this local API server answers only calls addressed to localhost, not to {host}"
-                ));
-            }
+        if self.loopback_only
+            && let Some(host) = host.filter(|host| !is_loopback_host(host))
+        {
+            return Some(format!(
+                "this local API server answers only calls addressed to localhost, not to {host}"
+            ));
         }
         None
     }
+}
+
+/// Whether `origin` (`scheme://host[:port]`) names the host and port
+/// `authority` (the request's `Host`), with the scheme's default port when it
+/// names none.
+fn same_authority(origin: &str, authority: &str) -> bool {
+    let Some((scheme, origin_authority)) = origin.split_once("://") else {
+        return false;
+    };
+    let default_port = match scheme {
+        "http" => "80",
+        "https" => "443",
+        _ => return false,
+    };
+    let with_port = |authority: &str| {
+        let authority = authority.to_ascii_lowercase();
+        let has_port = authority.rsplit_once(':').is_some_and(|(_, port)| !port.contains(']'))
+            && (authority.starts_with('[') || authority.matches(':').count() == 1);
+        if has_port { authority } else { format!("{authority}:{default_port}") }
+    };
+    with_port(origin_authority) == with_port(authority)
 }
 
 /// `localhost`, `127.x.x.x` or `::1`, with or without a port or brackets.
@@ -176,6 +200,23 @@ mod tests {
         assert_eq!(normal_origin("http://localhost:3000").as_deref(), Some("http://localhost:3000"));
         for bad in ["app.example", "ftp://x", "https://", "https://a/b", "https://a b"] {
             assert_eq!(normal_origin(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_page_of_the_server_itself_is_same_origin() {
+        assert!(same_authority("http://127.0.0.1:46580", "127.0.0.1:46580"));
+        assert!(same_authority("https://Sky.Example.com", "sky.example.com:443"));
+        assert!(same_authority("http://[::1]:8080", "[::1]:8080"));
+        assert!(same_authority("http://[::1]", "[::1]:80"));
+        for (origin, host) in [
+            ("http://127.0.0.1:3000", "127.0.0.1:46580"),
+            ("http://evil.example", "sky.example.com"),
+            ("https://sky.example.com", "sky.example.com:80"),
+            ("ftp://sky.example.com", "sky.example.com"),
+            ("null", "sky.example.com"),
+        ] {
+            assert!(!same_authority(origin, host), "{origin} {host}");
         }
     }
 

@@ -77,7 +77,7 @@ pub struct MetricsEndpoint<S> {
     layer: MetricsEndpointLayer,
 }
 
-type Reply = http::Response<tonic::body::Body>;
+pub(super) type Reply = http::Response<tonic::body::Body>;
 
 impl<S, ReqBody> tower::Service<http::Request<ReqBody>> for MetricsEndpoint<S>
 where
@@ -127,7 +127,7 @@ where
     }
 }
 
-fn reply(status: u16, text: &str) -> Reply {
+pub(super) fn reply(status: u16, text: &str) -> Reply {
     let mut response = http::Response::new(tonic::body::Body::new(text.to_string()));
     *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
     response

@@ -6,6 +6,7 @@ mod browsers;
 mod caller;
 mod clusters;
 mod convert;
+mod dashboard;
 mod infra;
 mod managed_jobs;
 mod metering;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 
 pub use browsers::{BrowserGuardLayer, cors_layer, is_loopback_host};
 pub use caller::ApiVersionLayer;
+pub use dashboard::{DASHBOARD_PATH, DashboardLayer, embedded_size as dashboard_size};
 pub use metering::MeteringLayer;
 pub use metrics_endpoint::{MetricsEndpointLayer, MetricsListener, MetricsSource};
 use skypilot_api::proto::{

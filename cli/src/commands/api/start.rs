@@ -99,6 +99,10 @@ pub struct StartArgs {
     /// same credentials as any call.
     #[arg(long, env = "SKYPILOT_METRICS_PORT", value_name = "PORT")]
     metrics_port: Option<u16>,
+    /// Serve the dashboard from this folder (its build: index.html, app.js, app.css) instead of
+    /// the copy built into the server, to work on the dashboard without rebuilding the server.
+    #[arg(long, env = "SKYPILOT_DASHBOARD_DIR", value_name = "DIR")]
+    dashboard_dir: Option<PathBuf>,
     /// Unfinished requests one user may have; more are refused until some finish.
     #[arg(long, env = "SKYPILOT_MAX_REQUESTS_PER_USER", default_value_t = 2_000)]
     max_requests_per_user: usize,
@@ -204,6 +208,7 @@ impl StartArgs {
         config.ssh_node_pools = self.ssh_node_pools.clone();
         config.slurm_config = self.slurm_config.clone();
         config.metrics_port = self.metrics_port;
+        config.dashboard_dir = self.dashboard_dir.clone();
         config.engine.max_requests_per_user = self.max_requests_per_user;
         config.engine.max_request_bytes_per_user = self.max_request_mib_per_user.saturating_mul(1 << 20);
         config.health_port = self.health_port;
@@ -287,6 +292,10 @@ impl StartArgs {
         if let Some(file) = &self.slurm_config {
             let file = std::path::absolute(file).unwrap_or_else(|_| file.clone());
             flags.push(format!("--slurm-config={}", file.display()));
+        }
+        if let Some(dir) = &self.dashboard_dir {
+            let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+            flags.push(format!("--dashboard-dir={}", dir.display()));
         }
         for origin in &self.cors_allow_origins {
             flags.push(format!("--cors-allow-origin={origin}"));

@@ -1,0 +1,181 @@
+//! The dashboard's files at `/dashboard/`, answered before anything gRPC
+//! sees the request. They are built beside the TypeScript client
+//! (`clients/typescript/dashboard`) and embedded here, so building the server
+//! needs no Node.js. The files hold no data: the page signs in and reads
+//! everything over gRPC-Web with the viewer's credentials, so they are served
+//! to anyone, with a policy that lets the page load nothing but itself.
+
+use std::{
+    future::Future,
+    path::PathBuf,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use http::{HeaderValue, Method, StatusCode, header};
+use sha2::{Digest, Sha256};
+
+use super::metrics_endpoint::{Reply, reply};
+
+/// Where the page is.
+pub const DASHBOARD_PATH: &str = "/dashboard/";
+
+/// The page may load and call only its own origin, and no other page may
+/// frame it.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// The built files: name under `/dashboard/`, content type, content.
+const EMBEDDED: &[(&str, &str, &[u8])] = &[
+    (
+        "index.html",
+        "text/html; charset=utf-8",
+        include_bytes!("../../../clients/typescript/dashboard/dist/index.html"),
+    ),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../clients/typescript/dashboard/dist/app.js"),
+    ),
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../../clients/typescript/dashboard/dist/app.css"),
+    ),
+];
+
+/// How many bytes the embedded dashboard adds to the binary.
+pub fn embedded_size() -> usize {
+    EMBEDDED.iter().map(|(_, _, bytes)| bytes.len()).sum()
+}
+
+/// Serves the dashboard: the embedded build, or the files of `dir` (read on
+/// every request, for working on the dashboard without rebuilding the server).
+#[derive(Clone)]
+pub struct DashboardLayer {
+    files: Arc<Files>,
+}
+
+struct Files {
+    dir: Option<PathBuf>,
+    /// Entity tags of the embedded files, in the order of EMBEDDED.
+    tags: Vec<String>,
+}
+
+impl DashboardLayer {
+    pub fn new(dir: Option<PathBuf>) -> DashboardLayer {
+        let tags = EMBEDDED.iter().map(|(_, _, bytes)| entity_tag(bytes)).collect();
+        DashboardLayer { files: Arc::new(Files { dir, tags }) }
+    }
+}
+
+fn entity_tag(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
+
+impl Files {
+    /// The answer to a GET of `path`, or None when the path is not the
+    /// dashboard's.
+    fn answer(&self, method: &Method, path: &str, if_none_match: Option<&str>) -> Option<Reply> {
+        if path == "/" || path == "/dashboard" {
+            return Some(redirect(DASHBOARD_PATH));
+        }
+        let name = path.strip_prefix(DASHBOARD_PATH)?;
+        if method != Method::GET && method != Method::HEAD {
+            return Some(reply(405, "the dashboard answers GET only\n"));
+        }
+        let name = if name.is_empty() { "index.html" } else { name };
+        let Some(index) = EMBEDDED.iter().position(|(file, _, _)| *file == name) else {
+            return Some(reply(404, &format!("no such file of the dashboard: {name}\n")));
+        };
+        let (_, content_type, embedded) = EMBEDDED[index];
+        let (body, tag) = match &self.dir {
+            Some(dir) => match std::fs::read(dir.join(name)) {
+                Ok(bytes) => {
+                    let tag = entity_tag(&bytes);
+                    (bytes, tag)
+                }
+                Err(err) => {
+                    return Some(reply(
+                        500,
+                        &format!("cannot read {} (from --dashboard-dir): {err}\n", dir.join(name).display()),
+                    ));
+                }
+            },
+            None => (embedded.to_vec(), self.tags[index].clone()),
+        };
+        let mut response = if if_none_match == Some(tag.as_str()) {
+            reply(304, "")
+        } else if method == Method::HEAD {
+            reply(200, "")
+        } else {
+            let mut response = http::Response::new(tonic::body::Body::new(http_body_util::Full::new(
+                bytes::Bytes::from(body),
+            )));
+            *response.status_mut() = StatusCode::OK;
+            response
+        };
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        if let Ok(tag) = HeaderValue::from_str(&tag) {
+            headers.insert(header::ETAG, tag);
+        }
+        // Asked again each time (a 304 when unchanged), so an upgraded server
+        // never serves a page with the old script.
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+        headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+        Some(response)
+    }
+}
+
+fn redirect(to: &'static str) -> Reply {
+    let mut response = reply(308, "");
+    response.headers_mut().insert(header::LOCATION, HeaderValue::from_static(to));
+    response
+}
+
+impl<S> tower::Layer<S> for DashboardLayer {
+    type Service = Dashboard<S>;
+
+    fn layer(&self, inner: S) -> Dashboard<S> {
+        Dashboard { inner, files: self.files.clone() }
+    }
+}
+
+#[derive(Clone)]
+pub struct Dashboard<S> {
+    inner: S,
+    files: Arc<Files>,
+}
+
+impl<S, ReqBody> tower::Service<http::Request<ReqBody>> for Dashboard<S>
+where
+    S: tower::Service<http::Request<ReqBody>, Response = Reply>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = Reply;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Reply, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
+        // gRPC calls are POSTs to /package.Service/Method: only other
+        // requests can be the dashboard's.
+        let is_page = request.method() != Method::POST || request.uri().path().starts_with("/dashboard");
+        let if_none_match = request.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
+        match is_page.then(|| self.files.answer(request.method(), request.uri().path(), if_none_match)) {
+            Some(Some(response)) => Box::pin(std::future::ready(Ok(response))),
+            _ => Box::pin(self.inner.call(request)),
+        }
+    }
+}
