@@ -2,8 +2,10 @@
 # Checks and tests the TypeScript client (clients/typescript) and the protocol's
 # hygiene: install the pinned dependencies, build, check that the committed
 # generated code matches proto/, `buf lint`, `buf breaking` against the last
-# released protocol (proto/released/skypilot-v1.json), then run the tests
-# against real API servers started from $SKY_BIN (default target/debug/sky).
+# released protocol (proto/released/skypilot-v1.json), check that the
+# dashboard's committed build matches its sources, then run the tests against
+# real API servers started from $SKY_BIN (default target/debug/sky); the
+# dashboard's tests drive it in Debian's chromium (/usr/bin/chromium).
 #
 #   SKY_BIN=/path/to/sky bash scripts/test-typescript-client.sh
 #
@@ -38,6 +40,9 @@ npm run --silent build
 
 step "generated code is current"
 npm run --silent check:generated
+
+step "the dashboard type-checks and its committed build (embedded in the server) matches its sources"
+npm run --silent check:dashboard
 
 buf="$client/node_modules/.bin/buf"
 cd "$root"

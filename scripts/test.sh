@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project. Installs what the tests need on a
 # machine that has only the Rust toolchain, Python 3 with pip and Node.js with
-# npm: cargo-nextest, openssh-server, Slurm, munge and Prometheus when missing; each client suite installs its own pinned
+# npm: cargo-nextest, openssh-server, Slurm, munge, Prometheus and Chromium when missing; each client suite installs its own pinned
 # packages into target/venvs/ or node_modules/, and the chart suite installs helm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +27,13 @@ if [ ! -x /usr/sbin/slurmctld ] || [ ! -x /usr/sbin/slurmd ] || [ ! -x /usr/bin/
     export DEBIAN_FRONTEND=noninteractive
     packages="slurmctld slurmd slurm-client munge"
     apt-get install -y -q $packages >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q $packages; }
+fi
+
+# A real browser (Chromium, headless, started by the tests) drives the dashboard.
+if [ ! -x /usr/bin/chromium ]; then
+    echo "Installing chromium..."
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q chromium; }
 fi
 
 # A real Prometheus scrapes the server's metrics in a test (started by the test).

@@ -1,13 +1,15 @@
-//! `sky-bench [--quick | --uploads | --history | --managed | --pinned | --slurm | --metrics]`: starts a real local API server with the
+//! `sky-bench [--quick | --uploads | --history | --managed | --pinned | --slurm | --metrics | --dashboard]`: starts a real local API server with the
 //! `sky` binary next to this one (in a temporary HOME, on a free loopback
 //! port) and prints one `name: value unit` line per figure. `--quick` runs
 //! few iterations, to check that every figure is produced; `--uploads`,
 //! `--history`, `--managed`, `--pinned` and `--slurm` run only the upload
 //! figures, the cost of a cluster's history, the managed jobs figures, the
 //! 64-client latency with the server on a CPU of its own, the Slurm
-//! figures (on a Slurm started here), or the metrics scrape with 200
-//! clusters and 2,000 jobs.
+//! figures (on a Slurm started here), the metrics scrape with 200
+//! clusters and 2,000 jobs, or the dashboard's first page with as many (in a
+//! headless Chromium).
 
+mod dashboard;
 mod history;
 mod jobs;
 mod load;
@@ -118,6 +120,12 @@ fn main() {
         sky.run(&["api", "start"]);
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
         runtime.block_on(metrics::figures(&sky, 200, 2_000, plan.cli_runs));
+        sky.run(&["api", "stop"]);
+        return;
+    }
+    if std::env::args().any(|arg| arg == "--dashboard") {
+        sky.run(&["api", "start"]);
+        dashboard::figures(&sky, 200, 2_000, 11);
         sky.run(&["api", "stop"]);
         return;
     }

@@ -32,8 +32,8 @@ pub fn scrape_median(sky: &Sky, samples: usize) -> (Duration, usize) {
 }
 
 /// Launches `clusters` tiny clusters and `jobs` trivial jobs spread over
-/// them (all finished), then prints the scrape figures.
-pub async fn figures(sky: &Sky, clusters: usize, jobs: usize, samples: usize) {
+/// them (all finished); the number of jobs made.
+pub async fn seed(sky: &Sky, clusters: usize, jobs: usize) -> usize {
     let client = connect(sky).await;
     let tiny = TaskSpec {
         run: "true".into(),
@@ -59,8 +59,13 @@ pub async fn figures(sky: &Sky, clusters: usize, jobs: usize, samples: usize) {
     for index in 0..clusters {
         crate::jobs::queue_many_of(&client, pid, &format!("m{index}"), &tiny, per_cluster).await;
     }
+    clusters + per_cluster * clusters
+}
+
+/// Seeds `clusters` clusters and `jobs` jobs, then prints the scrape figures.
+pub async fn figures(sky: &Sky, clusters: usize, jobs: usize, samples: usize) {
+    let made = seed(sky, clusters, jobs).await;
     let (scrape, size) = scrape_median(sky, samples);
-    let made = clusters + per_cluster * clusters;
     println!("metrics_scrape_{clusters}_clusters_{made}_jobs_median: {:.2} ms", crate::ms(scrape));
     println!("metrics_page_size_{clusters}_clusters: {:.1} KB", size as f64 / 1024.0);
 }

@@ -70,10 +70,9 @@ import {
   type Uploaded,
   type UploadOpts,
 } from "./uploads.js";
+import { API_VERSION, API_VERSION_HEADER } from "./version.js";
 
-/** The API version this client speaks (`x-skypilot-api-version`). */
-export const API_VERSION = 1;
-export const API_VERSION_HEADER = "x-skypilot-api-version";
+export { API_VERSION, API_VERSION_HEADER };
 export const USER_NAME_HEADER = "x-skypilot-user";
 export const USER_ID_HEADER = "x-skypilot-user-id";
 

@@ -1,0 +1,142 @@
+// #/clusters/<name>: one cluster (its row, its nodes) and its jobs, newest
+// first, 100 at a time ("Load more"), with Cancel for jobs not yet over.
+
+import { Code, ConnectError } from "@connectrpc/connect";
+
+import { JobStatus, type Cluster, type ClusterNode, type Job } from "../../../src/gen/skypilot/v1/clusters_pb.js";
+import { api, canManage, newKey, unary } from "../api.js";
+import { h, link } from "../dom.js";
+import { date, jobResources, jobStatus, span } from "../format.js";
+import { clusterTable } from "./clusters.js";
+import { KeyedTable, cell, heading, noticeSubmitted, poll, statusCell, timeCell, type Page } from "../ui.js";
+
+const PAGE_SIZE = 100;
+const ACTIVE_JOB = [JobStatus.PENDING, JobStatus.SETTING_UP, JobStatus.RUNNING];
+
+function nodeTable(page: Page): KeyedTable<ClusterNode> {
+  return new KeyedTable<ClusterNode>(page, {
+    attr: "data-node",
+    key: (n) => String(n.rank),
+    columns: [{ label: "Rank" }, { label: "Address" }, { label: "Host" }, { label: "Reachable" }],
+    cells: (n) => [
+      cell("rank", String(n.rank)),
+      cell("address", n.address || "-"),
+      cell("host", n.host || "-"),
+      statusCell(n.reachable ? "REACHABLE" : "UNREACHABLE", n.detail || undefined),
+    ],
+    empty: "No nodes yet.",
+  });
+}
+
+export function clusterPage(page: Page, name: string): void {
+  let cluster: Cluster | undefined;
+  let firstPage: Job[] = [];
+  let more: Job[] = [];
+  let nextToken = "";
+
+  const summary = clusterTable(page, () => poller.now());
+  const nodes = nodeTable(page);
+  const missing = h("p", { class: "empty", hidden: true }, `No cluster named ${name} (it may have been torn down).`);
+  const nodesBlock = h("section", { hidden: true }, h("h2", null, "Nodes"), nodes.el);
+
+  const jobs = new KeyedTable<Job>(page, {
+    attr: "data-job",
+    key: (j) => String(j.jobId),
+    columns: [
+      { label: "ID" },
+      { label: "Name" },
+      { label: "User" },
+      { label: "Status" },
+      { label: "Submitted" },
+      { label: "Duration" },
+      { label: "Resources" },
+      { label: "Exit" },
+    ],
+    cells: (j) => [
+      cell("id", link(["clusters", name, "jobs", j.jobId], String(j.jobId))),
+      cell("name", link(["clusters", name, "jobs", j.jobId], j.name || "-")),
+      cell("user", j.userName),
+      statusCell(jobStatus(j.status)),
+      timeCell(date(j.submittedAt), "submitted"),
+      cell("duration", span(date(j.startedAt), date(j.endedAt))),
+      cell("resources", jobResources(j)),
+      cell("exit", [j.exitCode === undefined ? "" : String(j.exitCode), j.message].filter(Boolean).join(": ") || "-"),
+    ],
+    actions: (j) =>
+      ACTIVE_JOB.includes(j.status) && canManage(j.userId)
+        ? [
+            {
+              action: "cancel",
+              label: "Cancel",
+              confirm: "Confirm cancel",
+              danger: true,
+              run: async () => {
+                const op = await api.jobs.cancelJobs(
+                  { clusterName: name, jobIds: [j.jobId], idempotencyKey: newKey() },
+                  unary(page.signal),
+                );
+                noticeSubmitted(op);
+                poller.now();
+              },
+            },
+          ]
+        : [],
+    empty: "No jobs on this cluster.",
+  });
+
+  const loadMore = h("button", { type: "button", id: "load-more", class: "btn", hidden: true }, "Load more");
+  loadMore.addEventListener("click", async () => {
+    loadMore.disabled = true;
+    try {
+      const res = await api.jobs.listJobs(
+        { clusterName: name, allUsers: true, pageSize: PAGE_SIZE, pageToken: nextToken },
+        unary(page.signal),
+      );
+      more = more.concat(res.jobs);
+      nextToken = res.nextPageToken;
+      showJobs();
+    } catch (err) {
+      page.fail(err);
+    } finally {
+      loadMore.disabled = false;
+    }
+  });
+
+  function showJobs(): void {
+    const seen = new Set(firstPage.map((j) => j.jobId));
+    const all = firstPage.concat(more.filter((j) => !seen.has(j.jobId)));
+    all.sort((a, b) => (a.jobId === b.jobId ? 0 : a.jobId > b.jobId ? -1 : 1));
+    jobs.update(all);
+    loadMore.hidden = !nextToken;
+  }
+
+  page.root.append(
+    heading(h("span", null, "Cluster ", h("span", { class: "mono" }, name))),
+    summary.el,
+    missing,
+    nodesBlock,
+    h("section", null, h("h2", null, "Jobs"), jobs.el, h("div", { class: "more" }, loadMore)),
+  );
+
+  const poller = poll(page, async () => {
+    const [clusters, jobList] = await Promise.all([
+      api.clusters.listClusters({ clusterNames: [name], allUsers: true }, unary(page.signal)),
+      api.jobs.listJobs({ clusterName: name, allUsers: true, pageSize: PAGE_SIZE }, unary(page.signal)).catch((err) => {
+        // A torn-down cluster has no job queue left.
+        if (ConnectError.from(err).code === Code.NotFound) return { jobs: [], nextPageToken: "" };
+        throw err;
+      }),
+    ]);
+    cluster = clusters.clusters.find((c) => c.name === name);
+    summary.update(cluster ? [cluster] : []);
+    summary.el.hidden = !cluster;
+    missing.hidden = Boolean(cluster);
+    nodesBlock.hidden = !cluster || cluster.nodes.length === 0;
+    nodes.update(cluster?.nodes ?? []);
+    firstPage = jobList.jobs;
+    // The first page's token stands until more pages are loaded by hand.
+    if (more.length === 0) nextToken = jobList.nextPageToken;
+    showJobs();
+    page.ready();
+  });
+}

@@ -1,0 +1,76 @@
+// The sign-in page: a user name and password (HTTP basic, as `sky api login`
+// takes them) or a service-account token. The credentials are checked with
+// WhoAmI before anything else is fetched.
+
+import { describe, isUnauthenticated, saveCredentials, whoAmI, type Credentials, type Session } from "../api.js";
+import { field, h } from "../dom.js";
+import type { Page } from "../ui.js";
+
+export function signinPage(page: Page, message: string, signedIn: (c: Credentials, s: Session) => void): void {
+  const user = h("input", {
+    id: "signin-user",
+    name: "username",
+    autocomplete: "username",
+    autocapitalize: "none",
+    spellcheck: "false",
+  });
+  const password = h("input", {
+    id: "signin-password",
+    name: "password",
+    type: "password",
+    autocomplete: "current-password",
+  });
+  const token = h("input", {
+    id: "signin-token",
+    name: "token",
+    type: "password",
+    autocomplete: "off",
+    placeholder: "sky_…",
+    spellcheck: "false",
+  });
+  const submit = h("button", { id: "signin-submit", type: "submit", class: "btn primary" }, "Sign in");
+  const error = h("p", { id: "signin-error", class: "form-error", role: "alert", hidden: !message }, message);
+
+  const form = h(
+    "form",
+    { id: "signin", class: "card signin", novalidate: true },
+    h("h1", null, "Sign in"),
+    h("p", { class: "hint" }, "Use your user name and password, or a service-account token."),
+    field("User name", user),
+    field("Password", password),
+    h("div", { class: "or" }, "or"),
+    field("Service-account token", token),
+    submit,
+    error,
+  );
+
+  const fail = (text: string): void => {
+    error.textContent = text;
+    error.hidden = false;
+  };
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    let credentials: Credentials;
+    if (token.value.trim()) credentials = { kind: "token", token: token.value.trim() };
+    else if (user.value.trim()) credentials = { kind: "basic", user: user.value.trim(), password: password.value };
+    else return fail("Enter a user name and password, or a token.");
+    submit.disabled = true;
+    error.hidden = true;
+    try {
+      const session = await whoAmI(credentials, page.signal);
+      saveCredentials(credentials);
+      signedIn(credentials, session);
+    } catch (err) {
+      if (page.signal.aborted) return;
+      const { codeName, message: text } = describe(err);
+      fail(isUnauthenticated(err) ? text : `${codeName}: ${text}`);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+
+  page.root.append(form);
+  page.ready();
+  user.focus();
+}
