@@ -34,6 +34,7 @@ ALL = [
 ]
 TOKEN = re.compile(r"^sky_[0-9a-f]{64}$")
 FULLNAME = f"{RELEASE}-skypilot-api-server"
+DASHBOARD_INGRESS = f"{FULLNAME}-dashboard"
 
 
 def values_file(name: str) -> dict:
@@ -394,7 +395,8 @@ def test_no_tls_no_ingress_by_default():
 def test_the_ingress_routes_grpc_to_the_service(server_tls, protocol):
     extra = ["tls.yaml"] if server_tls else []
     rendered = render("ingress", values_files=extra)
-    ingress = rendered.one("Ingress")
+    ingress = rendered.named("Ingress", FULLNAME)
+    assert ingress is not None
     annotations = ingress["metadata"]["annotations"]
     assert annotations["nginx.ingress.kubernetes.io/backend-protocol"] == protocol
     assert annotations["cert-manager.io/cluster-issuer"] == "internal-ca"
@@ -402,7 +404,9 @@ def test_the_ingress_routes_grpc_to_the_service(server_tls, protocol):
     assert ingress["spec"]["tls"] == [{"hosts": ["skypilot.example.test"], "secretName": "skypilot-example-test-tls"}]
     (rule,) = ingress["spec"]["rules"]
     assert rule["host"] == "skypilot.example.test"
-    backend = rule["http"]["paths"][0]["backend"]["service"]
+    (path,) = rule["http"]["paths"]
+    assert (path["path"], path["pathType"]) == ("/", "Prefix")
+    backend = path["backend"]["service"]
     service = rendered.named("Service", backend["name"])
     assert service is not None
     assert backend["port"]["name"] in {port["name"] for port in service["spec"]["ports"]}
@@ -412,8 +416,187 @@ def test_ingress_annotations_given_by_the_user_win():
     rendered = render(
         "ingress", set_values=["ingress.annotations.nginx\\.ingress\\.kubernetes\\.io/proxy-read-timeout=7200"]
     )
-    annotations = rendered.one("Ingress")["metadata"]["annotations"]
-    assert annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"] == "7200"
+    for name in (FULLNAME, DASHBOARD_INGRESS):
+        annotations = rendered.named("Ingress", name)["metadata"]["annotations"]
+        assert annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"] == "7200", name
+
+
+# Annotations of cert-manager's ingress-shim: the main Ingress' alone.
+CERT_MANAGER_ANNOTATIONS = [
+    "cert-manager.io/cluster-issuer",
+    "acme.cert-manager.io/http01-edit-in-place",
+    "kubernetes.io/tls-acme",
+]
+# What the dashboard's page asks for, and what its gRPC-Web calls (and gRPC
+# clients) ask for: the same paths either way.
+PAGE_PATHS = ["/dashboard", "/dashboard/", "/dashboard/index.html", "/dashboard/app.js", "/dashboard/app.css"]
+GRPC_PATHS = [
+    "/skypilot.v1.UserService/WhoAmI",
+    "/skypilot.v1.RequestService/StreamLogs",
+    "/google.longrunning.Operations/GetOperation",
+    "/grpc.health.v1.Health/Check",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+]
+
+
+def ingress_for(rendered, host: str, path: str) -> dict | None:
+    """The Ingress whose rule serves `path` on `host`, as an Ingress controller
+    chooses it: Exact paths first, then the longest Prefix path whose elements
+    begin `path`'s (Kubernetes' Prefix semantics); None when none matches."""
+
+    def elements(text: str) -> list[str]:
+        return [part for part in text.split("/") if part]
+
+    best, best_length = None, -1
+    for ingress in rendered.all("Ingress"):
+        for rule in ingress["spec"]["rules"]:
+            if rule.get("host") != host:
+                continue
+            for entry in rule["http"]["paths"]:
+                if entry["pathType"] == "Exact" and entry["path"] == path:
+                    return ingress
+                prefix = elements(entry["path"])
+                if entry["pathType"] == "Prefix" and elements(path)[: len(prefix)] == prefix:
+                    if len(prefix) > best_length:
+                        best, best_length = ingress, len(prefix)
+    return best
+
+
+def annotations_of(rendered, name: str) -> dict[str, str]:
+    ingress = rendered.named("Ingress", name)
+    assert ingress is not None, f"no Ingress {name}"
+    return ingress["metadata"]["annotations"]
+
+
+def test_the_ingress_renders_a_second_one_for_the_dashboard():
+    rendered = render_variant("ingress")
+    assert sorted(ingress["metadata"]["name"] for ingress in rendered.all("Ingress")) == [FULLNAME, DASHBOARD_INGRESS]
+    dashboard = rendered.named("Ingress", DASHBOARD_INGRESS)
+    assert dashboard["metadata"]["labels"] == rendered.named("Ingress", FULLNAME)["metadata"]["labels"]
+
+
+@pytest.mark.parametrize("settings", [[], ["ingress.dashboard.enabled=true"], ["ingress.dashboard.enabled=false"]])
+def test_no_dashboard_ingress_without_the_ingress(settings):
+    assert not render(set_values=settings).all("Ingress")
+
+
+def test_the_dashboard_ingress_can_be_turned_off():
+    rendered = render("ingress", set_values=["ingress.dashboard.enabled=false"])
+    (ingress,) = rendered.all("Ingress")
+    assert ingress["metadata"]["name"] == FULLNAME
+    # The main Ingress then carries the page too.
+    assert all(ingress_for(rendered, "skypilot.example.test", path) is ingress for path in PAGE_PATHS)
+
+
+def test_a_release_without_dashboard_values_gets_the_dashboard_ingress():
+    # An upgrade with --reuse-values from a release made before the key existed.
+    rendered = render("ingress", set_values=["ingress.dashboard=null"])
+    assert rendered.named("Ingress", DASHBOARD_INGRESS) is not None
+
+
+@pytest.mark.parametrize("server_tls, protocol", [(False, "HTTP"), (True, "HTTPS")])
+def test_the_dashboard_ingress_sends_the_page_to_an_http_backend(server_tls, protocol):
+    rendered = render("ingress", values_files=["tls.yaml"] if server_tls else [])
+    main, dashboard = rendered.named("Ingress", FULLNAME), rendered.named("Ingress", DASHBOARD_INGRESS)
+    annotations = dashboard["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/backend-protocol"] == protocol
+    # The same timeouts (the page's log streams) and body size as the main Ingress.
+    for key in ("proxy-read-timeout", "proxy-send-timeout", "proxy-body-size"):
+        name = f"nginx.ingress.kubernetes.io/{key}"
+        assert annotations[name] == main["metadata"]["annotations"][name], name
+    assert annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"] == "3600"
+    assert annotations["nginx.ingress.kubernetes.io/proxy-body-size"] == "8m"
+    # The same class, host and TLS: the page and its calls share one origin.
+    assert dashboard["spec"]["ingressClassName"] == main["spec"]["ingressClassName"] == "nginx"
+    assert dashboard["spec"]["tls"] == main["spec"]["tls"]
+    assert dashboard["spec"]["tls"] == [{"hosts": ["skypilot.example.test"], "secretName": "skypilot-example-test-tls"}]
+    (rule,) = dashboard["spec"]["rules"]
+    assert rule["host"] == main["spec"]["rules"][0]["host"] == "skypilot.example.test"
+    (path,) = rule["http"]["paths"]
+    assert (path["path"], path["pathType"]) == ("/dashboard", "Prefix")
+    backend = path["backend"]["service"]
+    assert backend == main["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    service = rendered.named("Service", backend["name"])
+    assert backend["port"]["name"] in {port["name"] for port in service["spec"]["ports"]}
+
+
+@pytest.mark.parametrize("server_tls", [False, True])
+def test_grpc_and_grpc_web_calls_stay_with_the_grpc_ingress(server_tls):
+    # ingress-nginx routes by path only: the dashboard's gRPC-Web calls use the
+    # gRPC clients' paths, so both go to the GRPC backend; only the page goes to
+    # the HTTP one.
+    rendered = render("ingress", values_files=["tls.yaml"] if server_tls else [])
+    host = "skypilot.example.test"
+    grpc_protocol, page_protocol = ("GRPCS", "HTTPS") if server_tls else ("GRPC", "HTTP")
+    for path in GRPC_PATHS + ["/", "/dashboards", "/metrics"]:
+        ingress = ingress_for(rendered, host, path)
+        assert ingress["metadata"]["name"] == FULLNAME, path
+        assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/backend-protocol"] == grpc_protocol
+    for path in PAGE_PATHS:
+        ingress = ingress_for(rendered, host, path)
+        assert ingress["metadata"]["name"] == DASHBOARD_INGRESS, path
+        assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/backend-protocol"] == page_protocol
+    assert ingress_for(rendered, "other.example.test", "/dashboard/") is None
+
+
+def test_the_dashboard_ingress_follows_the_ingress_settings():
+    rendered = render(
+        set_values=[
+            "ingress.enabled=true",
+            "ingress.host=sky.internal.test",
+            "ingress.className=internal-nginx",
+            "ingress.maxBodySize=16m",
+            "ingress.streamTimeoutSeconds=600",
+        ]
+    )
+    main, dashboard = rendered.named("Ingress", FULLNAME), rendered.named("Ingress", DASHBOARD_INGRESS)
+    # The TLS Secret defaults to the main Ingress' default.
+    tls = [{"hosts": ["sky.internal.test"], "secretName": f"{FULLNAME}-ingress-tls"}]
+    assert dashboard["spec"]["tls"] == main["spec"]["tls"] == tls
+    assert dashboard["spec"]["ingressClassName"] == "internal-nginx"
+    assert dashboard["spec"]["rules"][0]["host"] == "sky.internal.test"
+    annotations = dashboard["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/proxy-body-size"] == "16m"
+    assert annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"] == "600"
+    assert annotations["nginx.ingress.kubernetes.io/proxy-send-timeout"] == "600"
+
+    plain = render("ingress", set_values=["ingress.tls.enabled=false", "ingress.className="])
+    for ingress in plain.all("Ingress"):
+        assert "tls" not in ingress["spec"] and "ingressClassName" not in ingress["spec"], ingress["metadata"]["name"]
+
+
+def test_dashboard_ingress_annotations_merge_like_the_main_ones():
+    rendered = render(
+        "ingress",
+        set_values=[
+            "ingress.annotations.nginx\\.ingress\\.kubernetes\\.io/whitelist-source-range=10.0.0.0/8",
+            "ingress.annotations.acme\\.cert-manager\\.io/http01-edit-in-place=true",
+            "ingress.annotations.kubernetes\\.io/tls-acme=true",
+            "ingress.dashboard.annotations.nginx\\.ingress\\.kubernetes\\.io/proxy-read-timeout=60",
+            "ingress.dashboard.annotations.example\\.test/page-only=yes",
+        ],
+    )
+    main, dashboard = annotations_of(rendered, FULLNAME), annotations_of(rendered, DASHBOARD_INGRESS)
+    # ingress.annotations go on both (values as strings)...
+    assert main["nginx.ingress.kubernetes.io/whitelist-source-range"] == "10.0.0.0/8"
+    assert dashboard["nginx.ingress.kubernetes.io/whitelist-source-range"] == "10.0.0.0/8"
+    # ...except cert-manager's: one Certificate per Secret, made from the main Ingress.
+    for name in CERT_MANAGER_ANNOTATIONS:
+        assert name in main and name not in dashboard, name
+    assert main["cert-manager.io/cluster-issuer"] == "internal-ca"
+    # ingress.dashboard.annotations go on the dashboard's alone, and win.
+    assert dashboard["nginx.ingress.kubernetes.io/proxy-read-timeout"] == "60"
+    assert dashboard["example.test/page-only"] == "yes"
+    assert main["nginx.ingress.kubernetes.io/proxy-read-timeout"] == "3600" and "example.test/page-only" not in main
+    assert all(isinstance(value, str) for value in {**main, **dashboard}.values())
+
+
+def test_the_dashboards_annotations_can_choose_its_backend_protocol():
+    rendered = render(
+        "ingress", set_values=["ingress.dashboard.annotations.nginx\\.ingress\\.kubernetes\\.io/backend-protocol=HTTPS"]
+    )
+    assert annotations_of(rendered, DASHBOARD_INGRESS)["nginx.ingress.kubernetes.io/backend-protocol"] == "HTTPS"
+    assert annotations_of(rendered, FULLNAME)["nginx.ingress.kubernetes.io/backend-protocol"] == "GRPC"
 
 
 @pytest.mark.parametrize(
@@ -509,6 +692,34 @@ def test_notes_tell_how_to_read_the_credentials_and_log_in(variant):
         scheme = "https" if variant == "tls" else "http"
         assert f'sky api login -e "{scheme}://${{SKY_ADMIN}}@localhost:46580"' in notes
     assert ("service-account-token" in notes) == (variant == "initial-token")
+
+
+@pytest.mark.parametrize(
+    "variant, settings, url",
+    [
+        ("ingress", [], "https://skypilot.example.test/dashboard/"),
+        ("ingress", ["ingress.tls.enabled=false"], "http://skypilot.example.test/dashboard/"),
+        ("ingress", ["ingress.dashboard.enabled=false"], "https://skypilot.example.test/dashboard/"),
+        ("default", [], "http://localhost:46580/dashboard/"),
+        ("tls", [], "https://localhost:46580/dashboard/"),
+        ("default", ["service.port=8443"], "http://localhost:8443/dashboard/"),
+    ],
+)
+def test_notes_tell_where_the_dashboard_is(variant, settings, url):
+    notes = render_notes(variant, set_values=settings)
+    login = notes.index("sky api login -e")
+    dashboard = notes.index("Open the dashboard")
+    assert login < dashboard < notes.index("sky users set-password"), "the dashboard comes after the login"
+    assert f"\n   {url}\n" in notes[dashboard:], notes
+    assert "`sky dashboard`" in notes and "same credentials as `sky api login`" in notes
+    if variant == "ingress":
+        assert "port-forward" not in notes[dashboard:]
+        if "ingress.dashboard.enabled=false" in settings:
+            assert DASHBOARD_INGRESS not in notes and "ingress.dashboard.enabled is false" in notes
+        else:
+            assert f"Ingress {DASHBOARD_INGRESS}" in notes
+    else:
+        assert "port-forward of step 3" in notes and "Ingress" not in notes
 
 
 def test_an_upgrade_keeps_the_generated_credentials():
@@ -779,10 +990,10 @@ def test_notes_tell_how_to_check_the_slurm_clusters():
     notes = render_notes("slurm-clusters")
     assert SLURM_SECRET in notes and "sky check slurm" in notes
     assert "/var/lib/skypilot/slurm/ssh/known_hosts" in notes and "rollout restart" in notes
-    assert "\n5. The Slurm clusters" in notes
+    assert "\n6. The Slurm clusters" in notes
     assert "Slurm" not in render_notes("default")
     both = render_notes("slurm-clusters", set_values=[f"ssh.nodePoolsSecret={SSH_SECRET}"])
-    assert "\n5. The SSH node pools" in both and "\n6. The Slurm clusters" in both
+    assert "\n6. The SSH node pools" in both and "\n7. The Slurm clusters" in both
     shared = render_notes("slurm-clusters", set_values=["server.localInfra=shared-server-identity"])
     assert "private keys of the Slurm" in shared
     everything = render_notes(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import http.client
 import ipaddress
 import json
 import os
@@ -14,6 +15,7 @@ import queue
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -705,6 +707,350 @@ def test_the_metrics_port_stays_plaintext_beside_the_tls_api(sky, processes, tmp
     assert probe == int(env["SKYPILOT_HEALTH_PORT"]) != int(env["SKYPILOT_METRICS_PORT"])
     assert health(f"127.0.0.1:{health_port}", probe_service(rendered)) == health_pb2.HealthCheckResponse.SERVING
     scrape_until(port, r'^skypilot_grpc_calls_total\{method="/grpc\.health\.v1\.Health/Check",code="OK"\} [1-9]')
+
+
+# --------------------------------------------------------------------------- the dashboard through the Ingresses
+#
+# ingress-nginx talks to the server as each Ingress' backend-protocol says. The
+# page goes through the dashboard's Ingress (HTTP: nginx's proxy_pass, HTTP/1.1;
+# HTTPS: the same over TLS, which proxy_pass starts without ALPN), its
+# gRPC-Web calls through the main one (GRPC: grpc_pass, HTTP/2 with prior
+# knowledge; GRPCS: HTTP/2 over TLS with ALPN h2), which turns the browser's
+# HTTP/1.1 or HTTP/2 request into an HTTP/2 one without TE (browsers send none).
+# These tests send the server requests of those shapes (no nginx runs here).
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+H2_DATA, H2_HEADERS, H2_RST_STREAM, H2_SETTINGS, H2_PING, H2_GOAWAY, H2_WINDOW_UPDATE = 0, 1, 3, 4, 6, 7, 8
+H2_END_STREAM, H2_ACK, H2_END_HEADERS, H2_PADDED, H2_PRIORITY = 0x1, 0x1, 0x4, 0x8, 0x20
+# HPACK's static table entries for :status, and the Huffman codes of the digits
+# (RFC 7541, appendices A and B): enough to read any status.
+H2_STATIC_STATUS = {8: 200, 9: 204, 10: 206, 11: 304, 12: 400, 13: 404, 14: 500}
+HUFFMAN_DIGITS = {
+    "00000": "0", "00001": "1", "00010": "2", "011001": "3", "011010": "4",
+    "011011": "5", "011100": "6", "011101": "7", "011110": "8", "011111": "9",
+}  # fmt: skip
+
+
+def backend_protocols(rendered: Rendered) -> dict[str, str]:
+    """The backend-protocol of each of the chart's Ingresses, by name."""
+    return {
+        ingress["metadata"]["name"]: ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/backend-protocol"]
+        for ingress in rendered.all("Ingress")
+    }
+
+
+def backend_socket(address: str, protocol: str, ca_cert: Path | None) -> socket.socket:
+    """A connection to the server as ingress-nginx opens it for `protocol`."""
+    host, port = address.rsplit(":", 1)
+    raw = socket.create_connection((host, int(port)), timeout=10)
+    if protocol in ("HTTP", "GRPC"):
+        return raw
+    assert ca_cert is not None, f"backend-protocol {protocol} needs the server's TLS"
+    context = ssl.create_default_context(cafile=str(ca_cert))
+    if protocol == "GRPCS":
+        context.set_alpn_protocols(["h2"])
+    tls = context.wrap_socket(raw, server_hostname=host)
+    assert tls.selected_alpn_protocol() == ("h2" if protocol == "GRPCS" else None), tls.selected_alpn_protocol()
+    return tls
+
+
+def read_exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError(f"the server closed the connection ({len(data)} of {size} bytes read)")
+        data += chunk
+    return data
+
+
+def h2_frame(kind: int, flags: int, stream: int, payload: bytes = b"") -> bytes:
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+
+
+def hpack_string(text: str) -> bytes:
+    raw = text.encode()
+    assert len(raw) < 127, "long strings need HPACK's multi-byte lengths"
+    return bytes([len(raw)]) + raw
+
+
+def hpack_integer(data: bytes, at: int, prefix_bits: int) -> tuple[int, int]:
+    """An HPACK integer with an N-bit prefix at data[at]: (value, next index)."""
+    limit = (1 << prefix_bits) - 1
+    value = data[at] & limit
+    at += 1
+    if value < limit:
+        return value, at
+    shift = 0
+    while True:
+        byte = data[at]
+        at += 1
+        value += (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, at
+
+
+def h2_status(block: bytes) -> int:
+    """The :status of a response's header block (the server sends it first)."""
+    at = 0
+    while block[at] & 0xE0 == 0x20:  # dynamic table size updates
+        _, at = hpack_integer(block, at, 5)
+    first = block[at]
+    if first & 0x80:  # indexed
+        index, _ = hpack_integer(block, at, 7)
+        return H2_STATIC_STATUS[index]
+    # A literal whose name is :status (static index 8) and whose value is 3 digits.
+    name_index, at = hpack_integer(block, at, 6 if first & 0x40 else 4)
+    assert name_index in H2_STATIC_STATUS, f"the first header is not :status: {block[:16].hex()}"
+    huffman = bool(block[at] & 0x80)
+    length, at = hpack_integer(block, at, 7)
+    value = block[at : at + length]
+    if not huffman:
+        return int(value)
+    bits, digits, code = "".join(f"{byte:08b}" for byte in value), "", ""
+    for bit in bits:
+        code += bit
+        if code in HUFFMAN_DIGITS:
+            digits, code = digits + HUFFMAN_DIGITS[code], ""
+    assert set(code) <= {"1"} and len(digits) == 3, f"not a status: {value.hex()}"  # EOS padding is 1s
+    return int(digits)
+
+
+def h2_request(
+    sock: socket.socket, method: str, path: str, authority: str, headers: dict[str, str], body: bytes = b""
+) -> tuple[int, bytes]:
+    """One request on a fresh HTTP/2 connection, as grpc_pass sends it: the
+    response's status and body. The connection is closed afterwards."""
+    scheme = "https" if isinstance(sock, ssl.SSLSocket) else "http"
+    fields = [(":method", method), (":scheme", scheme), (":path", path), (":authority", authority)]
+    fields += [(name.lower(), value) for name, value in headers.items()]
+    if body:
+        fields.append(("content-length", str(len(body))))
+    # Literal header fields without indexing, new names, no Huffman.
+    block = b"".join(b"\x00" + hpack_string(name) + hpack_string(value) for name, value in fields)
+    out = H2_PREFACE + h2_frame(H2_SETTINGS, 0, 0)
+    out += h2_frame(H2_HEADERS, H2_END_HEADERS | (0 if body else H2_END_STREAM), 1, block)
+    if body:
+        assert len(body) <= 16384, "one DATA frame of the default size"
+        out += h2_frame(H2_DATA, H2_END_STREAM, 1, body)
+    status, data = None, b""
+    with sock:
+        sock.sendall(out)
+        while True:
+            head = read_exactly(sock, 9)
+            length, kind, flags = int.from_bytes(head[:3], "big"), head[3], head[4]
+            stream = int.from_bytes(head[5:], "big") & 0x7FFFFFFF
+            payload = read_exactly(sock, length)
+            if kind == H2_SETTINGS and not flags & H2_ACK:
+                sock.sendall(h2_frame(H2_SETTINGS, H2_ACK, 0))
+            elif kind == H2_PING and not flags & H2_ACK:
+                sock.sendall(h2_frame(H2_PING, H2_ACK, 0, payload))
+            elif kind == H2_GOAWAY:
+                raise ConnectionError(f"GOAWAY from the server: {payload.hex()}")
+            elif stream != 1:
+                continue
+            elif kind == H2_RST_STREAM:
+                raise ConnectionError(f"the server reset the stream: {payload.hex()}")
+            elif kind == H2_HEADERS:
+                if flags & H2_PADDED:
+                    payload = payload[1 : len(payload) - payload[0]]
+                if flags & H2_PRIORITY:
+                    payload = payload[5:]
+                assert flags & H2_END_HEADERS, "the response's headers do not fit one frame"
+                if status is None:
+                    status = h2_status(payload)
+                if flags & H2_END_STREAM:
+                    break
+            elif kind == H2_DATA:
+                if flags & H2_PADDED:
+                    payload = payload[1 : len(payload) - payload[0]]
+                data += payload
+                if length:
+                    increment = length.to_bytes(4, "big")
+                    for window in (0, 1):  # the connection's and the stream's
+                        sock.sendall(h2_frame(H2_WINDOW_UPDATE, 0, window, increment))
+                if flags & H2_END_STREAM:
+                    break
+    assert status is not None, "no response headers"
+    return status, data
+
+
+def http1_request(
+    address: str, protocol: str, ca_cert: Path | None, method: str, path: str, headers: dict[str, str]
+) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 request as proxy_pass sends it (over TLS without ALPN for
+    HTTPS): the status, the headers (names in lowercase) and the body."""
+    sock = backend_socket(address, protocol, ca_cert)
+    connection = http.client.HTTPConnection(address, timeout=10)
+    connection.sock = sock  # http.client would offer ALPN http/1.1; nginx offers none
+    try:
+        connection.request(method, path, headers=headers)
+        response = connection.getresponse()
+        return response.status, {name.lower(): value for name, value in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
+def grpc_web_frames(body: bytes) -> tuple[list[bytes], dict[str, str]]:
+    """A gRPC-Web response body: its messages and its trailers."""
+    messages, trailers, at = [], {}, 0
+    while at < len(body):
+        flags, length = body[at], int.from_bytes(body[at + 1 : at + 5], "big")
+        payload = body[at + 5 : at + 5 + length]
+        at += 5 + length
+        if flags & 0x80:
+            for line in payload.decode().split("\r\n"):
+                if line:
+                    name, _, value = line.partition(":")
+                    trailers[name.strip().lower()] = value.strip()
+        else:
+            messages.append(payload)
+    return messages, trailers
+
+
+def proto_string(field: int, text: str) -> bytes:
+    raw = text.encode()
+    assert len(raw) < 128
+    return bytes([field << 3 | 2, len(raw)]) + raw
+
+
+@dataclass
+class DashboardBackend:
+    """The chart's server with what its Ingresses need to reach it."""
+
+    address: str
+    ca_cert: Path | None
+    page_protocol: str  # the dashboard's Ingress
+    calls_protocol: str  # the main Ingress
+    user: str
+    password: str
+
+    @property
+    def origin(self) -> str:
+        # The page's origin: the Ingress' host, which nginx passes on as the
+        # request's Host (:authority); here the server's own address.
+        return f"{'https' if self.ca_cert else 'http'}://{self.address}"
+
+    def grpc_web_call(
+        self, path: str, message: bytes = b"", password: str | None = None
+    ) -> tuple[list[bytes], dict[str, str]]:
+        """A call of the page, as the main Ingress passes it on (HTTP/2)."""
+        pair = base64.b64encode(f"{self.user}:{password or self.password}".encode()).decode()
+        headers = {
+            "content-type": "application/grpc-web+proto",
+            "x-grpc-web": "1",
+            "accept": "application/grpc-web+proto",
+            "authorization": f"Basic {pair}",
+            "x-skypilot-api-version": "1",
+            "origin": self.origin,
+            "referer": f"{self.origin}/dashboard/",
+        }
+        frame = b"\x00" + len(message).to_bytes(4, "big") + message
+        sock = backend_socket(self.address, self.calls_protocol, self.ca_cert)
+        status, body = h2_request(sock, "POST", path, self.address, headers, frame)
+        assert status == 200, f"{path}: HTTP {status} {body[:200]!r}"
+        return grpc_web_frames(body)
+
+
+def start_dashboard_backend(sky, processes, tmp_path, server_tls: bool) -> tuple[DashboardBackend, ServerProcess]:
+    rendered = render("ingress", values_files=["tls.yaml"] if server_tls else [])
+    protocols = backend_protocols(rendered)
+    fullname = rendered.statefulset["metadata"]["name"]
+    page_protocol, calls_protocol = protocols[f"{fullname}-dashboard"], protocols[fullname]
+    if server_tls:
+        chart_server, server, address, ca_cert = start_tls_server(sky, processes, tmp_path, rendered)
+    else:
+        chart_server = ChartServer(rendered, sky, tmp_path)
+        server = processes.server(chart_server.command, chart_server.env)
+        address, ca_cert = server.wait_serving(), None
+    user, password = chart_server.admin()
+    return DashboardBackend(address, ca_cert, page_protocol, calls_protocol, user, password), server
+
+
+@pytest.mark.parametrize("server_tls", [False, True], ids=["plaintext", "tls"])
+def test_the_server_serves_the_page_as_the_dashboard_ingress_asks(server_tls, sky, processes, tmp_path):
+    backend, _ = start_dashboard_backend(sky, processes, tmp_path, server_tls)
+    assert backend.page_protocol == ("HTTPS" if server_tls else "HTTP")
+    files = {
+        "/dashboard/": "text/html",
+        "/dashboard/index.html": "text/html",
+        "/dashboard/app.js": "text/javascript",
+        "/dashboard/app.css": "text/css",
+    }
+    for path, content_type in files.items():
+        status, headers, body = http1_request(
+            backend.address, backend.page_protocol, backend.ca_cert, "GET", path, {"Host": backend.address}
+        )
+        assert status == 200, f"GET {path} over {backend.page_protocol}: {status} {body[:200]!r}"
+        assert headers["content-type"].startswith(content_type), (path, headers)
+        assert body, path
+    # `/dashboard` (the Prefix path itself) redirects to the page, without credentials.
+    status, headers, _ = http1_request(
+        backend.address, backend.page_protocol, backend.ca_cert, "GET", "/dashboard", {"Host": backend.address}
+    )
+    assert (status, headers.get("location")) == (308, "/dashboard/"), (status, headers)
+
+
+@pytest.mark.parametrize("server_tls", [False, True], ids=["plaintext", "tls"])
+def test_the_server_answers_the_pages_calls_as_the_grpc_ingress_passes_them(server_tls, sky, processes, tmp_path):
+    backend, _ = start_dashboard_backend(sky, processes, tmp_path, server_tls)
+    assert backend.calls_protocol == ("GRPCS" if server_tls else "GRPC")
+
+    # A unary call of each of the page's path families.
+    messages, trailers = backend.grpc_web_call("/skypilot.v1.UserService/WhoAmI")
+    assert trailers.get("grpc-status") == "0", trailers
+    assert len(messages) == 1 and backend.user.encode() in messages[0], messages
+    _, trailers = backend.grpc_web_call("/google.longrunning.Operations/ListOperations")
+    assert trailers.get("grpc-status") == "0", trailers
+    # The server checks the credentials of gRPC-Web calls like any other's
+    # (its refusal is trailers-only: the status is in the response's headers).
+    refused, trailers = backend.grpc_web_call("/skypilot.v1.UserService/WhoAmI", password=backend.password + "-wrong")
+    assert not refused and trailers.get("grpc-status") != "0", (refused, trailers)
+
+    # A server stream (the page watches requests and follows logs): the
+    # request of a `sky check` watched to its end.
+    home = processes.home("client")
+    scheme = "https" if server_tls else "http"
+    env = {"SSL_CERT_FILE": str(backend.ca_cert)} if backend.ca_cert else {}
+    if backend.ca_cert:
+        (home / ".sky").mkdir()
+        (home / ".sky" / "skyconfig.yaml").write_text(f"api_server:\n  ca_cert: {backend.ca_cert}\n")
+    endpoint = admin_url(scheme, backend.user, backend.password, backend.address)
+    login_and_check(sky, home, ["-e", endpoint], backend.user, **env)
+    check = run_sky(sky, home, "check")
+    assert check.returncode == 0, f"sky check failed:\n{check.stdout}\n{check.stderr}"
+    listed, trailers = backend.grpc_web_call("/google.longrunning.Operations/ListOperations")
+    assert trailers.get("grpc-status") == "0", trailers
+    names = re.findall(rb"operations/[0-9a-f-]{36}", b"".join(listed))
+    assert names, listed
+    request = proto_string(1, names[0].decode())
+    watched, trailers = backend.grpc_web_call("/skypilot.v1.RequestService/WatchOperation", request)
+    assert trailers.get("grpc-status") == "0", trailers
+    assert watched and all(names[0] in message for message in watched), watched
+    logs, trailers = backend.grpc_web_call("/skypilot.v1.RequestService/StreamLogs", request)
+    assert trailers.get("grpc-status") == "0", trailers
+    assert logs, "the log of sky check"
+
+
+@pytest.mark.parametrize("server_tls", [False, True], ids=["plaintext", "tls"])
+def test_the_grpc_ingress_alone_still_serves_the_page(server_tls, sky, processes, tmp_path):
+    # With ingress.dashboard.enabled=false, or for GET / (the redirect), the
+    # main Ingress passes the browser's GETs on as HTTP/2.
+    backend, _ = start_dashboard_backend(sky, processes, tmp_path, server_tls)
+    sock = backend_socket(backend.address, backend.calls_protocol, backend.ca_cert)
+    status, body = h2_request(sock, "GET", "/dashboard/", backend.address, {"accept": "text/html"})
+    assert status == 200 and body.lower().startswith(b"<!doctype html>"), (status, body[:100])
+    sock = backend_socket(backend.address, backend.calls_protocol, backend.ca_cert)
+    status, _ = h2_request(sock, "GET", "/", backend.address, {"accept": "text/html"})
+    assert status == 308, status
+    sock = backend_socket(backend.address, backend.calls_protocol, backend.ca_cert)
+    status, body = h2_request(sock, "GET", "/dashboard/app.js", backend.address, {})
+    assert status == 200 and len(body) > 65535, "a file larger than HTTP/2's initial window"
+
+    # And gRPC clients keep working on the same port.
+    credentials = grpc.ssl_channel_credentials(root_certificates=backend.ca_cert.read_bytes()) if server_tls else None
+    assert health(backend.address, "", credentials) == health_pb2.HealthCheckResponse.SERVING
 
 
 def server_command(rendered: Rendered) -> tuple[str, ...]:

@@ -105,6 +105,7 @@ pub enum StartError {
     LocalInfra(String),
     SshNodePools(String),
     Slurm(String),
+    Dashboard(String),
 }
 
 impl fmt::Display for StartError {
@@ -123,7 +124,9 @@ impl fmt::Display for StartError {
             StartError::Reflection(err) => write!(f, "cannot set up server reflection: {err}"),
             StartError::Tls(err) => write!(f, "cannot set up TLS: {err}"),
             StartError::Cors(err) => write!(f, "cannot set up CORS: {err}"),
-            StartError::SshNodePools(why) | StartError::Slurm(why) => write!(f, "{why}"),
+            StartError::SshNodePools(why) | StartError::Slurm(why) | StartError::Dashboard(why) => {
+                write!(f, "{why}")
+            }
             StartError::LocalInfra(why) => write!(
                 f,
                 "cannot run clusters under uids of their own (--local-infra uid-per-cluster): {why}"
@@ -188,7 +191,12 @@ impl Server {
         }
         check_cors(&config)?;
         let cors = cors_layer(&config.cors_allow_origins).map_err(StartError::Cors)?;
-        let browsers = BrowserGuardLayer::new(&config.cors_allow_origins, is_loopback_host(&config.host));
+        let browsers = BrowserGuardLayer::new(
+            &config.cors_allow_origins,
+            is_loopback_host(&config.host),
+            config.require_auth,
+        );
+        let dashboard = DashboardLayer::new(config.dashboard_dir.clone()).map_err(StartError::Dashboard)?;
         let dir = config.data_dir.clone();
         let dir_err = |source| StartError::DataDir(DataDirError::Io { dir: dir.clone(), source });
         let (data_dir, lock) = DataDir::take(&dir)?;
@@ -302,7 +310,7 @@ impl Server {
             .accept_http1(true)
             .layer(tower::util::option_layer(cors))
             .layer(browsers)
-            .layer(DashboardLayer::new(config.dashboard_dir.clone()))
+            .layer(dashboard)
             .layer(MetricsEndpointLayer::new(metrics_source.clone(), accounts.clone()))
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(MeteringLayer)

@@ -62,6 +62,13 @@ fn normal_origin(origin: &str) -> Option<String> {
 
 /// Refuses calls from web pages whose origin is not allowed, and, on a
 /// loopback server, calls addressed to a host that is not a loopback one.
+///
+/// A page of the server's own origin (the dashboard) may call it when the
+/// server listens on loopback only or asks every caller for credentials. On
+/// a server that listens beyond loopback without authentication, a page
+/// whose name was made to resolve to the server (DNS rebinding) would also
+/// be "same origin" and could act for anyone, so there the dashboard's
+/// origin must be allowed by name with `--cors-allow-origin`.
 #[derive(Debug, Clone)]
 pub struct BrowserGuardLayer {
     rules: Arc<Rules>,
@@ -72,16 +79,19 @@ struct Rules {
     any_origin: bool,
     origins: Vec<String>,
     loopback_only: bool,
+    own_origin_allowed: bool,
 }
 
 impl BrowserGuardLayer {
     /// `origins` as given to `--cors-allow-origin`; `loopback` when the server
-    /// listens on a loopback address.
-    pub fn new(origins: &[String], loopback: bool) -> BrowserGuardLayer {
+    /// listens on a loopback address; `require_auth` when every call needs
+    /// credentials.
+    pub fn new(origins: &[String], loopback: bool, require_auth: bool) -> BrowserGuardLayer {
         let rules = Rules {
             any_origin: origins.iter().any(|origin| origin.trim() == "*"),
             origins: origins.iter().filter_map(|origin| normal_origin(origin)).collect(),
             loopback_only: loopback,
+            own_origin_allowed: loopback || require_auth,
         };
         BrowserGuardLayer { rules: Arc::new(rules) }
     }
@@ -97,7 +107,8 @@ impl Rules {
         if let Some(origin) = request.headers().get(http::header::ORIGIN) {
             let origin = origin.to_str().unwrap_or("?");
             // The server's own pages (the dashboard) call it from its own origin.
-            let same_origin = host.as_deref().is_some_and(|host| same_authority(origin, host));
+            let same_origin =
+                self.own_origin_allowed && host.as_deref().is_some_and(|host| same_authority(origin, host));
             if !same_origin && !self.any_origin && !self.origins.iter().any(|allowed| allowed == origin) {
                 return Some(format!(
                     "calls from web pages of {origin} are not allowed; start the API server with \
@@ -218,6 +229,33 @@ mod tests {
         ] {
             assert!(!same_authority(origin, host), "{origin} {host}");
         }
+    }
+
+    fn call_from(origin: &str, host: &str) -> http::Request<()> {
+        http::Request::builder()
+            .method("POST")
+            .uri("/skypilot.v1.ServerService/GetServerInfo")
+            .header("origin", origin)
+            .header("host", host)
+            .body(())
+            .unwrap()
+    }
+
+    #[test]
+    fn the_own_origin_is_trusted_only_where_rebinding_cannot_act_for_anyone() {
+        let own = call_from("http://127.0.0.1:46580", "127.0.0.1:46580");
+        let rebound = call_from("http://evil.example:46580", "evil.example:46580");
+        let local = BrowserGuardLayer::new(&[], true, false);
+        assert_eq!(local.rules.refusal(&own), None);
+        assert!(local.rules.refusal(&rebound).is_some(), "a loopback server answers loopback names only");
+        let deployed = BrowserGuardLayer::new(&[], false, true);
+        assert_eq!(deployed.rules.refusal(&rebound), None, "credentials are still required");
+        // Beyond loopback without authentication, a rebound page would act for anyone.
+        let open = BrowserGuardLayer::new(&[], false, false);
+        let why = open.rules.refusal(&rebound).unwrap();
+        assert!(why.contains("--cors-allow-origin http://evil.example:46580"), "{why}");
+        let named = BrowserGuardLayer::new(&["http://sky.internal:46580".into()], false, false);
+        assert_eq!(named.rules.refusal(&call_from("http://sky.internal:46580", "sky.internal:46580")), None);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use http::{HeaderValue, Method, StatusCode, header};
+use http::{HeaderValue, Method, header};
 use sha2::{Digest, Sha256};
 
 use super::metrics_endpoint::{Reply, reply};
@@ -64,9 +64,22 @@ struct Files {
 }
 
 impl DashboardLayer {
-    pub fn new(dir: Option<PathBuf>) -> DashboardLayer {
+    /// The embedded dashboard, or the one in `dir`: an error names a file
+    /// the folder lacks.
+    pub fn new(dir: Option<PathBuf>) -> Result<DashboardLayer, String> {
+        if let Some(dir) = &dir {
+            for (name, _, _) in EMBEDDED {
+                if !dir.join(name).is_file() {
+                    return Err(format!(
+                        "--dashboard-dir {}: no {name} there; build the dashboard first (npm run \
+                         build:dashboard in clients/typescript) and give its dist folder",
+                        dir.display()
+                    ));
+                }
+            }
+        }
         let tags = EMBEDDED.iter().map(|(_, _, bytes)| entity_tag(bytes)).collect();
-        DashboardLayer { files: Arc::new(Files { dir, tags }) }
+        Ok(DashboardLayer { files: Arc::new(Files { dir, tags }) })
     }
 }
 
@@ -77,19 +90,24 @@ fn entity_tag(bytes: &[u8]) -> String {
 }
 
 impl Files {
-    /// The answer to a GET of `path`, or None when the path is not the
+    /// The answer to a request of `path`, or None when the path is not the
     /// dashboard's.
     fn answer(&self, method: &Method, path: &str, if_none_match: Option<&str>) -> Option<Reply> {
         if path == "/" || path == "/dashboard" {
-            return Some(redirect(DASHBOARD_PATH));
+            let mut response = with_headers(reply(308, ""), "text/plain; charset=utf-8");
+            response.headers_mut().insert(header::LOCATION, HeaderValue::from_static(DASHBOARD_PATH));
+            return Some(response);
         }
         let name = path.strip_prefix(DASHBOARD_PATH)?;
+        let text = "text/plain; charset=utf-8";
         if method != Method::GET && method != Method::HEAD {
-            return Some(reply(405, "the dashboard answers GET only\n"));
+            let mut response = with_headers(reply(405, "the dashboard answers GET only\n"), text);
+            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return Some(response);
         }
         let name = if name.is_empty() { "index.html" } else { name };
         let Some(index) = EMBEDDED.iter().position(|(file, _, _)| *file == name) else {
-            return Some(reply(404, &format!("no such file of the dashboard: {name}\n")));
+            return Some(with_headers(reply(404, "no such file of the dashboard\n"), text));
         };
         let (_, content_type, embedded) = EMBEDDED[index];
         let (body, tag) = match &self.dir {
@@ -99,44 +117,46 @@ impl Files {
                     (bytes, tag)
                 }
                 Err(err) => {
-                    return Some(reply(
-                        500,
-                        &format!("cannot read {} (from --dashboard-dir): {err}\n", dir.join(name).display()),
-                    ));
+                    // The folder is the operator's business, not the visitor's.
+                    tracing::error!(file = %dir.join(name).display(), error = %err, "cannot read a dashboard file");
+                    return Some(with_headers(reply(500, "the dashboard is not available\n"), text));
                 }
             },
             None => (embedded.to_vec(), self.tags[index].clone()),
         };
-        let mut response = if if_none_match == Some(tag.as_str()) {
+        let unchanged = if_none_match.is_some_and(|tags| {
+            tags.split(',')
+                .any(|candidate| candidate.trim().trim_start_matches("W/") == tag || candidate.trim() == "*")
+        });
+        let length = body.len();
+        let mut response = if unchanged {
             reply(304, "")
         } else if method == Method::HEAD {
-            reply(200, "")
-        } else {
-            let mut response = http::Response::new(tonic::body::Body::new(http_body_util::Full::new(
-                bytes::Bytes::from(body),
-            )));
-            *response.status_mut() = StatusCode::OK;
+            let mut response = reply(200, "");
+            response.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(length));
             response
+        } else {
+            http::Response::new(tonic::body::Body::new(http_body_util::Full::new(bytes::Bytes::from(body))))
         };
-        let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         if let Ok(tag) = HeaderValue::from_str(&tag) {
-            headers.insert(header::ETAG, tag);
+            response.headers_mut().insert(header::ETAG, tag);
         }
         // Asked again each time (a 304 when unchanged), so an upgraded server
         // never serves a page with the old script.
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
-        headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-        headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-        Some(response)
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        Some(with_headers(response, content_type))
     }
 }
 
-fn redirect(to: &'static str) -> Reply {
-    let mut response = reply(308, "");
-    response.headers_mut().insert(header::LOCATION, HeaderValue::from_static(to));
+/// `response` with its content type and the headers every answer of the
+/// dashboard carries.
+fn with_headers(mut response: Reply, content_type: &'static str) -> Reply {
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     response
 }
 
