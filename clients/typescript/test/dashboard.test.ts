@@ -135,7 +135,7 @@ describe("the dashboard of a deployed server", () => {
   test("after signing in, a cluster launched from the CLI appears and its job's log lines arrive live", async () => {
     await signIn(page, server, "admin", ADMIN_PASSWORD);
     await pageReady(page, "clusters");
-    await sky(server, ["launch", "-c", "web", lineTask(40), "-y", "--detach-run"], admin);
+    await sky(server, ["launch", "-c", "web", lineTask(60), "-y", "--detach-run"], admin);
     await page.waitForSelector('tr[data-cluster="web"]', { timeout: WAIT_MS });
     assert.equal(await textOf(page, 'tr[data-cluster="web"] td[data-col="status"]'), "UP");
     await shot(page, "clusters");
@@ -150,7 +150,7 @@ describe("the dashboard of a deployed server", () => {
       timeout: WAIT_MS,
     });
     // Lines arrive while the job runs, not all at its end.
-    assert.ok(!(await textOf(page, "#log")).includes("dashboard-line-40"), "the log came only at the end");
+    assert.ok(!(await textOf(page, "#log")).includes("dashboard-line-60"), "the log came only at the end");
 
     // A reload shows the log from its start and follows it to the end.
     await page.reload();
@@ -159,7 +159,7 @@ describe("the dashboard of a deployed server", () => {
       { timeout: WAIT_MS },
     );
     const log = await textOf(page, "#log");
-    for (const line of [1, 2, 20, 40]) {
+    for (const line of [1, 2, 30, 60]) {
       assert.equal(log.split(`dashboard-line-${line}\n`).length - 1, 1, `line ${line} in:\n${log}`);
     }
     await shot(page, "job-log");

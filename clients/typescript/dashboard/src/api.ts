@@ -1,7 +1,8 @@
 // The connection to the API server: a gRPC-Web transport to this page's own
 // origin, the credentials the user signed in with (kept in sessionStorage, so
-// a reload keeps them and closing the tab forgets them), the generated
-// service clients, and error text.
+// a reload keeps them and closing the tab forgets them; a password is traded
+// for a short-lived token at sign-in when the server allows it), the
+// generated service clients, and error text.
 
 import { anyUnpack } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type CallOptions, type Interceptor } from "@connectrpc/connect";
@@ -20,8 +21,14 @@ import {
 import { Role, UserService, type UserInfo } from "../../src/gen/skypilot/v1/users_pb.js";
 import { API_VERSION, API_VERSION_HEADER } from "../../src/version.js";
 
-/** How the user signed in: a user name and password, or a service-account token. */
-export type Credentials = { kind: "basic"; user: string; password: string } | { kind: "token"; token: string };
+/**
+ * How the user signed in: a user name and password, or a service-account
+ * token; `tokenId` marks a token the dashboard created at a password sign-in
+ * (revoked again at sign-out).
+ */
+export type Credentials =
+  | { kind: "basic"; user: string; password: string }
+  | { kind: "token"; token: string; tokenId?: string };
 
 const STORAGE_KEY = "skypilot.dashboard.credentials";
 
@@ -31,7 +38,10 @@ export function loadCredentials(): Credentials | undefined {
     if (!raw) return undefined;
     const c = JSON.parse(raw) as Credentials;
     if (c.kind === "basic" && typeof c.user === "string" && typeof c.password === "string") return c;
-    if (c.kind === "token" && typeof c.token === "string") return c;
+    if (c.kind === "token" && typeof c.token === "string") {
+      const tokenId = typeof c.tokenId === "string" ? c.tokenId : undefined;
+      return tokenId ? { kind: "token", token: c.token, tokenId } : { kind: "token", token: c.token };
+    }
   } catch {
     // No storage (private mode) or a damaged entry: signed out.
   }
@@ -70,6 +80,11 @@ export function useCredentials(c: Credentials | undefined): void {
   current = c;
 }
 
+/** The credentials calls carry now. */
+export function currentCredentials(): Credentials | undefined {
+  return current;
+}
+
 const headers: Interceptor = (next) => (request) => {
   request.header.set(API_VERSION_HEADER, String(API_VERSION));
   if (current && !request.header.has("authorization")) request.header.set("authorization", authorization(current));
@@ -100,6 +115,45 @@ export function unary(signal: AbortSignal): CallOptions {
 /** Options of a stream: no deadline, cancelled with the page. */
 export function stream(signal: AbortSignal, onHeader?: () => void): CallOptions {
   return { signal, onHeader };
+}
+
+/** How long the token of a password sign-in lasts. */
+const SESSION_TOKEN_SECONDS = 12 * 60 * 60;
+
+/**
+ * Trades a user name and password for a token of that user (CreateToken,
+ * named "dashboard", 12 hours), so that the password itself is not kept in
+ * the tab. Returns the password credentials unchanged when the server
+ * refuses or cannot create one.
+ */
+export async function sessionCredentials(c: Credentials, signal: AbortSignal): Promise<Credentials> {
+  if (c.kind !== "basic") return c;
+  try {
+    const callOptions = unary(signal);
+    callOptions.headers = { authorization: authorization(c) };
+    const res = await api.users.createToken(
+      { name: "dashboard", expiresInSeconds: BigInt(SESSION_TOKEN_SECONDS) },
+      callOptions,
+    );
+    if (!res.secret || !res.token?.tokenId) return c;
+    return { kind: "token", token: res.secret, tokenId: res.token.tokenId };
+  } catch (err) {
+    if (signal.aborted) throw err;
+    return c;
+  }
+}
+
+/** Revokes the token a password sign-in created (best effort: a few seconds at most). */
+export async function revokeSessionToken(c: Credentials | undefined): Promise<void> {
+  if (c?.kind !== "token" || !c.tokenId) return;
+  try {
+    await api.users.revokeToken(
+      { tokenId: c.tokenId },
+      { timeoutMs: 5_000, headers: { authorization: authorization(c) } },
+    );
+  } catch {
+    // Expired or revoked already, or the server is gone: it lapses on its own.
+  }
 }
 
 /** Who is signed in, and what they may do. */

@@ -4,10 +4,12 @@
 
 import {
   clearCredentials,
+  currentCredentials,
   describe,
   getSession,
   isUnauthenticated,
   loadCredentials,
+  revokeSessionToken,
   setSession,
   useCredentials,
   whoAmI,
@@ -17,7 +19,7 @@ import { byId, h } from "./dom.js";
 import { roleName } from "./format.js";
 import { clusterPage } from "./pages/cluster.js";
 import { clustersPage } from "./pages/clusters.js";
-import { infraPage } from "./pages/infra.js";
+import { forgetInfraCheck, infraPage } from "./pages/infra.js";
 import { jobPage, managedJobPage, requestPage } from "./pages/logs.js";
 import { managedPage } from "./pages/managed.js";
 import { requestsPage } from "./pages/requests.js";
@@ -31,10 +33,11 @@ type Render = (page: Page, ...params: string[]) => void;
 const ROUTES: [RegExp, string, string, Render][] = [
   [/^\/?$/, "clusters", "clusters", clustersPage],
   [/^\/clusters\/?$/, "clusters", "clusters", clustersPage],
-  [/^\/clusters\/([^/]+)\/jobs\/(\d+)\/?$/, "job", "clusters", jobPage],
+  // Job ids are checked by the page (0 or "abc" is no job: a clear "not found").
+  [/^\/clusters\/([^/]+)\/jobs\/([^/]+)\/?$/, "job", "clusters", jobPage],
   [/^\/clusters\/([^/]+)\/?$/, "cluster", "clusters", clusterPage],
   [/^\/managed\/?$/, "managed", "managed", managedPage],
-  [/^\/managed\/(\d+)\/?$/, "managed-job", "managed", managedJobPage],
+  [/^\/managed\/([^/]+)\/?$/, "managed-job", "managed", managedJobPage],
   [/^\/requests\/?$/, "requests", "requests", requestsPage],
   [/^\/requests\/(.+)$/, "request", "requests", requestPage],
   [/^\/infra\/?$/, "infra", "infra", infraPage],
@@ -142,7 +145,12 @@ function header(session: Session | undefined): void {
     ),
   );
   const signout = h("button", { type: "button", id: "signout", class: "btn link", hidden: session.noAuth }, "Sign out");
-  signout.addEventListener("click", () => signOut());
+  signout.addEventListener("click", async () => {
+    // The token a password sign-in created is revoked first (a few seconds at most).
+    signout.disabled = true;
+    await revokeSessionToken(currentCredentials());
+    signOut();
+  });
   account.replaceChildren(
     h(
       "span",
@@ -164,6 +172,7 @@ function enter(session: Session): void {
 
 /** Forgets the credentials and shows the sign-in page (with `message`, if any). */
 function signOut(message = ""): void {
+  forgetInfraCheck();
   clearCredentials();
   useCredentials(undefined);
   setSession(undefined);

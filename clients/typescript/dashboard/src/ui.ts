@@ -69,16 +69,18 @@ export function requestRoute(name: string): string {
 
 /**
  * Runs `load` now and then every `everyMs` while the page is shown and the
- * tab visible; never two at once. `now()` asks for a refresh at once.
+ * tab visible; never two at once. `now()` asks for a refresh at once;
+ * `stop()` ends the polling (for what cannot change any more).
  */
-export function poll(page: Page, load: () => Promise<void>, everyMs = 5000): { now(): void } {
+export function poll(page: Page, load: () => Promise<void>, everyMs = 5000): { now(): void; stop(): void } {
   const owner = {};
   let timer: ReturnType<typeof setTimeout> | undefined;
   let running = false;
   let again = false;
+  let stopped = false;
 
   async function run(): Promise<void> {
-    if (page.signal.aborted) return;
+    if (page.signal.aborted || stopped) return;
     if (running) {
       again = true;
       return;
@@ -95,7 +97,7 @@ export function poll(page: Page, load: () => Promise<void>, everyMs = 5000): { n
     } finally {
       running = false;
     }
-    if (page.signal.aborted) return;
+    if (page.signal.aborted || stopped) return;
     if (again) {
       again = false;
       void run();
@@ -112,7 +114,14 @@ export function poll(page: Page, load: () => Promise<void>, everyMs = 5000): { n
     document.removeEventListener("visibilitychange", onVisibility);
   });
   void run();
-  return { now: () => void run() };
+  return {
+    now: () => void run(),
+    stop: () => {
+      stopped = true;
+      clearTimeout(timer);
+      timer = undefined;
+    },
+  };
 }
 
 /** An action button of a row. */
@@ -286,4 +295,91 @@ export function matches(text: string, ...fields: string[]): boolean {
 /** A page heading with optional tools on its right. */
 export function heading(title: Child, ...tools: Child[]): HTMLElement {
   return h("div", { class: "page-head" }, h("h1", null, title), h("div", { class: "tools" }, ...tools));
+}
+
+/** One page of a list: its items and the token of the page after it ("" for the last). */
+export interface ListPage<T> {
+  items: T[];
+  next: string;
+}
+
+/**
+ * A newest-first list read a page at a time ("Load more"). A refresh reads
+ * as many of the newest items as are shown (at most `maxRefresh` in one
+ * call), so that items loaded with "Load more" stay shown and fresh; above
+ * `maxRefresh`, the oldest ones loaded are kept as they were.
+ */
+export class PagedList<T> {
+  items: T[] = [];
+  /** The token of the page after the oldest item loaded ("" when all are). */
+  next = "";
+
+  constructor(
+    private readonly opts: {
+      pageSize: number;
+      maxRefresh: number;
+      key(item: T): string;
+      fetch(pageSize: number, token: string): Promise<ListPage<T>>;
+    },
+  ) {}
+
+  /** Reads the newest items again. */
+  async refresh(): Promise<void> {
+    const size = Math.min(Math.max(this.opts.pageSize, this.items.length), this.opts.maxRefresh);
+    const fresh = await this.opts.fetch(size, "");
+    // (What "Load more" added meanwhile counts too.)
+    const old = this.items;
+    if (!fresh.next || fresh.items.length >= old.length) {
+      this.items = fresh.items;
+      this.next = fresh.next;
+      return;
+    }
+    const key = this.opts.key;
+    const last = fresh.items[fresh.items.length - 1];
+    const at = last === undefined ? -1 : old.findIndex((item) => key(item) === key(last));
+    const keys = new Set(fresh.items.map(key));
+    const older = old.slice(at >= 0 ? at + 1 : fresh.items.length).filter((item) => !keys.has(key(item)));
+    this.items = fresh.items.concat(older);
+    // `next` stays: the page after the oldest item loaded.
+  }
+
+  /** Loads the next page of older items. */
+  async more(): Promise<void> {
+    if (!this.next) return;
+    const res = await this.opts.fetch(this.opts.pageSize, this.next);
+    const keys = new Set(this.items.map(this.opts.key));
+    this.items = this.items.concat(res.items.filter((item) => !keys.has(this.opts.key(item))));
+    this.next = res.next;
+  }
+}
+
+/**
+ * The line under a paged table: "Showing the newest N <noun>; …" and a
+ * "Load more" button (button#load-more), shown while older items exist.
+ */
+export function moreLine(
+  page: Page,
+  list: PagedList<unknown>,
+  noun: string,
+  shown: () => void,
+): { el: HTMLElement; update(): void } {
+  const text = h("span", { id: "list-limit", class: "hint" });
+  const button = h("button", { type: "button", id: "load-more", class: "btn" }, "Load more");
+  const el = h("div", { class: "more", hidden: true }, text, button);
+  const update = (): void => {
+    el.hidden = !list.next;
+    text.textContent = `Showing the newest ${list.items.length} ${noun}; older ones are not loaded. `;
+  };
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      await list.more();
+      shown();
+    } catch (err) {
+      page.fail(err);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return { el, update };
 }

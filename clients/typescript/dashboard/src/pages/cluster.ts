@@ -1,5 +1,6 @@
 // #/clusters/<name>: one cluster (its row, its nodes) and its jobs, newest
-// first, 100 at a time ("Load more"), with Cancel for jobs not yet over.
+// first, 100 at a time ("Load more"; a refresh reads all the jobs shown),
+// with Cancel for jobs not yet over.
 
 import { Code, ConnectError } from "@connectrpc/connect";
 
@@ -8,9 +9,22 @@ import { api, canManage, newKey, unary } from "../api.js";
 import { h, link } from "../dom.js";
 import { date, jobResources, jobStatus, span } from "../format.js";
 import { clusterTable } from "./clusters.js";
-import { KeyedTable, cell, heading, noticeSubmitted, poll, statusCell, timeCell, type Page } from "../ui.js";
+import {
+  KeyedTable,
+  PagedList,
+  cell,
+  heading,
+  moreLine,
+  noticeSubmitted,
+  poll,
+  statusCell,
+  timeCell,
+  type Page,
+} from "../ui.js";
 
 const PAGE_SIZE = 100;
+/** The most jobs a refresh reads again (older ones loaded stay as they were). */
+const MAX_REFRESH = 1000;
 const ACTIVE_JOB = [JobStatus.PENDING, JobStatus.SETTING_UP, JobStatus.RUNNING];
 
 function nodeTable(page: Page): KeyedTable<ClusterNode> {
@@ -30,9 +44,24 @@ function nodeTable(page: Page): KeyedTable<ClusterNode> {
 
 export function clusterPage(page: Page, name: string): void {
   let cluster: Cluster | undefined;
-  let firstPage: Job[] = [];
-  let more: Job[] = [];
-  let nextToken = "";
+  const jobList = new PagedList<Job>({
+    pageSize: PAGE_SIZE,
+    maxRefresh: MAX_REFRESH,
+    key: (j) => String(j.jobId),
+    fetch: async (pageSize, pageToken) => {
+      try {
+        const res = await api.jobs.listJobs(
+          { clusterName: name, allUsers: true, pageSize, pageToken },
+          unary(page.signal),
+        );
+        return { items: res.jobs, next: res.nextPageToken };
+      } catch (err) {
+        // A torn-down cluster has no job queue left.
+        if (ConnectError.from(err).code === Code.NotFound) return { items: [], next: "" };
+        throw err;
+      }
+    },
+  });
 
   const summary = clusterTable(page, () => poller.now());
   const nodes = nodeTable(page);
@@ -84,30 +113,13 @@ export function clusterPage(page: Page, name: string): void {
     empty: "No jobs on this cluster.",
   });
 
-  const loadMore = h("button", { type: "button", id: "load-more", class: "btn", hidden: true }, "Load more");
-  loadMore.addEventListener("click", async () => {
-    loadMore.disabled = true;
-    try {
-      const res = await api.jobs.listJobs(
-        { clusterName: name, allUsers: true, pageSize: PAGE_SIZE, pageToken: nextToken },
-        unary(page.signal),
-      );
-      more = more.concat(res.jobs);
-      nextToken = res.nextPageToken;
-      showJobs();
-    } catch (err) {
-      page.fail(err);
-    } finally {
-      loadMore.disabled = false;
-    }
-  });
+  const more = moreLine(page, jobList, "jobs", () => showJobs());
 
   function showJobs(): void {
-    const seen = new Set(firstPage.map((j) => j.jobId));
-    const all = firstPage.concat(more.filter((j) => !seen.has(j.jobId)));
+    const all = jobList.items.slice();
     all.sort((a, b) => (a.jobId === b.jobId ? 0 : a.jobId > b.jobId ? -1 : 1));
     jobs.update(all);
-    loadMore.hidden = !nextToken;
+    more.update();
   }
 
   page.root.append(
@@ -115,17 +127,13 @@ export function clusterPage(page: Page, name: string): void {
     summary.el,
     missing,
     nodesBlock,
-    h("section", null, h("h2", null, "Jobs"), jobs.el, h("div", { class: "more" }, loadMore)),
+    h("section", null, h("h2", null, "Jobs"), jobs.el, more.el),
   );
 
   const poller = poll(page, async () => {
-    const [clusters, jobList] = await Promise.all([
+    const [clusters] = await Promise.all([
       api.clusters.listClusters({ clusterNames: [name], allUsers: true }, unary(page.signal)),
-      api.jobs.listJobs({ clusterName: name, allUsers: true, pageSize: PAGE_SIZE }, unary(page.signal)).catch((err) => {
-        // A torn-down cluster has no job queue left.
-        if (ConnectError.from(err).code === Code.NotFound) return { jobs: [], nextPageToken: "" };
-        throw err;
-      }),
+      jobList.refresh(),
     ]);
     cluster = clusters.clusters.find((c) => c.name === name);
     summary.update(cluster ? [cluster] : []);
@@ -133,9 +141,6 @@ export function clusterPage(page: Page, name: string): void {
     missing.hidden = Boolean(cluster);
     nodesBlock.hidden = !cluster || cluster.nodes.length === 0;
     nodes.update(cluster?.nodes ?? []);
-    firstPage = jobList.jobs;
-    // The first page's token stands until more pages are loaded by hand.
-    if (more.length === 0) nextToken = jobList.nextPageToken;
     showJobs();
     page.ready();
   });

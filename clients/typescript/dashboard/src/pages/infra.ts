@@ -1,10 +1,12 @@
 // #/infra: `sky check`: which infra can take clusters and why not, with the
-// hosts of each SSH node pool. Runs a Check request and watches it to the end.
+// hosts of each SSH node pool. The first visit runs a Check request and
+// watches it to the end; later visits show that result (kept for the tab)
+// until "Check again" is clicked.
 
 import { anyUnpack } from "@bufbuild/protobuf/wkt";
 
 import { CheckResponseSchema, type HostState, type InfraCheck } from "../../../src/gen/skypilot/v1/infra_pb.js";
-import { api, newKey, operationError, unary, watchOperation } from "../api.js";
+import { api, newKey, operationError, operationId, unary, watchOperation } from "../api.js";
 import { h } from "../dom.js";
 import { num } from "../format.js";
 import { KeyedTable, cell, heading, requestRoute, statusCell, type Page } from "../ui.js";
@@ -63,11 +65,42 @@ function infraCard(page: Page, infra: InfraCheck): HTMLElement {
   );
 }
 
+/** The last check's result, kept for the tab: shown again on the next visit. */
+interface CheckResult {
+  infras: InfraCheck[];
+  at: Date;
+  /** The Check request's name ("operations/<id>"). */
+  request: string;
+}
+
+let lastCheck: CheckResult | undefined;
+
+/** Forgets the kept check (at sign-out). */
+export function forgetInfraCheck(): void {
+  lastCheck = undefined;
+}
+
 export function infraPage(page: Page): void {
   const again = h("button", { type: "button", id: "check-again", class: "btn" }, "Check again");
   const status = h("p", { id: "check-status", class: "hint" });
   const cards = h("div", { class: "cards", id: "infras" });
   page.root.append(heading("Infra", again), status, cards);
+
+  function show(result: CheckResult): void {
+    cards.replaceChildren(...result.infras.map((i) => infraCard(page, i)));
+    if (result.infras.length === 0) cards.append(h("p", { class: "empty" }, "No infra to check."));
+    status.replaceChildren(
+      h(
+        "time",
+        { datetime: result.at.toISOString(), title: result.at.toLocaleString() },
+        `Checked at ${result.at.toLocaleTimeString()}`,
+      ),
+      " (request ",
+      h("a", { href: requestRoute(result.request) }, operationId(result.request)),
+      "). ",
+      "Check again to see changes.",
+    );
+  }
 
   async function check(): Promise<void> {
     again.disabled = true;
@@ -76,7 +109,7 @@ export function infraPage(page: Page): void {
       const op = await api.infra.check({ idempotencyKey: newKey() }, unary(page.signal));
       status.replaceChildren(
         "Checking… (request ",
-        h("a", { href: requestRoute(op.name) }, op.name.replace(/^operations\//, "")),
+        h("a", { href: requestRoute(op.name) }, operationId(op.name)),
         ")",
       );
       const done = op.done ? op : await watchOperation(op.name, page.signal);
@@ -84,10 +117,10 @@ export function infraPage(page: Page): void {
       const error = operationError(done);
       if (error) throw error;
       const res = done.result.case === "response" ? anyUnpack(done.result.value, CheckResponseSchema) : undefined;
-      cards.replaceChildren(...(res?.infras ?? []).map((i) => infraCard(page, i)));
-      if (!res || res.infras.length === 0) cards.append(h("p", { class: "empty" }, "No infra to check."));
-      status.replaceChildren(`Checked at ${new Date().toLocaleTimeString()}.`);
+      lastCheck = { infras: res?.infras ?? [], at: new Date(), request: op.name };
+      show(lastCheck);
     } catch (err) {
+      if (page.signal.aborted) return;
       status.replaceChildren("The check failed.");
       page.fail(err);
     } finally {
@@ -96,5 +129,10 @@ export function infraPage(page: Page): void {
     }
   }
   again.addEventListener("click", () => void check());
-  void check();
+  if (lastCheck) {
+    show(lastCheck);
+    page.ready();
+  } else {
+    void check();
+  }
 }

@@ -1,5 +1,6 @@
-// #/managed: managed jobs of every user (`sky jobs queue -u`), refreshed every
-// 5 s, with Cancel for the jobs not yet over that the viewer may manage.
+// #/managed: managed jobs of every user (`sky jobs queue -u`), newest first,
+// 500 at a time ("Load more"), refreshed every 5 s, with Cancel for the jobs
+// not yet over that the viewer may manage.
 
 import { ManagedJobStatus, type ManagedJob } from "../../../src/gen/skypilot/v1/managed_jobs_pb.js";
 import { api, canManage, newKey, unary } from "../api.js";
@@ -7,16 +8,22 @@ import { h, link } from "../dom.js";
 import { date, duration, managedJobStatus } from "../format.js";
 import {
   KeyedTable,
+  PagedList,
   cell,
   filterBox,
   heading,
   matches,
+  moreLine,
   noticeSubmitted,
   poll,
   statusCell,
   timeCell,
   type Page,
 } from "../ui.js";
+
+const PAGE_SIZE = 500;
+/** The most jobs a refresh reads again (older ones loaded stay as they were). */
+const MAX_REFRESH = 1000;
 
 const OVER = [
   ManagedJobStatus.SUCCEEDED,
@@ -89,19 +96,31 @@ export function managedTable(page: Page, refresh: () => void): KeyedTable<Manage
 }
 
 export function managedPage(page: Page): void {
-  let jobs: ManagedJob[] = [];
+  const list = new PagedList<ManagedJob>({
+    pageSize: PAGE_SIZE,
+    maxRefresh: MAX_REFRESH,
+    key: (j) => String(j.jobId),
+    fetch: async (pageSize, pageToken) => {
+      const res = await api.managed.listManagedJobs({ allUsers: true, pageSize, pageToken }, unary(page.signal));
+      return { items: res.jobs, next: res.nextPageToken };
+    },
+  });
   let filter = "";
   const table = managedTable(page, () => poller.now());
-  const show = (): void =>
-    table.update(jobs.filter((j) => matches(filter, j.name, j.userName, j.clusterName, j.infra, String(j.jobId))));
+  const more = moreLine(page, list, "managed jobs", () => show());
+  const show = (): void => {
+    table.update(
+      list.items.filter((j) => matches(filter, j.name, j.userName, j.clusterName, j.infra, String(j.jobId))),
+    );
+    more.update();
+  };
   const box = filterBox("Filter by name, user, cluster or infra", (text) => {
     filter = text;
     show();
   });
-  page.root.append(heading("Managed jobs", box), table.el);
+  page.root.append(heading("Managed jobs", box), table.el, more.el);
   const poller = poll(page, async () => {
-    const res = await api.managed.listManagedJobs({ allUsers: true, pageSize: 500 }, unary(page.signal));
-    jobs = res.jobs;
+    await list.refresh();
     show();
     page.ready();
   });

@@ -1,5 +1,7 @@
 // #/requests: the requests (operations) of every user, as `sky api status -a`
-// lists them, refreshed every 5 s, with Cancel for unfinished ones.
+// lists them, newest first, 200 at a time ("Load more", paged with
+// google.longrunning ListOperations), refreshed every 5 s, with Cancel for
+// unfinished ones.
 
 import type { Operation } from "../../../src/gen/google/longrunning/operations_pb.js";
 import { RequestState, type RequestMetadata } from "../../../src/gen/skypilot/v1/requests_pb.js";
@@ -8,10 +10,12 @@ import { h, link } from "../dom.js";
 import { date, requestState, span } from "../format.js";
 import {
   KeyedTable,
+  PagedList,
   cell,
   filterBox,
   heading,
   matches,
+  moreLine,
   poll,
   requestRoute,
   showNotice,
@@ -19,6 +23,10 @@ import {
   timeCell,
   type Page,
 } from "../ui.js";
+
+const PAGE_SIZE = 200;
+/** The most requests a refresh reads again (the largest page ListOperations gives). */
+const MAX_REFRESH = 1000;
 
 /** An operation with its metadata unpacked. */
 export interface Request {
@@ -88,26 +96,34 @@ export function requestTable(page: Page, refresh: () => void): KeyedTable<Reques
 }
 
 export function requestsPage(page: Page): void {
-  let requests: Request[] = [];
+  const list = new PagedList<Request>({
+    pageSize: PAGE_SIZE,
+    maxRefresh: MAX_REFRESH,
+    key: (r) => r.op.name,
+    fetch: async (pageSize, pageToken) => {
+      // Every user's requests, finished or not, newest first.
+      const res = await api.operations.listOperations({ pageSize, pageToken }, unary(page.signal));
+      return { items: res.operations.map(toRequest), next: res.nextPageToken };
+    },
+  });
   let filter = "";
   const table = requestTable(page, () => poller.now());
-  const show = (): void =>
+  const more = moreLine(page, list, "requests", () => show());
+  const show = (): void => {
     table.update(
-      requests.filter((r) =>
+      list.items.filter((r) =>
         matches(filter, r.op.name, r.meta?.requestName ?? "", r.meta?.userName ?? "", r.meta?.clusterName ?? ""),
       ),
     );
+    more.update();
+  };
   const box = filterBox("Filter by id, name, user or cluster", (text) => {
     filter = text;
     show();
   });
-  page.root.append(heading("Requests", box), table.el);
+  page.root.append(heading("Requests", box), table.el, more.el);
   const poller = poll(page, async () => {
-    const res = await api.requests.listRequests(
-      { allUsers: true, includeFinished: true, limit: 200 },
-      unary(page.signal),
-    );
-    requests = res.operations.map(toRequest);
+    await list.refresh();
     show();
     page.ready();
   });

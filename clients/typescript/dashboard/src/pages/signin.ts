@@ -1,10 +1,31 @@
 // The sign-in page: a user name and password (HTTP basic, as `sky api login`
 // takes them) or a service-account token. The credentials are checked with
-// WhoAmI before anything else is fetched.
+// WhoAmI before anything else is fetched; a password is then traded for a
+// 12-hour token (when the server allows it), which is all the tab keeps.
 
-import { describe, isUnauthenticated, saveCredentials, whoAmI, type Credentials, type Session } from "../api.js";
+import {
+  describe,
+  isUnauthenticated,
+  saveCredentials,
+  sessionCredentials,
+  whoAmI,
+  type Credentials,
+  type Session,
+} from "../api.js";
 import { field, h } from "../dom.js";
 import type { Page } from "../ui.js";
+
+/** Whether the page was loaded from this machine (localhost, 127.x, [::1]). */
+function loopback(hostname: string): boolean {
+  const host = hostname.toLowerCase();
+  return (
+    host === "localhost" ||
+    host.endsWith(".localhost") ||
+    /^127(\.\d{1,3}){3}$/.test(host) ||
+    host === "[::1]" ||
+    host === "::1"
+  );
+}
 
 export function signinPage(page: Page, message: string, signedIn: (c: Credentials, s: Session) => void): void {
   const user = h("input", {
@@ -30,11 +51,22 @@ export function signinPage(page: Page, message: string, signedIn: (c: Credential
   });
   const submit = h("button", { id: "signin-submit", type: "submit", class: "btn primary" }, "Sign in");
   const error = h("p", { id: "signin-error", class: "form-error", role: "alert", hidden: !message }, message);
+  const insecure =
+    location.protocol === "http:" && !loopback(location.hostname)
+      ? h(
+          "p",
+          { id: "signin-insecure", class: "warning", role: "note" },
+          h("strong", null, "Not encrypted: "),
+          "this page was loaded over plain http, so your password or token travels unencrypted. " +
+            "Ask the server's operator for an https address.",
+        )
+      : null;
 
   const form = h(
     "form",
     { id: "signin", class: "card signin", novalidate: true },
     h("h1", null, "Sign in"),
+    insecure,
     h("p", { class: "hint" }, "Use your user name and password, or a service-account token."),
     field("User name", user),
     field("Password", password),
@@ -59,6 +91,8 @@ export function signinPage(page: Page, message: string, signedIn: (c: Credential
     error.hidden = true;
     try {
       const session = await whoAmI(credentials, page.signal);
+      // Only the token is kept; a server that refuses one keeps the password.
+      credentials = await sessionCredentials(credentials, page.signal);
       saveCredentials(credentials);
       signedIn(credentials, session);
     } catch (err) {

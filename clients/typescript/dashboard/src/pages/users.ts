@@ -124,7 +124,12 @@ export function usersPage(page: Page): void {
         h(
           "td",
           { "data-col": "expires", title: absolute(expires) || undefined },
-          expires ? expires.toLocaleDateString() : "never",
+          // A short-lived token (the dashboard's own last 12 hours) shows its time too.
+          !expires
+            ? "never"
+            : expires.getTime() - Date.now() < 2 * 86_400_000
+              ? expires.toLocaleString()
+              : expires.toLocaleDateString(),
         ),
       ];
     },
