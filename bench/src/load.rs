@@ -40,6 +40,15 @@ impl Unary {
         }
     }
 
+    /// The method it calls, as the server's metrics name it.
+    pub fn method(self) -> &'static str {
+        match self {
+            Unary::ServerInfo => "/skypilot.v1.ServerService/GetServerInfo",
+            Unary::ListRequests => "/skypilot.v1.RequestService/ListRequests",
+            Unary::ClusterStatus => "/skypilot.v1.ClusterService/ListClusters",
+        }
+    }
+
     async fn call(self, client: &Client) {
         match self {
             Unary::ServerInfo => {

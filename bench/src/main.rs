@@ -220,9 +220,17 @@ fn main() {
             let (p50, p99) = load::unary_latency(&sky, call, 1, plan.latency_calls).await;
             println!("{}_1_client_p50: {p50:.3} ms", call.name());
             println!("{}_1_client_p99: {p99:.3} ms", call.name());
+            let before = metrics::server_latency_histogram(&sky, call.method());
             let (p50, p99) = load::unary_latency(&sky, call, 64, plan.latency_calls / 10).await;
+            let after = metrics::server_latency_histogram(&sky, call.method());
             println!("{}_64_clients_p50: {p50:.3} ms", call.name());
             println!("{}_64_clients_p99: {p99:.3} ms", call.name());
+            // The server's share alone: from a call reaching its layers to its
+            // answer, as its own histogram counts it (bucket bounds double).
+            for (q, name) in [(0.5, "p50"), (0.99, "p99")] {
+                let bound = metrics::server_quantile_bound(&before, &after, q);
+                println!("{}_64_clients_server_{name}_at_most: {bound:.1} ms", call.name());
+            }
         }
         let rss = load::queued_long_requests(&sky, pid, "bench", plan.long_requests).await;
         println!("server_rss_{}_queued_long_requests: {rss:.1} MB", plan.long_requests);

@@ -12,23 +12,54 @@ use skypilot_api::proto::skypilot::v1::{LaunchRequest, Resources, TaskSpec};
 
 use crate::{connect, process::Sky};
 
+/// The local server's `/metrics` response (status line, headers and page),
+/// on a new connection.
+pub fn scrape(sky: &Sky) -> Vec<u8> {
+    let address = sky.endpoint().trim_start_matches("http://").to_string();
+    let mut stream = std::net::TcpStream::connect(&address).expect("connect to the server");
+    write!(stream, "GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").expect("request");
+    let mut page = Vec::new();
+    stream.read_to_end(&mut page).expect("response");
+    assert!(page.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&page));
+    page
+}
+
 /// The median wall time of `samples` scrapes, and the size of the last page.
 pub fn scrape_median(sky: &Sky, samples: usize) -> (Duration, usize) {
-    let address = sky.endpoint().trim_start_matches("http://").to_string();
     let mut times = Vec::with_capacity(samples);
     let mut size = 0;
     for _ in 0..samples {
         let started = Instant::now();
-        let mut stream = std::net::TcpStream::connect(&address).expect("connect to the server");
-        write!(stream, "GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")
-            .expect("request");
-        let mut page = Vec::new();
-        stream.read_to_end(&mut page).expect("response");
+        size = scrape(sky).len();
         times.push(started.elapsed());
-        assert!(page.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&page));
-        size = page.len();
     }
     (crate::process::median(&mut times), size)
+}
+
+/// The server's own latency histogram of `method` (`/package.Service/Method`):
+/// cumulative counts by upper bound in seconds.
+pub fn server_latency_histogram(sky: &Sky, method: &str) -> Vec<(f64, u64)> {
+    let page = String::from_utf8(scrape(sky)).expect("a text page");
+    let wanted = format!("method=\"{method}\"");
+    page.lines()
+        .filter(|line| line.starts_with("skypilot_grpc_latency_seconds_bucket{") && line.contains(&wanted))
+        .filter_map(|line| {
+            let bound = line.split("le=\"").nth(1)?.split('"').next()?;
+            let bound = if bound == "+Inf" { f64::INFINITY } else { bound.parse().ok()? };
+            let count = line.rsplit(' ').next()?.parse().ok()?;
+            Some((bound, count))
+        })
+        .collect()
+}
+
+/// The upper bound, in ms, of the bucket holding the `q` quantile of the
+/// calls counted between two histograms of the same method.
+pub fn server_quantile_bound(before: &[(f64, u64)], after: &[(f64, u64)], q: f64) -> f64 {
+    let count_before = |bound: f64| before.iter().find(|(b, _)| *b == bound).map_or(0, |(_, c)| *c);
+    let deltas: Vec<(f64, u64)> = after.iter().map(|(bound, c)| (*bound, c - count_before(*bound))).collect();
+    let total = deltas.iter().map(|(_, c)| *c).max().unwrap_or(0);
+    let rank = (total as f64 * q).ceil() as u64;
+    deltas.iter().find(|(_, c)| *c >= rank.max(1)).map_or(f64::NAN, |(bound, _)| bound * 1000.0)
 }
 
 /// Launches `clusters` tiny clusters and `jobs` trivial jobs spread over
