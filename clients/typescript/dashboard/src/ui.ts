@@ -1,7 +1,8 @@
 // Shared pieces of every page: the page context, the error banner and the
 // submission notice, polling, tables keyed by row (updated in place so that
 // an armed "Confirm" button or the focus survive a refresh), action buttons
-// with an inline confirmation, status and time cells.
+// with an inline confirmation (Cancel among them), status and time cells.
+// (Paged lists, filter boxes and list pages are in lists.ts.)
 
 import type { Operation } from "../../src/gen/google/longrunning/operations_pb.js";
 import { describe, operationId } from "./api.js";
@@ -135,6 +136,24 @@ export interface Action {
   run(): Promise<void>;
 }
 
+/** A red action that asks first: its first click arms it as "Confirm <action>". */
+export function dangerAction(action: string, label: string, run: () => Promise<void>): Action {
+  return { action, label, confirm: `Confirm ${action}`, danger: true, run };
+}
+
+/** The Cancel action of a row when `when`; none otherwise. */
+export function cancelAction(when: boolean, run: () => Promise<void>): Action[] {
+  return when ? [dangerAction("cancel", "Cancel", run)] : [];
+}
+
+/** What an action runs to submit a request: `submit`, then "Request <id> submitted" and `refresh`. */
+export function submitting(submit: () => Promise<Operation>, refresh: () => void): () => Promise<void> {
+  return async () => {
+    noticeSubmitted(await submit());
+    refresh();
+  };
+}
+
 /** A button that runs an action (disabled while it runs), after an inline confirmation if asked. */
 export function actionButton(page: Page, a: Action): HTMLButtonElement {
   let disarm: ReturnType<typeof setTimeout> | undefined;
@@ -215,7 +234,8 @@ export class KeyedTable<T> {
       /** The row attribute, e.g. "data-cluster". */
       attr: string;
       key(item: T): string;
-      columns: Column[];
+      /** Column headings (a label, or a label and a class). */
+      columns: (string | Column)[];
       cells(item: T): HTMLTableCellElement[];
       actions?(item: T): Action[];
       empty: string;
@@ -225,7 +245,9 @@ export class KeyedTable<T> {
     const head = h(
       "tr",
       null,
-      opts.columns.map((c) => h("th", { scope: "col", class: c.class }, c.label)),
+      opts.columns.map((c) =>
+        typeof c === "string" ? h("th", { scope: "col" }, c) : h("th", { scope: "col", class: c.class }, c.label),
+      ),
     );
     if (opts.actions)
       head.append(h("th", { scope: "col", class: "actions" }, h("span", { class: "sr-only" }, "Actions")));
@@ -280,106 +302,7 @@ export class KeyedTable<T> {
   }
 }
 
-/** A search box that calls `onChange` with its lower-cased text as it is typed. */
-export function filterBox(placeholder: string, onChange: (text: string) => void): HTMLInputElement {
-  const input = h("input", { type: "search", id: "filter", class: "filter", placeholder, "aria-label": placeholder });
-  input.addEventListener("input", () => onChange(input.value.trim().toLowerCase()));
-  return input;
-}
-
-/** Whether any of `fields` contains `text` (lower-cased). */
-export function matches(text: string, ...fields: string[]): boolean {
-  return !text || fields.some((f) => f.toLowerCase().includes(text));
-}
-
 /** A page heading with optional tools on its right. */
 export function heading(title: Child, ...tools: Child[]): HTMLElement {
   return h("div", { class: "page-head" }, h("h1", null, title), h("div", { class: "tools" }, ...tools));
-}
-
-/** One page of a list: its items and the token of the page after it ("" for the last). */
-export interface ListPage<T> {
-  items: T[];
-  next: string;
-}
-
-/**
- * A newest-first list read a page at a time ("Load more"). A refresh reads
- * as many of the newest items as are shown (at most `maxRefresh` in one
- * call), so that items loaded with "Load more" stay shown and fresh; above
- * `maxRefresh`, the oldest ones loaded are kept as they were.
- */
-export class PagedList<T> {
-  items: T[] = [];
-  /** The token of the page after the oldest item loaded ("" when all are). */
-  next = "";
-
-  constructor(
-    private readonly opts: {
-      pageSize: number;
-      maxRefresh: number;
-      key(item: T): string;
-      fetch(pageSize: number, token: string): Promise<ListPage<T>>;
-    },
-  ) {}
-
-  /** Reads the newest items again. */
-  async refresh(): Promise<void> {
-    const size = Math.min(Math.max(this.opts.pageSize, this.items.length), this.opts.maxRefresh);
-    const fresh = await this.opts.fetch(size, "");
-    // (What "Load more" added meanwhile counts too.)
-    const old = this.items;
-    if (!fresh.next || fresh.items.length >= old.length) {
-      this.items = fresh.items;
-      this.next = fresh.next;
-      return;
-    }
-    const key = this.opts.key;
-    const last = fresh.items[fresh.items.length - 1];
-    const at = last === undefined ? -1 : old.findIndex((item) => key(item) === key(last));
-    const keys = new Set(fresh.items.map(key));
-    const older = old.slice(at >= 0 ? at + 1 : fresh.items.length).filter((item) => !keys.has(key(item)));
-    this.items = fresh.items.concat(older);
-    // `next` stays: the page after the oldest item loaded.
-  }
-
-  /** Loads the next page of older items. */
-  async more(): Promise<void> {
-    if (!this.next) return;
-    const res = await this.opts.fetch(this.opts.pageSize, this.next);
-    const keys = new Set(this.items.map(this.opts.key));
-    this.items = this.items.concat(res.items.filter((item) => !keys.has(this.opts.key(item))));
-    this.next = res.next;
-  }
-}
-
-/**
- * The line under a paged table: "Showing the newest N <noun>; …" and a
- * "Load more" button (button#load-more), shown while older items exist.
- */
-export function moreLine(
-  page: Page,
-  list: PagedList<unknown>,
-  noun: string,
-  shown: () => void,
-): { el: HTMLElement; update(): void } {
-  const text = h("span", { id: "list-limit", class: "hint" });
-  const button = h("button", { type: "button", id: "load-more", class: "btn" }, "Load more");
-  const el = h("div", { class: "more", hidden: true }, text, button);
-  const update = (): void => {
-    el.hidden = !list.next;
-    text.textContent = `Showing the newest ${list.items.length} ${noun}; older ones are not loaded. `;
-  };
-  button.addEventListener("click", async () => {
-    button.disabled = true;
-    try {
-      await list.more();
-      shown();
-    } catch (err) {
-      page.fail(err);
-    } finally {
-      button.disabled = false;
-    }
-  });
-  return { el, update };
 }

@@ -9,18 +9,8 @@ import { api, canManage, newKey, unary } from "../api.js";
 import { h, link } from "../dom.js";
 import { date, jobResources, jobStatus, span } from "../format.js";
 import { clusterTable } from "./clusters.js";
-import {
-  KeyedTable,
-  PagedList,
-  cell,
-  heading,
-  moreLine,
-  noticeSubmitted,
-  poll,
-  statusCell,
-  timeCell,
-  type Page,
-} from "../ui.js";
+import { PagedList, listView } from "../lists.js";
+import { KeyedTable, cancelAction, cell, heading, poll, statusCell, submitting, timeCell, type Page } from "../ui.js";
 
 const PAGE_SIZE = 100;
 /** The most jobs a refresh reads again (older ones loaded stay as they were). */
@@ -31,7 +21,7 @@ function nodeTable(page: Page): KeyedTable<ClusterNode> {
   return new KeyedTable<ClusterNode>(page, {
     attr: "data-node",
     key: (n) => String(n.rank),
-    columns: [{ label: "Rank" }, { label: "Address" }, { label: "Host" }, { label: "Reachable" }],
+    columns: ["Rank", "Address", "Host", "Reachable"],
     cells: (n) => [
       cell("rank", String(n.rank)),
       cell("address", n.address || "-"),
@@ -71,16 +61,7 @@ export function clusterPage(page: Page, name: string): void {
   const jobs = new KeyedTable<Job>(page, {
     attr: "data-job",
     key: (j) => String(j.jobId),
-    columns: [
-      { label: "ID" },
-      { label: "Name" },
-      { label: "User" },
-      { label: "Status" },
-      { label: "Submitted" },
-      { label: "Duration" },
-      { label: "Resources" },
-      { label: "Exit" },
-    ],
+    columns: ["ID", "Name", "User", "Status", "Submitted", "Duration", "Resources", "Exit"],
     cells: (j) => [
       cell("id", link(["clusters", name, "jobs", j.jobId], String(j.jobId))),
       cell("name", link(["clusters", name, "jobs", j.jobId], j.name || "-")),
@@ -92,48 +73,37 @@ export function clusterPage(page: Page, name: string): void {
       cell("exit", [j.exitCode === undefined ? "" : String(j.exitCode), j.message].filter(Boolean).join(": ") || "-"),
     ],
     actions: (j) =>
-      ACTIVE_JOB.includes(j.status) && canManage(j.userId)
-        ? [
-            {
-              action: "cancel",
-              label: "Cancel",
-              confirm: "Confirm cancel",
-              danger: true,
-              run: async () => {
-                const op = await api.jobs.cancelJobs(
-                  { clusterName: name, jobIds: [j.jobId], idempotencyKey: newKey() },
-                  unary(page.signal),
-                );
-                noticeSubmitted(op);
-                poller.now();
-              },
-            },
-          ]
-        : [],
+      cancelAction(
+        ACTIVE_JOB.includes(j.status) && canManage(j.userId),
+        submitting(
+          () =>
+            api.jobs.cancelJobs(
+              { clusterName: name, jobIds: [j.jobId], idempotencyKey: newKey() },
+              unary(page.signal),
+            ),
+          () => poller.now(),
+        ),
+      ),
     empty: "No jobs on this cluster.",
   });
 
-  const more = moreLine(page, jobList, "jobs", () => showJobs());
-
-  function showJobs(): void {
-    const all = jobList.items.slice();
-    all.sort((a, b) => (a.jobId === b.jobId ? 0 : a.jobId > b.jobId ? -1 : 1));
-    jobs.update(all);
-    more.update();
-  }
+  // Newest first.
+  const jobView = listView(page, jobs, jobList, "jobs", (items) =>
+    items.slice().sort((a, b) => (a.jobId === b.jobId ? 0 : a.jobId > b.jobId ? -1 : 1)),
+  );
 
   page.root.append(
     heading(h("span", null, "Cluster ", h("span", { class: "mono" }, name))),
     summary.el,
     missing,
     nodesBlock,
-    h("section", null, h("h2", null, "Jobs"), jobs.el, more.el),
+    h("section", null, h("h2", null, "Jobs"), ...jobView.elements),
   );
 
   const poller = poll(page, async () => {
     const [clusters] = await Promise.all([
       api.clusters.listClusters({ clusterNames: [name], allUsers: true }, unary(page.signal)),
-      jobList.refresh(),
+      jobView.refresh(),
     ]);
     cluster = clusters.clusters.find((c) => c.name === name);
     summary.update(cluster ? [cluster] : []);
@@ -141,7 +111,6 @@ export function clusterPage(page: Page, name: string): void {
     missing.hidden = Boolean(cluster);
     nodesBlock.hidden = !cluster || cluster.nodes.length === 0;
     nodes.update(cluster?.nodes ?? []);
-    showJobs();
     page.ready();
   });
 }

@@ -5,15 +5,13 @@ import { ClusterStatus, type Cluster } from "../../../src/gen/skypilot/v1/cluste
 import { api, canManage, newKey, unary } from "../api.js";
 import { link } from "../dom.js";
 import { autostop, clusterResources, clusterStatus, date } from "../format.js";
+import { listPage, wholeList } from "../lists.js";
 import {
   KeyedTable,
   cell,
-  filterBox,
-  heading,
-  matches,
-  noticeSubmitted,
-  poll,
+  dangerAction,
   statusCell,
+  submitting,
   timeCell,
   type Action,
   type Page,
@@ -22,11 +20,8 @@ import {
 /** The Stop / Start / Down actions the viewer may take on a cluster. */
 export function clusterActions(page: Page, c: Cluster, refresh: () => void): Action[] {
   if (!canManage(c.userId)) return [];
-  const submit = (call: typeof api.clusters.stop) => async (): Promise<void> => {
-    const op = await call({ clusterName: c.name, idempotencyKey: newKey() }, unary(page.signal));
-    noticeSubmitted(op);
-    refresh();
-  };
+  const submit = (call: typeof api.clusters.stop) =>
+    submitting(() => call({ clusterName: c.name, idempotencyKey: newKey() }, unary(page.signal)), refresh);
   const actions: Action[] = [];
   if (c.status === ClusterStatus.UP || c.status === ClusterStatus.INIT) {
     actions.push({ action: "stop", label: "Stop", run: submit(api.clusters.stop) });
@@ -34,13 +29,7 @@ export function clusterActions(page: Page, c: Cluster, refresh: () => void): Act
   if (c.status === ClusterStatus.STOPPED || c.status === ClusterStatus.INIT) {
     actions.push({ action: "start", label: "Start", run: submit(api.clusters.start) });
   }
-  actions.push({
-    action: "down",
-    label: "Down",
-    confirm: "Confirm down",
-    danger: true,
-    run: submit(api.clusters.down),
-  });
+  actions.push(dangerAction("down", "Down", submit(api.clusters.down)));
   return actions;
 }
 
@@ -49,15 +38,7 @@ export function clusterTable(page: Page, refresh: () => void): KeyedTable<Cluste
   return new KeyedTable<Cluster>(page, {
     attr: "data-cluster",
     key: (c) => c.name,
-    columns: [
-      { label: "Name" },
-      { label: "User" },
-      { label: "Infra" },
-      { label: "Resources" },
-      { label: "Status" },
-      { label: "Autostop" },
-      { label: "Launched" },
-    ],
+    columns: ["Name", "User", "Infra", "Resources", "Status", "Autostop", "Launched"],
     cells: (c) => [
       cell("name", link(["clusters", c.name], c.name)),
       cell("user", c.userName),
@@ -73,19 +54,12 @@ export function clusterTable(page: Page, refresh: () => void): KeyedTable<Cluste
 }
 
 export function clustersPage(page: Page): void {
-  let clusters: Cluster[] = [];
-  let filter = "";
-  const table = clusterTable(page, () => poller.now());
-  const show = (): void => table.update(clusters.filter((c) => matches(filter, c.name, c.userName, c.infra)));
-  const box = filterBox("Filter by name, user or infra", (text) => {
-    filter = text;
-    show();
-  });
-  page.root.append(heading("Clusters", box), table.el);
-  const poller = poll(page, async () => {
-    const res = await api.clusters.listClusters({ allUsers: true }, unary(page.signal));
-    clusters = res.clusters;
-    show();
-    page.ready();
+  listPage<Cluster>(page, {
+    title: "Clusters",
+    filter: "Filter by name, user or infra",
+    fields: (c) => [c.name, c.userName, c.infra],
+    table: (refresh) => clusterTable(page, refresh),
+    noun: "clusters",
+    source: wholeList(async () => (await api.clusters.listClusters({ allUsers: true }, unary(page.signal))).clusters),
   });
 }

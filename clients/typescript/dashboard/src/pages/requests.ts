@@ -8,21 +8,8 @@ import { RequestState, type RequestMetadata } from "../../../src/gen/skypilot/v1
 import { api, canManage, operationId, operationState, requestMetadata, unary } from "../api.js";
 import { h, link } from "../dom.js";
 import { date, requestState, span } from "../format.js";
-import {
-  KeyedTable,
-  PagedList,
-  cell,
-  filterBox,
-  heading,
-  matches,
-  moreLine,
-  poll,
-  requestRoute,
-  showNotice,
-  statusCell,
-  timeCell,
-  type Page,
-} from "../ui.js";
+import { PagedList, listPage } from "../lists.js";
+import { KeyedTable, cancelAction, cell, requestRoute, showNotice, statusCell, timeCell, type Page } from "../ui.js";
 
 const PAGE_SIZE = 200;
 /** The most requests a refresh reads again (the largest page ListOperations gives). */
@@ -51,16 +38,7 @@ export function requestTable(page: Page, refresh: () => void): KeyedTable<Reques
   return new KeyedTable<Request>(page, {
     attr: "data-request",
     key: (r) => r.op.name,
-    columns: [
-      { label: "ID" },
-      { label: "Name" },
-      { label: "User" },
-      { label: "Cluster" },
-      { label: "Status" },
-      { label: "Created" },
-      { label: "Duration" },
-      { label: "Message" },
-    ],
+    columns: ["ID", "Name", "User", "Cluster", "Status", "Created", "Duration", "Message"],
     cells: (r) => {
       const m = r.meta;
       const id = operationId(r.op.name);
@@ -76,55 +54,31 @@ export function requestTable(page: Page, refresh: () => void): KeyedTable<Reques
       ];
     },
     actions: (r) =>
-      !r.op.done && canManage(r.meta?.userId ?? "")
-        ? [
-            {
-              action: "cancel",
-              label: "Cancel",
-              confirm: "Confirm cancel",
-              danger: true,
-              run: async () => {
-                await api.operations.cancelOperation({ name: r.op.name }, unary(page.signal));
-                showNotice("Cancelling request ", h("a", { href: requestRoute(r.op.name) }, operationId(r.op.name)));
-                refresh();
-              },
-            },
-          ]
-        : [],
+      cancelAction(!r.op.done && canManage(r.meta?.userId ?? ""), async () => {
+        await api.operations.cancelOperation({ name: r.op.name }, unary(page.signal));
+        showNotice("Cancelling request ", h("a", { href: requestRoute(r.op.name) }, operationId(r.op.name)));
+        refresh();
+      }),
     empty: "No requests.",
   });
 }
 
 export function requestsPage(page: Page): void {
-  const list = new PagedList<Request>({
-    pageSize: PAGE_SIZE,
-    maxRefresh: MAX_REFRESH,
-    key: (r) => r.op.name,
-    fetch: async (pageSize, pageToken) => {
-      // Every user's requests, finished or not, newest first.
-      const res = await api.operations.listOperations({ pageSize, pageToken }, unary(page.signal));
-      return { items: res.operations.map(toRequest), next: res.nextPageToken };
-    },
-  });
-  let filter = "";
-  const table = requestTable(page, () => poller.now());
-  const more = moreLine(page, list, "requests", () => show());
-  const show = (): void => {
-    table.update(
-      list.items.filter((r) =>
-        matches(filter, r.op.name, r.meta?.requestName ?? "", r.meta?.userName ?? "", r.meta?.clusterName ?? ""),
-      ),
-    );
-    more.update();
-  };
-  const box = filterBox("Filter by id, name, user or cluster", (text) => {
-    filter = text;
-    show();
-  });
-  page.root.append(heading("Requests", box), table.el, more.el);
-  const poller = poll(page, async () => {
-    await list.refresh();
-    show();
-    page.ready();
+  listPage<Request>(page, {
+    title: "Requests",
+    filter: "Filter by id, name, user or cluster",
+    fields: (r) => [r.op.name, r.meta?.requestName ?? "", r.meta?.userName ?? "", r.meta?.clusterName ?? ""],
+    table: (refresh) => requestTable(page, refresh),
+    noun: "requests",
+    source: new PagedList<Request>({
+      pageSize: PAGE_SIZE,
+      maxRefresh: MAX_REFRESH,
+      key: (r) => r.op.name,
+      fetch: async (pageSize, pageToken) => {
+        // Every user's requests, finished or not, newest first.
+        const res = await api.operations.listOperations({ pageSize, pageToken }, unary(page.signal));
+        return { items: res.operations.map(toRequest), next: res.nextPageToken };
+      },
+    }),
   });
 }

@@ -7,7 +7,7 @@ import { Role, type TokenInfo, type UserInfo } from "../../../src/gen/skypilot/v
 import { api, getSession, isAdmin, unary } from "../api.js";
 import { field, h } from "../dom.js";
 import { absolute, date, roleName } from "../format.js";
-import { KeyedTable, actionButton, cell, heading, showNotice, timeCell, type Page } from "../ui.js";
+import { KeyedTable, actionButton, cell, dangerAction, heading, showNotice, timeCell, type Page } from "../ui.js";
 
 const ROLES: [Role, string][] = [
   [Role.USER, "user"],
@@ -60,17 +60,14 @@ function userControls(page: Page, u: UserInfo, reload: () => Promise<void>): HTM
     if (open) password.focus();
   };
   setPassword.addEventListener("click", () => toggle(password.hidden));
-  const remove = actionButton(page, {
-    action: "delete",
-    label: "Delete",
-    confirm: "Confirm delete",
-    danger: true,
-    run: async () => {
+  const remove = actionButton(
+    page,
+    dangerAction("delete", "Delete", async () => {
       await api.users.deleteUser({ name: u.name }, unary(page.signal));
       showNotice(`User ${u.name} deleted.`);
       await reload();
-    },
-  });
+    }),
+  );
   // A form of its own, so that Enter saves and password managers see the field.
   const passwordForm = h("form", { class: "inline" }, setPassword, password, save);
   passwordForm.addEventListener("submit", (event) => {
@@ -113,7 +110,7 @@ export function usersPage(page: Page): void {
   const tokens = new KeyedTable<TokenInfo>(page, {
     attr: "data-token",
     key: (t) => t.tokenId,
-    columns: [{ label: "ID" }, { label: "Name" }, { label: "User" }, { label: "Created" }, { label: "Expires" }],
+    columns: ["ID", "Name", "User", "Created", "Expires"],
     cells: (t) => {
       const expires = date(t.expiresAt);
       return [
@@ -134,17 +131,11 @@ export function usersPage(page: Page): void {
       ];
     },
     actions: (t) => [
-      {
-        action: "revoke",
-        label: "Revoke",
-        confirm: "Confirm revoke",
-        danger: true,
-        run: async () => {
-          await api.users.revokeToken({ tokenId: t.tokenId }, unary(page.signal));
-          showNotice(`Token ${t.name || t.tokenId} revoked.`);
-          await load();
-        },
-      },
+      dangerAction("revoke", "Revoke", async () => {
+        await api.users.revokeToken({ tokenId: t.tokenId }, unary(page.signal));
+        showNotice(`Token ${t.name || t.tokenId} revoked.`);
+        await load();
+      }),
     ],
     empty: "No tokens.",
   });
