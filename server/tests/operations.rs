@@ -69,7 +69,7 @@ async fn an_operation_goes_from_pending_to_succeeded_and_watchers_see_it() {
 }
 
 #[tokio::test]
-async fn check_reports_the_local_infra_as_an_operation_response() {
+async fn check_reports_the_local_infra_and_its_total_as_an_operation_response() {
     let server = TestServer::start().await;
     let client = server.client().await;
     let op = client.check(CheckRequest::default()).await.unwrap();
@@ -80,7 +80,11 @@ async fn check_reports_the_local_infra_as_an_operation_response() {
     assert_eq!(any.type_url, "type.googleapis.com/skypilot.v1.CheckResponse");
     let response = CheckResponse::decode(any.value.as_slice()).unwrap();
     assert_eq!(response.infras.len(), 1);
-    assert!(response.infras[0].enabled && response.infras[0].reason.contains("CPUs"));
+    let local = &response.infras[0];
+    assert!(local.enabled && local.reason.contains("CPUs"));
+    // The machine's total also comes as numbers, as in the text.
+    assert!(local.cpus > 0 && local.memory_gib > 0.0, "{local:?}");
+    assert!(local.reason.starts_with(&format!("{} CPUs, {:.1} GiB memory", local.cpus, local.memory_gib)));
 
     let logs = collect_logs(&client, StreamLogsRequest { name: op.name.clone(), ..Default::default() }).await;
     let text: String = logs.iter().map(|(_, data)| String::from_utf8_lossy(data).into_owned()).collect();

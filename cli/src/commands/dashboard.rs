@@ -29,21 +29,26 @@ impl DashboardArgs {
     }
 }
 
-/// Starts a browser on `url`: `$BROWSER` (its first command, as in `a:b`),
-/// else the desktop's opener when there is a display. False when none could
-/// be started.
+/// Starts a browser on `url`: the first of `$BROWSER`'s commands (`a:b`)
+/// that starts, else the desktop's opener when there is a display. False
+/// when none could be started.
 fn open_browser(url: &str) -> bool {
-    let configured = std::env::var("BROWSER").ok();
-    let browser = configured.as_deref().and_then(|list| list.split(':').find(|b| !b.trim().is_empty()));
-    let command = match browser {
-        Some(browser) => browser.trim().to_string(),
-        None if cfg!(target_os = "macos") => "open".to_string(),
-        None if std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some() => {
-            "xdg-open".to_string()
-        }
-        None => return false,
-    };
-    // `%s` marks where the address goes, as in Python's webbrowser.
+    if let Ok(list) = std::env::var("BROWSER") {
+        return list
+            .split(':')
+            .filter(|command| !command.trim().is_empty())
+            .any(|command| start(command, url));
+    }
+    if cfg!(target_os = "macos") {
+        return start("open", url);
+    }
+    let display = std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    display && start("xdg-open", url)
+}
+
+/// Runs `command` (words split at spaces; `%s` marks where the address
+/// goes, as in Python's webbrowser, else it comes last) in the background.
+fn start(command: &str, url: &str) -> bool {
     let mut words: Vec<String> = command.split_whitespace().map(str::to_string).collect();
     if words.iter().any(|word| word.contains("%s")) {
         words.iter_mut().for_each(|word| *word = word.replace("%s", url));

@@ -202,7 +202,11 @@ describe("the dashboard of a deployed server", () => {
 
     await page.click('a[data-nav="infra"]');
     await pageReady(page, "infra");
-    assert.match(await textOf(page, "main#page"), /local/);
+    const infra = await textOf(page, "main#page");
+    assert.match(infra, /local/);
+    // What the clusters hold on the local host, and what is left of it.
+    assert.match(infra, /Clusters here hold: \d/);
+    assert.match(infra, /Free: [\d.]+ of \d+ CPUs/);
     await shot(page, "infra");
 
     await page.click('a[data-nav="users"]');

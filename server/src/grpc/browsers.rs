@@ -175,18 +175,17 @@ pub struct BrowserGuard<S> {
     rules: Arc<Rules>,
 }
 
-type BoxedResponse<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
+type Reply = super::metrics_endpoint::Reply;
 
-impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for BrowserGuard<S>
+impl<S, ReqBody> tower::Service<http::Request<ReqBody>> for BrowserGuard<S>
 where
-    S: tower::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+    S: tower::Service<http::Request<ReqBody>, Response = Reply>,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    ResBody: Default + Send + 'static,
 {
-    type Response = http::Response<ResBody>;
+    type Response = Reply;
     type Error = S::Error;
-    type Future = BoxedResponse<Self::Response, Self::Error>;
+    type Future = Pin<Box<dyn Future<Output = Result<Reply, S::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -194,7 +193,22 @@ where
 
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
         if let Some(why) = self.rules.refusal(&request) {
-            let response = Status::permission_denied(why).into_http::<ResBody>();
+            let grpc = request
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|value| value.to_str().ok())
+                .is_some_and(|value| value.starts_with("application/grpc"));
+            // A call gets a gRPC status; a page (a browser's GET) a readable 403.
+            let response = if grpc {
+                Status::permission_denied(why).into_http()
+            } else {
+                let mut page = super::metrics_endpoint::reply(403, &format!("{why}\n"));
+                page.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
+                page
+            };
             return Box::pin(std::future::ready(Ok(response)));
         }
         Box::pin(self.inner.call(request))

@@ -162,18 +162,20 @@ impl Infra for LocalInfra {
             if let Some(why) = &self.disabled {
                 return InfraStatus::new("local", false, why.clone());
             }
-            let detail = match self.capacity().await {
+            match self.capacity().await {
                 Ok(host) => {
                     let gpus = if host.gpus.is_empty() {
                         "no GPUs".to_string()
                     } else {
                         format!("{} GPU(s): {}", host.gpus.len(), host.gpus.join(", "))
                     };
-                    format!("{} CPUs, {:.1} GiB memory, {gpus}", host.cpus, host.memory_gib)
+                    let detail = format!("{} CPUs, {:.1} GiB memory, {gpus}", host.cpus, host.memory_gib);
+                    InfraStatus { capacity: Some(host), ..InfraStatus::new("local", true, detail) }
                 }
-                Err(err) => format!("cannot read the host's resources: {err}"),
-            };
-            InfraStatus::new("local", true, detail)
+                Err(err) => {
+                    InfraStatus::new("local", true, format!("cannot read the host's resources: {err}"))
+                }
+            }
         })
     }
 

@@ -202,12 +202,14 @@ pub struct InfraStatus {
     pub detail: String,
     /// The hosts of an infra made of hosts (an SSH node pool), each as it answered.
     pub hosts: Vec<HostReport>,
+    /// What an infra that is one machine (local) has in all.
+    pub capacity: Option<Capacity>,
 }
 
 impl InfraStatus {
     /// An infra that is not made of hosts the server reaches one by one.
     pub fn new(name: impl Into<String>, enabled: bool, detail: impl Into<String>) -> InfraStatus {
-        InfraStatus { name: name.into(), enabled, detail: detail.into(), hosts: Vec::new() }
+        InfraStatus { name: name.into(), enabled, detail: detail.into(), hosts: Vec::new(), capacity: None }
     }
 }
 

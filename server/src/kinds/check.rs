@@ -59,7 +59,11 @@ impl Kind for Check {
 
 /// An infra's status as the protocol carries it.
 pub(super) fn infra_check(status: InfraStatus) -> InfraCheck {
+    let capacity = status.capacity.unwrap_or(Capacity { cpus: 0, memory_gib: 0.0, gpus: Vec::new() });
     InfraCheck {
+        cpus: capacity.cpus as i32,
+        memory_gib: capacity.memory_gib,
+        gpus: capacity.gpus,
         name: status.name,
         enabled: status.enabled,
         reason: status.detail,

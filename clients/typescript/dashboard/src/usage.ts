@@ -124,13 +124,6 @@ export function free(total: Total, held: Amounts): Total {
   };
 }
 
-/** The local machine's total, from the check's text ("2 CPUs, 23.5 GiB memory, no GPUs"). */
-export function parseTotal(reason: string): Total | undefined {
-  const m = /^(\d+) CPUs, ([\d.]+) GiB memory, (?:no GPUs|(\d+) GPU\(s\))/.exec(reason);
-  if (!m) return undefined;
-  return { cpus: Number(m[1]), memoryGib: Number(m[2]), gpus: Number(m[3] ?? 0) };
-}
-
 /** The sum of totals. */
 export function sum(totals: Total[]): Total {
   return totals.reduce(

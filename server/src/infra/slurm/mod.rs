@@ -340,7 +340,7 @@ impl Infra for SlurmInfra {
                 detail.push('\n');
                 detail.push_str(&host.detail);
             }
-            InfraStatus { name: self.name.clone(), enabled: usable > 0, detail, hosts }
+            InfraStatus { name: self.name.clone(), enabled: usable > 0, detail, hosts, capacity: None }
         })
     }
 

@@ -169,7 +169,7 @@ impl SshPool {
             detail.push('\n');
             detail.push_str(&host.detail);
         }
-        InfraStatus { name: self.name.clone(), enabled: ready > 0, detail, hosts }
+        InfraStatus { name: self.name.clone(), enabled: ready > 0, detail, hosts, capacity: None }
     }
 
     /// The hosts of the cluster's nodes, by rank; empty when it has none.

@@ -12,7 +12,7 @@ import { api, newKey, operationError, operationId, unary, watchOperation } from 
 import { h } from "../dom.js";
 import { num } from "../format.js";
 import { KeyedTable, cell, heading, requestRoute, statusCell, type Page } from "../ui.js";
-import { free, heldOn, heldOnHost, parseTotal, sum, type Held, type Total } from "../usage.js";
+import { free, heldOn, heldOnHost, sum, type Held, type Total } from "../usage.js";
 
 /** GiB with one decimal at most: 23.5, 32. */
 function gib(n: number): string {
@@ -101,16 +101,17 @@ function isPool(infra: InfraCheck): boolean {
 
 /**
  * The total and what is free of an infra whose total is known: the local
- * machine (from the check's text), the ready hosts of an SSH node pool.
+ * machine (its total comes with the check), the ready hosts of an SSH node pool.
  */
 function capacity(
   infra: InfraCheck,
   clusters: Cluster[],
   held: Held,
 ): { total: Total; left: Total; where: string } | undefined {
-  if (infra.name === "local") {
-    const total = parseTotal(infra.reason);
-    return total && { total, left: free(total, held), where: "" };
+  if (infra.cpus > 0) {
+    // One machine (local): the check gives its total.
+    const total: Total = { cpus: infra.cpus, memoryGib: infra.memoryGib, gpus: infra.gpus.length };
+    return { total, left: free(total, held), where: "" };
   }
   if (!isPool(infra)) return undefined;
   const ready = infra.hosts.flatMap((s) => {

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file skypilot/v1/infra.proto.
  */
 export const file_skypilot_v1_infra: GenFile = /*@__PURE__*/
-  fileDesc("Chdza3lwaWxvdC92MS9pbmZyYS5wcm90bxILc2t5cGlsb3QudjEiNwoMQ2hlY2tSZXF1ZXN0Eg4KBmluZnJhcxgBIAMoCRIXCg9pZGVtcG90ZW5jeV9rZXkYDyABKAkiOAoNQ2hlY2tSZXNwb25zZRInCgZpbmZyYXMYASADKAsyFy5za3lwaWxvdC52MS5JbmZyYUNoZWNrImIKCkluZnJhQ2hlY2sSDAoEbmFtZRgBIAEoCRIPCgdlbmFibGVkGAIgASgIEg4KBnJlYXNvbhgDIAEoCRIlCgVob3N0cxgEIAMoCzIWLnNreXBpbG90LnYxLkhvc3RTdGF0ZSKLAQoJSG9zdFN0YXRlEgwKBGhvc3QYASABKAkSDwoHYWRkcmVzcxgCIAEoCRINCgVyZWFkeRgDIAEoCBIOCgZkZXRhaWwYBCABKAkSDAoEY3B1cxgFIAEoBRISCgptZW1vcnlfZ2liGAYgASgBEgwKBGdwdXMYByADKAkSEAoIaG9zdF9rZXkYCCABKAkiNgoMU3NoVXBSZXF1ZXN0Eg0KBWluZnJhGAEgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgPIAEoCSI3Cg1Tc2hVcFJlc3BvbnNlEiYKBXBvb2xzGAEgAygLMhcuc2t5cGlsb3QudjEuSW5mcmFDaGVjayI4Cg5Tc2hEb3duUmVxdWVzdBINCgVpbmZyYRgBIAEoCRIXCg9pZGVtcG90ZW5jeV9rZXkYDyABKAkiMgoPU3NoRG93blJlc3BvbnNlEg0KBXBvb2xzGAEgAygJEhAKCGNsdXN0ZXJzGAIgAygJMtsBCgxJbmZyYVNlcnZpY2USQQoFQ2hlY2sSGS5za3lwaWxvdC52MS5DaGVja1JlcXVlc3QaHS5nb29nbGUubG9uZ3J1bm5pbmcuT3BlcmF0aW9uEkEKBVNzaFVwEhkuc2t5cGlsb3QudjEuU3NoVXBSZXF1ZXN0Gh0uZ29vZ2xlLmxvbmdydW5uaW5nLk9wZXJhdGlvbhJFCgdTc2hEb3duEhsuc2t5cGlsb3QudjEuU3NoRG93blJlcXVlc3QaHS5nb29nbGUubG9uZ3J1bm5pbmcuT3BlcmF0aW9uYgZwcm90bzM", [file_google_longrunning_operations]);
+  fileDesc("Chdza3lwaWxvdC92MS9pbmZyYS5wcm90bxILc2t5cGlsb3QudjEiNwoMQ2hlY2tSZXF1ZXN0Eg4KBmluZnJhcxgBIAMoCRIXCg9pZGVtcG90ZW5jeV9rZXkYDyABKAkiOAoNQ2hlY2tSZXNwb25zZRInCgZpbmZyYXMYASADKAsyFy5za3lwaWxvdC52MS5JbmZyYUNoZWNrIpIBCgpJbmZyYUNoZWNrEgwKBG5hbWUYASABKAkSDwoHZW5hYmxlZBgCIAEoCBIOCgZyZWFzb24YAyABKAkSJQoFaG9zdHMYBCADKAsyFi5za3lwaWxvdC52MS5Ib3N0U3RhdGUSDAoEY3B1cxgFIAEoBRISCgptZW1vcnlfZ2liGAYgASgBEgwKBGdwdXMYByADKAkiiwEKCUhvc3RTdGF0ZRIMCgRob3N0GAEgASgJEg8KB2FkZHJlc3MYAiABKAkSDQoFcmVhZHkYAyABKAgSDgoGZGV0YWlsGAQgASgJEgwKBGNwdXMYBSABKAUSEgoKbWVtb3J5X2dpYhgGIAEoARIMCgRncHVzGAcgAygJEhAKCGhvc3Rfa2V5GAggASgJIjYKDFNzaFVwUmVxdWVzdBINCgVpbmZyYRgBIAEoCRIXCg9pZGVtcG90ZW5jeV9rZXkYDyABKAkiNwoNU3NoVXBSZXNwb25zZRImCgVwb29scxgBIAMoCzIXLnNreXBpbG90LnYxLkluZnJhQ2hlY2siOAoOU3NoRG93blJlcXVlc3QSDQoFaW5mcmEYASABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GA8gASgJIjIKD1NzaERvd25SZXNwb25zZRINCgVwb29scxgBIAMoCRIQCghjbHVzdGVycxgCIAMoCTLbAQoMSW5mcmFTZXJ2aWNlEkEKBUNoZWNrEhkuc2t5cGlsb3QudjEuQ2hlY2tSZXF1ZXN0Gh0uZ29vZ2xlLmxvbmdydW5uaW5nLk9wZXJhdGlvbhJBCgVTc2hVcBIZLnNreXBpbG90LnYxLlNzaFVwUmVxdWVzdBodLmdvb2dsZS5sb25ncnVubmluZy5PcGVyYXRpb24SRQoHU3NoRG93bhIbLnNreXBpbG90LnYxLlNzaERvd25SZXF1ZXN0Gh0uZ29vZ2xlLmxvbmdydW5uaW5nLk9wZXJhdGlvbmIGcHJvdG8z", [file_google_longrunning_operations]);
 
 /**
  * Request for Check.
@@ -94,6 +94,24 @@ export type InfraCheck = Message<"skypilot.v1.InfraCheck"> & {
    * @generated from field: repeated skypilot.v1.HostState hosts = 4;
    */
   hosts: HostState[];
+
+  /**
+   * What an infra that is one machine (local) has in all: CPUs, memory and
+   * one name per GPU; 0 and empty for the others (see hosts).
+   *
+   * @generated from field: int32 cpus = 5;
+   */
+  cpus: number;
+
+  /**
+   * @generated from field: double memory_gib = 6;
+   */
+  memoryGib: number;
+
+  /**
+   * @generated from field: repeated string gpus = 7;
+   */
+  gpus: string[];
 };
 
 /**

@@ -15,7 +15,7 @@ _sym_db = _symbol_database.Default()
 from google.longrunning import operations_pb2 as google_dot_longrunning_dot_operations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17skypilot/v1/infra.proto\x12\x0bskypilot.v1\x1a#google/longrunning/operations.proto\"7\n\x0c\x43heckRequest\x12\x0e\n\x06infras\x18\x01 \x03(\t\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\"8\n\rCheckResponse\x12\'\n\x06infras\x18\x01 \x03(\x0b\x32\x17.skypilot.v1.InfraCheck\"b\n\nInfraCheck\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12%\n\x05hosts\x18\x04 \x03(\x0b\x32\x16.skypilot.v1.HostState\"\x8b\x01\n\tHostState\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\r\n\x05ready\x18\x03 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12\x0c\n\x04\x63pus\x18\x05 \x01(\x05\x12\x12\n\nmemory_gib\x18\x06 \x01(\x01\x12\x0c\n\x04gpus\x18\x07 \x03(\t\x12\x10\n\x08host_key\x18\x08 \x01(\t\"6\n\x0cSshUpRequest\x12\r\n\x05infra\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\"7\n\rSshUpResponse\x12&\n\x05pools\x18\x01 \x03(\x0b\x32\x17.skypilot.v1.InfraCheck\"8\n\x0eSshDownRequest\x12\r\n\x05infra\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\"2\n\x0fSshDownResponse\x12\r\n\x05pools\x18\x01 \x03(\t\x12\x10\n\x08\x63lusters\x18\x02 \x03(\t2\xdb\x01\n\x0cInfraService\x12\x41\n\x05\x43heck\x12\x19.skypilot.v1.CheckRequest\x1a\x1d.google.longrunning.Operation\x12\x41\n\x05SshUp\x12\x19.skypilot.v1.SshUpRequest\x1a\x1d.google.longrunning.Operation\x12\x45\n\x07SshDown\x12\x1b.skypilot.v1.SshDownRequest\x1a\x1d.google.longrunning.Operationb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17skypilot/v1/infra.proto\x12\x0bskypilot.v1\x1a#google/longrunning/operations.proto\"7\n\x0c\x43heckRequest\x12\x0e\n\x06infras\x18\x01 \x03(\t\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\"8\n\rCheckResponse\x12\'\n\x06infras\x18\x01 \x03(\x0b\x32\x17.skypilot.v1.InfraCheck\"\x92\x01\n\nInfraCheck\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12%\n\x05hosts\x18\x04 \x03(\x0b\x32\x16.skypilot.v1.HostState\x12\x0c\n\x04\x63pus\x18\x05 \x01(\x05\x12\x12\n\nmemory_gib\x18\x06 \x01(\x01\x12\x0c\n\x04gpus\x18\x07 \x03(\t\"\x8b\x01\n\tHostState\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\r\n\x05ready\x18\x03 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12\x0c\n\x04\x63pus\x18\x05 \x01(\x05\x12\x12\n\nmemory_gib\x18\x06 \x01(\x01\x12\x0c\n\x04gpus\x18\x07 \x03(\t\x12\x10\n\x08host_key\x18\x08 \x01(\t\"6\n\x0cSshUpRequest\x12\r\n\x05infra\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\"7\n\rSshUpResponse\x12&\n\x05pools\x18\x01 \x03(\x0b\x32\x17.skypilot.v1.InfraCheck\"8\n\x0eSshDownRequest\x12\r\n\x05infra\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x0f \x01(\t\"2\n\x0fSshDownResponse\x12\r\n\x05pools\x18\x01 \x03(\t\x12\x10\n\x08\x63lusters\x18\x02 \x03(\t2\xdb\x01\n\x0cInfraService\x12\x41\n\x05\x43heck\x12\x19.skypilot.v1.CheckRequest\x1a\x1d.google.longrunning.Operation\x12\x41\n\x05SshUp\x12\x19.skypilot.v1.SshUpRequest\x1a\x1d.google.longrunning.Operation\x12\x45\n\x07SshDown\x12\x1b.skypilot.v1.SshDownRequest\x1a\x1d.google.longrunning.Operationb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -26,18 +26,18 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _globals['_CHECKREQUEST']._serialized_end=132
   _globals['_CHECKRESPONSE']._serialized_start=134
   _globals['_CHECKRESPONSE']._serialized_end=190
-  _globals['_INFRACHECK']._serialized_start=192
-  _globals['_INFRACHECK']._serialized_end=290
-  _globals['_HOSTSTATE']._serialized_start=293
-  _globals['_HOSTSTATE']._serialized_end=432
-  _globals['_SSHUPREQUEST']._serialized_start=434
-  _globals['_SSHUPREQUEST']._serialized_end=488
-  _globals['_SSHUPRESPONSE']._serialized_start=490
-  _globals['_SSHUPRESPONSE']._serialized_end=545
-  _globals['_SSHDOWNREQUEST']._serialized_start=547
-  _globals['_SSHDOWNREQUEST']._serialized_end=603
-  _globals['_SSHDOWNRESPONSE']._serialized_start=605
-  _globals['_SSHDOWNRESPONSE']._serialized_end=655
-  _globals['_INFRASERVICE']._serialized_start=658
-  _globals['_INFRASERVICE']._serialized_end=877
+  _globals['_INFRACHECK']._serialized_start=193
+  _globals['_INFRACHECK']._serialized_end=339
+  _globals['_HOSTSTATE']._serialized_start=342
+  _globals['_HOSTSTATE']._serialized_end=481
+  _globals['_SSHUPREQUEST']._serialized_start=483
+  _globals['_SSHUPREQUEST']._serialized_end=537
+  _globals['_SSHUPRESPONSE']._serialized_start=539
+  _globals['_SSHUPRESPONSE']._serialized_end=594
+  _globals['_SSHDOWNREQUEST']._serialized_start=596
+  _globals['_SSHDOWNREQUEST']._serialized_end=652
+  _globals['_SSHDOWNRESPONSE']._serialized_start=654
+  _globals['_SSHDOWNRESPONSE']._serialized_end=704
+  _globals['_INFRASERVICE']._serialized_start=707
+  _globals['_INFRASERVICE']._serialized_end=926
 # @@protoc_insertion_point(module_scope)

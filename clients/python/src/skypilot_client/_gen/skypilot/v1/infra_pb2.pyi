@@ -21,16 +21,22 @@ class CheckResponse(_message.Message):
     def __init__(self, infras: _Optional[_Iterable[_Union[InfraCheck, _Mapping]]] = ...) -> None: ...
 
 class InfraCheck(_message.Message):
-    __slots__ = ("name", "enabled", "reason", "hosts")
+    __slots__ = ("name", "enabled", "reason", "hosts", "cpus", "memory_gib", "gpus")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ENABLED_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     HOSTS_FIELD_NUMBER: _ClassVar[int]
+    CPUS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_GIB_FIELD_NUMBER: _ClassVar[int]
+    GPUS_FIELD_NUMBER: _ClassVar[int]
     name: str
     enabled: bool
     reason: str
     hosts: _containers.RepeatedCompositeFieldContainer[HostState]
-    def __init__(self, name: _Optional[str] = ..., enabled: bool = ..., reason: _Optional[str] = ..., hosts: _Optional[_Iterable[_Union[HostState, _Mapping]]] = ...) -> None: ...
+    cpus: int
+    memory_gib: float
+    gpus: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., enabled: bool = ..., reason: _Optional[str] = ..., hosts: _Optional[_Iterable[_Union[HostState, _Mapping]]] = ..., cpus: _Optional[int] = ..., memory_gib: _Optional[float] = ..., gpus: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class HostState(_message.Message):
     __slots__ = ("host", "address", "ready", "detail", "cpus", "memory_gib", "gpus", "host_key")
