@@ -12,20 +12,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{Run, ServerProcess, quiet_port};
+use common::{ServerProcess, quiet_port, sky_at};
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
-
-/// `sky` against the server at `port`, with `home` as HOME.
-fn sky(home: &Path, port: u16, args: &[&str]) -> Run {
-    Command::new(env!("CARGO_BIN_EXE_sky"))
-        .args(args)
-        .env("HOME", home)
-        .env("SKYPILOT_API_SERVER_ENDPOINT", format!("http://127.0.0.1:{port}"))
-        .output()
-        .unwrap()
-        .into()
-}
 
 /// A plain HTTP GET on loopback: the body (empty when nothing listens there yet).
 fn get(port: u16, path: &str) -> String {
@@ -106,7 +95,7 @@ fn a_real_prometheus_scrapes_the_metrics_port_and_counts_the_calls_the_test_made
         &home.path().join("data"),
         &["--metrics-port", &metrics_port.to_string()],
     );
-    sky(home.path(), server.port, &["launch", "-c", "seen", "-y", "--cpus", "0.5", "echo hello"]).ok();
+    sky_at(home.path(), server.port, &["launch", "-c", "seen", "-y", "--cpus", "0.5", "echo hello"]).ok();
     let page = get(metrics_port, "/metrics");
     assert!(page.contains("skypilot_clusters{infra=\"local\",state=\"UP\"} 1"), "{page}");
     assert!(page.contains("skypilot_jobs_finished_total{infra=\"local\",state=\"SUCCEEDED\"} 1"), "{page}");
@@ -120,7 +109,7 @@ fn a_real_prometheus_scrapes_the_metrics_port_and_counts_the_calls_the_test_made
         page.lines().find_map(|line| line.strip_prefix(listed)).map_or(0, |n| n.trim().parse().unwrap());
     let calls = 7;
     for _ in 0..calls {
-        sky(home.path(), server.port, &["status"]).ok();
+        sky_at(home.path(), server.port, &["status"]).ok();
     }
 
     let prometheus = Prometheus::start(&format!("127.0.0.1:{metrics_port}"));

@@ -20,19 +20,8 @@ mod slurm_cluster;
 
 use std::{path::Path, process::Command};
 
-use common::{Run, ServerProcess};
+use common::{ServerProcess, sky_at};
 use slurm_cluster::TestSlurm;
-
-/// `sky` against the server at `port`, with `home` as HOME.
-fn sky(home: &Path, port: u16, args: &[&str]) -> Run {
-    Command::new(env!("CARGO_BIN_EXE_sky"))
-        .args(args)
-        .env("HOME", home)
-        .env("SKYPILOT_API_SERVER_ENDPOINT", format!("http://127.0.0.1:{port}"))
-        .output()
-        .unwrap()
-        .into()
-}
 
 /// Waits up to `secs` seconds for `done`, saying `what` did not happen.
 fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
@@ -59,7 +48,7 @@ fn server_for(slurm: &TestSlurm, home: &Path) -> ServerProcess {
 
 /// Whether `sky queue CLUSTER` shows job `id` in `status`.
 fn job_is(home: &Path, port: u16, cluster: &str, id: i64, status: &str) -> bool {
-    let queue = sky(home, port, &["queue", cluster]).ok();
+    let queue = sky_at(home, port, &["queue", cluster]).ok();
     queue.stdout.lines().any(|line| line.starts_with(&format!("{id} ")) && line.contains(status))
 }
 
@@ -68,7 +57,7 @@ fn a_two_node_slurm_cluster_launches_runs_execs_cancels_and_goes_down_through_th
     let slurm = TestSlurm::start(2, 4);
     let home = tempfile::tempdir().unwrap();
     let server = server_for(&slurm, home.path());
-    let sky = |args: &[&str]| sky(home.path(), server.port, args);
+    let sky = |args: &[&str]| sky_at(home.path(), server.port, args);
 
     let check = sky(&["check", "slurm"]).ok();
     assert!(check.stdout.contains("slurm/test: enabled"), "{}", check.stdout);
@@ -191,7 +180,7 @@ fn a_queued_allocation_shows_as_init_with_slurms_reason_and_launches_once_nodes_
     let home = tempfile::tempdir().unwrap();
     let mut server = server_for(&slurm, home.path());
     let port = server.port;
-    let sky = |args: &[&str]| sky(home.path(), port, args);
+    let sky = |args: &[&str]| sky_at(home.path(), port, args);
     sky(&[
         "launch",
         "-c",
@@ -273,7 +262,7 @@ fn a_slurm_job_outlives_a_server_restart_and_an_allocation_ended_from_outside_fa
     let slurm = TestSlurm::start(2, 4);
     let home = tempfile::tempdir().unwrap();
     let mut server = server_for(&slurm, home.path());
-    let sky = |port: u16, args: &[&str]| sky(home.path(), port, args);
+    let sky = |port: u16, args: &[&str]| sky_at(home.path(), port, args);
     sky(server.port, &["launch", "-c", "solo", "-y", "--infra", "slurm/test", "true"]).ok();
     let node_home = slurm.login_host().user.home.clone().unwrap().join(".sky-api/clusters/solo/node-0");
     let go = node_home.join("go");
@@ -331,7 +320,7 @@ fn a_managed_job_whose_allocation_is_cancelled_recovers_in_a_new_allocation() {
     let slurm = TestSlurm::start(2, 4);
     let home = tempfile::tempdir().unwrap();
     let server = server_for(&slurm, home.path());
-    let sky = |args: &[&str]| sky(home.path(), server.port, args);
+    let sky = |args: &[&str]| sky_at(home.path(), server.port, args);
     let gate = tempfile::tempdir().unwrap();
     std::fs::set_permissions(gate.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let go = gate.path().join("go");

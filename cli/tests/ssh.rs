@@ -13,19 +13,8 @@ mod ssh_hosts;
 
 use std::process::Command;
 
-use common::{Run, ServerProcess};
+use common::{Run, ServerProcess, sky_at};
 use ssh_hosts::SshHosts;
-
-/// `sky` against the server at `port`, with `home` as HOME.
-fn sky(home: &std::path::Path, port: u16, args: &[&str]) -> Run {
-    Command::new(env!("CARGO_BIN_EXE_sky"))
-        .args(args)
-        .env("HOME", home)
-        .env("SKYPILOT_API_SERVER_ENDPOINT", format!("http://127.0.0.1:{port}"))
-        .output()
-        .unwrap()
-        .into()
-}
 
 /// The line of `sky check`'s output about `host`.
 fn line_about<'a>(output: &'a str, host: &str) -> &'a str {
@@ -52,7 +41,7 @@ fn sky_ssh_up_pins_and_probes_every_host_and_sky_ssh_down_tears_down_its_cluster
     let pools = hosts.pool_file("lab");
     let server =
         ServerProcess::start_with_flags(home.path(), &data, &["--ssh-node-pools", pools.to_str().unwrap()]);
-    let sky = |args: &[&str]| sky(home.path(), server.port, args);
+    let sky = |args: &[&str]| sky_at(home.path(), server.port, args);
 
     // A pool that is not up is listed, reaches no host and takes no cluster.
     let check = sky(&["check", "ssh/lab"]).ok();
@@ -137,7 +126,7 @@ fn sky_ssh_up_pins_and_probes_every_host_and_sky_ssh_down_tears_down_its_cluster
 fn ssh_up_and_down_are_for_admins_and_name_a_known_pool() {
     let home = tempfile::tempdir().unwrap();
     let server = ServerProcess::start_with_flags(home.path(), &home.path().join("data"), &[]);
-    let none = sky(home.path(), server.port, &["ssh", "up"]).fails();
+    let none = sky_at(home.path(), server.port, &["ssh", "up"]).fails();
     assert!(
         none.stderr.contains("no SSH node pools") && none.stderr.contains("ssh_node_pools.yaml"),
         "{}",
@@ -153,7 +142,7 @@ fn ssh_up_and_down_are_for_admins_and_name_a_known_pool() {
         &home.path().join("data"),
         &["--ssh-node-pools", pools.to_str().unwrap()],
     );
-    let unknown = sky(home.path(), server.port, &["ssh", "down", "--infra", "gpus", "-y"]).fails();
+    let unknown = sky_at(home.path(), server.port, &["ssh", "down", "--infra", "gpus", "-y"]).fails();
     assert!(
         unknown.stderr.contains("\"gpus\" is not an SSH node pool") && unknown.stderr.contains("ssh/lab"),
         "{}",
@@ -219,7 +208,7 @@ fn a_two_node_cluster_on_a_pool_runs_jobs_on_both_hosts_until_it_is_torn_down() 
         ),
     )
     .unwrap();
-    let sky = |args: &[&str]| sky(home.path(), server.port, args);
+    let sky = |args: &[&str]| sky_at(home.path(), server.port, args);
     sky(&["ssh", "up"]).ok();
 
     let launched = sky(&["launch", "-c", "pair", "-y", task.to_str().unwrap()]).ok();
@@ -318,7 +307,7 @@ fn jobs_on_a_pool_outlive_server_restarts_and_cut_connections_and_a_lost_host_fa
     let mut server =
         ServerProcess::start_with_flags(home.path(), &data, &["--ssh-node-pools", pools.to_str().unwrap()]);
     let (home_dir, port) = (home.path().to_path_buf(), server.port);
-    let sky = move |args: &[&str]| sky(&home_dir, port, args);
+    let sky = move |args: &[&str]| sky_at(&home_dir, port, args);
     sky(&["ssh", "up", "--infra", "ssh/lab"]).ok();
     let gate = tempfile::tempdir().unwrap();
     std::fs::set_permissions(gate.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
@@ -402,7 +391,7 @@ fn each_node_on_a_pool_holds_gpus_of_its_own_and_jobs_see_them_as_cuda_visible_d
         &home.path().join("data"),
         &["--ssh-node-pools", pools.to_str().unwrap()],
     );
-    let sky = |args: &[&str]| sky(home.path(), server.port, args);
+    let sky = |args: &[&str]| sky_at(home.path(), server.port, args);
     let up = sky(&["ssh", "up"]).ok();
     for host in &hosts.hosts {
         assert!(
@@ -457,7 +446,7 @@ fn a_managed_job_whose_host_dies_is_relaunched_on_another_host_of_the_pool() {
         &home.path().join("data"),
         &["--ssh-node-pools", pools.to_str().unwrap()],
     );
-    let sky = |args: &[&str]| sky(home.path(), server.port, args);
+    let sky = |args: &[&str]| sky_at(home.path(), server.port, args);
     sky(&["ssh", "up", "--infra", "ssh/lab"]).ok();
     let gate = tempfile::tempdir().unwrap();
     std::fs::set_permissions(gate.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();

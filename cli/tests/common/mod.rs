@@ -171,6 +171,17 @@ impl Drop for ServerProcess {
     }
 }
 
+/// `sky args` with `home` as HOME, against the server on loopback `port`.
+pub fn sky_at(home: &Path, port: u16, args: &[&str]) -> Run {
+    Command::new(env!("CARGO_BIN_EXE_sky"))
+        .args(args)
+        .env("HOME", home)
+        .env("SKYPILOT_API_SERVER_ENDPOINT", format!("http://127.0.0.1:{port}"))
+        .output()
+        .unwrap()
+        .into()
+}
+
 /// A temporary HOME whose local default server listens on its own port.
 pub struct Home {
     dir: tempfile::TempDir,

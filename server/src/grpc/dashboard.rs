@@ -84,9 +84,7 @@ impl DashboardLayer {
 }
 
 fn entity_tag(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    format!("\"{hex}\"")
+    format!("\"{}\"", skypilot_api::identity::hex(&Sha256::digest(bytes)[..8]))
 }
 
 impl Files {

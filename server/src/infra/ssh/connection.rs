@@ -95,8 +95,7 @@ impl Ssh {
     /// bounded), and one per user, address and port.
     fn control_path(&self, host: &Host) -> PathBuf {
         let id = Sha256::digest(host.label().as_bytes());
-        let id: String = id.iter().take(8).map(|byte| format!("{byte:02x}")).collect();
-        self.dir.join("cm").join(id)
+        self.dir.join("cm").join(skypilot_api::identity::hex(&id[..8]))
     }
 
     /// `ssh` with the options every use shares.
