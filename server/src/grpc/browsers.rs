@@ -4,14 +4,11 @@
 //! (the dashboard), and, on a loopback server, calls
 //! addressed to a host name other than a loopback one (DNS rebinding).
 
-use std::{
-    future::Future,
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll},
-};
+use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue, Method};
+
+use super::answers::{Answer, AnswerLayer, ReplyFuture, ready, reply};
 use tonic::Status;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
@@ -70,9 +67,12 @@ fn normal_origin(origin: &str) -> Option<String> {
 /// be "same origin" and could act for anyone, so there the dashboard's
 /// origin must be allowed by name with `--cors-allow-origin`.
 #[derive(Debug, Clone)]
-pub struct BrowserGuardLayer {
+pub struct BrowserGuard {
     rules: Arc<Rules>,
 }
+
+/// The guard in front of a service.
+pub type BrowserGuardLayer = AnswerLayer<BrowserGuard>;
 
 #[derive(Debug)]
 struct Rules {
@@ -93,7 +93,7 @@ impl BrowserGuardLayer {
             loopback_only: loopback,
             own_origin_allowed: loopback || require_auth,
         };
-        BrowserGuardLayer { rules: Arc::new(rules) }
+        AnswerLayer(BrowserGuard { rules: Arc::new(rules) })
     }
 }
 
@@ -161,57 +161,24 @@ pub fn is_loopback_host(authority: &str) -> bool {
         || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-impl<S> tower::Layer<S> for BrowserGuardLayer {
-    type Service = BrowserGuard<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        BrowserGuard { inner, rules: self.rules.clone() }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct BrowserGuard<S> {
-    inner: S,
-    rules: Arc<Rules>,
-}
-
-type Reply = super::metrics_endpoint::Reply;
-
-impl<S, ReqBody> tower::Service<http::Request<ReqBody>> for BrowserGuard<S>
-where
-    S: tower::Service<http::Request<ReqBody>, Response = Reply>,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-{
-    type Response = Reply;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Reply, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
-        if let Some(why) = self.rules.refusal(&request) {
-            let grpc = request
-                .headers()
-                .get(http::header::CONTENT_TYPE)
-                .and_then(|value| value.to_str().ok())
-                .is_some_and(|value| value.starts_with("application/grpc"));
-            // A call gets a gRPC status; a page (a browser's GET) a readable 403.
-            let response = if grpc {
-                Status::permission_denied(why).into_http()
-            } else {
-                let mut page = super::metrics_endpoint::reply(403, &format!("{why}\n"));
-                page.headers_mut().insert(
-                    http::header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/plain; charset=utf-8"),
-                );
-                page
-            };
-            return Box::pin(std::future::ready(Ok(response)));
-        }
-        Box::pin(self.inner.call(request))
+impl Answer for BrowserGuard {
+    fn answer<B>(&self, request: &http::Request<B>) -> Option<ReplyFuture> {
+        let why = self.rules.refusal(request)?;
+        let grpc = request
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.starts_with("application/grpc"));
+        // A call gets a gRPC status; a page (a browser's GET) a readable 403.
+        let response = if grpc {
+            Status::permission_denied(why).into_http()
+        } else {
+            let mut page = reply(403, &format!("{why}\n"));
+            page.headers_mut()
+                .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+            page
+        };
+        Some(ready(response))
     }
 }
 
@@ -260,16 +227,19 @@ mod tests {
         let own = call_from("http://127.0.0.1:46580", "127.0.0.1:46580");
         let rebound = call_from("http://evil.example:46580", "evil.example:46580");
         let local = BrowserGuardLayer::new(&[], true, false);
-        assert_eq!(local.rules.refusal(&own), None);
-        assert!(local.rules.refusal(&rebound).is_some(), "a loopback server answers loopback names only");
+        assert_eq!(local.0.rules.refusal(&own), None);
+        assert!(local.0.rules.refusal(&rebound).is_some(), "a loopback server answers loopback names only");
         let deployed = BrowserGuardLayer::new(&[], false, true);
-        assert_eq!(deployed.rules.refusal(&rebound), None, "credentials are still required");
+        assert_eq!(deployed.0.rules.refusal(&rebound), None, "credentials are still required");
         // Beyond loopback without authentication, a rebound page would act for anyone.
         let open = BrowserGuardLayer::new(&[], false, false);
-        let why = open.rules.refusal(&rebound).unwrap();
+        let why = open.0.rules.refusal(&rebound).unwrap();
         assert!(why.contains("--cors-allow-origin http://evil.example:46580"), "{why}");
         let named = BrowserGuardLayer::new(&["http://sky.internal:46580".into()], false, false);
-        assert_eq!(named.rules.refusal(&call_from("http://sky.internal:46580", "sky.internal:46580")), None);
+        assert_eq!(
+            named.0.rules.refusal(&call_from("http://sky.internal:46580", "sky.internal:46580")),
+            None
+        );
     }
 
     #[test]

@@ -5,18 +5,12 @@
 //! everything over gRPC-Web with the viewer's credentials, so they are served
 //! to anyone, with a policy that lets the page load nothing but itself.
 
-use std::{
-    future::Future,
-    path::PathBuf,
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll},
-};
+use std::{path::PathBuf, sync::Arc};
 
 use http::{HeaderValue, Method, header};
 use sha2::{Digest, Sha256};
 
-use super::metrics_endpoint::{Reply, reply};
+use super::answers::{Answer, AnswerLayer, Reply, ReplyFuture, ready, reply};
 
 /// Where the page is.
 pub const DASHBOARD_PATH: &str = "/dashboard/";
@@ -53,9 +47,12 @@ pub fn embedded_size() -> usize {
 /// Serves the dashboard: the embedded build, or the files of `dir` (read on
 /// every request, for working on the dashboard without rebuilding the server).
 #[derive(Clone)]
-pub struct DashboardLayer {
+pub struct Dashboard {
     files: Arc<Files>,
 }
+
+/// The dashboard in front of a service.
+pub type DashboardLayer = AnswerLayer<Dashboard>;
 
 struct Files {
     dir: Option<PathBuf>,
@@ -79,7 +76,7 @@ impl DashboardLayer {
             }
         }
         let tags = EMBEDDED.iter().map(|(_, _, bytes)| entity_tag(bytes)).collect();
-        Ok(DashboardLayer { files: Arc::new(Files { dir, tags }) })
+        Ok(AnswerLayer(Dashboard { files: Arc::new(Files { dir, tags }) }))
     }
 }
 
@@ -158,42 +155,14 @@ fn with_headers(mut response: Reply, content_type: &'static str) -> Reply {
     response
 }
 
-impl<S> tower::Layer<S> for DashboardLayer {
-    type Service = Dashboard<S>;
-
-    fn layer(&self, inner: S) -> Dashboard<S> {
-        Dashboard { inner, files: self.files.clone() }
-    }
-}
-
-#[derive(Clone)]
-pub struct Dashboard<S> {
-    inner: S,
-    files: Arc<Files>,
-}
-
-impl<S, ReqBody> tower::Service<http::Request<ReqBody>> for Dashboard<S>
-where
-    S: tower::Service<http::Request<ReqBody>, Response = Reply>,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-{
-    type Response = Reply;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Reply, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
+impl Answer for Dashboard {
+    fn answer<B>(&self, request: &http::Request<B>) -> Option<ReplyFuture> {
         // gRPC calls are POSTs to /package.Service/Method: only other
         // requests can be the dashboard's.
-        let is_page = request.method() != Method::POST || request.uri().path().starts_with("/dashboard");
-        let if_none_match = request.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
-        match is_page.then(|| self.files.answer(request.method(), request.uri().path(), if_none_match)) {
-            Some(Some(response)) => Box::pin(std::future::ready(Ok(response))),
-            _ => Box::pin(self.inner.call(request)),
+        if request.method() == Method::POST && !request.uri().path().starts_with("/dashboard") {
+            return None;
         }
+        let if_none_match = request.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
+        self.files.answer(request.method(), request.uri().path(), if_none_match).map(ready)
     }
 }

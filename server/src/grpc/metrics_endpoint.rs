@@ -4,16 +4,12 @@
 //! without credentials, on the port of `--metrics-port` (for a scraper
 //! inside the cluster).
 
-use std::{
-    future::Future,
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll},
-};
+use std::sync::Arc;
 
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tokio_stream::wrappers::TcpListenerStream;
 
+use super::answers::{Answer, AnswerLayer, ReplyFuture, ready, reply};
 use crate::{
     auth::{Accounts, peer_ip},
     clusters::Clusters,
@@ -50,61 +46,36 @@ impl MetricsSource {
     }
 }
 
+/// Answers `GET /metrics`.
 #[derive(Clone)]
-pub struct MetricsEndpointLayer {
+pub struct MetricsEndpoint {
     source: MetricsSource,
     /// Who may read it: None for anyone.
     accounts: Option<Arc<Accounts>>,
 }
 
+/// `/metrics` in front of a service.
+pub type MetricsEndpointLayer = AnswerLayer<MetricsEndpoint>;
+
 impl MetricsEndpointLayer {
     pub fn new(source: MetricsSource, accounts: Option<Arc<Accounts>>) -> MetricsEndpointLayer {
-        MetricsEndpointLayer { source, accounts }
+        AnswerLayer(MetricsEndpoint { source, accounts })
     }
 }
 
-impl<S> tower::Layer<S> for MetricsEndpointLayer {
-    type Service = MetricsEndpoint<S>;
-
-    fn layer(&self, inner: S) -> MetricsEndpoint<S> {
-        MetricsEndpoint { inner, layer: self.clone() }
-    }
-}
-
-#[derive(Clone)]
-pub struct MetricsEndpoint<S> {
-    inner: S,
-    layer: MetricsEndpointLayer,
-}
-
-pub(super) type Reply = http::Response<tonic::body::Body>;
-
-impl<S, ReqBody> tower::Service<http::Request<ReqBody>> for MetricsEndpoint<S>
-where
-    S: tower::Service<http::Request<ReqBody>, Response = Reply>,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-{
-    type Response = Reply;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Reply, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
+impl Answer for MetricsEndpoint {
+    fn answer<B>(&self, request: &http::Request<B>) -> Option<ReplyFuture> {
         if request.uri().path() != "/metrics" {
-            return Box::pin(self.inner.call(request));
+            return None;
         }
         if request.method() != http::Method::GET {
-            return Box::pin(std::future::ready(Ok(reply(405, "use GET /metrics\n"))));
+            return Some(ready(reply(405, "use GET /metrics\n")));
         }
-        let layer = self.layer.clone();
+        let endpoint = self.clone();
         let header = request.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
-        let peer = peer_ip(&request);
-        Box::pin(async move {
-            if let Some(accounts) = &layer.accounts
+        let peer = peer_ip(request);
+        Some(Box::pin(async move {
+            if let Some(accounts) = &endpoint.accounts
                 && let Err(err) = accounts.authenticate(header.as_deref(), peer).await
             {
                 metrics::global().auth_failures.inc();
@@ -113,24 +84,18 @@ where
                     http::header::WWW_AUTHENTICATE,
                     http::HeaderValue::from_static("Basic realm=\"skypilot\""),
                 );
-                return Ok(denied);
+                return denied;
             }
-            let page = tokio::task::spawn_blocking(move || layer.source.page()).await.unwrap_or_default();
+            let page = tokio::task::spawn_blocking(move || endpoint.source.page()).await.unwrap_or_default();
             let mut ok = reply(200, &page);
             ok.headers_mut().insert(
                 http::header::CONTENT_TYPE,
                 // What prometheus-client writes: the OpenMetrics text format.
                 http::HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
             );
-            Ok(ok)
-        })
+            ok
+        }))
     }
-}
-
-pub(super) fn reply(status: u16, text: &str) -> Reply {
-    let mut response = http::Response::new(tonic::body::Body::new(text.to_string()));
-    *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
-    response
 }
 
 /// `/metrics` alone, without credentials, on a port of its own (with

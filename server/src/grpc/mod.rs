@@ -2,6 +2,7 @@
 //! operation's kind validates and authorizes it) -> convert; a read is
 //! caller -> read -> convert. No store access and no business logic here.
 
+mod answers;
 mod browsers;
 mod caller;
 mod clusters;
