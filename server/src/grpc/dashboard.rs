@@ -5,7 +5,10 @@
 //! everything over gRPC-Web with the viewer's credentials, so they are served
 //! to anyone, with a policy that lets the page load nothing but itself.
 
-use std::{path::PathBuf, sync::Arc};
+use std::{
+    path::PathBuf,
+    sync::{Arc, LazyLock},
+};
 
 use http::{HeaderValue, Method, header};
 use sha2::{Digest, Sha256};
@@ -39,6 +42,11 @@ const EMBEDDED: &[(&str, &str, &[u8])] = &[
     ),
 ];
 
+/// Entity tags of the embedded files, in the order of EMBEDDED: worked out
+/// on the first request for them, not at every start.
+static EMBEDDED_TAGS: LazyLock<Vec<String>> =
+    LazyLock::new(|| EMBEDDED.iter().map(|(_, _, bytes)| entity_tag(bytes)).collect());
+
 /// How many bytes the embedded dashboard adds to the binary.
 pub fn embedded_size() -> usize {
     EMBEDDED.iter().map(|(_, _, bytes)| bytes.len()).sum()
@@ -56,8 +64,6 @@ pub type DashboardLayer = AnswerLayer<Dashboard>;
 
 struct Files {
     dir: Option<PathBuf>,
-    /// Entity tags of the embedded files, in the order of EMBEDDED.
-    tags: Vec<String>,
 }
 
 impl DashboardLayer {
@@ -75,8 +81,7 @@ impl DashboardLayer {
                 }
             }
         }
-        let tags = EMBEDDED.iter().map(|(_, _, bytes)| entity_tag(bytes)).collect();
-        Ok(AnswerLayer(Dashboard { files: Arc::new(Files { dir, tags }) }))
+        Ok(AnswerLayer(Dashboard { files: Arc::new(Files { dir }) }))
     }
 }
 
@@ -117,7 +122,7 @@ impl Files {
                     return Some(with_headers(reply(500, "the dashboard is not available\n"), text));
                 }
             },
-            None => (embedded.to_vec(), self.tags[index].clone()),
+            None => (embedded.to_vec(), EMBEDDED_TAGS[index].clone()),
         };
         let unchanged = if_none_match.is_some_and(|tags| {
             tags.split(',')
