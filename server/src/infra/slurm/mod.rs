@@ -58,8 +58,9 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often a queued allocation (and an ending one) is looked at, at first and at most.
 const POLL_FIRST: Duration = Duration::from_millis(100);
 const POLL_MAX: Duration = Duration::from_secs(2);
-/// How many times an ending allocation is looked at again (about 15 s in all).
-const ENDING_POLLS: usize = 20;
+/// How many times an ending allocation is looked at again (about 45 s in
+/// all: Slurm gives a step's processes KillWait, 30 s by default, to end).
+const ENDING_POLLS: usize = 50;
 /// How long the login node may not answer before a run is taken for lost.
 const LOGIN_LOST_AFTER: Duration = Duration::from_secs(15);
 
